@@ -1,0 +1,116 @@
+"""Settings: defaults, then the TOML config file, then command-line flags.
+
+The config file is ``--config FILE`` or ``~/.config/keck-top/config.toml``
+(``$XDG_CONFIG_HOME`` respected). Unknown keys and wrong types are errors: a
+typo in a config file must not silently change what keck-top measures.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+MODELS = ("auto", "cpu-time", "frequency-weighted", "full")
+IDLE_POLICIES = ("separate", "proportional", "none")
+PROBES = ("auto", "ebpf", "procfs")
+
+
+class ConfigError(ValueError):
+    """The config file or a flag value is unusable (reported in one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval: float = 1.0
+    model: str = "auto"
+    idle: str = "separate"
+    idle_watts: float | None = None  # idle baseline; learned from history when None
+    tdp: float | None = None  # CPU power at full load for the estimate (W)
+    price_per_kwh: float | None = None  # currency units per kWh
+    currency: str = "€"
+    co2e_g_per_kwh: float | None = None  # grams CO2e per kWh
+    # Time-of-day price schedule: [{"from": "07:00", "price_per_kwh": 0.30}, ...]
+    price_schedule: tuple[Mapping[str, Any], ...] = ()
+    sysfs_root: str = "/sys"
+    procfs_root: str = "/proc"
+    probes: str = "auto"
+    host: str | None = None  # node name override
+    history_minutes: float = 10.0
+    theme: str = "dark"
+    extra: Mapping[str, Any] = field(default_factory=dict)  # [sections] for other parts
+
+
+_FLOAT_KEYS = {"interval", "idle_watts", "tdp", "price_per_kwh", "co2e_g_per_kwh", "history_minutes"}
+_CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "theme": ("dark", "light")}
+# Sections other modules read (agent, fleet, redfish, kubelet, ...): kept, not checked here.
+_SECTIONS = {"agent", "redfish", "kubelet", "gpu", "apple", "fleet", "prometheus", "record", "ui"}
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "keck-top" / "config.toml"
+
+
+def load_config(path: Path | None, *, explicit: bool) -> Settings:
+    """Read a config file. A missing default file is fine; a missing explicit one is not."""
+    if path is None:
+        return Settings()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return Settings()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    return settings_from_mapping(data, where=str(path))
+
+
+def settings_from_mapping(data: Mapping[str, Any], where: str = "config") -> Settings:
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if key in _SECTIONS and isinstance(value, Mapping):
+            extra[key] = dict(value)
+            continue
+        if name not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}")
+        values[name] = check_value(name, value, where)
+    return replace(Settings(), extra=extra, **values)
+
+
+def check_value(name: str, value: Any, where: str = "config") -> Any:
+    """Validate one setting's value; raise ConfigError with a readable reason."""
+    if name in _FLOAT_KEYS:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+        value = float(value)
+        if value < 0 or (name in ("interval", "history_minutes") and value <= 0):
+            raise ConfigError(f"{where}: {name} must be positive, got {value}")
+        if name == "interval" and value < 0.05:
+            raise ConfigError(f"{where}: interval must be at least 0.05 s, got {value}")
+        return value
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ConfigError(f"{where}: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}")
+        return value
+    if name == "price_schedule":
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise ConfigError(f"{where}: price_schedule must be a list of tables")
+        return tuple(dict(v) for v in value)
+    if name in ("sysfs_root", "procfs_root", "host", "currency"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+        return value
+    return value

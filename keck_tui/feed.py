@@ -1,0 +1,123 @@
+"""Snapshot feeds: what the TUI, the agent and the recorder consume.
+
+A feed produces snapshots on its own thread; consumers call ``latest()``, which
+never blocks, so a stalled source can make a snapshot old but never freezes a
+screen or an HTTP handler. The UI shows a snapshot as stale from its age.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Protocol, Sequence
+
+from keck_tui.clock import Clock, SystemClock
+from keck_tui.model import Snapshot
+
+
+class SnapshotFeed(Protocol):
+    interval: float
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def latest(self) -> Snapshot | None: ...
+    def set_interval(self, seconds: float) -> None: ...
+    def last_error(self) -> str | None: ...
+
+
+class ThreadedFeed:
+    """Runs ``produce()`` every ``interval`` seconds on a daemon thread.
+
+    ``produce`` is expected to block for about one interval (a collector
+    measures over the interval itself) or to return at once (remote polling);
+    the feed sleeps only the part of the interval that ``produce`` did not use.
+    Exceptions from ``produce`` are kept as ``last_error()``, never raised.
+    """
+
+    def __init__(self, produce: Callable[[], Snapshot], interval: float = 1.0,
+                 clock: Clock | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
+                 name: str = "keck-feed") -> None:
+        self._produce = produce
+        self.interval = interval
+        self._clock = clock or SystemClock()
+        self._on_snapshot = on_snapshot
+        self._latest: Snapshot | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._name = name
+        self.produced = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * self.interval + 1)
+
+    def latest(self) -> Snapshot | None:
+        with self._lock:
+            return self._latest
+
+    def last_error(self) -> str | None:
+        return self._error
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = max(0.05, float(seconds))
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = self._clock.monotonic()
+            try:
+                snap = self._produce()
+            except Exception as exc:  # noqa: BLE001 - a feed must survive its source
+                self._error = f"{type(exc).__name__}: {exc}"
+            else:
+                self._error = None
+                with self._lock:
+                    self._latest = snap
+                self.produced += 1
+                if self._on_snapshot is not None:
+                    try:
+                        self._on_snapshot(snap)
+                    except Exception as exc:  # noqa: BLE001
+                        self._error = f"{type(exc).__name__}: {exc}"
+            spent = self._clock.monotonic() - started
+            self._wake.clear()
+            self._wake.wait(max(0.0, self.interval - spent))
+
+
+class StaticFeed:
+    """A feed over fixed snapshots (tests, replay): ``advance()`` moves to the next."""
+
+    def __init__(self, snapshots: Sequence[Snapshot], interval: float = 1.0) -> None:
+        if not snapshots:
+            raise ValueError("StaticFeed needs at least one snapshot")
+        self._snapshots = list(snapshots)
+        self.index = 0
+        self.interval = interval
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def latest(self) -> Snapshot | None:
+        return self._snapshots[self.index]
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+
+    def last_error(self) -> str | None:
+        return None
+
+    def advance(self, steps: int = 1) -> Snapshot:
+        self.index = max(0, min(len(self._snapshots) - 1, self.index + steps))
+        return self._snapshots[self.index]

@@ -1,0 +1,162 @@
+"""What samplers hand to the collector: readings over a measured interval.
+
+Every sampler is stateful in one way only: it keeps its previous raw counters
+so that ``sample()`` can return values *over the interval since the previous
+call*, measured with the injected clock. The first call primes the counters and
+returns no values (status ok, detail "warming up"). ``sample()`` never raises:
+trouble becomes the reading's ``source`` status.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
+
+from keck_tui.model import SourceStatus
+
+# Kinds of power domain, and how they add up (DESIGN.md, "Energy and attribution rules").
+DOMAIN_PACKAGE = "package"  # CPU socket; sums over sockets to the cpu component
+DOMAIN_CORE = "core"  # inside package: informational only
+DOMAIN_UNCORE = "uncore"  # inside package: informational only
+DOMAIN_DRAM = "dram"  # the dram component
+DOMAIN_PSYS = "psys"  # platform (SoC + more): a node total, never added to packages
+DOMAIN_GPU = "gpu"  # one accelerator
+DOMAIN_NODE = "node"  # wall power of the whole node (BMC, PSU input)
+DOMAIN_OTHER = "other"  # a sensor that adds to nothing (shown, not summed)
+
+
+@dataclass(frozen=True)
+class PowerDomain:
+    """Mean watts of one power domain over the sampler's measured interval."""
+
+    name: str  # stable, e.g. "package-0", "dram-0", "psys", "gpu-0", "chassis-1"
+    kind: str  # one of the DOMAIN_* constants
+    watts: float
+    interval_s: float
+    accuracy: float  # relative error bound of this reading, e.g. 0.02 for ±2 %
+    joules: float | None = None  # energy over the interval when a counter gave it
+    socket: int | None = None
+    label: str | None = None  # the hardware's own label (hwmon label, Redfish name)
+    flags: tuple[str, ...] = ()  # "wrapped", "multi-wrap?", "backwards", ...
+
+
+@dataclass(frozen=True)
+class PowerReading:
+    """One power source's domains, or why it has none."""
+
+    source: SourceStatus
+    domains: tuple[PowerDomain, ...] = ()
+
+
+class PowerSampler(Protocol):
+    name: str
+
+    def sample(self) -> PowerReading: ...
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """A process's use of one GPU over the interval."""
+
+    pid: int
+    sm_share: float  # 0..1 share of the device's SM activity attributable to it
+    mem_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    index: int
+    name: str
+    uuid: str
+    watts: float  # mean over the interval (from the energy counter where possible)
+    accuracy_w: float  # absolute bound of the power reading (NVML tolerance)
+    joules: float | None = None
+    idle_watts: float | None = None  # device power at no load, when known
+    util_pct: float | None = None
+    sm_clock_mhz: float | None = None
+    mem_used_bytes: int | None = None
+    temp_c: float | None = None
+    power_limit_w: float | None = None
+    processes: tuple[GpuProcess, ...] = ()
+    mig: tuple[Mapping[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    source: SourceStatus
+    devices: tuple[GpuDevice, ...] = ()
+
+
+class GpuSampler(Protocol):
+    name: str
+
+    def sample(self) -> GpuReading: ...
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One process over the interval (threads folded into their process)."""
+
+    pid: int
+    name: str  # comm
+    cmd: str  # full command line, or [name] for kernel threads
+    cpu_s: float  # on-CPU seconds (user+system) in the interval
+    per_cpu_s: Mapping[int, float] = field(default_factory=dict)  # core -> seconds
+    ppid: int = 0
+    pss_bytes: int | None = None
+    rss_bytes: int | None = None
+    cgroup: str = ""  # the process's cgroup path (v2 unified path, else best v1 path)
+    cgroup_line: str = ""  # raw /proc/<pid>/cgroup content (for hierarchy parsers)
+    kernel: bool = False  # a kernel thread: attributed to (kernel)
+    start_time: float = 0.0  # boot-relative start, to tell a reused PID apart
+    exited: bool = False  # exited during the interval (eBPF keeps its time)
+    uid: int | None = None
+
+
+@dataclass(frozen=True)
+class CoreSample:
+    """One logical CPU over the interval."""
+
+    cpu: int
+    busy_s: float  # non-idle seconds: user+nice+system+irq+softirq (steal excluded)
+    total_s: float  # wall seconds the core existed in the interval (≈ interval)
+    irq_s: float = 0.0  # irq + softirq seconds (attributed to (kernel))
+    freq_mhz: float | None = None  # mean frequency over the interval
+    freq_nominal: bool = False  # freq_mhz is the nominal value from /proc/cpuinfo
+    freq_cubed_weight: float | None = None  # ∫ busy·(f/fmax)³ dt when eBPF gives residency
+
+
+@dataclass(frozen=True)
+class CpuActivity:
+    """Who ran where: per-process and per-core CPU time over the interval."""
+
+    source: SourceStatus
+    interval_s: float
+    processes: tuple[ProcessSample, ...] = ()
+    cores: tuple[CoreSample, ...] = ()
+    per_cpu_exact: bool = False  # per_cpu_s measured (eBPF), not the last-CPU guess
+
+
+class ActivitySampler(Protocol):
+    name: str
+
+    def sample(self) -> CpuActivity: ...
+
+
+@dataclass(frozen=True)
+class CoreFrequency:
+    cpu: int
+    mhz: float
+    nominal: bool  # from /proc/cpuinfo, not a live reading
+    max_mhz: float | None = None
+
+
+@dataclass(frozen=True)
+class FrequencyReading:
+    source: SourceStatus
+    cores: tuple[CoreFrequency, ...] = ()
+
+
+class FrequencySampler(Protocol):
+    name: str
+
+    def sample(self) -> FrequencyReading: ...
