@@ -1,0 +1,26 @@
+"""Shared test helpers: where ../shared/fixtures is, and skips when it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KECK_SHARED", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+
+
+def shared_fixture(*parts: str) -> Path:
+    """Path of a file or folder under ../shared/fixtures; skips the test when absent."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared fixture {path} not present (../shared is absent)")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"{FIXTURES} not present (../shared is absent)")
+    return FIXTURES
