@@ -1,0 +1,45 @@
+"""Small, fast file reads for sysfs/procfs samplers, with an injectable reader.
+
+Samplers take a ``read_file`` callable (path -> text) so tests can inject the
+failures that a root test process cannot provoke with ``chmod`` (root reads a
+mode-000 file anyway): e.g. ``PermissionError`` for ``energy_uj`` as a
+non-root user sees it since CVE-2020-8694.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+#: Read a whole (small) file as text. Raises OSError like ``open`` would.
+ReadFile = Callable[[str], str]
+
+
+def read_file(path: str) -> str:
+    """Read a small pseudo-file with one ``read`` syscall (sysfs values are < 4 KiB)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, 65536)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace")
+
+
+def read_int(read: ReadFile, path: str) -> int:
+    """An integer pseudo-file (``energy_uj``, ``scaling_cur_freq``); ValueError if not one."""
+    return int(read(path).strip())
+
+
+def read_opt_int(read: ReadFile, path: str) -> int | None:
+    """An integer file, or None when it is absent, unreadable or not an integer."""
+    try:
+        return int(read(path).strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_opt_text(read: ReadFile, path: str) -> str | None:
+    """A one-line text file stripped, or None when absent or unreadable."""
+    try:
+        return read(path).strip()
+    except OSError:
+        return None
