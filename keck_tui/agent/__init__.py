@@ -1,0 +1,1 @@
+"""`keck-top serve`: the headless agent (JSON query API, history, Prometheus /metrics)."""

@@ -1,14 +1,131 @@
-"""Command placeholder until its issue lands."""
+"""`keck-top serve`: the headless agent (JSON query API, history and Prometheus /metrics).
+
+Cheap to import: aiohttp and prometheus-client are imported inside run().
+"""
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
 
-from keck_tui.cli import CliError
+from keck_tui.cli import CliError, add_sampling_options, settings_from_args
+
+DEFAULT_LISTEN = "127.0.0.1:9464"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.description = (
+        "Run keck-top headless and serve its snapshots: GET /api/v1/snapshot[?path=a/b&depth=N], "
+        "/api/v1/history?path=&since=, /metrics (Prometheus) and /healthz. Read-only; loopback "
+        "only unless you give a token. See docs/remote.md.")
+    g = parser.add_argument_group("agent")
+    g.add_argument("--listen", metavar="HOST:PORT",
+                   help=f"address to listen on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)")
+    g.add_argument("--token-file", metavar="FILE",
+                   help="file holding a bearer token; required on every endpoint but /healthz")
+    g.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow listening beyond loopback without a token (anyone who can reach it can read it)")
+    g.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
+    g.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    g.add_argument("--history-minutes", metavar="M", type=float,
+                   help="minutes of per-row history kept for /api/v1/history (default 10)")
+    g.add_argument("--history-max-mb", metavar="MB", type=float,
+                   help="memory cap for the history in MiB; oldest entries go first (default 32)")
+    g.add_argument("--top-processes", metavar="N", type=int,
+                   help="processes exported to /metrics (top N by watts, rest summed as (other); default 20)")
+    g.add_argument("--max-pods", metavar="N", type=int,
+                   help="pod series in /metrics before the smallest are summed as (other) (default 500)")
+    g.add_argument("--from-file", metavar="FILE", type=Path,
+                   help="serve snapshots from a keck-top/1 JSON or JSON Lines file (cycled) instead of sampling")
+    g.add_argument("--access-log", action="store_true", help="log every request (never the token)")
+    add_sampling_options(parser)
+
+
+def _opt(args: argparse.Namespace, section: dict[str, Any], name: str, default: Any) -> Any:
+    value = getattr(args, name, None)
+    if value is not None:
+        return value
+    return section.get(name, section.get(name.replace("_", "-"), default))
 
 
 def run(args: argparse.Namespace) -> int:
-    raise CliError("not implemented yet")
+    settings = settings_from_args(args)
+    section = dict(settings.extra.get("agent", {}))
+    from keck_tui.agent.auth import TokenError, is_loopback, load_token
+    from keck_tui.agent.server import parse_listen
+
+    try:
+        host, port = parse_listen(str(_opt(args, section, "listen", DEFAULT_LISTEN)))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    token_file = _opt(args, section, "token_file", None)
+    token = None
+    if token_file:
+        try:
+            token = load_token(token_file)
+        except TokenError as exc:
+            raise CliError(str(exc)) from None
+    insecure = bool(args.insecure_no_auth or section.get("insecure_no_auth", False))
+    if token is None and not is_loopback(host) and not insecure:
+        raise CliError(f"refusing to listen on {host} without a token: give --token-file FILE "
+                       "(or --insecure-no-auth to accept that anyone who reaches it can read it)")
+    cert, key = _opt(args, section, "tls_cert", None), _opt(args, section, "tls_key", None)
+    if bool(cert) != bool(key):
+        raise CliError("--tls-cert and --tls-key go together")
+    minutes = float(_opt(args, section, "history_minutes", settings.history_minutes))
+    max_mb = float(_opt(args, section, "history_max_mb", 32.0))
+    top = int(_opt(args, section, "top_processes", 20))
+    max_pods = int(_opt(args, section, "max_pods", 500))
+    if not (minutes > 0 and math.isfinite(minutes)) or not (max_mb > 0 and math.isfinite(max_mb)):
+        raise CliError("--history-minutes and --history-max-mb must be positive")
+    if top < 1 or max_pods < 1:
+        raise CliError("--top-processes and --max-pods must be at least 1")
+
+    import asyncio
+
+    from keck_tui.agent.app import AgentService, build_app
+    from keck_tui.agent.history import History
+    from keck_tui.agent.metrics import MetricsState, default_families
+    from keck_tui.agent.server import serve, tls_context
+
+    ssl_ctx = None
+    if cert:
+        try:
+            ssl_ctx = tls_context(str(cert), str(key))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+    feed = _build_feed(args, settings)
+    entries = max(1, int(minutes * 60 / max(settings.interval, 0.05)))
+    service = AgentService(feed, History(entries, int(max_mb * 1024 * 1024)),
+                           MetricsState(default_families(max_pods=max_pods, top_processes=top)))
+    app = build_app(service, token)
+
+    def ready(url: str) -> None:
+        auth = "bearer token required" if token else "no auth"
+        print(f"keck-top serve: listening on {url} ({auth})", file=sys.stderr, flush=True)
+
+    feed.start()
+    try:
+        asyncio.run(serve(app, host, port, ssl_ctx, on_ready=ready, access_log=bool(args.access_log)))
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        feed.stop()
+    return 0
+
+
+def _build_feed(args: argparse.Namespace, settings: Any) -> Any:
+    if args.from_file is not None:
+        from keck_tui.agent.filefeed import CyclingFeed, read_snapshots
+        try:
+            return CyclingFeed(read_snapshots(args.from_file), interval=settings.interval)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    try:
+        from keck_tui.wiring import build_local_feed
+    except ImportError:
+        raise CliError("local sampling is not available in this build; use --from-file FILE") from None
+    return build_local_feed(args, settings)

@@ -1,0 +1,205 @@
+"""Prometheus exposition of the latest snapshot, with bounded label cardinality.
+
+:class:`MetricsState` is fed every new snapshot (once, by the agent's ingest
+task) and keeps the gauges of the latest one plus ``_joules_total`` counters
+integrated from watts × measured interval. Each family holds at most
+``max_series`` series: the smallest rows beyond that are summed into one
+series whose labels read ``(other)``, so totals stay whole while a node with
+thousands of pods or processes cannot blow up Prometheus. Counters of series
+that vanished are kept (least recently seen evicted first) up to four times
+the cap, so a pod that comes and goes doesn't look like a counter reset.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from keck_tui.model import Row, Snapshot
+
+OTHER = "(other)"
+LABEL_MAX = 128
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # base name: <name>_power_watts and <name>_joules_total
+    what: str  # help text subject
+    labels: tuple[str, ...]
+    max_series: int
+
+
+def default_families(max_pods: int = 500, top_processes: int = 20) -> dict[str, Family]:
+    return {
+        "node": Family("keck_node", "this node", ("node",), 1),
+        "component": Family("keck_component", "a node component (cpu, dram, gpu, platform, ...)",
+                            ("node", "component"), 32),
+        "namespace": Family("keck_namespace", "a Kubernetes namespace", ("node", "namespace"), 200),
+        "pod": Family("keck_pod", "a pod", ("node", "namespace", "pod"), max_pods),
+        "container": Family("keck_container", "a container", ("node", "namespace", "pod", "container"),
+                            2 * max_pods),
+        "process": Family("keck_process", f"one of the top {top_processes} processes by watts",
+                          ("node", "pid", "comm"), top_processes),
+    }
+
+
+def _clip(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= LABEL_MAX else text[: LABEL_MAX - 1] + "…"
+
+
+class MetricsState:
+    """Gauges of the latest snapshot and energy counters over all snapshots seen."""
+
+    def __init__(self, families: dict[str, Family] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.families = families or default_families()
+        self._wall = wall
+        self.snapshot: Snapshot | None = None
+        self.gauges: dict[str, dict[tuple[str, ...], float]] = {k: {} for k in self.families}
+        self.counters: dict[str, OrderedDict[tuple[str, ...], float]] = {
+            k: OrderedDict() for k in self.families}
+        self.overflow: dict[str, int] = {k: 0 for k in self.families}  # rows folded into (other)
+
+    def update(self, snap: Snapshot) -> None:
+        raw = _series_of(snap)
+        for key, fam in self.families.items():
+            series, folded = _bound(raw.get(key, {}), fam)
+            self.gauges[key] = series
+            self.overflow[key] = folded
+            counters = self.counters[key]
+            for labels, watts in series.items():
+                counters[labels] = counters.get(labels, 0.0) + max(0.0, watts) * snap.interval_s
+                counters.move_to_end(labels)
+            while len(counters) > 4 * fam.max_series:
+                counters.popitem(last=False)
+        self.snapshot = snap
+
+    def collect(self) -> Iterator[object]:
+        snap = self.snapshot
+        if snap is None:
+            return
+        node = _clip(snap.host)
+        for key, fam in self.families.items():
+            g = GaugeMetricFamily(f"{fam.name}_power_watts",
+                                  f"Mean power of {fam.what} over the last interval, in watts.",
+                                  labels=fam.labels)
+            for labels, watts in self.gauges[key].items():
+                g.add_metric(labels, watts)
+            yield g
+            c = CounterMetricFamily(f"{fam.name}_joules",
+                                    f"Energy of {fam.what} since the agent started, in joules.",
+                                    labels=fam.labels)
+            for labels, joules in self.counters[key].items():
+                c.add_metric(labels, joules)
+            yield c
+        root = snap.root
+        for bound, value in (("lower", root.watts_lo), ("upper", root.watts_hi)):
+            g = GaugeMetricFamily(f"keck_node_power_{bound}_bound_watts",
+                                  f"The {bound} end of the node power's error bound, in watts.",
+                                  labels=("node",))
+            g.add_metric((node,), value)
+            yield g
+        up = GaugeMetricFamily("keck_source_up", "1 when a power source works, else 0.",
+                               labels=("node", "source", "kind"))
+        sw = GaugeMetricFamily("keck_source_power_watts", "Power a source reported, in watts.",
+                               labels=("node", "source"))
+        for src in snap.sources:
+            up.add_metric((node, _clip(src.name), _clip(src.kind)), 1.0 if src.ok else 0.0)
+            if src.watts is not None:
+                sw.add_metric((node, _clip(src.name)), src.watts)
+        yield up
+        yield sw
+        est = GaugeMetricFamily("keck_estimated", "1 when no measured power source exists (all watts estimated).",
+                                labels=("node",))
+        est.add_metric((node,), 1.0 if snap.estimated else 0.0)
+        yield est
+        ts = GaugeMetricFamily("keck_snapshot_timestamp_seconds", "Unix time of the latest snapshot.",
+                               labels=("node",))
+        ts.add_metric((node,), snap.time)
+        yield ts
+        iv = GaugeMetricFamily("keck_snapshot_interval_seconds", "Measured interval of the latest snapshot.",
+                               labels=("node",))
+        iv.add_metric((node,), snap.interval_s)
+        yield iv
+        age = GaugeMetricFamily("keck_snapshot_age_seconds", "Seconds since the latest snapshot was taken.",
+                                labels=("node",))
+        age.add_metric((node,), max(0.0, self._wall() - snap.time))
+        yield age
+        ov = GaugeMetricFamily("keck_series_folded_rows",
+                               "Rows summed into an (other) series because a family hit its series cap.",
+                               labels=("node", "family"))
+        for key in self.families:
+            ov.add_metric((node, key), float(self.overflow[key]))
+        yield ov
+
+
+class StateCollector(Collector):
+    """Adapter so a :class:`MetricsState` can sit in a prometheus-client registry."""
+
+    def __init__(self, state: MetricsState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterable[object]:  # type: ignore[override]
+        return list(self.state.collect())
+
+
+def make_registry(state: MetricsState) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateCollector(state))
+    return registry
+
+
+def _series_of(snap: Snapshot) -> dict[str, dict[tuple[str, ...], float]]:
+    """Label tuples → watts for every family, straight from the tree."""
+    node = _clip(snap.host)
+    root = snap.root
+    out: dict[str, dict[tuple[str, ...], float]] = {
+        "node": {(node,): root.watts},
+        "component": {(node, _clip(k)): float(v) for k, v in (root.components or {}).items()},
+        "namespace": {}, "pod": {}, "container": {}, "process": {},
+    }
+
+    def add(key: str, labels: tuple[str, ...], watts: float) -> None:
+        fam = out[key]
+        fam[labels] = fam.get(labels, 0.0) + watts
+
+    def visit(row: Row, ns: str | None, pod: str | None) -> None:
+        level = row.level
+        if level == "namespace":
+            ns = row.namespace or row.name
+            add("namespace", (node, _clip(ns)), row.watts)
+        elif level == "pod":
+            ns = row.namespace or ns or ""
+            pod = row.name
+            add("pod", (node, _clip(ns), _clip(pod)), row.watts)
+        elif level == "container":
+            add("container", (node, _clip(row.namespace or ns or ""), _clip(pod or ""), _clip(row.name)),
+                row.watts)
+        elif level == "process":
+            comm = row.name or (row.cmd or "").split(" ")[0]
+            add("process", (node, str(row.pid if row.pid is not None else row.id), _clip(comm)), row.watts)
+            return  # threads/cores below a process are not exported
+        for child in row.children:
+            visit(child, ns, pod)
+
+    for child in root.children:
+        visit(child, None, None)
+    return out
+
+
+def _bound(series: dict[tuple[str, ...], float], fam: Family) -> tuple[dict[tuple[str, ...], float], int]:
+    """Keep the biggest ``max_series - 1`` series; sum the rest into one (other) series."""
+    if len(series) <= fam.max_series:
+        return series, 0
+    ranked = sorted(series.items(), key=lambda kv: (-kv[1], kv[0]))
+    keep = dict(ranked[: fam.max_series - 1])
+    rest = ranked[fam.max_series - 1:]
+    node = ranked[0][0][0]
+    other = (node,) + (OTHER,) * (len(fam.labels) - 1)
+    keep[other] = keep.get(other, 0.0) + sum(w for _, w in rest)
+    return keep, len(rest)

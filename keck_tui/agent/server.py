@@ -1,0 +1,83 @@
+"""Running the agent: --listen parsing, TLS context, the serve loop with clean shutdown."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+from typing import Callable
+
+from aiohttp import web
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9464
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or ``HOST`` → (host, port)."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty --listen")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError(f"bad --listen {text!r}: unclosed '['")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif text.count(":") > 1:
+        raise ValueError(f"bad --listen {text!r}: write IPv6 addresses as [addr]:port")
+    else:
+        host, port_text = text, ""
+    host = host or DEFAULT_HOST
+    if not port_text:
+        return host, DEFAULT_PORT
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"bad --listen {text!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad --listen {text!r}: port out of range")
+    return host, port
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """Server TLS context (TLS 1.2+) from PEM files; raises ValueError with a readable reason."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise ValueError(f"TLS file not found: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"cannot load TLS certificate/key: {exc}") from None
+    return ctx
+
+
+async def serve(app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                on_ready: Callable[[str], None] | None = None, access_log: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down cleanly."""
+    runner = web.AppRunner(app, access_log=web.access_logger if access_log else None,
+                           handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    scheme = "https" if ssl_context else "http"
+    bound = runner.addresses[0] if runner.addresses else (host, port)
+    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
+    if on_ready:
+        on_ready(f"{scheme}://{shown}:{bound[1]}")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
