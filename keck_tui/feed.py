@@ -34,8 +34,9 @@ class ThreadedFeed:
 
     def __init__(self, produce: Callable[[], Snapshot], interval: float = 1.0,
                  clock: Clock | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
-                 name: str = "keck-feed") -> None:
+                 name: str = "keck-feed", initial_delay: float = 0.0) -> None:
         self._produce = produce
+        self._initial_delay = initial_delay
         self.interval = interval
         self._clock = clock or SystemClock()
         self._on_snapshot = on_snapshot
@@ -72,6 +73,9 @@ class ThreadedFeed:
         self._wake.set()
 
     def _loop(self) -> None:
+        if self._initial_delay > 0:
+            self._wake.wait(self._initial_delay)
+            self._wake.clear()
         while not self._stop.is_set():
             started = self._clock.monotonic()
             try:

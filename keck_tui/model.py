@@ -195,7 +195,8 @@ class Row:
             kwargs["sources"] = tuple(str(s) for s in data["sources"])
         if data.get("labels") is not None:
             kwargs["labels"] = {str(k): str(v) for k, v in dict(data["labels"]).items()}
-        children = data.get("children") or []
+        children = data.get("children")
+        children = [] if children is None else children
         if not isinstance(children, list):
             raise SnapshotFormatError("children is not a list")
         kwargs["children"] = tuple(cls.from_json(c) for c in children)
@@ -249,7 +250,8 @@ class Snapshot:
         if schema != SCHEMA:
             raise SnapshotFormatError(f"unsupported schema {schema!r} (expected {SCHEMA!r})")
         _require(data, ("time", "interval_s", "host", "root"), "snapshot")
-        sources = data.get("sources") or []
+        sources = data.get("sources")
+        sources = [] if sources is None else sources
         if not isinstance(sources, list):
             raise SnapshotFormatError("sources is not a list")
         known = {f.name for f in fields(cls)} - {"extra"}

@@ -1,0 +1,122 @@
+"""The collector: samples every source once per interval and attributes.
+
+One collector per node. It owns the stateful parts that attribution (pure)
+must not: the idle learner and the session energy ledger.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from keck_tui.attribution.engine import AttributionConfig, AttributionInput, attribute
+from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
+from keck_tui.attribution.idle import IdleLearner
+from keck_tui.attribution.ledger import EnergyLedger
+from keck_tui.clock import Clock, SystemClock
+from keck_tui.hierarchy.types import GroupPath, Grouper
+from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
+from keck_tui.samplers.types import (ActivitySampler, FrequencySampler, GpuReading, GpuSampler,
+                                     PowerReading, PowerSampler)
+
+
+@dataclass
+class Collector:
+    activity: ActivitySampler
+    grouper: Grouper
+    host: str
+    power: Sequence[PowerSampler] = ()
+    gpus: Sequence[GpuSampler] = ()
+    frequency: FrequencySampler | None = None
+    config: AttributionConfig = field(default_factory=AttributionConfig)
+    clock: Clock = field(default_factory=SystemClock)
+    extra_sources: Sequence[SourceStatus] = ()  # e.g. why eBPF is not used
+    idle_learner: IdleLearner = field(default_factory=IdleLearner)
+    ledger: EnergyLedger = field(default_factory=EnergyLedger)
+    primed: bool = False
+    last_interval_s: float = 0.0
+
+    def prime(self) -> None:
+        """First read of every counter; the next ``collect()`` measures from here."""
+        self._sample_all()
+        self.primed = True
+
+    def _sample_all(self) -> tuple:
+        activity = self.activity.sample()
+        power = tuple(_safe_power(s) for s in self.power)
+        gpus = tuple(_safe_gpu(s) for s in self.gpus)
+        freq = None
+        if self.frequency is not None:
+            try:
+                freq = self.frequency.sample()
+            except Exception:  # noqa: BLE001 - samplers should not raise; never let one kill us
+                freq = None
+        return activity, power, gpus, freq
+
+    def collect(self) -> Snapshot:
+        """Sample everything and build the snapshot for the interval since the last call."""
+        if not self.primed:
+            self.prime()
+            self.clock.sleep(0.25)
+        activity, power, gpus, freq = self._sample_all()
+        interval = activity.interval_s if activity.interval_s > 0 else 0.0
+        self.last_interval_s = interval
+        groups: dict[int, GroupPath] = {}
+        for p in activity.processes:
+            try:
+                groups[p.pid] = self.grouper.group_of(p)
+            except Exception:  # noqa: BLE001 - a grouper bug must not lose the process
+                groups[p.pid] = ()
+        inp = AttributionInput(host=self.host, interval_s=interval, activity=activity, power=power,
+                               gpus=gpus, frequency=freq, groups=groups,
+                               learned_idle=self.idle_learner.estimate())
+        result = attribute(inp, self.config)
+        if result.node_power.cpu is not None:
+            self.idle_learner.add(result.utilisation, result.node_power.cpu.watts)
+            if self.config.idle_watts is None and result.idle.method != "learned":
+                # Re-run once with the point just learned so the first snapshot has a baseline.
+                inp = AttributionInput(**{**inp.__dict__, "learned_idle": self.idle_learner.estimate()})
+                result = attribute(inp, self.config)
+        root = self.ledger.apply(result.root, interval)
+        sources = [activity.source]
+        if freq is not None:
+            sources.append(freq.source)
+        sources.extend(r.source for r in power)
+        sources.extend(r.source for r in gpus)
+        sources.extend(self.extra_sources)
+        if result.cpu.estimated:
+            sources.append(SourceStatus(
+                name="estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=result.cpu.watts,
+                detail=(f"no CPU power sensor: CPU power estimated from utilisation "
+                        f"({100 * result.utilisation:.0f} %) with a ±{100 * ESTIMATE_RELATIVE_ERROR:.0f} % bound; "
+                        "set --tdp/--idle-watts for this CPU, run `keck-top doctor`")))
+        return Snapshot(
+            time=self.clock.wall(), interval_s=interval, host=self.host, model=result.model,
+            sources=tuple(sources), root=root, idle_policy=self.config.idle,
+            estimated=result.estimated, warnings=result.warnings,
+            extra={"model_reason": result.model_reason, "idle_method": result.idle.method,
+                   "idle_watts": _round(result.idle.watts)},
+        )
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}") if math.isfinite(x) else 0.0
+
+
+def _safe_power(sampler: PowerSampler) -> PowerReading:
+    try:
+        return sampler.sample()
+    except Exception as exc:  # noqa: BLE001
+        return PowerReading(SourceStatus(getattr(sampler, "name", "power"), "error",
+                                         f"{type(exc).__name__}: {exc}"))
+
+
+def _safe_gpu(sampler: GpuSampler) -> GpuReading:
+    try:
+        return sampler.sample()
+    except Exception as exc:  # noqa: BLE001
+        return GpuReading(SourceStatus(getattr(sampler, "name", "gpu"), "error",
+                                       f"{type(exc).__name__}: {exc}"))
+
+
+

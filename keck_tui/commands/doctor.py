@@ -1,0 +1,94 @@
+"""``keck-top doctor``: per source, found or missing, why, and how to fix.
+
+It samples every local source for a short interval, exactly as the live modes
+do, and explains the result. It always exits 0: a missing sensor is an answer,
+not a failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from keck_tui.model import Snapshot, SourceStatus
+
+# Generic advice per source when the sampler gave no specific fix.
+_FIXES = {
+    "rapl": "on bare-metal Intel/AMD Linux: modprobe intel_rapl_common (AMD: kernel ≥ 5.11); "
+            "energy_uj is root-only since CVE-2020-8694: run as root or grant read access; "
+            "in a VM there is no RAPL: power is estimated (set --tdp for a better guess)",
+    "hwmon": "load the sensor driver (e.g. modprobe amd_energy, acpi_power_meter) if the hardware has one",
+    "cpufreq": "load a cpufreq driver (intel_pstate/acpi-cpufreq/amd-pstate); VMs usually have none, "
+               "so nominal MHz from /proc/cpuinfo are shown, marked *",
+    "procfs": "mount /proc (or pass --procfs-root)",
+    "ebpf": "run as root with bcc: apt install python3-bpfcc linux-headers-$(uname -r); "
+            "mount -t tracefs nodev /sys/kernel/tracing",
+    "nvml": "install the NVIDIA driver (libnvidia-ml.so) on a machine with an NVIDIA GPU",
+    "redfish": "check --redfish URL, credentials (--redfish-credentials FILE) and TLS (--redfish-insecure for self-signed)",
+    "powermetrics": "macOS only: pass --apple-power and add the sudoers line shown in README.md",
+    "estimate": "no power sensor: figures are estimates from CPU utilisation; set --tdp and --idle-watts "
+                "for this CPU, or run on a machine with RAPL/hwmon/NVML/Redfish",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from keck_tui.cli import add_sampling_options
+
+    add_sampling_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def diagnose(snap: Snapshot) -> list[dict[str, str]]:
+    """One finding per source: name, state (found/missing/estimated/error), why, fix."""
+    out = []
+    for s in snap.sources:
+        out.append({"source": s.name, "state": _state(s), "why": s.detail or "-",
+                    "fix": "" if s.ok and s.kind != "estimated" else str(s.extra.get("fix") or _FIXES.get(s.name, ""))})
+    return out
+
+
+def _state(s: SourceStatus) -> str:
+    if s.kind == "estimated":
+        return "estimated"
+    return {"ok": "found", "unavailable": "missing"}.get(s.status, s.status)
+
+
+def summary(snap: Snapshot) -> str:
+    root = snap.root
+    if snap.estimated:
+        head = (f"power is ESTIMATED (~{root.watts:.1f} W, ±{100 * (root.watts_hi - root.watts) / root.watts:.0f} %): "
+                "no power sensor was found" if root.watts > 0 else "power is ESTIMATED: no power sensor was found")
+    else:
+        srcs = ", ".join(root.sources or ()) or "measured sources"
+        head = f"power is MEASURED ({root.watts:.1f} W from {srcs})"
+    return f"{head}; model {snap.model} ({snap.extra.get('model_reason', '')}); idle {snap.idle_policy}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from keck_tui.cli import settings_from_args
+    from keck_tui.clock import SystemClock
+    from keck_tui.wiring import build_collector
+
+    settings = settings_from_args(args)
+    clock = SystemClock()
+    collector = build_collector(args, settings, clock)
+    collector.prime()
+    clock.sleep(min(settings.interval, 0.5))
+    snap = collector.collect()
+    findings = diagnose(snap)
+    if args.json:
+        json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,
+                   "summary": summary(snap), "warnings": list(snap.warnings)}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    w = max(len(f["source"]) for f in findings) if findings else 6
+    print(f"keck-top doctor: {snap.host} (running as {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())})")
+    for f in findings:
+        print(f"  {f['source']:<{w}}  {f['state']:<9}  {f['why']}")
+        if f["fix"]:
+            print(f"  {'':<{w}}  {'':<9}  fix: {f['fix']}")
+    for warning in snap.warnings:
+        print(f"  warning: {warning}")
+    print(summary(snap))
+    return 0

@@ -1,0 +1,108 @@
+"""The default mode: this node, live (TUI), once (``--once [--json]``) or as text (``--batch``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from keck_tui.cli import CliError, settings_from_args
+from keck_tui.clock import SystemClock
+from keck_tui.config import Settings
+from keck_tui.feed import SnapshotFeed
+from keck_tui.model import Snapshot
+from keck_tui.textout import render_table
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if args.iterations is not None and args.iterations < 1:
+        raise CliError("-n/--iterations must be at least 1")
+    if args.prometheus:
+        return _run_prometheus(args, settings)
+    if args.once or (args.json and not args.batch):
+        snap = collect_once(args, settings)
+        _print(snap, args.json)
+        return 0
+    if args.batch:
+        return _run_batch(args, settings)
+    from keck_tui.wiring import build_local_feed
+
+    return start_tui(build_local_feed(args, settings), settings)
+
+
+def collect_once(args: argparse.Namespace, settings: Settings) -> Snapshot:
+    """Sample one interval of this node (blocks for ``settings.interval`` seconds)."""
+    from keck_tui.wiring import build_collector
+
+    clock = SystemClock()
+    collector = build_collector(args, settings, clock)
+    collector.prime()
+    clock.sleep(settings.interval)
+    return collector.collect()
+
+
+def _print(snap: Snapshot, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(snap.dumps() + "\n")
+    else:
+        sys.stdout.write(render_table(snap) + "\n")
+    sys.stdout.flush()
+
+
+def _run_batch(args: argparse.Namespace, settings: Settings) -> int:
+    from keck_tui.wiring import build_collector
+
+    clock = SystemClock()
+    collector = build_collector(args, settings, clock)
+    collector.prime()
+    count = 0
+    next_at = clock.monotonic() + settings.interval
+    while args.iterations is None or count < args.iterations:
+        clock.sleep(next_at - clock.monotonic())
+        next_at += settings.interval
+        snap = collector.collect()
+        if args.json:
+            sys.stdout.write(json.dumps(snap.to_json(), allow_nan=False) + "\n")
+        else:
+            sys.stdout.write(render_table(snap) + "\n\n")
+        sys.stdout.flush()
+        count += 1
+    return 0
+
+
+def _run_prometheus(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from keck_tui.sources.prometheus import build_prometheus_feed
+    except ImportError as exc:
+        raise CliError(f"the Prometheus source is not available: {exc}") from None
+    feed = build_prometheus_feed(args.prometheus, settings, args)
+    if args.once or args.json:
+        feed.start()
+        try:
+            snap = _wait_first(feed, timeout=max(10.0, 3 * settings.interval))
+        finally:
+            feed.stop()
+        _print(snap, args.json)
+        return 0
+    return start_tui(feed, settings, title=f"prometheus {args.prometheus}")
+
+
+def _wait_first(feed: SnapshotFeed, timeout: float) -> Snapshot:
+    clock = SystemClock()
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
+        snap = feed.latest()
+        if snap is not None:
+            return snap
+        clock.sleep(0.05)
+    raise CliError(f"no data within {timeout:.0f} s: {feed.last_error() or 'source did not answer'}")
+
+
+def start_tui(feed: SnapshotFeed, settings: Settings, title: str | None = None) -> int:
+    if not sys.stdout.isatty():
+        raise CliError("the TUI needs a terminal; use --once --json or --batch for pipes")
+    try:
+        from keck_tui.ui.app import run_tui
+    except ImportError as exc:
+        raise CliError(f"the TUI is not available ({exc}); use --once --json or --batch") from None
+    return run_tui(feed, settings=settings, title=title)
