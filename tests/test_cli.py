@@ -1,0 +1,141 @@
+"""The command line: help, errors in one line with exit 2, --once --json here, doctor."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keck_tui.cli import build_parser, main
+from keck_tui.model import Snapshot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "keck_tui.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--once", "--json", "--batch", "--interval", "--sysfs-root", "--procfs-root", "--model",
+                 "--idle", "--idle-watts", "--tdp", "--config", "--probes", "--prometheus"):
+        assert flag in out
+    for command in ("doctor", "serve", "attach", "record", "replay", "report", "demo"):
+        assert command in out
+    parser = build_parser()
+    for action in parser._actions:  # every flag has help text
+        if action.option_strings:
+            assert action.help, action.option_strings
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unrecognized arguments"),
+    (["--interval", "zero"], "not a number"),
+    (["--interval", "-1"], "must be positive"),
+    (["--model", "magic"], "invalid choice"),
+    (["--idle", "sometimes"], "invalid choice"),
+])
+def test_bad_flags_give_one_line_and_exit_2(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("interval = 'fast'\n", "interval must be a number"),
+    ("modle = 'cpu-time'\n", "unknown key 'modle'"),
+    ("idle = 'maybe'\n", "idle must be one of"),
+    ("this is not toml", "config file"),
+])
+def test_bad_config_gives_one_line_and_exit_2(tmp_path, content, message):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(content)
+    r = run_cli("--config", str(cfg), "--once", "--json", "--interval", "0.1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
+def test_missing_explicit_config_is_an_error(tmp_path):
+    r = run_cli("--config", str(tmp_path / "nope.toml"), "--once")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_config_file_values_apply_and_flags_override(tmp_path):
+    from keck_tui.cli import settings_from_args
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("interval = 2.5\nmodel = 'cpu-time'\nidle = 'proportional'\ntdp = 55\n"
+                   "price_per_kwh = 0.3\nco2e_g_per_kwh = 250\n")
+    args = build_parser().parse_args(["--config", str(cfg), "--idle", "none"])
+    s = settings_from_args(args)
+    assert (s.interval, s.model, s.idle, s.tdp, s.price_per_kwh, s.co2e_g_per_kwh) == \
+        (2.5, "cpu-time", "none", 55.0, 0.3, 250.0)
+
+
+def test_once_json_on_this_machine_is_valid_estimated_and_conserved():
+    r = run_cli("--once", "--json", "--interval", "0.3", "--probes", "procfs")
+    assert r.returncode == 0, r.stderr
+    snap = Snapshot.loads(r.stdout)
+    assert snap.schema == "keck-top/1" and snap.interval_s > 0.2
+    machine_has_sensor = any(s.ok and s.name in ("rapl", "hwmon", "nvml") for s in snap.sources)
+    if not machine_has_sensor:
+        assert snap.estimated and snap.root.estimated
+        est = snap.source("estimate")
+        assert est is not None and est.kind == "estimated"
+    for _, row in snap.root.walk():
+        assert row.watts >= 0 and row.watts_lo <= row.watts <= row.watts_hi
+        if row.children:
+            assert abs(sum(c.watts for c in row.children) - row.watts) <= 1e-9 * max(1.0, row.watts)
+    assert any(row.level == "process" for _, row in snap.root.walk())
+
+
+def test_batch_prints_n_tables():
+    r = run_cli("--batch", "-n", "2", "--interval", "0.2", "--probes", "procfs")
+    assert r.returncode == 0, r.stderr
+    assert sum(line.startswith("keck-top ") for line in r.stdout.splitlines()) == 2 and "WATTS" in r.stdout
+
+
+def test_tui_without_a_terminal_says_so():
+    r = run_cli("--interval", "0.2", stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "needs a terminal" in r.stderr
+
+
+def test_doctor_explains_each_source_and_exits_0():
+    r = run_cli("doctor", "--json", "--probes", "procfs")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    names = {f["source"] for f in data["findings"]}
+    assert {"procfs", "rapl", "hwmon", "cpufreq"} <= names
+    for f in data["findings"]:
+        assert f["state"] in ("found", "missing", "estimated", "error")
+        if f["state"] in ("missing", "estimated"):
+            assert f["why"] and f["fix"], f
+    text = run_cli("doctor", "--probes", "procfs")
+    assert text.returncode == 0 and "rapl" in text.stdout and ("ESTIMATED" in text.stdout or "MEASURED" in text.stdout)
+
+
+def test_nothing_outside_ui_imports_textual_or_rich():
+    offenders = []
+    for path in (REPO / "keck_tui").rglob("*.py"):
+        if "ui" in path.relative_to(REPO / "keck_tui").parts[:1]:
+            continue
+        for line in path.read_text().splitlines():
+            s = line.strip()
+            if s.startswith(("import textual", "from textual", "import rich", "from rich")):
+                offenders.append(f"{path}: {s}")
+    assert not offenders, offenders
+
+
+def test_once_json_path_does_not_import_textual():
+    code = ("import sys; from keck_tui.cli import main; "
+            "rc = main(['--once', '--json', '--interval', '0.1', '--probes', 'procfs']); "
+            "bad = [m for m in ('textual', 'rich', 'aiohttp') if m in sys.modules]; "
+            "sys.stderr.write(repr(bad)); sys.exit(rc or (3 if bad else 0))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
