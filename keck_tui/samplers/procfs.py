@@ -1,0 +1,494 @@
+"""Who ran where: per-process and per-core CPU time from /proc (psutil where there is none).
+
+:class:`ProcfsSampler` parses a re-rootable procfs directly (psutil's ``PROCFS_PATH`` is
+global state, and its per-process objects cost more than the parsing itself):
+
+- per core, ``/proc/stat``: busy = user+nice+system+irq+softirq (guest is inside user;
+  steal is time the core was *not* ours, so it is left out), irq = irq+softirq;
+- per process, ``/proc/<pid>/stat``: utime+stime (clock ticks), ppid, flags (PF_KTHREAD),
+  num_threads, start time, RSS and the CPU it last ran on (field 39);
+- on first sight and then every ``refresh_every`` samples (staggered by pid): ``cmdline``,
+  ``cgroup`` and the owner uid (the owner of ``/proc/<pid>``: the effective uid);
+- PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
+  sight, then every ``pss_every`` samples staggered by pid, and every sample for the
+  ``pss_top`` busiest processes; cached in between.
+
+Per-core split of a process's time (``per_cpu_s``): the time of each *thread* is placed on
+the CPU that thread last ran on, read from ``/proc/<pid>/task/*/stat`` only for processes
+that have several threads and used CPU in the interval (so the cost follows the busy set,
+not the process count); a single-threaded process's time goes on its last CPU. Both are
+guesses (``per_cpu_exact=False``); eBPF gives the exact split.
+
+A process that exits while it is read is skipped (never an exception). A process first
+seen in this sample counts all its CPU time if it started after the previous sample, so
+short-lived processes between two samples are not lost; one that exits between two
+samples unseen is lost (eBPF keeps it).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+from keck_tui.clock import Clock, SystemClock
+from keck_tui.model import STATUS_ERROR, STATUS_OK, SourceStatus
+from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample
+
+PF_KTHREAD = 0x00200000
+_GONE = (errno.ENOENT, errno.ESRCH)
+
+
+class _Proc:
+    """What we remember about one process between samples."""
+
+    __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
+                 "rss", "threads", "threads_cycle", "last", "dirty")
+
+    def __init__(self, pid: int, start: int) -> None:
+        self.pid = pid
+        self.start = start
+        self.ticks = 0
+        self.comm = ""
+        self.cmd = ""
+        self.cgroup_line = ""
+        self.cgroup = ""
+        self.uid: int | None = None
+        self.pss: int | None = None
+        self.rss: int | None = None
+        self.threads: dict[int, int] | None = None  # tid -> utime+stime ticks
+        self.threads_cycle = -2
+        self.last: ProcessSample | None = None  # reused while idle and unchanged
+        self.dirty = True
+
+
+class ProcfsSampler:
+    """ActivitySampler over a procfs tree; see the module docstring."""
+
+    name = "procfs"
+
+    def __init__(self, procfs_root: Path | str = "/proc", clock: Clock | None = None,
+                 pss_every: int = 10, *, pss_top: int = 8, refresh_every: int = 30,
+                 per_thread: bool = True, clock_ticks: int | None = None,
+                 page_size: int | None = None) -> None:
+        self.procfs_root = Path(procfs_root)
+        self._root = str(self.procfs_root)
+        self.clock: Clock = clock or SystemClock()
+        self.pss_every = max(1, int(pss_every))
+        self.pss_top = max(0, int(pss_top))
+        self.refresh_every = max(1, int(refresh_every))
+        self.per_thread = per_thread
+        self.hz = clock_ticks or os.sysconf("SC_CLK_TCK")
+        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self._procs: dict[int, _Proc] = {}
+        self._cpu_prev: dict[int, tuple[int, int, int]] = {}
+        self._prev_t: float | None = None
+        self._prev_uptime: float | None = None
+        self._cycle = 0
+
+    def sample(self) -> CpuActivity:
+        try:
+            return self._sample()
+        except Exception as exc:  # noqa: BLE001 - a sampler never raises
+            return CpuActivity(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"),
+                               interval_s=0.0)
+
+    # -- one sample ----------------------------------------------------------------------
+
+    def _sample(self) -> CpuActivity:
+        now = self.clock.monotonic()
+        first = self._prev_t is None
+        interval = 0.0 if self._prev_t is None else now - self._prev_t
+        cycle = self._cycle
+        uptime = self._read_uptime()
+        notes: list[str] = []
+        try:
+            cores = self._cores(first)
+        except (OSError, ValueError) as exc:
+            cores = ()
+            notes.append(f"could not read {self._root}/stat: {type(exc).__name__}")
+        try:
+            names = os.listdir(self._root)
+        except OSError as exc:
+            return CpuActivity(SourceStatus(self.name, STATUS_ERROR,
+                                            f"cannot list {self._root}: {exc.strerror or exc}"),
+                               interval_s=interval)
+        hz = self.hz
+        root = self._root
+        old = self._procs
+        seen: dict[int, _Proc] = {}
+        refresh_every = self.refresh_every
+        # (proc, delta ticks, ppid, kernel, nthreads, processor, rss pages)
+        rows: list[tuple[_Proc, int, int, bool, int, int, int]] = []
+        born_after = None if self._prev_uptime is None else self._prev_uptime - 1.0 / hz
+        skipped = 0
+        for name in names:
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                fd = os.open(f"{root}/{name}/stat", os.O_RDONLY)
+                try:
+                    data = os.read(fd, 4096)
+                finally:
+                    os.close(fd)
+                rp = data.rindex(b")")
+                rest = data[rp + 2:].split()
+                ppid = int(rest[1])
+                flags = int(rest[6])
+                ticks = int(rest[11]) + int(rest[12])
+                nthreads = int(rest[17])
+                start = int(rest[19])
+                rss = int(rest[21])
+                processor = int(rest[36])
+            except (OSError, ValueError, IndexError):
+                skipped += 1  # gone, or a partial line from an exiting process
+                continue
+            kernel = bool(flags & PF_KTHREAD) or pid == 2 or ppid == 2
+            p = old.get(pid)
+            if p is not None and p.start == start:
+                delta = ticks - p.ticks
+                if delta < 0:
+                    delta = 0
+                if (pid + cycle) % refresh_every == 0 and not self._refresh(p, name, kernel):
+                    skipped += 1
+                    continue
+            else:  # new, or the pid was reused
+                p = _Proc(pid, start)
+                if first:
+                    delta = 0
+                elif born_after is None or start / hz >= born_after:
+                    delta = ticks  # born during the interval: all its time is in it
+                else:
+                    delta = 0  # existed before but was not seen: no baseline
+                p.comm = data[data.index(b"(") + 1:rp].decode("utf-8", "replace")
+                if not self._refresh(p, name, kernel):
+                    skipped += 1
+                    continue
+            p.ticks = ticks
+            seen[pid] = p
+            rows.append((p, delta, ppid, kernel, nthreads, processor, rss))
+        self._procs = seen
+        self._update_pss(rows, first, cycle)
+
+        procs: list[ProcessSample] = []
+        page = self.page_size
+        inv_hz = 1.0 / hz
+        per_thread = self.per_thread and not first
+        for p, delta, ppid, kernel, nthreads, processor, rss in rows:
+            rss_bytes = rss * page
+            last = p.last
+            if delta == 0 and not p.dirty and last is not None and last.cpu_s == 0.0 \
+                    and last.rss_bytes == rss_bytes and last.ppid == ppid:
+                procs.append(last)  # idle and unchanged: the same immutable sample
+                continue
+            cpu_s = delta * inv_hz
+            if delta == 0:
+                per_cpu: Mapping[int, float] = {}
+            elif per_thread and nthreads > 1:
+                per_cpu = self._thread_split(p, delta, processor, cycle, born_after)
+            else:
+                per_cpu = {processor: cpu_s}
+            sample = ProcessSample(
+                pid=p.pid, name=p.comm, cmd=p.cmd, cpu_s=cpu_s, per_cpu_s=per_cpu, ppid=ppid,
+                pss_bytes=p.pss, rss_bytes=rss_bytes, cgroup=p.cgroup, cgroup_line=p.cgroup_line,
+                kernel=kernel, start_time=p.start * inv_hz, uid=p.uid)
+            p.last = sample
+            p.dirty = False
+            procs.append(sample)
+
+        self._prev_t = now
+        self._prev_uptime = uptime
+        self._cycle += 1
+        if first:
+            notes.insert(0, "warming up")
+        extra = {"processes": len(procs), "skipped": skipped}
+        return CpuActivity(SourceStatus(self.name, STATUS_OK, "; ".join(notes), extra=extra),
+                           interval_s=interval, processes=tuple(procs), cores=cores,
+                           per_cpu_exact=False)
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _refresh(self, p: _Proc, name: str, kernel: bool) -> bool:
+        """(Re)read cmdline, cgroup and uid. False when the process is gone."""
+        base = f"{self._root}/{name}"
+        try:
+            raw = _read_bytes(f"{base}/cmdline")
+            cgroup_line = _read_bytes(f"{base}/cgroup").decode("utf-8", "replace")
+            uid = os.stat(base).st_uid
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return False
+            raw, cgroup_line, uid = b"", "", None
+        if raw:
+            cmd = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+        else:
+            cmd = f"[{p.comm}]" if kernel else p.comm
+        if (cmd, cgroup_line, uid) != (p.cmd, p.cgroup_line, p.uid):
+            p.cmd, p.cgroup_line, p.uid = cmd, cgroup_line, uid
+            p.cgroup = best_cgroup_path(cgroup_line)
+            p.dirty = True
+        return True
+
+    def _update_pss(self, rows: list[tuple[_Proc, int, int, bool, int, int, int]],
+                    first: bool, cycle: int) -> None:
+        """Read smaps_rollup for: everybody when priming, new processes, a staggered
+        1/pss_every of the rest, and the pss_top busiest of this interval."""
+        every = self.pss_every
+        top: set[int] = set()
+        if self.pss_top and not first:
+            busy = [r for r in rows if r[1] > 0 and not r[3]]
+            busy.sort(key=lambda r: r[1], reverse=True)
+            top = {r[0].pid for r in busy[: self.pss_top]}
+        root = self._root
+        for p, _delta, _ppid, kernel, *_ in rows:
+            if kernel:
+                continue
+            pid = p.pid
+            if first or p.last is None or (pid + cycle) % every == 0 or pid in top:
+                try:
+                    pss = _parse_pss(_read_bytes(f"{root}/{pid}/smaps_rollup"))
+                except OSError:
+                    pss = None  # gone, or not ours to read (non-root)
+                if pss != p.pss:
+                    p.pss = pss
+                    p.dirty = True
+
+    def _thread_split(self, p: _Proc, delta: int, processor: int, cycle: int,
+                      born_after: float | None) -> dict[int, float]:
+        """Spread a multi-threaded process's ``delta`` ticks over the CPUs its threads
+        last ran on, by each thread's own ticks in the interval."""
+        inv_hz = 1.0 / self.hz
+        task = f"{self._root}/{p.pid}/task"
+        threads: dict[int, int] = {}
+        by_cpu: dict[int, int] = {}
+        prev = p.threads if p.threads_cycle == cycle - 1 else None
+        try:
+            tids = os.listdir(task)
+        except OSError:
+            tids = []
+        for tid in tids:
+            try:
+                data = _read_bytes(f"{task}/{tid}/stat")
+                rest = data[data.rindex(b")") + 2:].split()
+                ticks = int(rest[11]) + int(rest[12])
+                cpu = int(rest[36])
+                start = int(rest[19])
+            except (OSError, ValueError, IndexError):
+                continue
+            t = int(tid)
+            threads[t] = ticks
+            if prev is None:
+                continue
+            before = prev.get(t)
+            if before is None:  # a thread born in the interval brings all its time
+                d = ticks if born_after is None or start * inv_hz >= born_after else 0
+            else:
+                d = ticks - before
+            if d > 0:
+                by_cpu[cpu] = by_cpu.get(cpu, 0) + d
+        p.threads, p.threads_cycle = threads, cycle
+        total = sum(by_cpu.values())
+        if total <= 0:
+            return {processor: delta * inv_hz}
+        scale = min(1.0, delta / total)
+        out = {cpu: t * scale * inv_hz for cpu, t in by_cpu.items()}
+        rest_ticks = delta - total * scale  # time of threads that exited in the interval
+        if rest_ticks > 0:
+            out[processor] = out.get(processor, 0.0) + rest_ticks * inv_hz
+        return out
+
+    def _cores(self, first: bool) -> tuple[CoreSample, ...]:
+        data = _read_all(f"{self._root}/stat")
+        hz = self.hz
+        out: list[CoreSample] = []
+        prev = self._cpu_prev
+        now: dict[int, tuple[int, int, int]] = {}
+        for line in data.split(b"\n"):
+            if not line.startswith(b"cpu"):
+                if out or now:
+                    break
+                continue
+            parts = line.split()
+            label = parts[0]
+            if label == b"cpu":
+                continue
+            cpu = int(label[3:])
+            v = [int(x) for x in parts[1:9]] + [0] * (8 - len(parts[1:9]))
+            user, nice, system, idle, iowait, irq, softirq, steal = v
+            busy = user + nice + system + irq + softirq
+            total = busy + idle + iowait + steal
+            irqs = irq + softirq
+            now[cpu] = (busy, total, irqs)
+            before = prev.get(cpu)
+            if first or before is None:
+                continue
+            out.append(CoreSample(
+                cpu=cpu, busy_s=max(0, busy - before[0]) / hz, total_s=max(0, total - before[1]) / hz,
+                irq_s=max(0, irqs - before[2]) / hz))
+        self._cpu_prev = now
+        return tuple(out)
+
+    def _read_uptime(self) -> float | None:
+        try:
+            return float(_read_bytes(f"{self._root}/uptime").split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+def best_cgroup_path(text: str) -> str:
+    """The most telling cgroup path of a ``/proc/<pid>/cgroup`` text.
+
+    The v2 unified path (``0::/...``) unless it is just ``/`` while a v1 hierarchy
+    says more (hybrid hosts); then the v1 path of ``cpu``/``cpuacct``, else
+    ``name=systemd``, else any other non-root v1 path; ``""`` for an empty text.
+    """
+    v2: str | None = None
+    v1: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hid, controllers, path = parts
+        if hid == "0" and controllers == "":
+            v2 = path
+            continue
+        for c in controllers.split(","):
+            v1.setdefault(c, path)
+    if v2 is not None and (v2 != "/" or not v1):
+        return v2
+    for c in ("cpu", "cpuacct", "name=systemd"):
+        if v1.get(c, "/") != "/":
+            return v1[c]
+    for path in v1.values():
+        if path != "/":
+            return path
+    return v2 if v2 is not None else ("/" if v1 else "")
+
+
+def _parse_pss(data: bytes) -> int | None:
+    i = data.find(b"\nPss:")
+    if i < 0:
+        return None
+    line = data[i + 5:data.find(b"\n", i + 5)]
+    return int(line.split()[0]) * 1024
+
+
+def _read_bytes(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+def _read_all(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 262144)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+class PsutilSampler:
+    """ActivitySampler through psutil, for systems without /proc (macOS).
+
+    Slower than :class:`ProcfsSampler` (one psutil.Process per pid) and poorer: no PSS
+    unless cheap (it is not on macOS), no cgroups, and per-core placement only where
+    psutil offers ``cpu_num`` (Linux/FreeBSD); elsewhere ``per_cpu_s`` is empty.
+    """
+
+    name = "psutil"
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        import psutil  # imported here: the Linux path never pays for it
+
+        self._psutil = psutil
+        self.clock: Clock = clock or SystemClock()
+        self._prev_t: float | None = None
+        self._prev_wall: float | None = None
+        self._prev: dict[int, tuple[float, float]] = {}  # pid -> (create_time, cpu seconds)
+        self._cpu_prev: dict[int, tuple[float, float, float]] = {}
+        self._boot = psutil.boot_time()
+
+    def sample(self) -> CpuActivity:
+        try:
+            return self._sample()
+        except Exception as exc:  # noqa: BLE001 - a sampler never raises
+            return CpuActivity(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"),
+                               interval_s=0.0)
+
+    def _sample(self) -> CpuActivity:
+        ps = self._psutil
+        now = self.clock.monotonic()
+        wall = time.time()
+        first = self._prev_t is None
+        interval = 0.0 if self._prev_t is None else now - self._prev_t
+        cores: list[CoreSample] = []
+        cpu_now: dict[int, tuple[float, float, float]] = {}
+        for cpu, t in enumerate(ps.cpu_times(percpu=True)):
+            irq = getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+            busy = t.user + getattr(t, "nice", 0.0) + t.system + irq
+            total = busy + t.idle + getattr(t, "iowait", 0.0) + getattr(t, "steal", 0.0)
+            cpu_now[cpu] = (busy, total, irq)
+            before = self._cpu_prev.get(cpu)
+            if not first and before is not None:
+                cores.append(CoreSample(cpu, max(0.0, busy - before[0]), max(0.0, total - before[1]),
+                                        max(0.0, irq - before[2])))
+        self._cpu_prev = cpu_now
+        attrs = ["pid", "name", "ppid", "cmdline", "cpu_times", "create_time", "memory_info", "uids"]
+        if sys.platform.startswith(("linux", "freebsd")):
+            attrs.append("cpu_num")
+        procs: list[ProcessSample] = []
+        seen: dict[int, tuple[float, float]] = {}
+        skipped = 0
+        for proc in ps.process_iter(attrs, ad_value=None):
+            info = proc.info
+            times, created = info.get("cpu_times"), info.get("create_time")
+            if times is None or created is None:
+                skipped += 1
+                continue
+            pid = info["pid"]
+            cpu_total = times.user + times.system
+            seen[pid] = (created, cpu_total)
+            before = self._prev.get(pid)
+            if first:
+                delta = 0.0
+            elif before is not None and before[0] == created:
+                delta = max(0.0, cpu_total - before[1])
+            elif self._prev_wall is not None and created >= self._prev_wall:
+                delta = cpu_total
+            else:
+                delta = 0.0
+            name = info.get("name") or ""
+            kernel = pid in (0, 2) or info.get("ppid") == 2
+            cmdline = info.get("cmdline")
+            cmd = " ".join(cmdline) if cmdline else (f"[{name}]" if kernel else name)
+            mem, uids, cpu_num = info.get("memory_info"), info.get("uids"), info.get("cpu_num")
+            procs.append(ProcessSample(
+                pid=pid, name=name, cmd=cmd, cpu_s=delta,
+                per_cpu_s={cpu_num: delta} if delta and cpu_num is not None else {},
+                ppid=info.get("ppid") or 0, rss_bytes=mem.rss if mem is not None else None,
+                kernel=kernel, start_time=created - self._boot,
+                uid=uids.effective if uids is not None else None))
+        self._prev = seen
+        self._prev_t, self._prev_wall = now, wall
+        return CpuActivity(
+            SourceStatus(self.name, STATUS_OK, "warming up" if first else "",
+                         extra={"processes": len(procs), "skipped": skipped}),
+            interval_s=interval, processes=tuple(procs), cores=tuple(cores), per_cpu_exact=False)
+
+
+def make_activity_sampler(procfs_root: Path | str = "/proc", clock: Clock | None = None,
+                          **kwargs: object) -> ActivitySampler:
+    """ProcfsSampler where ``<procfs_root>/stat`` exists, else the psutil fallback."""
+    if Path(procfs_root, "stat").exists():
+        return ProcfsSampler(procfs_root, clock, **kwargs)  # type: ignore[arg-type]
+    return PsutilSampler(clock)

@@ -1,0 +1,309 @@
+"""ProcfsSampler (fake and real /proc) and the psutil fallback."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import shared_fixture
+from fakesys import FakeProc, FakeThread
+from keck_tui.clock import FakeClock
+from keck_tui.samplers.procfs import (
+    ProcfsSampler, PsutilSampler, best_cgroup_path, make_activity_sampler,
+)
+from keck_tui.samplers.types import ActivitySampler
+
+HZ = 100
+
+
+def setup(tmp_path, **kw):
+    proc = FakeProc(tmp_path / "proc", ncpu=2, clk_tck=HZ)
+    clock = FakeClock()
+    sampler = ProcfsSampler(proc.root, clock, clock_ticks=HZ, page_size=4096, **kw)
+    return proc, clock, sampler
+
+
+def step(proc: FakeProc, clock: FakeClock, seconds: float = 1.0) -> None:
+    proc.advance(seconds)
+    clock.advance(seconds)
+
+
+def by_pid(act):
+    return {p.pid: p for p in act.processes}
+
+
+def test_is_an_activity_sampler(tmp_path):
+    s: ActivitySampler = ProcfsSampler(tmp_path)
+    assert s.name == "procfs"
+
+
+def test_cores_busy_irq_total(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.set_cpu_times(0, user=1000, nice=10, system=300, idle=5000, iowait=20, irq=5, softirq=7,
+                       steal=50, guest=400)
+    proc.set_cpu_times(1, user=2000, idle=9000)
+    first = s.sample()
+    assert first.cores == () and first.source.detail == "warming up"
+    proc.set_cpu_times(0, user=1060, nice=12, system=310, idle=5010, iowait=22, irq=6, softirq=9,
+                       steal=60, guest=450)  # guest +50 is inside user +60
+    proc.set_cpu_times(1, user=2025, idle=9075)
+    step(proc, clock)
+    act = s.sample()
+    c0, c1 = act.cores
+    assert c0.cpu == 0 and c1.cpu == 1
+    assert c0.busy_s == pytest.approx((60 + 2 + 10 + 1 + 2) / HZ)  # steal and guest left out
+    assert c0.irq_s == pytest.approx(3 / HZ)
+    assert c0.total_s == pytest.approx((60 + 2 + 10 + 10 + 2 + 1 + 2 + 10) / HZ)
+    assert c1.busy_s == pytest.approx(0.25) and c1.total_s == pytest.approx(1.0)
+    assert act.interval_s == pytest.approx(1.0)
+    assert act.per_cpu_exact is False
+
+
+def test_processes_fields_and_deltas(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=1)
+    proc.add_process(100, comm="worker", utime=500, stime=100, processor=1, ppid=1, start_time=100,
+                     cmdline=["/usr/bin/worker", "--fast", "a b"], uid=1000, rss_pages=256,
+                     pss_kb=700, cgroup="0::/system.slice/worker.service")
+    proc.add_process(2, comm="kthreadd", kernel=True, ppid=0)
+    proc.add_process(15, comm="ksoftirqd/0", kernel=True, utime=0, stime=40)
+    s.sample()
+    proc.update_process(100, utime=570, stime=130, processor=0)
+    proc.update_process(15, stime=45)
+    step(proc, clock)
+    act = s.sample()
+    p = by_pid(act)
+    w = p[100]
+    assert w.cpu_s == pytest.approx(1.0)
+    assert w.per_cpu_s == {0: pytest.approx(1.0)}
+    assert w.name == "worker" and w.cmd == "/usr/bin/worker --fast a b"
+    assert w.ppid == 1 and w.uid == 1000 and w.kernel is False
+    assert w.start_time == pytest.approx(1.0)
+    assert w.rss_bytes == 256 * 4096 and w.pss_bytes == 700 * 1024
+    assert w.cgroup == "/system.slice/worker.service"
+    assert w.cgroup_line == "0::/system.slice/worker.service\n"
+    k = p[15]
+    assert k.kernel is True and k.cmd == "[ksoftirqd/0]" and k.cpu_s == pytest.approx(0.05)
+    assert k.pss_bytes is None
+    assert p[2].kernel is True and p[2].cmd == "[kthreadd]" and p[2].cpu_s == 0.0
+    assert act.source.status == "ok" and act.source.extra["processes"] == 3
+
+
+def test_kernel_thread_by_flag_alone(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.add_process(300, comm="kworker/u4:1", kernel=True, ppid=7)  # flag, not ppid 2
+    proc.add_process(301, comm="init-child", ppid=7, cmdline=())  # empty cmdline, not kernel
+    p = by_pid(s.sample())
+    assert p[300].kernel is True and p[300].cmd == "[kworker/u4:1]"
+    assert p[301].kernel is False and p[301].cmd == "init-child"
+
+
+def test_exits_mid_read_are_skipped(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.add_process(100, comm="stays", utime=10)
+    proc.add_process(101, comm="goes", utime=10)
+    proc.add_process(102, comm="partial", utime=10)
+    proc.add_process(103, comm="half-gone", utime=10)
+    s.sample()
+    proc.remove_process(101)
+    (proc.root / "101").mkdir()  # listed, but its files are gone already
+    proc.truncate_file(102, "stat", "102 (partial) Z")  # a cut-off line
+    (proc.root / "103" / "cmdline").unlink()  # stat was readable, then the process vanished
+    proc.add_process(104, comm="new-half-gone", start_time=int(proc.uptime * HZ) + 5)
+    (proc.root / "104" / "cgroup").unlink()
+    proc.update_process(100, utime=30)
+    step(proc, clock)
+    act = s.sample()
+    assert set(by_pid(act)) == {100, 103}  # 103 was known: its metadata is cached
+    assert by_pid(act)[100].cpu_s == pytest.approx(0.2)
+    assert act.source.status == "ok" and act.source.extra["skipped"] == 3
+
+
+def test_new_process_counts_its_whole_time_if_born_in_interval(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.set_uptime(500.0)
+    s.sample()
+    step(proc, clock, 2.0)  # uptime 502
+    proc.add_process(200, comm="short", utime=80, stime=20, start_time=50_100, processor=1)  # 501 s
+    proc.add_process(201, comm="old-unseen", utime=900, start_time=10_000)  # 100 s: existed before
+    act = s.sample()
+    p = by_pid(act)
+    assert p[200].cpu_s == pytest.approx(1.0) and p[200].per_cpu_s == {1: pytest.approx(1.0)}
+    assert p[201].cpu_s == 0.0 and p[201].per_cpu_s == {}
+
+
+def test_reused_pid_is_a_new_process(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.set_uptime(500.0)
+    proc.add_process(300, comm="first", utime=5000, start_time=1_000)
+    s.sample()
+    step(proc, clock)
+    proc.remove_process(300)
+    proc.add_process(300, comm="second", utime=30, start_time=50_050)
+    p = by_pid(s.sample())[300]
+    assert p.name == "second" and p.cpu_s == pytest.approx(0.3)  # not 30 - 5000, not 0
+
+
+def test_threads_spread_over_their_cpus(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    threads = [FakeThread(400, 10, 0, 0), FakeThread(401, 10, 0, 1), FakeThread(402, 0, 0, 1)]
+    proc.add_process(400, comm="mt", utime=20, processor=0, threads=threads)
+    s.sample()
+    # interval 1: first active interval, no per-thread baseline yet -> last CPU of the process
+    threads = [FakeThread(400, 30, 0, 0), FakeThread(401, 40, 0, 1), FakeThread(402, 0, 0, 1)]
+    proc.update_process(400, utime=70, threads=threads)
+    step(proc, clock)
+    p = by_pid(s.sample())[400]
+    assert p.cpu_s == pytest.approx(0.5) and p.per_cpu_s == {0: pytest.approx(0.5)}
+    # interval 2: thread 400 +10 on cpu0, 401 +60 on cpu1, 402 +30 then moved to cpu0,
+    # and 20 ticks from a thread that exited (only in the process total) -> last CPU (0)
+    threads = [FakeThread(400, 40, 0, 0), FakeThread(401, 100, 0, 1), FakeThread(402, 30, 0, 0)]
+    proc.update_process(400, utime=190, threads=threads, processor=0)
+    step(proc, clock)
+    p = by_pid(s.sample())[400]
+    assert p.cpu_s == pytest.approx(1.2)
+    assert p.per_cpu_s == {0: pytest.approx(0.4 + 0.2), 1: pytest.approx(0.6)}
+    assert sum(p.per_cpu_s.values()) == pytest.approx(p.cpu_s)
+
+
+def test_thread_split_never_exceeds_process_time(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.add_process(400, comm="mt", utime=0, threads=[FakeThread(400, 0, 0, 0), FakeThread(401, 0, 0, 1)])
+    s.sample()
+    proc.update_process(400, utime=10, threads=[FakeThread(400, 5, 0, 0), FakeThread(401, 5, 0, 1)])
+    step(proc, clock)
+    s.sample()
+    # the process total lags its threads by a tick (they were read a moment later)
+    proc.update_process(400, utime=40, threads=[FakeThread(400, 25, 0, 0), FakeThread(401, 25, 0, 1)])
+    step(proc, clock)
+    p = by_pid(s.sample())[400]
+    assert p.per_cpu_s == {0: pytest.approx(0.15), 1: pytest.approx(0.15)}
+
+
+def test_pss_is_cached_between_staggered_reads(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=4, pss_top=1)
+    proc.add_process(500, comm="idle", pss_kb=100)
+    proc.add_process(501, comm="busy", pss_kb=100)
+    s.sample()  # priming reads everybody (cycle 0)
+    proc.update_process(500, pss_kb=200)
+    proc.update_process(501, pss_kb=200, utime=50)
+    seen = []
+    for cycle in range(1, 5):
+        step(proc, clock)
+        proc.update_process(501, utime=50 + 10 * cycle)
+        p = by_pid(s.sample())
+        seen.append((p[500].pss_bytes // 1024, p[501].pss_bytes // 1024))
+    # idle 500 is refreshed when (pid + cycle) % 4 == 0, i.e. cycle 4; busy 501 every cycle
+    assert seen == [(100, 200), (100, 200), (100, 200), (200, 200)]
+
+
+def test_idle_unchanged_samples_are_reused(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=1000, refresh_every=1000)
+    proc.add_process(600, comm="sleeper")
+    s.sample()
+    step(proc, clock)
+    a = by_pid(s.sample())[600]
+    step(proc, clock)
+    b = by_pid(s.sample())[600]
+    assert a is b
+    proc.update_process(600, rss_pages=999)
+    step(proc, clock)
+    c = by_pid(s.sample())[600]
+    assert c is not b and c.rss_bytes == 999 * 4096
+
+
+def test_cgroup_refresh_sees_a_moved_process(tmp_path):
+    proc, clock, s = setup(tmp_path, refresh_every=2)
+    proc.add_process(700, comm="mover", cgroup="0::/user.slice/a.scope")
+    s.sample()
+    proc.update_process(700, cgroup="0::/system.slice/b.service")
+    results = []
+    for _ in range(2):
+        step(proc, clock)
+        results.append(by_pid(s.sample())[700].cgroup)
+    assert "/system.slice/b.service" in results
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("0::/system.slice/ssh.service\n", "/system.slice/ssh.service"),
+    ("12:cpu,cpuacct:/docker/abc\n1:name=systemd:/system.slice/docker-abc.scope\n0::/\n", "/docker/abc"),
+    ("1:name=systemd:/user.slice/user-0.slice\n2:memory:/x\n", "/user.slice/user-0.slice"),
+    ("9:name=systemd:/\n4:memory:/process_api/2bf5\n1:cpu:/\n0::/\n", "/process_api/2bf5"),
+    ("9:name=systemd:/\n1:cpu:/\n0::/\n", "/"),
+    ("0::/\n", "/"),
+    ("", ""),
+])
+def test_best_cgroup_path(text, expected):
+    assert best_cgroup_path(text) == expected
+
+
+def test_best_cgroup_path_on_real_lines():
+    path = shared_fixture("cgroups", "real-lines.tsv")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    lines = [r["cgroup_line"] for r in rows if r["cgroup_line"].count(":") >= 2
+             and r["cgroup_line"].split(":", 1)[0].isdigit()]
+    assert lines
+    for line in lines:
+        assert best_cgroup_path(line) == line.split(":", 2)[2], line
+
+
+def test_missing_proc_is_an_error_not_an_exception(tmp_path):
+    act = ProcfsSampler(tmp_path / "nope", FakeClock()).sample()
+    assert act.source.status == "error" and "cannot list" in act.source.detail
+
+
+# -- the real /proc of this machine -----------------------------------------------------
+
+BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
+
+
+@pytest.fixture
+def busy_child():
+    child = subprocess.Popen([sys.executable, "-c", BUSY, "keck-busy-marker"])
+    try:
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc on this system")
+def test_real_proc_finds_our_busy_child(busy_child):
+    s = ProcfsSampler("/proc")
+    s.sample()
+    time.sleep(0.6)
+    act = s.sample()
+    assert act.source.status == "ok"
+    me = by_pid(act)
+    assert os.getpid() in me
+    child = me[busy_child.pid]
+    assert "keck-busy-marker" in child.cmd and child.ppid == os.getpid()
+    assert 0.2 < child.cpu_s <= act.interval_s + 0.05
+    assert sum(child.per_cpu_s.values()) == pytest.approx(child.cpu_s)
+    assert child.rss_bytes and child.rss_bytes > 1_000_000
+    assert child.kernel is False and child.uid == os.geteuid()
+    kernel = [p for p in act.processes if p.kernel]
+    assert kernel and all(p.cmd.startswith("[") for p in kernel)
+    assert len(act.cores) == os.cpu_count()
+    assert sum(c.busy_s for c in act.cores) >= child.cpu_s * 0.8
+
+
+def test_psutil_fallback_finds_our_busy_child(busy_child):
+    s = PsutilSampler()
+    assert s.sample().source.detail == "warming up"
+    time.sleep(0.6)
+    act = s.sample()
+    child = by_pid(act)[busy_child.pid]
+    assert 0.2 < child.cpu_s <= act.interval_s + 0.05
+    assert "keck-busy-marker" in child.cmd
+    assert act.cores and act.cores[0].total_s > 0
+
+
+def test_make_activity_sampler_picks(tmp_path):
+    assert isinstance(make_activity_sampler(tmp_path), PsutilSampler)
+    FakeProc(tmp_path / "proc")
+    assert isinstance(make_activity_sampler(tmp_path / "proc", FakeClock()), ProcfsSampler)
