@@ -1,0 +1,463 @@
+"""Recordings: one "keck-top/1" snapshot per line (JSON Lines), optionally compressed.
+
+Compression follows the file name: ``.zst``/``.zstd`` → zstd, ``.gz`` → gzip,
+anything else → plain text. The writer flushes after every line (zstd: a block
+flush; gzip: a sync flush) so that a crash loses at most the line being
+written; the reader decodes whatever whole lines a truncated or partly corrupt
+file still holds, and counts the rest (``skipped``) instead of failing.
+
+Reading streams in fixed-size chunks: memory is bounded by the longest line,
+never by the file (lines over ``MAX_LINE_BYTES`` are skipped as corrupt).
+Appending (``append=True``) adds a new gzip member / zstd frame, which every
+gzip and zstd decoder (and this reader) reads as one stream.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Iterator
+
+from keck_tui.model import Snapshot, SnapshotFormatError
+
+CHUNK_BYTES = 1 << 20
+MAX_LINE_BYTES = 256 << 20  # a 200-row snapshot is ~60 KB; 256 MiB is surely corrupt
+ZSTD_SUFFIXES = (".zst", ".zstd")
+GZIP_SUFFIXES = (".gz", ".gzip")
+
+
+class RecordingError(OSError):
+    """A recording cannot be opened or written (reported as one line, exit 2)."""
+
+
+def compression_for(path: str | os.PathLike[str]) -> str | None:
+    """``"zstd"``, ``"gzip"`` or ``None`` (plain JSON Lines), from the file name."""
+    name = str(path).lower()
+    if name.endswith(ZSTD_SUFFIXES):
+        return "zstd"
+    if name.endswith(GZIP_SUFFIXES):
+        return "gzip"
+    return None
+
+
+def encode_line(snapshot: Snapshot) -> bytes:
+    """The exact bytes one snapshot occupies in a recording (newline included)."""
+    return json.dumps(snapshot.to_json(), separators=(",", ":"), allow_nan=False,
+                      ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _PlainSink:
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def write_line(self, data: bytes) -> None:
+        self._raw.write(data)
+        self._raw.flush()
+
+    def finish(self) -> None:
+        self._raw.flush()
+
+
+class _GzipSink:
+    def __init__(self, raw: IO[bytes], level: int) -> None:
+        self._raw = raw
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip header + trailer
+
+    def write_line(self, data: bytes) -> None:
+        self._raw.write(self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH))
+        self._raw.flush()
+
+    def finish(self) -> None:
+        self._raw.write(self._z.flush(zlib.Z_FINISH))
+        self._raw.flush()
+
+
+class _ZstdSink:
+    def __init__(self, raw: IO[bytes], level: int) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._raw = raw
+        self._w = zstandard.ZstdCompressor(level=level).stream_writer(raw, closefd=False)
+
+    def write_line(self, data: bytes) -> None:
+        self._w.write(data)
+        self._w.flush(self._zstd.FLUSH_BLOCK)  # decodable up to here, context kept
+        self._raw.flush()
+
+    def finish(self) -> None:
+        self._w.flush(self._zstd.FLUSH_FRAME)
+        self._w.close()
+        self._raw.flush()
+
+
+class RecordingWriter:
+    """Appends snapshots to a recording, one flushed line each. Thread-safe."""
+
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False,
+                 fsync: bool = False, level: int | None = None) -> None:
+        self.path = Path(path)
+        self.compression = compression_for(self.path)
+        self.fsync = fsync
+        self.lines = 0
+        self.bytes_in = 0  # uncompressed bytes written
+        self._lock = threading.Lock()
+        if append and self.compression and self.path.exists() and self.path.stat().st_size:
+            # A crash leaves a compressed stream unfinished; data appended after it
+            # would be unreadable. Start a new file instead.
+            raise RecordingError(f"cannot append to compressed recording {self.path}: "
+                                 "write a new file")
+        try:
+            self._raw: IO[bytes] = open(self.path, "ab" if append else "wb")
+            if append and self._raw.tell() > 0:
+                with open(self.path, "rb") as f:  # end a line a crash left unfinished
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        self._raw.write(b"\n")
+        except OSError as exc:
+            raise RecordingError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        if self.compression == "zstd":
+            self._sink: _PlainSink | _GzipSink | _ZstdSink = _ZstdSink(self._raw, 3 if level is None else level)
+        elif self.compression == "gzip":
+            self._sink = _GzipSink(self._raw, 6 if level is None else level)
+        else:
+            self._sink = _PlainSink(self._raw)
+        self.closed = False
+
+    def write(self, snapshot: Snapshot) -> int:
+        """Write one snapshot; returns the uncompressed size of its line."""
+        return self.write_line(encode_line(snapshot))
+
+    def write_line(self, data: bytes) -> int:
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        with self._lock:
+            if self.closed:
+                raise RecordingError(f"{self.path} is closed")
+            try:
+                self._sink.write_line(data)
+                if self.fsync:
+                    os.fsync(self._raw.fileno())
+            except (OSError, ValueError) as exc:  # ValueError: the file was closed under us
+                raise RecordingError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+            self.lines += 1
+            self.bytes_in += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                self._sink.finish()
+            finally:
+                self._raw.close()
+
+    def __enter__(self) -> "RecordingWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Recorder:
+    """A switchable recorder for a live view (the TUI's ``r`` key).
+
+    Feed it every snapshot with ``__call__`` (or ``feed``); it writes only while
+    ``active``. Write errors stop the recording and are kept in ``error`` rather
+    than raised into the UI or the feed thread.
+    """
+
+    def __init__(self, *, append: bool = False, fsync: bool = False) -> None:
+        self._writer: RecordingWriter | None = None
+        self._lock = threading.Lock()
+        self._append = append
+        self._fsync = fsync
+        self.error: str | None = None
+        self.path: Path | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def lines(self) -> int:
+        w = self._writer
+        return w.lines if w is not None else 0
+
+    def start(self, path: str | os.PathLike[str]) -> None:
+        """Start recording to ``path`` (stopping any recording in progress)."""
+        self.stop()
+        writer = RecordingWriter(path, append=self._append, fsync=self._fsync)
+        with self._lock:
+            self._writer = writer
+            self.path = writer.path
+            self.error = None
+
+    def stop(self) -> int:
+        """Stop and close; returns how many snapshots the recording got."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is None:
+            return 0
+        writer.close()
+        return writer.lines
+
+    def toggle(self, path: str | os.PathLike[str]) -> bool:
+        """Start if stopped, stop if started; returns the new ``active``."""
+        if self.active:
+            self.stop()
+        else:
+            self.start(path)
+        return self.active
+
+    def feed(self, snapshot: Snapshot) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            writer.write(snapshot)
+        except RecordingError as exc:
+            self.error = str(exc)
+            with self._lock:
+                if self._writer is writer:
+                    self._writer = None
+            try:
+                writer.close()
+            except (OSError, ValueError):
+                pass
+
+    __call__ = feed
+
+
+def default_recording_name(now: float, directory: str | os.PathLike[str] = ".") -> Path:
+    """``keck-top-YYYYmmdd-HHMMSS.jsonl.zst`` in ``directory`` (the TUI's ``r`` key)."""
+    import time as _time
+
+    stamp = _time.strftime("%Y%m%d-%H%M%S", _time.localtime(now))
+    return Path(directory) / f"keck-top-{stamp}.jsonl.zst"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class ReadStats:
+    """What a reader saw: whole valid lines, and what it had to skip and why."""
+
+    valid: int = 0
+    skipped: int = 0
+    truncated_tail: bool = False  # the file ends inside a line (a crash while writing)
+    stream_error: str | None = None  # compressed data stopped decoding here
+    problems: list[str] = field(default_factory=list)  # the first few reasons, with line numbers
+
+    MAX_PROBLEMS = 10
+
+    def skip(self, lineno: int, why: str) -> None:
+        self.skipped += 1
+        if len(self.problems) < self.MAX_PROBLEMS:
+            self.problems.append(f"line {lineno}: {why}")
+
+    def summary(self) -> str:
+        """One line for the user, e.g. ``86398 snapshots, 2 lines skipped (line 7: not JSON …)``."""
+        text = f"{self.valid} snapshot{'s' if self.valid != 1 else ''}"
+        if self.skipped:
+            text += f", {self.skipped} line{'s' if self.skipped != 1 else ''} skipped"
+            if self.problems:
+                text += f" ({self.problems[0]}{', …' if self.skipped > 1 else ''})"
+        if self.stream_error:
+            text += f"; compressed data unreadable after that: {self.stream_error}"
+        return text
+
+
+def _chunks_plain(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
+    while chunk := raw.read(CHUNK_BYTES):
+        yield chunk
+
+
+# Compressed input is fed in small slices so that the lines before a corrupt
+# spot are still produced (a decoder that fails returns nothing for its input).
+FEED_BYTES = 16 << 10
+
+
+def _slices(raw: IO[bytes]) -> Iterator[bytes]:
+    while chunk := raw.read(CHUNK_BYTES):
+        for i in range(0, len(chunk), FEED_BYTES):
+            yield chunk[i:i + FEED_BYTES]
+
+
+def _chunks_gzip(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
+    d = zlib.decompressobj(31)
+    for chunk in _slices(raw):
+        while chunk:
+            backup = d.copy()
+            try:
+                out = d.decompress(chunk)
+            except zlib.error as exc:
+                # Salvage the output before the bad spot: replay the slice in small steps.
+                d = backup
+                for i in range(0, len(chunk), 64):
+                    try:
+                        out = d.decompress(chunk[i:i + 64])
+                    except zlib.error:
+                        break
+                    if out:
+                        yield out
+                stats.stream_error = f"gzip: {exc}"
+                return
+            if out:
+                yield out
+            if d.eof:  # next member (appended recording) or trailing garbage
+                chunk = d.unused_data
+                d = zlib.decompressobj(31)
+            else:
+                chunk = b""
+
+
+def _chunks_zstd(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    d = dctx.decompressobj()
+    for chunk in _slices(raw):
+        while chunk:
+            try:
+                out = d.decompress(chunk)
+            except zstandard.ZstdError as exc:
+                stats.stream_error = f"zstd: {exc}"
+                return
+            if out:
+                yield out
+            if d.eof:  # next frame (appended recording)
+                chunk = d.unused_data
+                d = dctx.decompressobj()
+            else:
+                chunk = b""
+
+
+def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line number, bytes without newline)`` for each whole line.
+
+    Blank lines are ignored. A final line without its newline is yielded too
+    (parsers decide: a truncated snapshot fails to parse and is skipped).
+    Over-long lines are skipped and counted in ``stats``.
+    """
+    stats = stats if stats is not None else ReadStats()
+    kind = compression_for(path)
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
+    chunks = {"zstd": _chunks_zstd, "gzip": _chunks_gzip}.get(kind or "", _chunks_plain)
+    with raw:
+        parts: list[bytes] = []
+        size = 0
+        lineno = 0
+        oversize = False
+        for chunk in chunks(raw, stats):
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                if nl < 0:
+                    tail = chunk[start:]
+                    if tail and not oversize:
+                        size += len(tail)
+                        if size > MAX_LINE_BYTES:
+                            oversize, parts = True, []
+                        else:
+                            parts.append(tail)
+                    break
+                piece = chunk[start:nl]
+                start = nl + 1
+                lineno += 1
+                if oversize or size + len(piece) > MAX_LINE_BYTES:
+                    stats.skip(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
+                elif parts:
+                    parts.append(piece)
+                    line = b"".join(parts)
+                    if line.strip():
+                        yield lineno, line
+                elif piece.strip():
+                    yield lineno, piece
+                parts, size, oversize = [], 0, False
+        if oversize:
+            stats.skip(lineno + 1, f"line longer than {MAX_LINE_BYTES} bytes")
+        elif parts:
+            line = b"".join(parts)
+            if line.strip():
+                stats.truncated_tail = True
+                yield lineno + 1, line
+
+
+def parse_line(line: bytes) -> Snapshot:
+    """A line's snapshot; raises SnapshotFormatError when it is not one."""
+    return Snapshot.loads(line)
+
+
+class RecordingReader:
+    """Iterates the valid snapshots of a recording, counting what it skips.
+
+    ``for snap in RecordingReader(path)`` streams; ``reader.stats`` is complete
+    once iteration ends. ``on_skip(lineno, why)`` is called for each skipped line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str],
+                 on_skip: Callable[[int, str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.stats = ReadStats()
+        self._on_skip = on_skip
+        if not self.path.exists():
+            raise RecordingError(f"{self.path}: no such file")
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        return iter_lines(self.path, self.stats)
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        for lineno, line in iter_lines(self.path, self.stats):
+            try:
+                snap = parse_line(line)
+            except SnapshotFormatError as exc:
+                why = (str(exc).splitlines() or ["unreadable"])[0][:200]
+                if self.stats.truncated_tail:  # only the last line can set it
+                    why = f"truncated: the file ends inside this line ({why})"
+                self.stats.skip(lineno, why)
+                if self._on_skip is not None:
+                    self._on_skip(lineno, why)
+                continue
+            self.stats.valid += 1
+            yield snap
+
+
+def read_recording(path: str | os.PathLike[str]) -> tuple[list[Snapshot], ReadStats]:
+    """All valid snapshots of a (small) recording, and the read statistics."""
+    reader = RecordingReader(path)
+    snaps = list(reader)
+    return snaps, reader.stats
+
+
+# A cheap check that a line is a whole keck-top/1 snapshot and where it sits in
+# time, without parsing the whole document (used to index long recordings).
+_HEADER = re.compile(
+    rb'"schema": ?"keck-top/1", ?"time": ?(-?[0-9][0-9.eE+-]*), ?"interval_s": ?(-?[0-9][0-9.eE+-]*)')
+
+
+def peek_header(line: bytes) -> tuple[float, float] | None:
+    """``(time, interval_s)`` of a line that looks like a whole snapshot, else None."""
+    stripped = line.strip()
+    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+        return None
+    m = _HEADER.search(stripped, 0, 4096) or _HEADER.search(stripped)
+    if m is None:
+        return None
+    try:
+        return float(m.group(1)), float(m.group(2))
+    except ValueError:
+        return None
