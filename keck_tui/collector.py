@@ -13,6 +13,7 @@ from keck_tui.attribution.engine import AttributionConfig, AttributionInput, att
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
 from keck_tui.attribution.idle import IdleLearner
 from keck_tui.attribution.ledger import EnergyLedger
+from keck_tui.attribution.power import resolve_node_power
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
@@ -67,16 +68,17 @@ class Collector:
                 groups[p.pid] = self.grouper.group_of(p)
             except Exception:  # noqa: BLE001 - a grouper bug must not lose the process
                 groups[p.pid] = ()
+        # Learn the idle baseline from this interval's (utilisation, measured CPU watts) first,
+        # so that even the first snapshot has a baseline.
+        cpu = resolve_node_power(power, gpus).cpu
+        if cpu is not None:
+            capacity = math.fsum(c.total_s for c in activity.cores)
+            if capacity > 0:
+                self.idle_learner.add(math.fsum(c.busy_s for c in activity.cores) / capacity, cpu.watts)
         inp = AttributionInput(host=self.host, interval_s=interval, activity=activity, power=power,
                                gpus=gpus, frequency=freq, groups=groups,
                                learned_idle=self.idle_learner.estimate())
         result = attribute(inp, self.config)
-        if result.node_power.cpu is not None:
-            self.idle_learner.add(result.utilisation, result.node_power.cpu.watts)
-            if self.config.idle_watts is None and result.idle.method != "learned":
-                # Re-run once with the point just learned so the first snapshot has a baseline.
-                inp = AttributionInput(**{**inp.__dict__, "learned_idle": self.idle_learner.estimate()})
-                result = attribute(inp, self.config)
         root = self.ledger.apply(result.root, interval)
         sources = [activity.source]
         if freq is not None:
