@@ -1,14 +1,173 @@
-"""Command placeholder until its issue lands."""
+"""`keck-top attach`: the TUI (or --once/--batch output) over remote data.
+
+Agents by URL or fleet file, Keck controllers, and Prometheus all merge into
+one fleet → cluster → node tree. Cheap to import: aiohttp is imported in run().
+"""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-from keck_tui.cli import CliError
+from keck_tui.cli import CliError, add_config_option, add_interval_option, add_output_options, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.description = (
+        "Show remote power data: keck-top agents (URL... or --fleet FILE), Keck controllers (--keck URL) "
+        "and Prometheus (--prometheus URL), merged into fleet → cluster → node. See docs/remote.md.")
+    parser.add_argument("urls", nargs="*", metavar="URL", help="keck-top agent URLs (http[s]://host:9464)")
+    g = parser.add_argument_group("remote sources")
+    g.add_argument("--fleet", metavar="FILE", type=Path, help="TOML fleet file: clusters → agent URLs, token files")
+    g.add_argument("--keck", metavar="URL", action="append", default=[],
+                   help="a Keck controller's API (repeatable)")
+    g.add_argument("--prometheus", metavar="URL", help="build the tree from a Prometheus server (PromQL)")
+    g.add_argument("--cluster", metavar="NAME", help="cluster name for agent URLs and --keck (default: 'default' / the controller's host)")
+    g.add_argument("--token-file", metavar="FILE", help="bearer token for agent URLs, --keck and --prometheus")
+    g.add_argument("--ca-file", metavar="PEM", help="trust this CA for https:// sources")
+    g.add_argument("--insecure-tls", action="store_true", help="do not verify https:// certificates")
+    g.add_argument("--timeout", metavar="S", type=float, default=None, help="per-request timeout in seconds (default 2)")
+    g.add_argument("--depth", metavar="N", type=int,
+                   help="levels fetched below each agent's node (default: 2 in the TUI, all with --once); "
+                        "deeper rows are fetched when expanded")
+    p = parser.add_argument_group("prometheus")
+    p.add_argument("--cluster-label", metavar="LABEL", help="label naming the cluster (default 'cluster')")
+    p.add_argument("--node-label", metavar="LABEL",
+                   help="label naming the node (default: node, then node_name, then instance)")
+    p.add_argument("--rate-window", metavar="DUR", help="window for rate() over joule counters (default 1m)")
+    add_config_option(parser)
+    add_interval_option(parser)
+    add_output_options(parser)
+
+
+def _load_token(path: str | None) -> str | None:
+    if not path:
+        return None
+    from keck_tui.agent.auth import TokenError, load_token
+    try:
+        return load_token(path)
+    except TokenError as exc:
+        raise CliError(str(exc)) from None
+
+
+def build_fleet(args: argparse.Namespace, settings: Any, default_depth: int | None) -> Any:
+    from keck_tui.sources.agents import AgentSource, AgentSpec
+    from keck_tui.sources.fleet import Fleet, FleetConfig, FleetError, load_fleet
+    from keck_tui.sources.http import client_ssl
+    from keck_tui.sources.keck import KeckSource
+
+    token = _load_token(getattr(args, "token_file", None))
+    try:
+        ssl_setting = client_ssl(getattr(args, "ca_file", None), bool(getattr(args, "insecure_tls", False)))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    timeout = float(getattr(args, "timeout", None) or 2.0)
+    if timeout <= 0:
+        raise CliError("--timeout must be positive")
+    cfg = FleetConfig()
+    if getattr(args, "fleet", None) is not None:
+        try:
+            cfg = load_fleet(args.fleet)
+        except FleetError as exc:
+            raise CliError(str(exc)) from None
+    cluster = getattr(args, "cluster", None)
+    for url in getattr(args, "urls", []) or []:
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"agent URL must start with http:// or https://, got {url!r}")
+        cfg.agents.append(AgentSpec(url, cluster or "default", None, token, timeout, ssl_setting))
+    others: list[Any] = [KeckSource(u, c, t, timeout=max(timeout, 5.0), ssl_setting=ssl_setting)
+                         for c, u, t in cfg.keck]
+    for url in getattr(args, "keck", []) or []:
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"--keck URL must start with http:// or https://, got {url!r}")
+        others.append(KeckSource(url, cluster, token, timeout=max(timeout, 5.0), ssl_setting=ssl_setting))
+    if getattr(args, "prometheus", None):
+        from keck_tui.sources.prometheus import prometheus_source_from_args
+        others.append(prometheus_source_from_args(args.prometheus, args, token, ssl_setting))
+    if not cfg.agents and not others:
+        raise CliError("nothing to attach to: give agent URLs, --fleet FILE, --keck URL or --prometheus URL")
+    depth = args.depth if getattr(args, "depth", None) is not None else default_depth
+    if depth is not None and depth < 0:
+        raise CliError("--depth must not be negative")
+    agents = AgentSource(cfg.agents, depth=depth) if cfg.agents else None
+    return Fleet(agents, others)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise CliError("not implemented yet")
+    settings = settings_from_args(args)
+    if args.batch and args.once:
+        raise CliError("--once and --batch don't go together")
+    if args.json and not args.once:
+        raise CliError("--json needs --once")
+    if args.once or args.batch:
+        fleet = build_fleet(args, settings, default_depth=None)
+    else:
+        fleet = build_fleet(args, settings, default_depth=2)
+    fleet.interval = settings.interval
+
+    import asyncio
+
+    from keck_tui.sources.fleet import RemoteFeed, poll_once
+
+    if args.once:
+        snap = asyncio.run(poll_once(fleet))
+        if args.json:
+            print(snap.dumps(indent=1))
+        else:
+            print(format_table(snap))
+        return 0
+    feed = RemoteFeed(fleet, interval=settings.interval)
+    if args.batch:
+        feed.start()
+        try:
+            shown = 0
+            last = None
+            while args.iterations is None or shown < args.iterations:
+                snap = feed.latest()
+                if snap is not None and snap is not last:
+                    print(format_table(snap), flush=True)
+                    print(flush=True)
+                    last = snap
+                    shown += 1
+                time.sleep(0.05)
+        finally:
+            feed.stop()
+        return 0
+    title = _title(args)
+    from keck_tui.ui.app import run_tui
+    feed.start()
+    try:
+        return int(run_tui(feed, settings=settings, title=title) or 0)
+    finally:
+        feed.stop()
+
+
+def _title(args: argparse.Namespace) -> str:
+    parts = []
+    if args.fleet:
+        parts.append(f"fleet {args.fleet.name}")
+    if args.urls:
+        parts.append(f"{len(args.urls)} agent(s)")
+    if args.keck:
+        parts.append("keck " + ", ".join(args.keck))
+    if args.prometheus:
+        parts.append(f"prometheus {args.prometheus}")
+    return "keck-top attach: " + "; ".join(parts)
+
+
+def format_table(snap: Any) -> str:
+    """A plain text table of the fleet down to node rows (cluster and fleet sums on top)."""
+    lines = [f"{time.strftime('%H:%M:%S', time.localtime(snap.time))}  {snap.host}  "
+             f"{snap.root.watts:.1f} W  ({snap.root.watts_lo:.1f}…{snap.root.watts_hi:.1f})"]
+    lines.append(f"{'NAME':<40} {'LEVEL':<8} {'WATTS':>10} {'LO':>10} {'HI':>10}  STATE")
+    for path, row in snap.root.walk():
+        if len(path) > 3:
+            continue
+        state = "stale " + (f"{row.age_s:.0f}s " if row.age_s is not None else "") + (row.error or "") \
+            if row.stale else ""
+        name = "  " * (len(path) - 1) + row.name
+        lines.append(f"{name[:40]:<40} {row.level:<8} {row.watts:>10.1f} {row.watts_lo:>10.1f} "
+                     f"{row.watts_hi:>10.1f}  {state}".rstrip())
+    return "\n".join(lines)

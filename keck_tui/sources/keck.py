@@ -1,0 +1,160 @@
+"""The Keck controller (github.com/avivgt/keck) as a source: cluster → node → namespace → pod.
+
+Its JSON is already in watts (the controller divides its integer µW by 1e6).
+A node's power is its PSU input (``platform_watts``, the widest measured
+reading) when it has one, else cpu + memory + gpu; the controller's
+``error_ratio`` (PSU reconciliation error) is the bound: watts × (1 ± ratio).
+Pods come from ``/pods-by-namespace`` (``/pods-by-node`` returns no pods,
+despite its name). Pods don't add up to their node (kubelet, runtime and
+kernel run outside pods), so each node gets a ``(residual)`` row with the rest.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
+from keck_tui.sources.http import FetchError, fetch_json
+from keck_tui.sources.tree import safe_id, sum_row
+
+STALE_AFTER_S = 60.0  # the controller's own staleness threshold
+
+
+def _f(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if out == out and abs(out) != float("inf") else 0.0
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else _f(value)
+
+
+def pod_row(pod: Mapping[str, Any]) -> Row:
+    total = _f(pod.get("total_watts"))
+    comps = {"cpu": _f(pod.get("cpu_watts")), "dram": _f(pod.get("memory_watts")),
+             "gpu": _f(pod.get("gpu_watts")), "storage": _f(pod.get("storage_watts")),
+             "io": _f(pod.get("io_watts"))}
+    name = str(pod.get("pod_name") or pod.get("pod_uid") or "(pod)")
+    return Row(level="pod", id=safe_id(name), name=name, watts=total, watts_lo=total, watts_hi=total,
+               components=comps, pod_uid=str(pod.get("pod_uid") or "") or None,
+               namespace=str(pod.get("namespace") or "") or None, sources=("keck",))
+
+
+def node_row(node: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Row:
+    name = str(node.get("node_name") or "(node)")
+    cpu, mem, gpu = _f(node.get("cpu_watts")), _f(node.get("memory_watts")), _f(node.get("gpu_watts"))
+    attributed = cpu + mem + gpu
+    platform = _opt(node.get("platform_watts"))
+    watts = platform if platform is not None and platform > 0 else attributed
+    ratio = max(0.0, _f(node.get("error_ratio")))
+    by_ns: dict[str, list[Row]] = {}
+    for p in pods:
+        by_ns.setdefault(str(p.get("namespace") or "(none)"), []).append(pod_row(p))
+    children = [sum_row("namespace", ns, ns, rows, namespace=ns) for ns, rows in sorted(by_ns.items())]
+    pod_sum = sum(r.watts for r in children)
+    residual = watts - pod_sum
+    note = None
+    if residual < -1e-9:
+        note = f"pods sum to {pod_sum:.1f} W, more than the node's {watts:.1f} W"
+        residual = 0.0
+    children.append(Row(level="residual", id="(residual)", name="(residual)", watts=residual,
+                        watts_lo=residual, watts_hi=residual,
+                        note="node power outside pods: system processes, idle, fans, PSU loss"))
+    age = node.get("last_seen_secs_ago")
+    stale = age is not None and _f(age) > STALE_AFTER_S
+    extra = {k: node.get(k) for k in ("platform_watts", "psu_output_watts", "idle_watts", "headroom_watts",
+                                       "error_ratio", "pod_count", "cpu_source", "cpu_reading_type")
+             if k in node}
+    return Row(level="node", id=safe_id(name), name=name, watts=watts,
+               watts_lo=max(0.0, watts * (1 - ratio)), watts_hi=watts * (1 + ratio),
+               estimated=node.get("cpu_reading_type") == "estimated",
+               components={"cpu": cpu, "dram": mem, "gpu": gpu}, sources=("keck",),
+               age_s=_f(age) if age is not None else None, stale=True if stale else None,
+               error=f"controller last heard from this node {_f(age):.0f} s ago" if stale else None,
+               note=note, children=tuple(children), extra=extra)
+
+
+def cluster_row(name: str, cluster: Mapping[str, Any] | None, nodes: list[Mapping[str, Any]] | None,
+                pods: list[Mapping[str, Any]]) -> Row:
+    """Decode the controller's answers into one cluster row."""
+    node_list = nodes if nodes is not None else list((cluster or {}).get("nodes") or [])
+    by_node: dict[str, list[Mapping[str, Any]]] = {}
+    for p in pods:
+        by_node.setdefault(str(p.get("node_name") or ""), []).append(p)
+    rows = [node_row(n, by_node.pop(str(n.get("node_name") or ""), [])) for n in node_list]
+    for orphan_node, orphan_pods in by_node.items():  # pods whose node is unknown to /nodes
+        rows.append(node_row({"node_name": orphan_node or "(unknown node)"}, orphan_pods))
+    extra = {}
+    if cluster:
+        extra = {k: cluster.get(k) for k in ("cpu_watts", "memory_watts", "gpu_watts", "platform_watts",
+                                              "psu_output_watts", "psu_loss_watts", "idle_watts",
+                                              "total_attributed_watts", "avg_error_ratio", "node_count",
+                                              "pod_count") if k in cluster}
+    row = sum_row("cluster", name, name, rows, sources=("keck",))
+    return replace(row, extra=extra)
+
+
+class KeckSource:
+    """Polls one Keck controller; keeps the last good cluster row when it fails."""
+
+    def __init__(self, url: str, cluster: str | None = None, token: str | None = None,
+                 timeout: float = 5.0, ssl_setting: Any = None, method: str = "keck",
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.url = url.rstrip("/")
+        self.cluster = cluster or (urlsplit(url).hostname or "keck")
+        self.token = token
+        self.timeout = timeout
+        self.ssl = ssl_setting
+        self.method = method
+        self._mono = monotonic
+        self.row: Row | None = None
+        self.last_ok: float | None = None
+        self.error: str | None = None
+
+    async def _get(self, session: aiohttp.ClientSession, path: str, **params: str) -> Any:
+        return await fetch_json(session, f"{self.url}{path}", params=params, token=self.token,
+                                timeout=self.timeout, ssl_setting=self.ssl)
+
+    async def poll(self, session: aiohttp.ClientSession) -> None:
+        try:
+            cluster, nodes, namespaces = await asyncio.gather(
+                self._get(session, "/api/v1/cluster", method=self.method),
+                self._get(session, "/api/v1/nodes", method=self.method),
+                self._get(session, "/api/v1/namespaces", method=self.method))
+            if not isinstance(cluster, dict) or not isinstance(nodes, list) or not isinstance(namespaces, list):
+                raise FetchError("unexpected answer shape from the Keck controller")
+            names = [str(n.get("namespace")) for n in namespaces if isinstance(n, dict) and n.get("namespace")]
+            pod_lists = await asyncio.gather(*(self._get(session, "/api/v1/pods-by-namespace", ns=ns,
+                                                         method=self.method) for ns in names))
+            pods = [p for lst in pod_lists if isinstance(lst, list) for p in lst if isinstance(p, dict)]
+        except FetchError as exc:
+            self.error = str(exc)
+            return
+        self.row = cluster_row(self.cluster, cluster, [n for n in nodes if isinstance(n, dict)], pods)
+        self.last_ok = self._mono()
+        self.error = None
+
+    def cluster_rows(self) -> list[Row]:
+        if self.row is None:
+            return [Row(level="cluster", id=safe_id(self.cluster), name=self.cluster, watts=0.0, watts_lo=0.0,
+                        watts_hi=0.0, stale=True, error=self.error or "not polled yet",
+                        note="Keck controller never answered: 0 W shown, not measured")]
+        if self.error is None:
+            return [self.row]
+        age = self._mono() - self.last_ok if self.last_ok is not None else None
+        mark = lambda r: replace(r, stale=True, error=self.error)  # noqa: E731
+        return [replace(self.row, stale=True, error=self.error, age_s=age,
+                        children=tuple(mark(c) for c in self.row.children))]
+
+    def statuses(self) -> list[SourceStatus]:
+        return [SourceStatus(name=f"keck {self.cluster}", status=STATUS_OK if self.error is None and self.row
+                             else STATUS_ERROR, detail=self.error or "",
+                             watts=self.row.watts if self.row is not None else None, extra={"url": self.url})]

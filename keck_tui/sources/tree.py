@@ -1,0 +1,48 @@
+"""Tree helpers for remote data: parent rows that sum their children, safe ids, grafting."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable, Mapping
+
+from keck_tui.model import Row
+
+
+def safe_id(text: str) -> str:
+    """A row id from arbitrary text: ids are joined with '/', so they must not contain it."""
+    text = str(text).strip() or "(unnamed)"
+    return text.replace("/", "∕")  # U+2215 DIVISION SLASH: readable, not a separator
+
+
+def sum_row(level: str, row_id: str, name: str, children: Iterable[Row], **fields: object) -> Row:
+    """A parent whose watts, bounds, joules and components are the sums of its children."""
+    kids = tuple(children)
+    comps: dict[str, float] = {}
+    for c in kids:
+        for k, v in (c.components or {}).items():
+            comps[k] = comps.get(k, 0.0) + float(v)
+    estimated = any(c.estimated for c in kids) if kids else False
+    return Row(level=level, id=safe_id(row_id), name=name,
+               watts=sum(c.watts for c in kids), watts_lo=sum(c.watts_lo for c in kids),
+               watts_hi=sum(c.watts_hi for c in kids), joules=sum(c.joules for c in kids),
+               estimated=estimated, components=comps or None, children=kids, **fields)  # type: ignore[arg-type]
+
+
+def unique_ids(rows: Iterable[Row], suffixes: Mapping[int, str] | None = None) -> list[Row]:
+    """Rows with ids made unique among siblings (a repeated id gets ``@2``, ``@3``…)."""
+    seen: dict[str, int] = {}
+    out = []
+    for row in rows:
+        n = seen.get(row.id, 0) + 1
+        seen[row.id] = n
+        out.append(row if n == 1 else replace(row, id=f"{row.id}@{n}"))
+    return out
+
+
+def graft(root: Row, path: tuple[str, ...], subtree: Row) -> Row:
+    """``root`` with the row at ``path`` (root's id first) replaced by ``subtree``."""
+    if not path or path[0] != root.id:
+        return root
+    if len(path) == 1:
+        return subtree
+    kids = tuple(graft(c, path[1:], subtree) if c.id == path[1] else c for c in root.children)
+    return replace(root, children=kids)

@@ -1,0 +1,280 @@
+"""`attach`: fleets of agents merged into fleet → cluster → node; stale and recovered agents."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from agent_procs import REPO, AgentProc, free_port
+from keck_tui.agent.app import AgentService, build_app
+from keck_tui.agent.fake import fake_snapshot
+from keck_tui.feed import StaticFeed
+from keck_tui.model import Snapshot
+from keck_tui.sources.agents import AgentSource, AgentSpec
+from keck_tui.sources.fleet import Fleet, FleetError, RemoteFeed, load_fleet
+
+
+class FakeAgent:
+    """An in-process agent on a fixed loopback port that can be killed and restarted."""
+
+    def __init__(self, host: str, watts: float, token: str | None = None) -> None:
+        self.feed = StaticFeed([fake_snapshot(host, watts)])
+        self.service = AgentService(self.feed)
+        self.token = token
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(build_app(self.service, self.token, ingest=False))
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _fleet_of(n: int) -> list[FakeAgent]:
+    agents = [FakeAgent(f"node{i:02d}", 10.0 + i) for i in range(n)]
+    await asyncio.gather(*(a.start() for a in agents))
+    return agents
+
+
+async def test_fifty_agents_one_killed_goes_stale_then_recovers() -> None:
+    agents = await _fleet_of(50)
+    clock = Clock()
+    specs = [AgentSpec(a.url, cluster="east" if i < 25 else "west", timeout=1.0) for i, a in enumerate(agents)]
+    fleet = Fleet(AgentSource(specs, monotonic=clock))
+    try:
+        async with aiohttp.ClientSession() as session:
+            await fleet.poll(session)
+            snap = fleet.snapshot()
+            assert snap.root.level == "fleet" and snap.root.id == "fleet"
+            assert [c.id for c in snap.root.children] == ["east", "west"]
+            assert all(c.level == "cluster" for c in snap.root.children)
+            nodes = [n for c in snap.root.children for n in c.children]
+            assert len(nodes) == 50 and all(n.level == "node" for n in nodes)
+            assert [n.id for n in nodes] == [f"node{i:02d}" for i in range(50)]
+            assert snap.root.watts == pytest.approx(sum(10.0 + i for i in range(50)))
+            assert snap.root.children[0].watts == pytest.approx(sum(10.0 + i for i in range(25)))
+            assert not any(n.stale for n in nodes)
+            # the agents' own trees come along: node → namespace → pod → …
+            assert nodes[3].find(("node03", "ns-ns1", "pod-pod1-0")) is not None
+
+            await agents[7].stop()
+            clock.now += 1.0
+            await fleet.poll(session)
+            snap = fleet.snapshot()
+            east = snap.root.children[0]
+            dead = east.children[7]
+            assert dead.stale is True and dead.id == "node07"
+            assert dead.error.startswith("cannot connect")
+            assert dead.watts == 17.0  # last known watts kept
+            assert dead.age_s == pytest.approx(1.0)
+            assert snap.warnings == ("1 node(s) stale",)
+            assert [n.stale for i, n in enumerate(east.children) if i != 7] == [None] * 24
+            status = next(s for s in snap.sources if s.name == "agent east/node07")
+            assert status.status == "error" and "cannot connect" in status.detail
+
+            # backoff: the dead agent is not retried at once
+            polls = fleet.agents.agents[7].polls
+            await fleet.poll(session)
+            assert fleet.agents.agents[7].polls == polls
+
+            await agents[7].start()
+            clock.now += 60.0
+            await fleet.poll(session)
+            snap = fleet.snapshot()
+            back = snap.root.children[0].children[7]
+            assert back.stale is None and back.error is None and back.watts == 17.0
+            assert snap.warnings == ()
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+async def test_agent_that_never_answered_is_zero_with_note() -> None:
+    clock = Clock()
+    port = free_port()
+    fleet = Fleet(AgentSource([AgentSpec(f"http://127.0.0.1:{port}", timeout=0.5)], monotonic=clock))
+    async with aiohttp.ClientSession() as session:
+        await fleet.poll(session)
+    node = fleet.snapshot().root.children[0].children[0]
+    assert node.stale is True and node.watts == 0.0 and "never answered" in node.note
+    assert node.id == f"127.0.0.1:{port}"
+
+
+async def test_slow_agent_times_out_and_others_update() -> None:
+    fast = FakeAgent("fast", 40.0)
+    await fast.start()
+
+    async def slow_handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(2.0)
+        return web.json_response(fake_snapshot("slow", 1.0).to_json())
+
+    slow_app = web.Application()
+    slow_app.router.add_get("/api/v1/snapshot", slow_handler)
+    runner = web.AppRunner(slow_app)
+    await runner.setup()
+    slow_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", slow_port).start()
+    fleet = Fleet(AgentSource([AgentSpec(fast.url, timeout=0.3),
+                               AgentSpec(f"http://127.0.0.1:{slow_port}", timeout=0.3)]))
+    try:
+        async with aiohttp.ClientSession() as session:
+            started = time.monotonic()
+            await fleet.poll(session)
+            assert time.monotonic() - started < 1.5
+        nodes = fleet.snapshot().root.children[0].children
+        assert nodes[0].watts == 40.0 and not nodes[0].stale
+        assert nodes[1].stale and nodes[1].error == "timed out after 0.3 s"
+    finally:
+        await fast.stop()
+        await runner.cleanup()
+
+
+async def test_token_and_duplicate_names() -> None:
+    a = FakeAgent("same", 5.0, token="tok-1")
+    b = FakeAgent("same", 6.0, token="tok-1")
+    await asyncio.gather(a.start(), b.start())
+    fleet = Fleet(AgentSource([AgentSpec(a.url, token="tok-1"), AgentSpec(b.url, token="wrong")]))
+    try:
+        async with aiohttp.ClientSession() as session:
+            await fleet.poll(session)
+        nodes = fleet.snapshot().root.children[0].children
+        assert nodes[0].id == "same" and nodes[0].watts == 5.0
+        assert nodes[1].stale and nodes[1].error == "HTTP 401: missing or wrong bearer token"
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+
+
+async def test_remote_feed_lazy_drill_down() -> None:
+    agents = await _fleet_of(2)
+    feed = RemoteFeed(Fleet(AgentSource([AgentSpec(x.url) for x in agents], depth=1)), interval=0.2)
+    feed.start()
+    try:
+        snap = None
+        for _ in range(50):
+            snap = feed.latest()
+            if snap is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert snap is not None
+        node = snap.root.children[0].children[0]
+        ns = node.children[0]
+        assert ns.id == "ns-ns0" and ns.children == () and ns.has_children is True
+        feed.request_subtree(("fleet", "default", "node00", "ns-ns0"))
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            ns = feed.latest().root.children[0].children[0].children[0]
+            if ns.children:
+                break
+        assert [c.id for c in ns.children] == ["pod-pod0-0", "pod-pod0-1"]
+        assert ns.children[0].has_children is True  # one more level at a time
+        # expanded subtrees stay live across polls
+        polls = feed.polls
+        while feed.polls < polls + 2:
+            await asyncio.sleep(0.05)
+        assert feed.latest().root.children[0].children[0].children[0].children
+    finally:
+        feed.stop()
+        await asyncio.gather(*(a.stop() for a in agents))
+
+
+def test_fleet_file(tmp_path) -> None:
+    (tmp_path / "prod.token").write_text("prod-secret\n")
+    f = tmp_path / "fleet.toml"
+    f.write_text("""
+timeout = 1.5
+[clusters.prod]
+token_file = "prod.token"
+agents = ["http://10.0.0.1:9464", { url = "https://10.0.0.2:9464", name = "db1" }]
+[clusters.lab]
+agents = []
+keck = "http://keck:8080"
+""")
+    cfg = load_fleet(f)
+    assert [(a.url, a.cluster, a.name, a.token, a.timeout) for a in cfg.agents] == [
+        ("http://10.0.0.1:9464", "prod", None, "prod-secret", 1.5),
+        ("https://10.0.0.2:9464", "prod", "db1", "prod-secret", 1.5)]
+    assert cfg.keck == [("lab", "http://keck:8080", None)]
+    for text, msg in [("[clusters.x]\nagents = ['ftp://a']", "must start with http"),
+                      ("[clusters.x]\nagnets = []", "unknown key 'agnets'"),
+                      ("timeout = 'x'\n[clusters.x]\nagents=['http://a']", "timeout must be"),
+                      ("[clusters.x]\nagents = []", "no agents"),
+                      ("clusters = 3", "needs at least one"),
+                      ("[clusters.x]\ntoken_file = 'missing'\nagents=['http://a']", "does not exist"),
+                      ("[clusters", "fleet file")]:
+        f.write_text(text)
+        with pytest.raises(FleetError, match=msg):
+            load_fleet(f)
+
+
+def _attach(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    code = ("import sys, argparse\n"
+            "from keck_tui.cli import _Parser, CliError\n"
+            "from keck_tui.sources import command\n"
+            "p = _Parser(prog='keck-top attach'); command.configure(p)\n"
+            "try:\n    sys.exit(command.run(p.parse_args(sys.argv[1:])))\n"
+            "except CliError as e:\n    print(f'keck-top: error: {e}', file=sys.stderr); sys.exit(2)\n")
+    return subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_attach_once_json_over_two_real_serve_processes(tmp_path) -> None:
+    procs = [AgentProc(tmp_path, fake_snapshot(f"real{i}", 30.0 + i)) for i in range(2)]
+    try:
+        for p in procs:
+            p.start()
+        cfg = tmp_path / "none.toml"
+        out = _attach(procs[0].url, procs[1].url, "--once", "--json", "--cluster", "lab", "--config", str(cfg))
+        assert out.returncode == 0, out.stderr
+        snap = Snapshot.from_json(json.loads(out.stdout))
+        assert snap.root.level == "fleet"
+        assert [(c.level, c.id) for c in snap.root.children] == [("cluster", "lab")]
+        nodes = snap.root.children[0].children
+        assert [(n.level, n.id, n.watts) for n in nodes] == [("node", "real0", 30.0), ("node", "real1", 31.0)]
+        assert snap.root.watts == 61.0
+        # full depth with --once
+        assert nodes[0].find(("real0", "ns-ns1", "pod-pod1-1", "c-pod1-1", "pid1111")) is not None
+        # one killed: --once still answers, with that node stale
+        procs[1].stop()
+        out = _attach(procs[0].url, procs[1].url, "--once", "--json", "--timeout", "0.5", "--config", str(cfg))
+        snap = Snapshot.from_json(json.loads(out.stdout))
+        dead = snap.root.children[0].children[1]
+        assert dead.stale and dead.watts == 0.0 and dead.error.startswith("cannot connect")
+        out = _attach(procs[0].url, "--once", "--config", str(cfg))
+        assert "real0" in out.stdout and "30.0" in out.stdout
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_attach_usage_errors(tmp_path) -> None:
+    cfg = tmp_path / "none.toml"
+    cfg.write_text("")
+    out = _attach("--once", "--config", str(cfg))
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "keck-top: error: nothing to attach to: give agent URLs, --fleet FILE, --keck URL or --prometheus URL")
+    out = _attach("localhost:9464", "--once", "--config", str(cfg))
+    assert out.returncode == 2 and "must start with http" in out.stderr
+    out = _attach("--fleet", str(tmp_path / "missing.toml"), "--once", "--config", str(cfg))
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
