@@ -200,6 +200,27 @@ def test_pss_is_cached_between_staggered_reads(tmp_path):
     assert seen == [(100, 200), (100, 200), (100, 200), (200, 200)]
 
 
+def test_pss_refreshed_when_rss_moves(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=1000, pss_top=0)
+    proc.add_process(800, comm="grower", rss_pages=1000, pss_kb=3000)
+    s.sample()
+    proc.update_process(800, rss_pages=1050, pss_kb=3100)  # +5 %: not worth a read
+    step(proc, clock)
+    assert by_pid(s.sample())[800].pss_bytes == 3000 * 1024
+    proc.update_process(800, rss_pages=1200, pss_kb=3600)  # +20 % since the last read
+    step(proc, clock)
+    assert by_pid(s.sample())[800].pss_bytes == 3600 * 1024
+
+
+def test_pss_reads_stop_at_the_budget(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=1, pss_budget_s=0.0, pss_prime_factor=0.0)
+    for pid in range(900, 905):
+        proc.add_process(pid, comm="p")
+    s.sample()
+    step(proc, clock)
+    assert all(p.pss_bytes is None for p in s.sample().processes)  # unknown, not 0
+
+
 def test_idle_unchanged_samples_are_reused(tmp_path):
     proc, clock, s = setup(tmp_path, pss_every=1000, refresh_every=1000)
     proc.add_process(600, comm="sleeper")

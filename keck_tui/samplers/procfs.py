@@ -10,8 +10,9 @@ global state, and its per-process objects cost more than the parsing itself):
 - on first sight and then every ``refresh_every`` samples (staggered by pid): ``cmdline``,
   ``cgroup`` and the owner uid (the owner of ``/proc/<pid>``: the effective uid);
 - PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
-  sight, then every ``pss_every`` samples staggered by pid, and every sample for the
-  ``pss_top`` busiest processes; cached in between.
+  sight, then every ``pss_every`` samples staggered by pid, when RSS moved by > 10 %,
+  and every sample for the ``pss_top`` busiest processes — all within a time budget
+  per sample (``pss_budget_s``); cached in between (see ``_update_pss``).
 
 Per-core split of a process's time (``per_cpu_s``): the time of each *thread* is placed on
 the CPU that thread last ran on, read from ``/proc/<pid>/task/*/stat`` only for processes
@@ -45,7 +46,7 @@ class _Proc:
     """What we remember about one process between samples."""
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
-                 "rss", "threads", "threads_cycle", "last", "dirty")
+                 "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
@@ -62,6 +63,8 @@ class _Proc:
         self.threads_cycle = -2
         self.last: ProcessSample | None = None  # reused while idle and unchanged
         self.dirty = True
+        self.pss_cycle = -1  # sample number of the last smaps_rollup read (-1: never)
+        self.pss_rss = 0  # RSS bytes when PSS was last read
 
 
 class ProcfsSampler:
@@ -70,7 +73,8 @@ class ProcfsSampler:
     name = "procfs"
 
     def __init__(self, procfs_root: Path | str = "/proc", clock: Clock | None = None,
-                 pss_every: int = 10, *, pss_top: int = 8, refresh_every: int = 30,
+                 pss_every: int = 10, *, pss_top: int = 8, pss_budget_s: float = 0.005,
+                 pss_prime_factor: float = 40.0, refresh_every: int = 30,
                  per_thread: bool = True, clock_ticks: int | None = None,
                  page_size: int | None = None) -> None:
         self.procfs_root = Path(procfs_root)
@@ -78,6 +82,8 @@ class ProcfsSampler:
         self.clock: Clock = clock or SystemClock()
         self.pss_every = max(1, int(pss_every))
         self.pss_top = max(0, int(pss_top))
+        self.pss_budget_s = pss_budget_s  # wall time per sample for smaps_rollup reads
+        self.pss_prime_factor = pss_prime_factor  # the priming sample may spend this many budgets
         self.refresh_every = max(1, int(refresh_every))
         self.per_thread = per_thread
         self.hz = clock_ticks or os.sysconf("SC_CLK_TCK")
@@ -234,27 +240,54 @@ class ProcfsSampler:
 
     def _update_pss(self, rows: list[tuple[_Proc, int, int, bool, int, int, int]],
                     first: bool, cycle: int) -> None:
-        """Read smaps_rollup for: everybody when priming, new processes, a staggered
-        1/pss_every of the rest, and the pss_top busiest of this interval."""
+        """Refresh PSS from smaps_rollup within a time budget.
+
+        smaps_rollup walks the page tables: ~20 µs for a small process, ~4 ms for one
+        with 1 GiB resident (measured, see docs/samplers.md). So each sample reads, in
+        this order and until ``pss_budget_s`` is spent: processes never read yet, the
+        ``pss_top`` busiest of the interval, those whose RSS moved by > 10 % since
+        their last read, and the staggered 1/``pss_every`` due this cycle (or overdue).
+        Everything else keeps its cached value.
+        """
         every = self.pss_every
         top: set[int] = set()
         if self.pss_top and not first:
             busy = [r for r in rows if r[1] > 0 and not r[3]]
             busy.sort(key=lambda r: r[1], reverse=True)
             top = {r[0].pid for r in busy[: self.pss_top]}
-        root = self._root
-        for p, _delta, _ppid, kernel, *_ in rows:
+        due: list[tuple[int, int, _Proc]] = []
+        page = self.page_size
+        for p, _delta, _ppid, kernel, _n, _cpu, rss in rows:
             if kernel:
                 continue
-            pid = p.pid
-            if first or p.last is None or (pid + cycle) % every == 0 or pid in top:
-                try:
-                    pss = _parse_pss(_read_bytes(f"{root}/{pid}/smaps_rollup"))
-                except OSError:
-                    pss = None  # gone, or not ours to read (non-root)
-                if pss != p.pss:
-                    p.pss = pss
-                    p.dirty = True
+            if p.pss_cycle < 0:
+                prio = 0
+            elif p.pid in top:
+                prio = 1
+            elif p.pss_rss and abs(rss * page - p.pss_rss) * 10 > p.pss_rss:
+                prio = 2
+            elif (p.pid + cycle) % every == 0 or cycle - p.pss_cycle > every:
+                prio = 3
+            else:
+                continue
+            due.append((prio, p.pss_cycle, p))
+            p.pss_rss = rss * page
+        if not due:
+            return
+        due.sort(key=lambda d: (d[0], d[1]))
+        root = self._root
+        deadline = time.perf_counter() + self.pss_budget_s * (self.pss_prime_factor if first else 1)
+        for _prio, _age, p in due:
+            if time.perf_counter() > deadline:
+                break
+            try:
+                pss = _parse_pss(_read_bytes(f"{root}/{p.pid}/smaps_rollup"))
+            except (OSError, ValueError, IndexError):
+                pss = None  # gone, or not ours to read (non-root)
+            p.pss_cycle = cycle
+            if pss != p.pss:
+                p.pss = pss
+                p.dirty = True
 
     def _thread_split(self, p: _Proc, delta: int, processor: int, cycle: int,
                       born_after: float | None) -> dict[int, float]:
