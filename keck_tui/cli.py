@@ -177,5 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - `python -m keck_tui.cli`
+    # Run the package's module, not this __main__ copy, so exception classes are shared.
+    from keck_tui.cli import main as _main
+
+    sys.exit(_main())

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "keck_tui.cli", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "keck_tui", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, **kw)
 
 
