@@ -1,0 +1,216 @@
+"""Redfish sampler against the DMTF mockups served by a local aiohttp server."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from keck_tui.cli import CliError
+from keck_tui.clock import FakeClock
+from keck_tui.samplers.redfish import DEFAULT_ACCURACY, RedfishSampler, read_credentials
+from keck_tui.samplers.types import DOMAIN_NODE
+from tests.conftest import shared_fixture
+from tests.fakes.http_server import serve_in_thread
+
+
+def mockup_app(folder: Path, *, hidden: tuple[str, ...] = (), broken: tuple[str, ...] = (),
+               basic: tuple[str, str] | None = None, session: tuple[str, str] | None = None,
+               delay_s: float = 0.0, log: list[str] | None = None) -> web.Application:
+    """Serve /redfish/v1/<P> from <folder>/<P>/index.json (trailing '/' and '#...' ignored)."""
+    tokens: set[str] = set()
+    log = log if log is not None else []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/")
+        log.append(f"{request.method} {path}")
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        if request.method == "POST" and path.endswith("/SessionService/Sessions"):
+            body = await request.json()
+            if session is None or (body.get("UserName"), body.get("Password")) != session:
+                return web.Response(status=401)
+            token = f"tok{len(tokens)}"
+            tokens.add(token)
+            return web.Response(status=201, headers={"X-Auth-Token": token,
+                                                     "Location": f"/redfish/v1/SessionService/Sessions/{token}"})
+        if request.method == "DELETE":
+            tokens.discard(path.rsplit("/", 1)[-1])
+            return web.Response(status=204)
+        if basic is not None:
+            want = "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+            if request.headers.get("Authorization") != want:
+                return web.Response(status=401)
+        if session is not None and path != "/redfish/v1" and request.headers.get("X-Auth-Token") not in tokens:
+            return web.Response(status=401)
+        rel = path[len("/redfish/v1"):].lstrip("/")
+        if any(rel.startswith(h) for h in hidden):
+            return web.Response(status=404)
+        if any(rel == b for b in broken):
+            return web.Response(body=b'{"PowerWatts": {"Reading": 3', content_type="application/json")
+        f = folder / rel / "index.json"
+        if not f.is_file():
+            return web.Response(status=404)
+        return web.Response(body=f.read_bytes(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+def poll(sampler: RedfishSampler):
+    return sampler.read_now()
+
+
+@pytest.mark.parametrize("mockup, expected", [
+    ("public-rackmount1", {"chassis-1U": (374.0, 0.002, "EnvironmentMetrics.PowerWatts")}),
+    ("public-tower", {"chassis-Tower": (974.0, 0.002, "EnvironmentMetrics.PowerWatts")}),
+    # Card1/Card2 are contained in 1U: not added
+    ("public-smartnic", {"chassis-1U": (374.0, 0.002, "EnvironmentMetrics.PowerWatts")}),
+    # the enclosure has no standard reading, so the node chassis inside it counts
+    ("hpe-xl675d-a100", {"chassis-1": (894.0, DEFAULT_ACCURACY, "Power.PowerControl")}),
+])
+def test_mockups_give_the_chassis_power_they_state(mockup, expected):
+    folder = shared_fixture("redfish", mockup)
+    with serve_in_thread(mockup_app(folder)) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+    assert r.source.status == "ok", r.source.detail
+    got = {d.name: (d.watts, d.accuracy, c["from"]) for d, c in zip(r.domains, r.source.extra["chassis"])}
+    assert got == {k: (pytest.approx(w), pytest.approx(a), m) for k, (w, a, m) in expected.items()}
+    assert all(d.kind == DOMAIN_NODE for d in r.domains)
+    assert r.source.watts == pytest.approx(sum(w for w, _, _ in expected.values()))
+
+
+@pytest.mark.parametrize("hidden, watts, accuracy, method", [
+    (("Chassis/1U/EnvironmentMetrics",), 937.4, 0.01, "PowerSupplies.InputPowerWatts"),
+    (("Chassis/1U/EnvironmentMetrics", "Chassis/1U/PowerSubsystem"), 344.0, DEFAULT_ACCURACY, "Power.PowerControl"),
+    (("Chassis/1U/EnvironmentMetrics", "Chassis/1U/Power"), 374.0, 0.002,  # prefix: Power and PowerSubsystem
+     "Sensors.Chassis"),
+])
+def test_preference_order_falls_back(hidden, watts, accuracy, method):
+    folder = shared_fixture("redfish", "public-rackmount1")
+    with serve_in_thread(mockup_app(folder, hidden=hidden)) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+    assert r.source.ok, r.source.detail
+    (d,) = r.domains
+    assert (d.watts, d.accuracy, r.source.extra["chassis"][0]["from"]) == (pytest.approx(watts),
+                                                                            pytest.approx(accuracy), method)
+
+
+def test_tower_psu_sum_uses_both_supplies():
+    folder = shared_fixture("redfish", "public-tower")
+    with serve_in_thread(mockup_app(folder, hidden=("Chassis/Tower/EnvironmentMetrics",))) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+    assert r.domains[0].watts == pytest.approx(974.8)  # 487.4 + 487.4
+
+
+def test_hpe_trailing_slash_ids_and_url_forms():
+    folder = shared_fixture("redfish", "hpe-xl675d-a100")
+    with serve_in_thread(mockup_app(folder)) as base:
+        for url in (base, base + "/", base + "/redfish/v1", base + "/redfish/v1/"):
+            s = RedfishSampler(url, clock=FakeClock())
+            assert s.url == base + "/redfish/v1"
+            assert poll(s).domains[0].watts == 894.0
+
+
+def test_basic_auth_ok_and_401():
+    folder = shared_fixture("redfish", "public-rackmount1")
+    with serve_in_thread(mockup_app(folder, basic=("admin", "pw:with:colons"))) as base:
+        ok = poll(RedfishSampler(base, credentials=("admin", "pw:with:colons"), clock=FakeClock()))
+        assert ok.source.ok and ok.domains[0].watts == 374.0
+        bad = RedfishSampler(base, credentials=("admin", "wrong"), clock=FakeClock())
+        r = poll(bad)
+        assert r.source.status == "error" and "HTTP 401" in r.source.detail and r.domains == ()
+
+
+def test_session_auth_logs_in_reads_and_logs_out():
+    folder = shared_fixture("redfish", "public-rackmount1")
+    log: list[str] = []
+    app = mockup_app(folder, session=("svc", "s3cret"), log=log)
+    with serve_in_thread(app) as base:
+        r = poll(RedfishSampler(base, auth="session", credentials=("svc", "s3cret"), clock=FakeClock()))
+        assert r.source.ok and r.domains[0].watts == 374.0
+        assert "POST /redfish/v1/SessionService/Sessions" in log
+        assert log[-1].startswith("DELETE /redfish/v1/SessionService/Sessions/tok")
+        r = poll(RedfishSampler(base, auth="session", credentials=("svc", "nope"), clock=FakeClock()))
+        assert r.source.status == "error" and "session" in r.source.detail
+
+
+def test_malformed_json_missing_links_and_unreachable_are_statuses():
+    folder = shared_fixture("redfish", "public-rackmount1")
+    with serve_in_thread(mockup_app(folder, broken=("Chassis",))) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+        assert r.source.status == "error" and "malformed JSON" in r.source.detail
+    with serve_in_thread(mockup_app(folder, hidden=("Chassis/1U",))) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+        assert r.source.status == "error" and "no chassis reports its power" in r.source.detail
+    r = poll(RedfishSampler("http://127.0.0.1:9", clock=FakeClock(), timeout=2.0))
+    assert r.source.status == "error" and "127.0.0.1:9" in r.source.detail
+
+
+def test_timeout_is_a_status():
+    folder = shared_fixture("redfish", "public-rackmount1")
+    with serve_in_thread(mockup_app(folder, delay_s=1.0)) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock(), timeout=0.2))
+    assert r.source.status == "error" and "timed out after 0.2 s" in r.source.detail
+
+
+def test_sample_never_blocks_and_returns_the_latest_reading():
+    folder = shared_fixture("redfish", "public-tower")
+    with serve_in_thread(mockup_app(folder, delay_s=0.3)) as base:
+        s = RedfishSampler(base, interval=0.2)
+        t0 = time.monotonic()
+        first = s.sample()
+        assert time.monotonic() - t0 < 0.1  # the BMC takes 0.3 s a request; sample() does not wait
+        assert first.source.ok and first.domains == () and "waiting" in first.source.detail
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not s.sample().domains:
+            time.sleep(0.05)
+        r = s.sample()
+        s.stop()
+    assert r.domains[0].watts == 974.0 and r.source.watts == 974.0
+    assert r.domains[0].interval_s > 0
+
+
+def test_stale_reading_is_dropped():
+    folder = shared_fixture("redfish", "public-rackmount1")
+    clock = FakeClock()
+    with serve_in_thread(mockup_app(folder)) as base:
+        s2 = RedfishSampler(base, interval=10.0, clock=clock, timeout=5.0)
+        asyncio.run(_poll_store(s2))
+    s2._thread = object()  # pretend the poller runs; we drive time by hand  # type: ignore[assignment]
+    assert s2.sample().domains[0].watts == 374.0
+    clock.advance(36.0)  # > 3 intervals + timeout
+    r = s2.sample()
+    assert r.source.status == "error" and r.domains == () and "no reading" in r.source.detail
+
+
+async def _poll_store(s: RedfishSampler) -> None:
+    async with s._session() as session:
+        await s._poll_and_store(session)
+
+
+def test_from_args_credentials_file_env_and_errors(tmp_path):
+    creds = tmp_path / "bmc"
+    creds.write_text("root:calvin:x\n")
+    args = argparse.Namespace(redfish="https://bmc.example", redfish_credentials=str(creds),
+                              redfish_auth="session", redfish_insecure=True, redfish_interval=30.0)
+    s = RedfishSampler.from_args(args, FakeClock(), env={})
+    assert (s.auth, s._credentials, s.verify_tls, s.interval) == ("session", ("root", "calvin:x"), False, 30.0)
+    args = argparse.Namespace(redfish="bmc.example:8443", redfish_credentials=None, redfish_auth=None,
+                              redfish_insecure=False, redfish_interval=None)
+    s = RedfishSampler.from_args(args, FakeClock(), env={"KECK_REDFISH_USER": "u", "KECK_REDFISH_PASSWORD": "p"})
+    assert (s.url, s.auth, s._credentials, s.verify_tls, s.interval) == (
+        "https://bmc.example:8443/redfish/v1", "basic", ("u", "p"), True, 10.0)
+    assert read_credentials(None, {}) is None
+    (tmp_path / "bad").write_text("no-colon\n")
+    for path in (str(tmp_path / "bad"), str(tmp_path / "missing")):
+        with pytest.raises(CliError, match="--redfish"):
+            RedfishSampler.from_args(argparse.Namespace(redfish="https://b", redfish_credentials=path), env={})
+    with pytest.raises(CliError, match="not an http"):
+        RedfishSampler.from_args(argparse.Namespace(redfish="ftp://b"), env={})
