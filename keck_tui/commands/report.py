@@ -1,14 +1,83 @@
-"""`keck-top report` (placeholder until its issue lands)."""
+"""`keck-top report FILE`: energy, mean/peak watts, cost and CO2e per group over a recording."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
-from keck_tui.cli import CliError
+from keck_tui.cli import CliError, add_config_option, settings_from_args
+
+FORMATS = ("table", "json", "csv")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    from keck_tui.report import BY_LEVELS
+
+    parser.add_argument("file", metavar="FILE", help="a recording (.jsonl, .jsonl.gz or .jsonl.zst)")
+    parser.add_argument("--by", choices=BY_LEVELS, default="process",
+                        help="what a row of the report is (default process: per command name and node)")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="table (default), json or csv")
+    parser.add_argument("--price", metavar="PER_KWH", type=float,
+                        help="price per kWh (overrides price_per_kwh and the config's schedule)")
+    parser.add_argument("--co2e", metavar="G_PER_KWH", type=float,
+                        help="grams CO2e per kWh (overrides co2e_g_per_kwh)")
+    parser.add_argument("--currency", metavar="SYMBOL", help="currency symbol shown with costs")
+    parser.add_argument("--tz", metavar="ZONE",
+                        help="time zone of the price schedule, e.g. Europe/Berlin (default: local)")
+    parser.add_argument("--full-parse", action="store_true",
+                        help="parse every line completely (slower; the fast path is checked anyway)")
+    add_config_option(parser)
+
+
+def _tariff(args: argparse.Namespace):  # -> Tariff
+    from dataclasses import replace
+
+    from keck_tui.cost import tariff_from_settings
+
+    settings = settings_from_args(args)
+    tz = None
+    if args.tz:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            tz = ZoneInfo(args.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CliError(f"--tz: unknown time zone {args.tz!r}") from None
+    for flag, value in (("--price", args.price), ("--co2e", args.co2e)):
+        if value is not None and not value >= 0:
+            raise CliError(f"{flag} must be a non-negative number")
+    if args.price is not None:
+        settings = replace(settings, price_per_kwh=args.price, price_schedule=())
+    if args.co2e is not None:
+        settings = replace(settings, co2e_g_per_kwh=args.co2e,
+                           price_schedule=tuple({k: v for k, v in e.items() if k != "co2e_g_per_kwh"}
+                                                for e in settings.price_schedule
+                                                if "price_per_kwh" in e))
+    if args.currency:
+        settings = replace(settings, currency=args.currency)
+    return tariff_from_settings(settings, tz=tz)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise CliError("'report' is not implemented yet")
+    from keck_tui.recording import RecordingError
+    from keck_tui.report import report_file
+
+    tariff = _tariff(args)
+    try:
+        report = report_file(args.file, args.by, tariff, fast=not args.full_parse)
+    except RecordingError as exc:
+        raise CliError(str(exc)) from None
+    if report.stats.skipped or report.stats.stream_error:
+        print(f"keck-top: report: {report.stats.summary()}", file=sys.stderr)
+    if report.snapshots == 0:
+        raise CliError(f"{args.file}: no snapshots in this file ({report.stats.summary()})")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(report.to_csv())
+    else:
+        from keck_tui.ui.report_table import print_report
+
+        print_report(report)
+    return 0
