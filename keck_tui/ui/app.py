@@ -1,0 +1,398 @@
+"""The keck-top Textual app and its entry point ``run_tui``.
+
+The app never blocks on I/O: a timer polls ``feed.latest()`` (which never
+blocks) a few times a second and applies a snapshot only when it is new.
+Everything the screen shows is derived from (snapshot, TreeView state,
+History, clock), so tests drive it with a StaticFeed and a FakeClock.
+
+Extending (the replay timeline does this): subclass ``KeckApp``, add
+``BINDINGS`` and override ``compose_extra()`` to add widgets above the
+footer; call ``show_snapshot(snap)`` to display any snapshot, and pass
+``auto_poll=False`` to stop the app from reading the feed by itself.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from rich.style import Style
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Input
+
+from keck_tui.clock import Clock, SystemClock
+from keck_tui.config import Settings
+from keck_tui.feed import SnapshotFeed
+from keck_tui.model import Snapshot
+from keck_tui.ui import format as fmt
+from keck_tui.ui.columns import CellContext, needs_gpu_column
+from keck_tui.ui.detail import DETAIL_LINES, detail_lines
+from keck_tui.ui.header import HeaderState, header_lines
+from keck_tui.ui.help import HelpScreen
+from keck_tui.ui.history import History
+from keck_tui.ui.view import SORT_KEYS, Path, TreeView
+from keck_tui.ui.widgets import HEADER_CLASSES, ColumnHeader, PowerTree, TextPanel
+
+#: Refresh intervals that `+` and `-` step through (seconds).
+INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: Polling the feed is cheap; this bounds how late a new snapshot appears.
+POLL_S = 0.25
+DETAIL_AUTO_MIN_HEIGHT = 30  # below this the detail pane starts hidden
+
+RecordToggle = Callable[[bool], "bool | None"]
+
+
+
+class KeckApp(App[int]):
+    """Live power tree over a SnapshotFeed."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "keck-top"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit_clean", "quit"),
+        Binding("ctrl+c", "quit_clean", "quit", show=False, priority=True),
+        Binding("question_mark", "help", "help"),
+        Binding("z", "zoom_in", "zoom"),
+        Binding("u,backspace", "zoom_out", "up", key_display="u"),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("s", "cycle_sort", "sort"),
+        Binding("t", "threshold", "threshold"),
+        Binding("c", "cost", "cost"),
+        Binding("p", "pause", "pause"),
+        Binding("r", "record", "record"),
+        Binding("i", "detail", "detail"),
+        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
+        Binding("minus", "slower", "slower", key_display="-"),
+        Binding("T", "toggle_theme", "theme", show=False),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+    ]
+
+    def __init__(self, feed: SnapshotFeed, *, settings: Settings | None = None,
+                 title: str | None = None, clock: Clock | None = None,
+                 on_record_toggle: RecordToggle | None = None,
+                 auto_poll: bool = True, history_points: int = 240) -> None:
+        super().__init__()
+        self.feed = feed
+        self.settings = settings or Settings()
+        self.header_title = title
+        self.clock = clock or SystemClock()
+        self.on_record_toggle = on_record_toggle
+        self.auto_poll = auto_poll
+        self.view = TreeView()
+        self.history = History(span_s=self.settings.history_minutes * 60.0, points=history_points)
+        self.snapshot: Snapshot | None = None
+        self.session_start: float | None = None
+        self.paused = False
+        self.recording = False
+        self.show_cost = False
+        self.detail_mode: bool | None = None  # None: automatic by terminal height
+        self.applied = 0  # snapshots applied (tests, benchmarks)
+        self.theme = "textual-light" if self.settings.theme == "light" else "textual-dark"
+
+    # ---- composition ----------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield TextPanel(id="header")
+        yield TextPanel(id="breadcrumb")
+        self.power_tree = PowerTree(self.view, id="tree")
+        yield ColumnHeader(self.power_tree, id="columns")
+        yield self.power_tree
+        yield TextPanel(id="detail")
+        yield Input(placeholder="filter rows by name (Enter keeps it, Esc clears)", id="filter",
+                    compact=True)
+        yield from self.compose_extra()
+        yield Footer()
+
+    def compose_extra(self) -> Iterable[Widget]:
+        """Hook for subclasses: widgets placed above the footer."""
+        return ()
+
+    def on_mount(self) -> None:
+        self.power_tree.currency = self.settings.currency
+        self.query_one("#filter", Input).display = False
+        self.power_tree.focus()
+        self._apply_detail_visibility()
+        if self.auto_poll:
+            self.poll_feed()
+            self.set_interval(POLL_S, self.poll_feed)
+        self.refresh_all()
+
+    def on_resize(self) -> None:
+        self._apply_detail_visibility()
+        self.call_after_refresh(self.refresh_all)
+
+    # ---- data flow ------------------------------------------------------
+    @property
+    def interval(self) -> float:
+        return float(getattr(self.feed, "interval", self.settings.interval))
+
+    def poll_feed(self) -> None:
+        """Timer callback: apply the newest snapshot if there is one, else update the age."""
+        snap = None if self.paused else self.feed.latest()
+        if snap is not None and snap is not self.snapshot:
+            self.show_snapshot(snap)
+        else:
+            self.refresh_header()
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        """Display ``snap`` (replay calls this directly); selection etc. are kept by id path."""
+        first = self.snapshot is None
+        self.snapshot = snap
+        if self.session_start is None or snap.time < self.session_start:
+            self.session_start = snap.time
+        self.history.record(snap.time, snap.root)
+        gpu = needs_gpu_column(snap.root)
+        columns_changed = gpu != self.power_tree.show_gpu or first
+        self.power_tree.show_gpu = gpu
+        self.view.set_root(snap.root)
+        self.applied += 1
+        self.refresh_all(columns_changed=columns_changed)
+
+    def refresh_all(self, columns_changed: bool = False) -> None:
+        if not self.is_mounted:
+            return
+        self._update_ctx()
+        self.power_tree.sync(columns_changed=columns_changed)
+        self.query_one(ColumnHeader).refresh()
+        self.refresh_header()
+        self.refresh_breadcrumb()
+        self.refresh_detail()
+        self._request_subtrees()
+
+    def _update_ctx(self) -> None:
+        z = self.view.zoom_row
+        s = self.settings
+        self.power_tree.ctx = CellContext(
+            scale=max(z.watts_hi, z.watts) if z is not None else 1.0,
+            total=z.watts if z is not None else 1.0,
+            estimated=bool(self.snapshot and self.snapshot.estimated),
+            price_per_kwh=s.price_per_kwh, co2e_g_per_kwh=s.co2e_g_per_kwh, currency=s.currency)
+
+    def _styles(self, prefix: str, widget: Widget) -> dict[str, Style | str]:
+        return {k.replace("-", "_"): widget.get_component_rich_style(f"{prefix}--{k}", partial=True)
+                for k in HEADER_CLASSES}
+
+    def header_state(self) -> HeaderState:
+        s = self.settings
+        return HeaderState(
+            snapshot=self.snapshot, title=self.header_title, now=self.clock.wall(),
+            interval=self.interval, paused=self.paused, recording=self.recording,
+            session_start=self.session_start, price_per_kwh=s.price_per_kwh, currency=s.currency,
+            co2e_g_per_kwh=s.co2e_g_per_kwh, sort_key=self.view.sort_key,
+            filter_text=self.view.filter_text,
+            threshold_w=self.view.threshold_w if self.view.threshold_on else None,
+            feed_error=self.feed.last_error())
+
+    def refresh_header(self) -> None:
+        if not self.is_mounted:
+            return
+        panel = self.query_one("#header", TextPanel)
+        state = self.header_state()
+        panel.set_class(state.stale, "-stale")
+        panel.show_lines(header_lines(state, self._styles("header", panel)))
+
+    def refresh_breadcrumb(self) -> None:
+        from rich.text import Text
+        panel = self.query_one("#breadcrumb", TextPanel)
+        styles = self._styles("header", panel)
+        text = Text(" ", no_wrap=True, overflow="ellipsis")
+        crumbs = self.view.breadcrumb()
+        for i, (_, name) in enumerate(crumbs):
+            if i:
+                text.append(" › ", styles["dim"])
+            text.append(name, styles["title"] if i == len(crumbs) - 1 else "")
+        if len(crumbs) > 1:
+            text.append("   (u: zoom out)", styles["dim"])
+        panel.show_lines([text])
+
+    def refresh_detail(self) -> None:
+        panel = self.query_one("#detail", TextPanel)
+        if not panel.display:
+            return
+        minutes = self.settings.history_minutes
+        panel.show_lines(detail_lines(
+            self.view.current, self.snapshot, self.history, panel.size.width or self.size.width,
+            span_label=f"last {minutes:g} min", threshold_w=self.view.threshold_w,
+            styles=self._styles("header", panel)))
+
+    def _request_subtrees(self) -> None:
+        paths = self.view.take_pending_subtrees()
+        request = getattr(self.feed, "request_subtree", None)
+        if request is None:
+            return
+        for path in paths:
+            try:
+                request(tuple(path))
+            except Exception as exc:  # noqa: BLE001 - a remote hiccup must not kill the UI
+                self.notify(f"could not load {'/'.join(path)}: {exc}", severity="error")
+
+    def _apply_detail_visibility(self) -> None:
+        try:
+            panel = self.query_one("#detail", TextPanel)
+        except Exception:  # noqa: BLE001 - not composed yet
+            return
+        show = self.detail_mode if self.detail_mode is not None else self.size.height >= DETAIL_AUTO_MIN_HEIGHT
+        panel.display = show
+
+    def on_power_tree_changed(self, message: PowerTree.Changed) -> None:
+        self.refresh_detail()
+        self._request_subtrees()
+
+    # ---- actions ----------------------------------------------------------
+    def action_quit_clean(self) -> None:
+        self.exit(0)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_zoom_in(self) -> None:
+        if self.view.zoom_in():
+            self.refresh_all()
+        else:
+            self.notify("nothing to zoom into here", timeout=2)
+
+    def action_zoom_out(self) -> None:
+        if self.view.zoom_out():
+            self.refresh_all()
+
+    def zoom_to(self, path: Path) -> bool:
+        ok = self.view.zoom_to(path)
+        if ok:
+            self.refresh_all()
+        return ok
+
+    def action_cycle_sort(self) -> None:
+        self.view.cycle_sort()
+        self.refresh_all()
+
+    def set_sort(self, key: str) -> None:
+        self.view.set_sort(key)
+        self.refresh_all()
+
+    def action_threshold(self) -> None:
+        self.view.toggle_threshold()
+        self.refresh_all()
+
+    def action_cost(self) -> None:
+        self.show_cost = not self.show_cost
+        self.power_tree.show_cost = self.show_cost
+        if self.show_cost and self.settings.price_per_kwh is None and self.settings.co2e_g_per_kwh is None:
+            self.notify("no price_per_kwh or co2e_g_per_kwh in the config: cost columns stay empty",
+                        severity="warning", timeout=4)
+        self.refresh_all(columns_changed=True)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.poll_feed()
+        self.refresh_header()
+
+    def action_record(self) -> None:
+        if self.on_record_toggle is None:
+            self.notify("recording is not available here (try: keck-top record FILE)", timeout=3)
+            return
+        want = not self.recording
+        try:
+            got = self.on_record_toggle(want)
+        except Exception as exc:  # noqa: BLE001 - show it, keep running
+            self.notify(f"recording failed: {exc}", severity="error")
+            return
+        self.recording = want if got is None else bool(got)
+        self.refresh_header()
+
+    def action_detail(self) -> None:
+        panel = self.query_one("#detail", TextPanel)
+        self.detail_mode = not panel.display
+        self._apply_detail_visibility()
+        self.refresh_detail()
+
+    def set_interval_s(self, seconds: float) -> None:
+        self.feed.set_interval(seconds)
+        self.refresh_header()
+
+    def action_faster(self) -> None:
+        cur = self.interval
+        smaller = [s for s in INTERVAL_STEPS if s < cur - 1e-9]
+        if smaller:
+            self.set_interval_s(smaller[-1])
+
+    def action_slower(self) -> None:
+        cur = self.interval
+        larger = [s for s in INTERVAL_STEPS if s > cur + 1e-9]
+        if larger:
+            self.set_interval_s(larger[0])
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def watch_theme(self) -> None:
+        if self.is_mounted:
+            self.call_after_refresh(self.refresh_all)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.view.filter_text
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.display and not self.view.filter_text:
+            return
+        box.value = ""
+        box.display = False
+        self.view.set_filter("")
+        self.power_tree.focus()
+        self.refresh_all()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.view.set_filter(event.value)
+            self.refresh_all()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.display = False
+            self.power_tree.focus()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key in SORT_KEYS:
+            yield SystemCommand(f"Sort by {key}", f"order sibling rows by {key}",
+                                lambda k=key: self.set_sort(k))
+        yield SystemCommand("Zoom into the selected row", "make it the root (z)", self.action_zoom_in)
+        yield SystemCommand("Zoom out", "one level up (u)", self.action_zoom_out)
+        yield SystemCommand("Filter rows", "incremental filter by name (/)", self.action_filter)
+        yield SystemCommand("Toggle small rows", "hide rows below 1 % of the root (t)", self.action_threshold)
+        yield SystemCommand("Toggle cost columns", "money and gCO2e per hour (c)", self.action_cost)
+        yield SystemCommand("Pause / resume", "freeze the screen on the last sample (p)", self.action_pause)
+        yield SystemCommand("Record on/off", "record snapshots to a file (r)", self.action_record)
+        yield SystemCommand("Toggle detail pane", "history, bounds and provenance (i)", self.action_detail)
+        yield SystemCommand("Refresh faster", "shorter interval (+)", self.action_faster)
+        yield SystemCommand("Refresh slower", "longer interval (-)", self.action_slower)
+        yield SystemCommand("Light/dark theme", "switch theme (T)", self.action_toggle_theme)
+        yield SystemCommand("Keys and symbols", "the help screen (?)", self.action_help)
+
+
+def run_tui(feed: SnapshotFeed, *, settings: Settings, title: str | None = None,
+            on_record_toggle: RecordToggle | None = None, clock: Clock | None = None) -> int:
+    """Run the TUI over ``feed`` until the user quits; returns the exit status.
+
+    Starts and stops the feed. ``on_record_toggle(want: bool)`` is called by
+    `r` and may return the actual recording state (or raise to refuse).
+    """
+    app = KeckApp(feed, settings=settings, title=title, clock=clock, on_record_toggle=on_record_toggle)
+    feed.start()
+    try:
+        result = app.run()
+    except KeyboardInterrupt:
+        result = 0
+    finally:
+        feed.stop()
+    if app.return_code not in (None, 0):
+        return int(app.return_code)
+    return int(result or 0)

@@ -1,0 +1,185 @@
+"""Tree columns: which fit in a given width, and each line's cells.
+
+Pure (no textual): a line becomes a list of ``(text, style_key)`` pairs that the
+widget maps to styles, so the exact text of every column is unit-testable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keck_tui.model import Row
+from keck_tui.ui import format as fmt
+from keck_tui.ui.view import Line
+
+NAME_MIN = 24
+NAME_COMFORT = 44  # beyond this the RANGE bar gets the extra width
+RANGE_MAX_EXTRA = 12
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    width: int
+
+
+BASE = {
+    "watts": Column("watts", "WATTS", 7),
+    "bound": Column("bound", "±", 6),
+    "range": Column("range", "RANGE", 12),
+    "share": Column("share", "SHARE", 6),
+    "cpu": Column("cpu", "CPU%", 6),
+    "mhz": Column("mhz", "MHz", 6),
+    "gpu": Column("gpu", "GPU W", 7),
+    "energy": Column("energy", "ENERGY", 9),
+    "cost": Column("cost", "/h", 8),
+    "co2": Column("co2", "gCO2e/h", 8),
+}
+ORDER = ("watts", "bound", "range", "share", "cpu", "mhz", "gpu", "energy", "cost", "co2")
+#: Dropped first to last when the terminal is narrow; WATTS and ± never are.
+DROP_ORDER = ("energy", "gpu", "mhz", "range", "co2", "cost", "cpu", "share")
+
+
+@dataclass(frozen=True)
+class Layout:
+    width: int
+    name_width: int
+    columns: tuple[Column, ...]
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(c.key for c in self.columns)
+
+
+def compute_layout(width: int, *, show_gpu: bool = False, show_cost: bool = False,
+                   currency: str = "€") -> Layout:
+    """Fit columns into ``width`` cells, dropping them in DROP_ORDER."""
+    keys = [k for k in ORDER if (k != "gpu" or show_gpu) and (k not in ("cost", "co2") or show_cost)]
+    cols = {k: BASE[k] for k in keys}
+    if "cost" in cols:
+        cols["cost"] = Column("cost", f"{currency}/h", 8)
+
+    def used() -> int:
+        return sum(c.width + 1 for c in cols.values())
+
+    for k in DROP_ORDER:
+        if width - used() >= NAME_MIN:
+            break
+        cols.pop(k, None)
+    name_w = max(1, width - used())
+    if "range" in cols and name_w > NAME_COMFORT:
+        extra = min(name_w - NAME_COMFORT, RANGE_MAX_EXTRA)
+        cols["range"] = Column("range", "RANGE", cols["range"].width + extra)
+        name_w -= extra
+    return Layout(width, name_w, tuple(cols[k] for k in ORDER if k in cols))
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """What a line's cells depend on beyond the row itself."""
+
+    scale: float  # watts at a full RANGE bar (the zoom root's upper bound)
+    total: float  # the zoom root's watts, for heat colours
+    estimated: bool = False  # the whole snapshot is an estimate
+    price_per_kwh: float | None = None
+    co2e_g_per_kwh: float | None = None
+    currency: str = "€"
+
+
+def _fit(text: str, width: int) -> str:
+    if len(text) > width:
+        return text[: max(0, width - 1)] + "…" if width > 0 else ""
+    return text
+
+
+def header_cells(layout: Layout, sort_key: str) -> list[tuple[str, str]]:
+    sort_col = {"watts": "watts", "cpu": "cpu", "energy": "energy"}.get(sort_key)
+    name_title = "  NAME" + (" ▲" if sort_key == "name" else "")
+    cells: list[tuple[str, str]] = [(name_title.ljust(layout.name_width)[: layout.name_width], "title")]
+    for col in layout.columns:
+        title = col.title + ("▼" if col.key == sort_col else "")
+        text = title.ljust(col.width) if col.key == "range" else title.rjust(col.width)
+        cells.append((" " + text[-col.width:] if col.key != "range" else " " + text[: col.width],
+                      "title_sorted" if col.key == sort_col else "title"))
+    return cells
+
+
+def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, str]]:
+    """The cells of one tree line as (text, style key) pairs, exactly layout.width wide."""
+    indent = "  " * line.depth
+    if line.row is None:
+        name = f"{indent}  … {line.hidden_count} row{'s' if line.hidden_count != 1 else ''} below threshold"
+        cells = [(_fit(name, layout.name_width).ljust(layout.name_width), "dim")]
+        for col in layout.columns:
+            text = fmt.fmt_watts(line.hidden_watts, ctx.estimated) if col.key == "watts" else ""
+            cells.append((" " + text.rjust(col.width), "dim"))
+        return cells
+    row = line.row
+    est = ctx.estimated or row.estimated
+    marker = ("▾ " if line.expanded else "▸ ") if line.expandable else "  "
+    label = row.name
+    if row.pid is not None and str(row.pid) not in label:
+        label = f"{label} ({row.pid})"
+    suffix = ""
+    if row.stale:
+        suffix = f" [stale {fmt.fmt_age(row.age_s)}]" if row.age_s is not None else " [stale]"
+    elif row.error:
+        suffix = " [error]"
+    synthetic = row.synthetic
+    name_key = "synthetic" if synthetic else ("stale" if row.stale else ("match" if line.matched else "name"))
+    room = layout.name_width - len(indent) - len(marker)
+    text = _fit(label + suffix, room)
+    cells = [(indent, "name"), (marker, "marker"), (text.ljust(max(0, room)), name_key)]
+    parent = line.parent
+    share = None
+    if parent is None:
+        share = 100.0
+    elif parent.watts > 0:
+        share = row.watts / parent.watts * 100.0
+    frac = row.watts / ctx.total if ctx.total > 0 else 0.0
+    heat = "synthetic" if synthetic else ("hot" if frac >= 0.25 else ("warm" if frac >= 0.10 else "num"))
+    num = "synthetic" if synthetic else "num"
+    for col in layout.columns:
+        k, w = col.key, col.width
+        if k == "range":
+            a, b, c = fmt.range_bar(row.watts_lo, row.watts, row.watts_hi, ctx.scale, w)
+            cells.append((" ", "num"))
+            cells.append((fmt.BAR_LO * a, "bar_lo"))
+            cells.append((fmt.BAR_VALUE * b, "bar_val"))
+            cells.append((fmt.BAR_HI * c, "bar_hi"))
+            cells.append((" " * (w - a - b - c), "num"))
+            continue
+        if k == "watts":
+            t, key = fmt.fmt_watts(row.watts, est), heat
+        elif k == "bound":
+            t, key = fmt.fmt_bound(row.watts, row.watts_lo, row.watts_hi), num
+        elif k == "share":
+            t, key = fmt.fmt_pct(share), num
+        elif k == "cpu":
+            t, key = fmt.fmt_util(row.cpu_util), num
+        elif k == "mhz":
+            t, key = fmt.fmt_mhz(row.freq_mhz, row.freq_nominal), num
+        elif k == "gpu":
+            t, key = fmt.fmt_watts(row.gpu_watts), num
+        elif k == "energy":
+            t, key = fmt.fmt_energy(row.joules), num
+        elif k == "cost":
+            t, key = fmt.fmt_money(fmt.per_hour(row.watts, ctx.price_per_kwh)), num
+        elif k == "co2":
+            t, key = fmt.fmt_grams(fmt.per_hour(row.watts, ctx.co2e_g_per_kwh)), num
+        else:  # pragma: no cover - ORDER and BASE agree
+            t, key = "", num
+        cells.append((" " + _fit(t, w).rjust(w), key))
+    return cells
+
+
+def needs_gpu_column(root: Row | None) -> bool:
+    """Whether any row in the tree carries GPU watts (the column appears only then)."""
+    if root is None:
+        return False
+    stack = [root]
+    while stack:
+        r = stack.pop()
+        if r.gpu_watts is not None:
+            return True
+        stack.extend(r.children)
+    return False

@@ -1,0 +1,148 @@
+"""The detail pane for the selected line: history, bounds, provenance, metadata."""
+from __future__ import annotations
+
+import math
+
+from rich.style import Style
+from rich.text import Text
+
+from keck_tui.model import Row, Snapshot
+from keck_tui.ui import format as fmt
+from keck_tui.ui.history import History
+from keck_tui.ui.view import Line
+
+#: Why each kind of synthetic row exists (shown with the row's own ``note``).
+SYNTHETIC_WHY = {
+    "(idle)": "power drawn with nothing running; it belongs to no process (idle policy: separate)",
+    "(residual)": "measured power the model could not pin on a process (short-lived tasks, model "
+                  "error); kept so that children sum exactly to the parent",
+    "(platform)": "wall power no component explains: fans, PSU loss, disks, NICs "
+                  "(BMC reading minus CPU, DRAM and GPU)",
+    "(kernel)": "CPU time in the kernel outside any process: interrupts, softirqs, kernel threads",
+    "(dram)": "memory power (the RAPL dram domain), not split between processes",
+}
+
+DETAIL_LINES = 6
+
+
+def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
+                 width: int, *, span_label: str, threshold_w: float = 0.0,
+                 styles: dict[str, Style | str] | None = None) -> list[Text]:
+    s = styles or {}
+
+    def st(key: str) -> Style | str:
+        return s.get(key, "")
+
+    out = [Text(no_wrap=True, overflow="ellipsis") for _ in range(DETAIL_LINES)]
+    if line is None or snapshot is None:
+        out[0].append(" nothing selected", st("dim"))
+        return out
+    if line.row is None:
+        out[0].append(f" {line.hidden_count} rows below {fmt.fmt_watts(threshold_w)} W are hidden",
+                      st("title"))
+        out[1].append(f" together {fmt.fmt_watts(line.hidden_watts, snapshot.estimated)} W — press t to show them",
+                      st("dim"))
+        return out
+    row = line.row
+    est = snapshot.estimated or row.estimated
+
+    # 1: identity
+    t = out[0]
+    t.append(f" {row.name}", st("title"))
+    t.append(f" · {row.level}", st("dim"))
+    ident = []
+    if row.pid is not None:
+        ident.append(f"pid {row.pid}")
+    if row.cpu is not None:
+        ident.append(f"cpu {row.cpu}")
+    if row.namespace:
+        ident.append(f"ns {row.namespace}")
+    if row.pod_uid:
+        ident.append(f"pod {row.pod_uid}")
+    if row.container_id:
+        ident.append(f"container {row.container_id[:12]}")
+    if row.cmd:
+        ident.append(f"cmd: {row.cmd}")
+    if ident:
+        t.append(" · " + " · ".join(ident))
+    else:
+        t.append(" · id " + "/".join(line.path), st("dim"))
+
+    # 2 and 3: history
+    series = history.series(line.path)
+    spark_w = max(8, min(60, width - 48))
+    watts = [w for _, w, _, _ in series][-spark_w:]
+    halves = [max(hi - w, w - lo, 0.0) for _, w, lo, hi in series][-spark_w:]
+    top = max([hi for _, _, _, hi in series][-spark_w:], default=0.0)
+    t = out[1]
+    t.append(" watts  ", st("dim"))
+    t.append(fmt.sparkline(watts, spark_w, top=top if top > 0 else None).ljust(spark_w), st("spark"))
+    t.append(f"  now {fmt.fmt_watts(row.watts, est)} W")
+    finite = [w for w in watts if math.isfinite(w)]
+    if len(finite) > 1:
+        t.append(f"  min {fmt.fmt_watts(min(finite))}  max {fmt.fmt_watts(max(finite))}", st("dim"))
+    t.append(f"  {span_label}", st("dim"))
+    t = out[2]
+    half = fmt.bound_halfwidth(row.watts, row.watts_lo, row.watts_hi)
+    pct = f" ({half / row.watts * 100:.1f} %)" if row.watts > 0 else ""
+    t.append(" ±      ", st("dim"))
+    t.append(fmt.sparkline(halves, spark_w, top=max(halves, default=0.0) or None).ljust(spark_w), st("spark_bound"))
+    t.append(f"  now ±{fmt.fmt_watts(half)} W{pct}")
+    t.append(f"  range {fmt.fmt_watts(row.watts_lo)}–{fmt.fmt_watts(row.watts_hi)} W", st("dim"))
+    if len(halves) > 1:
+        t.append(f"  widest ±{fmt.fmt_watts(max(halves))}", st("dim"))
+
+    # 4: provenance
+    t = out[3]
+    t.append(" from ", st("dim"))
+    bits = []
+    if est:
+        bits.append("ESTIMATED (no power sensor)")
+    if snapshot.model:
+        bits.append(f"model {snapshot.model}")
+    srcs = row.sources if row.sources is not None else tuple(x.name for x in snapshot.sources if x.ok)
+    if srcs:
+        bits.append("sources " + ", ".join(srcs))
+    if row.components:
+        bits.append("components " + ", ".join(f"{k} {fmt.fmt_watts(v)}" for k, v in row.components.items()))
+    if row.gpu_watts is not None:
+        bits.append(f"GPU {fmt.fmt_watts(row.gpu_watts)} W")
+    if row.freq_mhz is not None:
+        bits.append(f"{fmt.fmt_mhz(row.freq_mhz)} MHz" + (" (nominal, not measured)" if row.freq_nominal else ""))
+    if row.cpu_s is not None:
+        bits.append(f"on-CPU {row.cpu_s:.2f} s")
+    t.append(" · ".join(bits) if bits else "—")
+
+    # 5 and 6: why (synthetic), errors, labels, per-core breakdown
+    t = out[4]
+    if row.synthetic or row.note:
+        why = SYNTHETIC_WHY.get(row.id, "")
+        text = " · ".join(x for x in (row.note, why) if x)
+        t.append(" why  ", st("dim"))
+        t.append(text, st("note"))
+    elif row.error or row.stale:
+        t.append(" ! ", st("bad"))
+        t.append(row.error or f"stale: no fresh data for {fmt.fmt_age(row.age_s or 0.0)}", st("bad"))
+    elif row.labels:
+        t.append(" labels ", st("dim"))
+        t.append(", ".join(f"{k}={v}" for k, v in sorted(row.labels.items())))
+    else:
+        t.append(f" energy {fmt.fmt_energy(row.joules)} this session", st("dim"))
+        if row.cpu_util is not None:
+            t.append(f" · CPU {fmt.fmt_util(row.cpu_util)} %", st("dim"))
+    t = out[5]
+    cores = [c for c in row.children if c.level == "core"]
+    if cores:
+        cores.sort(key=lambda c: -c.watts)
+        t.append(f" {len(cores)} cores ", st("dim"))
+        for i, c in enumerate(cores):
+            if i:
+                t.append(" · ", st("dim"))
+            util = f" {c.cpu_util:.0f}%" if c.cpu_util is not None else ""
+            mhz = f" {fmt.fmt_mhz(c.freq_mhz, c.freq_nominal)}" if c.freq_mhz is not None else ""
+            t.append(f"{c.name} {fmt.fmt_watts(c.watts, est)} W{util}{mhz}")
+    elif row.labels and (row.synthetic or row.note or row.error or row.stale):
+        t.append(" labels " + ", ".join(f"{k}={v}" for k, v in sorted(row.labels.items())), st("dim"))
+    elif row is snapshot.root and snapshot.warnings:
+        t.append(" ⚠ " + " · ".join(snapshot.warnings), st("warn"))
+    return out

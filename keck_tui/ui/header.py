@@ -1,0 +1,161 @@
+"""The three header lines: how much, how sure, where from, how old.
+
+Built as rich ``Text`` from plain data so the exact wording is unit-tested.
+Style names are resolved by the caller (see ``HeaderPanel``): the text must
+read correctly without colour (NO_COLOR), so every state also has a word or
+a glyph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+
+from keck_tui.model import Snapshot, SourceStatus
+from keck_tui.ui import format as fmt
+
+COMPONENT_ORDER = ("cpu", "dram", "gpu", "platform")
+COMPONENT_LABEL = {"cpu": "CPU", "dram": "DRAM", "gpu": "GPU", "platform": "platform"}
+
+
+@dataclass(frozen=True)
+class HeaderState:
+    snapshot: Snapshot | None
+    title: str | None
+    now: float  # wall clock, unix seconds
+    interval: float
+    paused: bool = False
+    recording: bool = False
+    session_start: float | None = None  # snapshot time of the first sample shown
+    price_per_kwh: float | None = None
+    currency: str = "€"
+    co2e_g_per_kwh: float | None = None
+    sort_key: str = "watts"
+    filter_text: str = ""
+    threshold_w: float | None = None  # set while `t` hides small rows
+    feed_error: str | None = None
+
+    @property
+    def age(self) -> float | None:
+        return None if self.snapshot is None else self.now - self.snapshot.time
+
+    @property
+    def stale(self) -> bool:
+        age = self.age
+        if age is None or self.snapshot is None:
+            return False
+        return age > 3 * max(self.interval, self.snapshot.interval_s)
+
+
+def source_glyph(src: SourceStatus) -> str:
+    """✓ measured and ok · ~ an estimate · ✗ unavailable · ! error."""
+    if src.status == "ok":
+        return "~" if src.kind == "estimated" else "✓"
+    if src.status == "error":
+        return "!"
+    return "✗"
+
+
+def _source_style(src: SourceStatus) -> str:
+    if src.status == "ok":
+        return "warn" if src.kind == "estimated" else "good"
+    return "bad" if src.status == "error" else "dim"
+
+
+def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None) -> list[Text]:
+    s = styles or {}
+
+    def st(key: str) -> Style | str:
+        return s.get(key, "")
+
+    snap = h.snapshot
+    l1 = Text(no_wrap=True, overflow="ellipsis")
+    l1.append(" keck-top ", st("brand"))
+    l1.append(" ")
+    l1.append(h.title or (snap.host if snap else ""), st("host"))
+    l1.append("   ")
+    if snap is None:
+        l1.append("waiting for the first sample…", st("dim"))
+    else:
+        root = snap.root
+        half = fmt.bound_halfwidth(root.watts, root.watts_lo, root.watts_hi)
+        if snap.estimated:
+            pct = half / root.watts * 100 if root.watts > 0 else 0.0
+            l1.append(f"~{fmt.fmt_watts(root.watts)} W (estimated, ±{pct:.0f} %)", st("estimated"))
+            l1.append(" — no power sensor; run keck-top doctor", st("warn"))
+        else:
+            l1.append(f"{fmt.fmt_watts(root.watts)} W", st("total"))
+            l1.append(f" ±{fmt.fmt_watts(half)}", st("bound"))
+        comps = root.components or {}
+        keys = [k for k in COMPONENT_ORDER if k in comps] + sorted(k for k in comps if k not in COMPONENT_ORDER)
+        if keys:
+            l1.append("   ")
+            for i, k in enumerate(keys):
+                if i:
+                    l1.append(" · ", st("dim"))
+                l1.append(f"{COMPONENT_LABEL.get(k, k)} ", st("dim"))
+                l1.append(_short_watts(comps[k], snap.estimated))
+    if h.recording:
+        l1.append("   ● REC", st("rec"))
+    if h.paused:
+        l1.append("   ‖ PAUSED", st("paused"))
+
+    l2 = Text(no_wrap=True, overflow="ellipsis")
+    l2.append(" ")
+    if snap is not None:
+        if snap.sources:
+            for i, src in enumerate(snap.sources):
+                if i:
+                    l2.append(" ")
+                l2.append(f"{src.name} {source_glyph(src)}", st(_source_style(src)))
+        else:
+            l2.append("no sources", st("dim"))
+        l2.append("    ")
+        bits = []
+        if snap.model:
+            bits.append(f"model {snap.model}")
+        if snap.idle_policy:
+            bits.append(f"idle {snap.idle_policy}")
+        bits.append(f"every {h.interval:g} s")
+        l2.append(" · ".join(bits), st("dim"))
+        l2.append(" · ", st("dim"))
+        age = h.age or 0.0
+        if h.stale:
+            l2.append(f" STALE: age {fmt.fmt_age(age)} ", st("stale"))
+        else:
+            l2.append(f"age {fmt.fmt_age(age)}", st("dim"))
+
+    l3 = Text(no_wrap=True, overflow="ellipsis")
+    l3.append(" ")
+    parts: list[tuple[str, str]] = []
+    if snap is not None:
+        root = snap.root
+        parts.append((f"energy {fmt.fmt_energy(root.joules)} since start", "plain"))
+        cost = fmt.per_hour(root.watts, h.price_per_kwh)
+        if cost is not None:
+            parts.append((f"{fmt.fmt_money(cost, h.currency)}/h", "plain"))
+        co2 = fmt.per_hour(root.watts, h.co2e_g_per_kwh)
+        if co2 is not None:
+            parts.append((f"{fmt.fmt_grams(co2)} gCO2e/h", "plain"))
+    parts.append((f"sort {h.sort_key}", "dim"))
+    if h.filter_text:
+        parts.append((f"filter “{h.filter_text}”", "filter"))
+    if h.threshold_w is not None:
+        parts.append((f"hiding < {fmt.fmt_watts(h.threshold_w)} W", "filter"))
+    if h.feed_error:
+        parts.append((f"feed error: {h.feed_error}", "bad"))
+    if snap is not None and snap.warnings:
+        parts.append((f"⚠ {snap.warnings[0]}" + (f" (+{len(snap.warnings) - 1})" if len(snap.warnings) > 1 else ""), "warn"))
+    for i, (text, key) in enumerate(parts):
+        if i:
+            l3.append(" · ", st("dim"))
+        l3.append(text, st(key) if key != "plain" else "")
+    return [l1, l2, l3]
+
+
+def _short_watts(watts: float, estimated: bool) -> str:
+    """Component watts without decimals once they reach 10 W (288, not 288.0)."""
+    if 10 <= abs(watts) < 9999.5:
+        return ("~" if estimated else "") + f"{watts:.0f}"
+    return fmt.fmt_watts(watts, estimated)

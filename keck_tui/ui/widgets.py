@@ -1,0 +1,235 @@
+"""Widgets of the keck-top screen.
+
+``PowerTree`` is a line-API ``ScrollView``: it renders only the lines that are
+on screen, straight from ``TreeView.lines``, so a 5,000-row snapshot costs one
+flatten plus ~one screenful of lines, never a widget per row.
+"""
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
+
+from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cells, line_cells
+from keck_tui.ui.view import TreeView
+
+TREE_STYLE_KEYS = ("name", "marker", "synthetic", "stale", "match", "num", "hot", "warm",
+                   "bar_lo", "bar_val", "bar_hi", "dim", "cursor", "title", "title_sorted")
+
+
+class PowerTree(ScrollView, can_focus=True):
+    """The power tree: one line per visible row, keyed by id path."""
+
+    COMPONENT_CLASSES = {f"powertree--{k.replace('_', '-')}" for k in TREE_STYLE_KEYS}
+
+    DEFAULT_CSS = """
+    PowerTree {
+        height: 1fr;
+        overflow-y: scroll;
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+        background: $surface;
+        & > .powertree--name { }
+        & > .powertree--marker { color: $text-muted; }
+        & > .powertree--synthetic { color: $text-muted; text-style: italic; }
+        & > .powertree--stale { color: $text-muted; text-style: strike; }
+        & > .powertree--match { color: $text-accent; text-style: bold underline; }
+        & > .powertree--num { }
+        & > .powertree--hot { color: $text-error; text-style: bold; }
+        & > .powertree--warm { color: $text-warning; }
+        & > .powertree--bar-lo { color: $primary; }
+        & > .powertree--bar-val { color: $primary-lighten-2; }
+        & > .powertree--bar-hi { color: $primary-darken-1; }
+        & > .powertree--dim { color: $text-muted; }
+        & > .powertree--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
+        & > .powertree--title { color: $text-muted; text-style: bold; }
+        & > .powertree--title-sorted { color: $text-accent; text-style: bold; }
+    }
+    """
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "up", show=False),
+        Binding("down,j", "cursor(1)", "down", show=False),
+        Binding("pageup", "page(-1)", "page up", show=False),
+        Binding("pagedown", "page(1)", "page down", show=False),
+        Binding("home", "jump(0)", "first", show=False),
+        Binding("end", "jump(-1)", "last", show=False),
+        Binding("enter", "toggle", "expand", show=False),
+        Binding("right,l", "expand", "expand", show=False),
+        Binding("left,h", "collapse", "collapse", show=False),
+    ]
+
+    class Changed(Message):
+        """The selection or the visible lines changed (the app updates the detail pane)."""
+
+        def __init__(self, tree: "PowerTree") -> None:
+            super().__init__()
+            self.tree = tree
+
+    def __init__(self, view: TreeView, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view = view
+        self.ctx = CellContext(scale=1.0, total=1.0)
+        self.show_gpu = False
+        self.show_cost = False
+        self.currency = "€"
+        self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
+        self._styles: dict[str, Style] | None = None
+        self._layout: Layout | None = None
+
+    # ---- layout and styles ---------------------------------------------
+    @property
+    def content_width(self) -> int:
+        return self.scrollable_content_region.width
+
+    def current_layout(self) -> Layout:
+        width = self.content_width
+        lay = self._layout
+        if lay is None or lay.width != width:
+            lay = self._layout = compute_layout(width, show_gpu=self.show_gpu,
+                                                show_cost=self.show_cost, currency=self.currency)
+        return lay
+
+    def styles_map(self) -> dict[str, Style]:
+        if self._styles is None:
+            self._styles = {k: self.get_component_rich_style(f"powertree--{k.replace('_', '-')}",
+                                                               partial=True)
+                            for k in TREE_STYLE_KEYS}
+            base = self.rich_style
+            self._styles = {k: base + v for k, v in self._styles.items()}
+        return self._styles
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
+        self._cache.clear()
+
+    def _on_resize(self, event: events.Resize) -> None:
+        self._cache.clear()
+        self._layout = None
+
+    # ---- data -----------------------------------------------------------
+    def sync(self, *, columns_changed: bool = False) -> None:
+        """Re-read ``view.lines`` and repaint; keep the cursor on screen."""
+        if columns_changed:
+            self._layout = None
+        self._cache.clear()
+        self.virtual_size = Size(self.content_width, len(self.view.lines))
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        height = max(1, self.scrollable_content_region.height)
+        c = self.view.cursor
+        y = round(self.scroll_y)
+        if c < y:
+            self.scroll_to(y=c, animate=False, immediate=True)
+        elif c >= y + height:
+            self.scroll_to(y=c - height + 1, animate=False, immediate=True)
+
+    def render_line(self, y: int) -> Strip:
+        _, scroll_y = self.scroll_offset
+        idx = scroll_y + y
+        width = self.content_width
+        styles = self.styles_map()
+        lines = self.view.lines
+        if idx >= len(lines) or width <= 0:
+            return Strip.blank(width, self.rich_style)
+        cursor = idx == self.view.cursor
+        key = (idx, width, int(cursor))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        cells = line_cells(lines[idx], self.current_layout(), self.ctx)
+        if cursor:
+            cur = styles["cursor"]
+            segs = [Segment(text, styles[k] + cur) for text, k in cells if text]
+        else:
+            segs = [Segment(text, styles[k]) for text, k in cells if text]
+        strip = Strip(segs).crop_extend(0, width, styles["cursor"] if cursor else self.rich_style)
+        self._cache[key] = strip
+        return strip
+
+    # ---- actions --------------------------------------------------------
+    def _changed(self, moved: bool) -> None:
+        if moved:
+            self.sync()
+            self.post_message(self.Changed(self))
+
+    def action_cursor(self, delta: int) -> None:
+        self._changed(self.view.move(delta))
+
+    def action_page(self, direction: int) -> None:
+        step = max(1, self.scrollable_content_region.height - 1)
+        self._changed(self.view.move(direction * step))
+
+    def action_jump(self, index: int) -> None:
+        self._changed(self.view.move_to(index if index >= 0 else len(self.view.lines) - 1))
+
+    def action_toggle(self) -> None:
+        self._changed(self.view.toggle())
+
+    def action_expand(self) -> None:
+        self._changed(self.view.expand())
+
+    def action_collapse(self) -> None:
+        self._changed(self.view.collapse())
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        idx = round(self.scroll_y) + offset.y
+        if not 0 <= idx < len(self.view.lines):
+            return
+        line = self.view.lines[idx]
+        moved = self.view.move_to(idx)
+        marker_x = 2 * line.depth
+        if line.expandable and (event.chain >= 2 or marker_x <= offset.x < marker_x + 2):
+            self.view.toggle()
+            moved = True
+        self._changed(moved or True)
+
+
+class ColumnHeader(Widget):
+    """Column titles, laid out exactly like the tree's lines."""
+
+    DEFAULT_CSS = """
+    ColumnHeader { height: 1; background: $panel; }
+    """
+
+    def __init__(self, tree: PowerTree, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.power_tree = tree
+
+    def render(self) -> Text:
+        styles = self.power_tree.styles_map()
+        text = Text(no_wrap=True, overflow="crop")
+        for chunk, key in header_cells(self.power_tree.current_layout(), self.power_tree.view.sort_key):
+            text.append(chunk, styles.get(key, ""))
+        return text
+
+
+HEADER_CLASSES = ("brand", "host", "total", "bound", "estimated", "warn", "good", "bad", "dim",
+                  "stale", "rec", "paused", "filter", "title", "spark", "spark-bound", "note")
+
+
+class TextPanel(Static):
+    """A Static that shows a list of rich Text lines (header, breadcrumb, detail)."""
+
+    COMPONENT_CLASSES = {f"header--{k}" for k in HEADER_CLASSES}
+
+    def show_lines(self, lines: list[Text]) -> None:
+        text = Text("\n").join(lines)
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        self.update(text)

@@ -1,0 +1,282 @@
+"""Pilot tests: every key changes the state it should (not only pixels)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import fake_fleet as ff
+from conftest import SETTINGS, RecordingFeed, make_app
+from screen_text import screen_text
+from keck_tui.model import Row, Snapshot
+from keck_tui.ui.app import KeckApp
+from keck_tui.ui.help import HelpScreen
+
+SIZE = (120, 40)
+
+
+async def test_starts_with_header_tree_and_selection(clock):
+    app, feed = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "node-7" in text and "365.0 W ±28.8" in text
+        assert "CPU 241 · DRAM 31 · GPU 71 · platform 22" in text
+        assert "rapl ✓ nvml ✓ redfish ✓ ebpf ✓" in text
+        assert "model frequency-weighted · idle separate · every 1 s · age 0.3 s" in text
+        assert "€0.11/h · 91 gCO2e/h" in text
+        assert app.view.selected == ("node-7",)
+        assert app.applied == 1
+
+
+async def test_arrow_keys_enter_and_left(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "down")
+        assert app.view.selected == ("node-7", "ml-serving", "pod/llm-0")
+        await pilot.press("enter")
+        assert app.view.lines[app.view.cursor].expanded
+        await pilot.press("right")  # open row: step to the first child
+        assert app.view.selected == ("node-7", "ml-serving", "pod/llm-0", "vllm")
+        await pilot.press("right", "right")
+        assert app.view.selected == ("node-7", "ml-serving", "pod/llm-0", "vllm", "4121")
+        await pilot.press("right", "right")
+        core = app.view.selected
+        assert core[:-1] == ("node-7", "ml-serving", "pod/llm-0", "vllm", "4121") and core[-1].startswith("core")
+        assert app.view.lines[app.view.cursor].row.level == "core"
+        assert "core 3" in screen_text(app)
+        await pilot.press("left")  # leaf: to the parent
+        assert app.view.selected == ("node-7", "ml-serving", "pod/llm-0", "vllm", "4121")
+        await pilot.press("left")  # open: collapse
+        assert not app.view.lines[app.view.cursor].expanded
+        await pilot.press("end")
+        assert app.view.selected == ("node-7", "(platform)")
+        await pilot.press("home")
+        assert app.view.selected == ("node-7",)
+        await pilot.press("pagedown")
+        assert app.view.cursor > 5
+
+
+async def test_zoom_and_breadcrumb_keys(clock):
+    app, _ = make_app(clock, fleet=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "down", "z")
+        assert app.view.zoom == ("fleet", "cluster-a", "node-7")
+        assert "fleet › cluster-a › node-7" in screen_text(app)
+        await pilot.press("down", "down", "z")
+        assert app.view.zoom == ("fleet", "cluster-a", "node-7", "ml-serving", "pod/llm-0")
+        assert "fleet › cluster-a › node-7 › ml-serving › pod/llm-0" in screen_text(app)
+        await pilot.press("u")
+        assert app.view.zoom == ("fleet", "cluster-a", "node-7", "ml-serving")
+        await pilot.press("backspace")
+        assert app.view.zoom == ("fleet", "cluster-a", "node-7")
+        assert app.view.selected == ("fleet", "cluster-a", "node-7", "ml-serving")
+
+
+async def test_sort_cycles(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        seen = []
+        for _ in range(4):
+            await pilot.press("s")
+            seen.append(app.view.sort_key)
+        assert seen == ["cpu", "name", "energy", "watts"]
+        await pilot.press("s", "s")
+        assert [ln.row.id for ln in app.view.lines if ln.depth == 1] == [
+            "batch", "kube-system", "ml-serving", "system.slice", "(kernel)", "(idle)", "(platform)"]
+        assert "sort name" in screen_text(app)
+
+
+async def test_filter_is_incremental_and_escape_clears(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", "e", "n", "v")
+        assert app.view.filter_text == "env"
+        assert [ln.row.name for ln in app.view.lines][-1] == "envoy"
+        await pilot.press("o")
+        assert app.view.filter_text == "envo"
+        await pilot.press("enter")  # keep the filter, back to the tree
+        assert app.focused is app.power_tree and app.view.filter_text == "envo"
+        await pilot.press("s")  # keys act on the tree again
+        assert app.view.sort_key == "cpu"
+        await pilot.press("escape")
+        assert app.view.filter_text == "" and len(app.view.lines) == 14
+
+
+async def test_threshold_pause_cost_detail_keys(clock):
+    app, feed = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")
+        assert app.view.threshold_on and any(ln.row is None for ln in app.view.lines)
+        assert "hiding < 3.6 W" in screen_text(app)
+        await pilot.press("t")
+        assert not app.view.threshold_on
+        await pilot.press("p")
+        assert app.paused and "PAUSED" in screen_text(app)
+        feed.snaps.append(ff.snapshot(7, clock=clock))
+        feed.index += 1
+        app.poll_feed()
+        assert app.snapshot is feed.snaps[0]  # paused: not applied
+        await pilot.press("p")
+        assert not app.paused and app.snapshot is feed.snaps[1]
+        await pilot.press("c")
+        assert app.show_cost and app.power_tree.current_layout().keys()[-2:] == ("cost", "co2")
+        assert "€/h" in screen_text(app)
+        shown = app.query_one("#detail").display
+        await pilot.press("i")
+        assert app.query_one("#detail").display is (not shown)
+
+
+async def test_interval_keys_call_the_feed(clock):
+    app, feed = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("plus")
+        await pilot.press("plus")
+        await pilot.press("minus")
+        assert feed.intervals == [0.5, 0.25, 0.5]
+        assert "every 0.5 s" in screen_text(app)
+
+
+async def test_record_toggle_calls_back_and_shows_state(clock):
+    calls = []
+
+    def toggle(want: bool) -> bool:
+        calls.append(want)
+        return want
+
+    app, _ = make_app(clock, on_record_toggle=toggle)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        assert app.recording and "● REC" in screen_text(app)
+        await pilot.press("r")
+        assert not app.recording and calls == [True, False]
+
+
+async def test_record_refusal_keeps_state(clock):
+    def toggle(want: bool) -> bool:
+        raise OSError("disk full")
+
+    app, _ = make_app(clock, on_record_toggle=toggle)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        assert not app.recording
+
+
+async def test_help_screen_opens_and_closes(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_q_and_ctrl_c_exit_zero(clock):
+    for key in ("q", "ctrl+c"):
+        app, _ = make_app(clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press(key)
+            await pilot.pause()
+        assert app.return_code == 0, key
+
+
+async def test_theme_toggle(clock):
+    app, _ = make_app(clock, settings=replace(SETTINGS, theme="light"))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "textual-light"
+        await pilot.press("T")
+        assert app.theme == "textual-dark"
+
+
+async def test_stale_and_estimated_header(clock):
+    app, feed = make_app(clock, estimated=True)
+    async with app.run_test(size=SIZE) as pilot:
+        text = screen_text(app)
+        assert "~365.0 W (estimated, ±40 %) — no power sensor; run keck-top doctor" in text
+        assert "estimate ~" in text and "rapl ✗" in text
+        assert "STALE" not in text
+        clock.advance(5.0)  # 5.3 s old at a 1 s interval: more than 3 intervals
+        app.poll_feed()
+        await pilot.pause()
+        assert "STALE: age 5.3 s" in screen_text(app)
+        assert app.query_one("#header").has_class("-stale")
+
+
+async def test_selection_survives_new_snapshots(clock):
+    app, feed = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "down", "enter", "down")
+        sel = app.view.selected
+        for step in range(1, 4):
+            clock.advance(1.0)
+            feed.snaps.append(ff.snapshot(step, clock=clock))
+            feed.index += 1
+            app.poll_feed()
+        assert app.applied == 4 and app.view.selected == sel
+        # one history step is 10 min / 240 = 2.5 s: samples at 999.7 s and 1002.7 s only
+        assert [round(t - clock.wall_offset, 1) for t, *_ in app.history.series(sel)] == [999.7, 1002.7]
+        await pilot.pause()
+
+
+async def test_history_fills_and_shows_in_detail(clock):
+    app, feed = make_app(clock, history_points=4)  # 10 min / 4 points: one sample per 150 s
+    async with app.run_test(size=SIZE) as pilot:
+        for step in range(1, 4):
+            clock.advance(150.0)
+            app.show_snapshot(ff.snapshot(step, clock=clock))
+        assert len(app.history.series(("node-7",))) == 4
+        text = screen_text(app)
+        assert "watts  " in text and "min " in text and "max " in text
+
+
+async def test_mouse_click_selects_and_toggles(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=SIZE) as pilot:
+        tree = app.power_tree
+        await pilot.click(tree, offset=(10, 2))
+        assert app.view.selected == ("node-7", "ml-serving", "pod/llm-0")
+        await pilot.click(tree, offset=(4, 2))  # on the ▸ marker
+        assert app.view.lines[app.view.cursor].expanded
+
+
+async def test_lazy_rows_request_their_subtree(clock):
+    lazy = Row(level="node", id="n1", name="n1", watts=5, watts_lo=4, watts_hi=6, has_children=True)
+    root = Row(level="cluster", id="c", name="c", watts=5, watts_lo=4, watts_hi=6, children=(lazy,))
+    snap = Snapshot(time=clock.wall(), interval_s=1.0, host="c", model="", sources=(), root=root)
+    feed = RecordingFeed([snap], lazy=True)
+    app = KeckApp(feed, settings=SETTINGS, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert feed.subtrees == [("c", "n1")]
+
+
+async def test_command_palette_lists_keck_commands(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=SIZE):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Sort by watts", "Sort by energy", "Zoom out", "Toggle cost columns",
+                "Record on/off", "Pause / resume"} <= set(titles)
+
+
+async def test_columns_collapse_at_80x24(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        keys = app.power_tree.current_layout().keys()
+        assert keys == ("watts", "bound", "range", "share", "cpu", "mhz")
+        assert not app.query_one("#detail").display  # auto-hidden on small terminals
+    app, _ = make_app(clock)
+    async with app.run_test(size=(160, 50)) as pilot:
+        assert app.power_tree.current_layout().keys() == (
+            "watts", "bound", "range", "share", "cpu", "mhz", "gpu", "energy")
+
+
+def test_run_tui_starts_and_stops_the_feed(clock, monkeypatch):
+    from keck_tui.ui import app as app_mod
+
+    def fake_run(self):
+        self.exit(0)
+        return 0
+
+    monkeypatch.setattr(app_mod.KeckApp, "run", fake_run)
+    feed = RecordingFeed(ff.series(1, clock))
+    assert app_mod.run_tui(feed, settings=SETTINGS) == 0
+    assert feed.started == 1 and feed.stopped == 1

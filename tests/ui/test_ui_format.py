@@ -1,0 +1,53 @@
+"""Exact text of the TUI's number formats, bars and sparklines."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from keck_tui.ui import format as fmt
+
+
+@pytest.mark.parametrize("watts,est,text", [
+    (412.34, False, "412.3"), (0.04, False, "0.0"), (7.25, True, "~7.2"), (999.94, False, "999.9"),
+    (999.96, False, "1000"), (4123.4, False, "4123"), (12345.0, False, "12.3k"), (123456.0, False, "123k"),
+    (None, False, ""), (math.nan, False, ""),
+])
+def test_fmt_watts(watts, est, text):
+    assert fmt.fmt_watts(watts, est) == text
+
+
+@pytest.mark.parametrize("joules,text", [
+    (0.0, "0 J"), (1920.0, "1920 J"), (3600.0, "1.00 Wh"), (3600 * 56.7, "56.7 Wh"),
+    (3600 * 944.0, "944 Wh"), (3600 * 2410.0, "2.41 kWh"), (3.6e6 * 123.0, "123 kWh"),
+    (3.6e9 * 2.5, "2.50 MWh"), (3.6e9 * 5000, "5000 MWh"),
+])
+def test_fmt_energy(joules, text):
+    assert fmt.fmt_energy(joules) == text
+
+
+def test_small_formats():
+    assert fmt.fmt_pct(100.0) == "100%" and fmt.fmt_pct(6.94) == "6.9%" and fmt.fmt_pct(0) == "0%"
+    assert fmt.fmt_mhz(3599.6, True) == "3600*" and fmt.fmt_mhz(2100, None) == "2100"
+    assert fmt.fmt_bound(100.0, 95.0, 109.0) == "9.0"
+    assert fmt.per_hour(412.0, 0.30) == pytest.approx(0.1236)
+    assert fmt.fmt_money(0.1236, "€") == "€0.12" and fmt.fmt_money(0.012, "$") == "$0.012"
+    assert fmt.fmt_grams(96.4) == "96" and fmt.fmt_grams(12345) == "12.3k"
+    assert fmt.fmt_age(0.31) == "0.3 s" and fmt.fmt_age(12.4) == "12 s" and fmt.fmt_age(600) == "10 min"
+
+
+def test_range_bar_cells():
+    # scale 100 W over 10 cells: lo 40 → 4 █, value 50 → 1 ▒, hi 70 → 2 ░
+    assert fmt.range_bar_text(40, 50, 70, 100, 10) == "████▒░░"
+    # an exact value still shows where it is; an uncertain tiny row gets a shaded cell
+    assert fmt.range_bar_text(50, 50, 50, 100, 10) == "█████"
+    assert fmt.range_bar_text(0.1, 0.2, 0.4, 400, 10) == "▒░"
+    assert fmt.range_bar(0, 0, 0, 0, 10) == (0, 0, 0)
+    assert sum(fmt.range_bar(90, 120, 300, 100, 10)) == 10  # clipped to the bar
+
+
+def test_sparkline():
+    assert fmt.sparkline([0, 1, 2, 3, 4, 5, 6, 7], 8) == "▁▂▃▄▅▆▇█"
+    assert fmt.sparkline([1, 2, 3], 2) == "▆█"  # last `width` values
+    assert fmt.sparkline([5, math.nan, 5], 3, top=10) == "▅ ▅"
+    assert fmt.sparkline([], 4) == ""
