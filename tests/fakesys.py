@@ -68,6 +68,7 @@ class FakeSys:
         self.root.mkdir(parents=True, exist_ok=True)
         self.class_links = class_links
         self._zones: dict[str, Path] = {}
+        self._ranges: dict[str, int | None] = {}
         self._hwmon: dict[str, Path] = {}
 
     # -- powercap RAPL -------------------------------------------------------------------
@@ -101,10 +102,24 @@ class FakeSys:
                 if not link.exists():
                     link.symlink_to(target)
         self._zones[zone] = path
+        self._ranges[zone] = max_range_uj
         return path
 
     def set_energy(self, zone: str, uj: int) -> None:
         _write(self._zones[zone] / "energy_uj", f"{uj}\n")
+
+    def energy(self, zone: str) -> int:
+        return int((self._zones[zone] / "energy_uj").read_text())
+
+    def add_energy(self, zone: str, joules: float) -> int:
+        """Advance a zone's counter by ``joules``, wrapping at its max range like the
+        hardware does. Returns the new ``energy_uj``."""
+        value = self.energy(zone) + int(round(joules * 1e6))
+        max_range = self._ranges.get(zone)
+        if max_range:
+            value %= max_range
+        self.set_energy(zone, value)
+        return value
 
     def zone_path(self, zone: str) -> Path:
         return self._zones[zone]
@@ -264,6 +279,24 @@ class FakeProc:
             setattr(proc, key, value)
         self._write_process(proc, full=True)
         return proc
+
+    def run(self, pid: int, seconds: float, *, system: float = 0.0, processor: int | None = None) -> None:
+        """Charge ``seconds`` of user time (and ``system`` seconds) to a process, optionally
+        moving it to ``processor``."""
+        p = self.procs[pid]
+        changes: dict[str, object] = {"utime": p.utime + int(round(seconds * self.clk_tck)),
+                                      "stime": p.stime + int(round(system * self.clk_tck))}
+        if processor is not None:
+            changes["processor"] = processor
+        self.update_process(pid, **changes)
+
+    def add_core_time(self, cpu: int, busy: float = 0.0, idle: float = 0.0, *,
+                      irq: float = 0.0, steal: float = 0.0) -> None:
+        """Add seconds to a core's /proc/stat counters (busy as user time)."""
+        t = self.cpu_times.setdefault(cpu, {})
+        for name, secs in (("user", busy), ("idle", idle), ("irq", irq), ("steal", steal)):
+            t[name] = t.get(name, 0) + int(round(secs * self.clk_tck))
+        self._write_stat()
 
     def remove_process(self, pid: int) -> None:
         """The process exits: its /proc folder disappears."""

@@ -48,6 +48,23 @@ def test_amd_energy_counters(tmp_path):
     assert r.source.watts == pytest.approx(140.0, rel=REL)  # packages, cores are inside
 
 
+def test_amd_energy_is_not_summed_when_rapl_reports_the_same(tmp_path):
+    sys = FakeSys(tmp_path)
+    sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
+    hw = amd_server(sys)
+    clock = FakeClock()
+    hwmon = HwmonSampler(sys.root, clock)
+    hwmon.sample()
+    sys.set_hwmon(hw, "energy1_input", 1_000_000_000 + 50_000_000)
+    clock.advance(1.0)
+    r = hwmon.sample()
+    d = by_name(r)
+    assert d["package-0"].kind == DOMAIN_OTHER and d["package-0"].watts == pytest.approx(50.0, rel=REL)
+    assert d["core-0"].kind == DOMAIN_OTHER
+    assert "also in RAPL" in r.source.detail
+    assert r.source.watts is None  # nothing summable from hwmon here
+
+
 def test_energy_counter_reset_drops_the_interval(tmp_path):
     sys = FakeSys(tmp_path)
     hw = amd_server(sys)

@@ -93,6 +93,19 @@ def test_processes_fields_and_deltas(tmp_path):
     assert act.source.status == "ok" and act.source.extra["processes"] == 3
 
 
+def test_fakeproc_helpers(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.add_process(100, comm="w")
+    s.sample()
+    proc.run(100, 0.7, system=0.1, processor=1)
+    proc.add_core_time(1, busy=0.8, idle=0.2, steal=0.5)
+    step(proc, clock)
+    act = s.sample()
+    assert by_pid(act)[100].per_cpu_s == {1: pytest.approx(0.8)}
+    core1 = act.cores[1]
+    assert core1.busy_s == pytest.approx(0.8) and core1.total_s == pytest.approx(1.5)
+
+
 def test_kernel_thread_by_flag_alone(tmp_path):
     proc, clock, s = setup(tmp_path)
     proc.add_process(300, comm="kworker/u4:1", kernel=True, ppid=7)  # flag, not ppid 2

@@ -130,6 +130,19 @@ def test_counter_wraps_during_interval(tmp_path):
     assert d.flags == ("wrapped",)
 
 
+def test_fakesys_add_energy_wraps_like_hardware(tmp_path):
+    sys = FakeSys(tmp_path)
+    sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=90_000_000, max_range_uj=100_000_000,
+                      max_power_uw=100_000_000)
+    clock = FakeClock()
+    rapl = RaplSampler(sys.root, clock)
+    rapl.sample()
+    assert sys.add_energy("intel-rapl:0", 35.0) == 25_000_000
+    clock.advance(0.5)
+    d = by_name(rapl.sample())["package-0"]
+    assert d.watts == pytest.approx(70.0, rel=REL) and d.flags == ("wrapped",)
+
+
 def test_counter_backwards_without_range_is_flagged_and_dropped(tmp_path):
     sys = FakeSys(tmp_path)
     sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=500_000_000, max_range_uj=None)

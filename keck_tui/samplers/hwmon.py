@@ -14,6 +14,10 @@ they are shown and never double-counted):
 - ``amdgpu``, ``radeon``, ``nouveau``, ``i915``, ``xe``: a GPU's board/package power → gpu;
 - anything else (``zenpower``'s SVI2 rails, PMBus rails, ...): other.
 
+When powercap RAPL zones exist too (AMD Zen with kernel >= 5.8 and zenergy loaded),
+``amd_energy``/``zenergy`` sockets and cores become OTHER (shown, not summed): the RAPL
+sampler already reports the same package energy, and adding both would double it.
+
 hwmon does not document a counter width, so an energy counter that goes backwards is
 treated as a reset (driver reload): that interval is dropped and the status says so.
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from keck_tui.clock import Clock, SystemClock
@@ -79,6 +83,7 @@ class HwmonSampler:
         self._sensors: tuple[HwmonSensor, ...] = ()
         self._devices: list[str] = []
         self._prev: dict[str, tuple[int, float]] = {}
+        self._deferred = False  # AMD socket energy demoted because RAPL reports it
 
     @property
     def sensors(self) -> tuple[HwmonSensor, ...]:
@@ -91,6 +96,8 @@ class HwmonSampler:
         out: list[HwmonSensor] = []
         self._devices = []
         used: set[str] = set()
+        self._deferred = False
+        rapl = self._rapl_present()
         for hw in sorted(_listdir(base), key=_natural):
             if not hw.startswith("hwmon"):
                 continue
@@ -114,9 +121,18 @@ class HwmonSampler:
             for key in sorted(chosen, key=_natural):
                 label = read_opt_text(self._read, str(folder / f"{key}_label"))
                 sensor = self._describe(str(folder), hw, driver, key, chosen[key], label, used)
+                if rapl and sensor.kind in (DOMAIN_PACKAGE, DOMAIN_CORE):
+                    sensor = replace(sensor, kind=DOMAIN_OTHER)
+                    self._deferred = True
                 used.add(sensor.domain)
                 out.append(sensor)
         return tuple(out)
+
+    def _rapl_present(self) -> bool:
+        cls = self.sysfs_root / "class" / "powercap"
+        if any(e.startswith("intel-rapl:") for e in _listdir(cls)):
+            return True
+        return bool(_listdir(self.sysfs_root / "devices" / "virtual" / "powercap" / "intel-rapl"))
 
     def _describe(self, folder: str, hw: str, driver: str, key: str, fname: str,
                   label: str | None, used: set[str]) -> HwmonSensor:
@@ -208,6 +224,8 @@ class HwmonSampler:
             notes.append("could not read " + "; ".join(failed))
         if not domains and primed:
             notes.insert(0, "warming up")
+        if self._deferred:
+            notes.append("socket energy is also in RAPL: shown, not summed")
         return PowerReading(
             SourceStatus(self.name, STATUS_OK, "; ".join(notes), watts=_headline(domains), extra=extra),
             tuple(domains))
