@@ -33,6 +33,10 @@ def cpu_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def sys_self() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def cpu_children() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -59,16 +63,19 @@ def kill(children: list[subprocess.Popen[bytes]]) -> None:
             pass
 
 
-def measure_sampler(sampler: ProcfsSampler, cycles: int, pause: float) -> tuple[list[float], list[float], int]:
+def measure_sampler(sampler: ProcfsSampler, cycles: int, pause: float,
+                    kernel: list[float] | None = None) -> tuple[list[float], list[float], int]:
     cpu, wall = [], []
     n = 0
     for _ in range(cycles):
         time.sleep(pause)
-        c0, w0 = cpu_self(), time.perf_counter()
+        k0, c0, w0 = sys_self(), cpu_self(), time.perf_counter()
         act = sampler.sample()
-        c1, w1 = cpu_self(), time.perf_counter()
+        c1, w1, k1 = cpu_self(), time.perf_counter(), sys_self()
         cpu.append(c1 - c0)
         wall.append(w1 - w0)
+        if kernel is not None:
+            kernel.append(k1 - k0)
         n = len(act.processes)
     return cpu, wall, n
 
@@ -104,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         c0 = cpu_self()
         sampler.sample()  # prime: reads everybody's cmdline, cgroup and PSS once
         prime = cpu_self() - c0
-        s_cpu, s_wall, n = measure_sampler(sampler, args.cycles, args.pause)
+        kernel: list[float] = []
+        s_cpu, s_wall, n = measure_sampler(sampler, args.cycles, args.pause, kernel)
         p_cpu, p_wall, lines = measure_ps(args.cycles)
-        s_cpu2, _, _ = measure_sampler(sampler, args.cycles, args.pause)  # again, after ps
+        s_cpu2, _, _ = measure_sampler(sampler, args.cycles, args.pause, kernel)  # again, after ps
         s_all = s_cpu + s_cpu2
         ms = statistics.median(s_all) * 1e3
         ps_ms = statistics.median(p_cpu) * 1e3
@@ -114,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ProcfsSampler priming cycle: {prime * 1e3:.1f} ms CPU")
         print(f"ProcfsSampler cycle: median {ms:.1f} ms CPU (min {min(s_all) * 1e3:.1f}, "
               f"max {max(s_all) * 1e3:.1f}; wall median {statistics.median(s_wall) * 1e3:.1f} ms) "
-              f"over {len(s_all)} cycles")
+              f"over {len(s_all)} cycles, of which kernel (system) time median "
+              f"{statistics.median(kernel) * 1e3:.1f} ms")
         print(f"ps -e -o pid,stat,time,rss,cmd: median {ps_ms:.1f} ms CPU (min {min(p_cpu) * 1e3:.1f}, "
               f"max {max(p_cpu) * 1e3:.1f}; wall median {statistics.median(p_wall) * 1e3:.1f} ms)")
         print(f"ratio sampler/ps: {ms / ps_ms:.2f}" if ps_ms > 0 else "ratio: ps cost not measurable")

@@ -342,3 +342,20 @@ def test_make_activity_sampler_picks(tmp_path):
     assert isinstance(make_activity_sampler(tmp_path), PsutilSampler)
     FakeProc(tmp_path / "proc")
     assert isinstance(make_activity_sampler(tmp_path / "proc", FakeClock()), ProcfsSampler)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc on this system")
+def test_benchmark_script_runs_small(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sampling.py"
+    spec = importlib.util.spec_from_file_location("bench_sampling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    before = {p.pid for p in ProcfsSampler("/proc").sample().processes}
+    assert bench.main(["--children", "20", "--cycles", "2", "--pause", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio sampler/ps" in out and "ProcfsSampler cycle: median" in out
+    after = ProcfsSampler("/proc").sample().processes
+    assert not [p for p in after if p.pid not in before and p.cmd == "sleep 3600"]  # children reaped

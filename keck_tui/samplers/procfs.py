@@ -141,7 +141,7 @@ class ProcfsSampler:
                 finally:
                     os.close(fd)
                 rp = data.rindex(b")")
-                rest = data[rp + 2:].split()
+                rest = data[rp + 2:].split(None, 37)  # up to field 39 (processor)
                 ppid = int(rest[1])
                 flags = int(rest[6])
                 ticks = int(rest[11]) + int(rest[12])
