@@ -1,0 +1,140 @@
+"""Prometheus as a source: PromQL instant queries (``/api/v1/query``) → fleet tree.
+
+Gauges (keck-top, Kepler 0.10+, Scaphandre) come from one selector query;
+pre-0.10 Kepler joule counters from ``rate(...[window])``, one query each.
+The decoding lives in :mod:`keck_tui.sources.promdata`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
+from keck_tui.sources.http import FetchError, fetch_json
+from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
+
+GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|process)_power_watts'
+                  '|keck_node_power_(lower|upper)_bound_watts'
+                  '|kepler_(node|pod)_(cpu|gpu|platform)_watts'
+                  '|scaph_(host|socket|domain)_power_microwatts|scaph_process_power_consumption_microwatts"}')
+OLD_KEPLER_COUNTERS = (
+    "kepler_node_package_joules_total", "kepler_node_dram_joules_total", "kepler_node_other_joules_total",
+    "kepler_node_platform_joules_total", "kepler_node_gpu_joules_total", "kepler_container_joules_total",
+)
+
+
+def parse_vector(doc: Any, name: str | None = None) -> list[Sample]:
+    """Samples of an instant-vector answer; ``name`` for results that lost ``__name__``."""
+    if not isinstance(doc, dict) or doc.get("status") != "success":
+        err = doc.get("error") if isinstance(doc, dict) else None
+        raise FetchError(f"Prometheus query failed: {err or 'unexpected answer'}")
+    data = doc.get("data") or {}
+    if data.get("resultType") != "vector":
+        raise FetchError(f"Prometheus answered {data.get('resultType')!r}, expected a vector")
+    out = []
+    for item in data.get("result") or []:
+        try:
+            labels = {str(k): str(v) for k, v in item["metric"].items()}
+            value = float(item["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            continue
+        metric = name or labels.pop("__name__", "")
+        labels.pop("__name__", None)
+        if metric and value == value:
+            out.append(Sample(metric, labels, value))
+    return out
+
+
+class PrometheusSource:
+    """Polls one Prometheus; keeps the last good tree (marked stale) when it fails."""
+
+    def __init__(self, url: str, labels: LabelConfig = LabelConfig(), rate_window: str = "1m",
+                 token: str | None = None, timeout: float = 5.0, ssl_setting: Any = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.url = url.rstrip("/")
+        self.labels = labels
+        self.rate_window = rate_window
+        self.token = token
+        self.timeout = timeout
+        self.ssl = ssl_setting
+        self._mono = monotonic
+        self.rows: list[Row] = []
+        self.error: str | None = None
+        self.last_ok: float | None = None
+        self.polled = False
+
+    async def query(self, session: aiohttp.ClientSession, promql: str, name: str | None = None) -> list[Sample]:
+        doc = await fetch_json(session, f"{self.url}/api/v1/query", params={"query": promql},
+                               token=self.token, timeout=self.timeout, ssl_setting=self.ssl)
+        return parse_vector(doc, name)
+
+    async def samples(self, session: aiohttp.ClientSession) -> list[Sample]:
+        queries = [self.query(session, GAUGE_SELECTOR)]
+        queries += [self.query(session, f"rate({c}[{self.rate_window}])", c) for c in OLD_KEPLER_COUNTERS]
+        results = await asyncio.gather(*queries)
+        return [s for batch in results for s in batch]
+
+    async def poll(self, session: aiohttp.ClientSession) -> None:
+        self.polled = True
+        try:
+            samples = await self.samples(session)
+        except FetchError as exc:
+            self.error = str(exc)
+            return
+        self.rows = build_clusters(samples, self.labels)
+        self.error = None
+        self.last_ok = self._mono()
+
+    def cluster_rows(self) -> list[Row]:
+        if self.error is None:
+            return self.rows
+        age = self._mono() - self.last_ok if self.last_ok is not None else None
+        if not self.rows:
+            host = urlsplit(self.url).netloc or self.url
+            return [Row(level="cluster", id="(prometheus)", name=f"prometheus {host}", watts=0.0, watts_lo=0.0,
+                        watts_hi=0.0, stale=True, error=self.error, note="Prometheus never answered: 0 W shown")]
+        return [replace(r, stale=True, error=self.error, age_s=age,
+                        children=tuple(replace(c, stale=True, error=self.error, age_s=age) for c in r.children))
+                for r in self.rows]
+
+    def statuses(self) -> list[SourceStatus]:
+        ok = self.error is None and self.polled
+        return [SourceStatus(name="prometheus", status=STATUS_OK if ok else STATUS_ERROR,
+                             detail=self.error or ("" if self.polled else "not polled yet"),
+                             watts=sum(r.watts for r in self.rows) if self.rows else None,
+                             extra={"url": self.url})]
+
+
+def prometheus_source_from_args(url: str, args: argparse.Namespace | None, token: str | None = None,
+                                ssl_setting: Any = None) -> PrometheusSource:
+    from keck_tui.cli import CliError
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"--prometheus URL must start with http:// or https://, got {url!r}")
+    labels = LabelConfig(cluster_label=getattr(args, "cluster_label", None) or "cluster",
+                         node_label=getattr(args, "node_label", None) or None)
+    window = getattr(args, "rate_window", None) or "1m"
+    timeout = float(getattr(args, "timeout", None) or 5.0)
+    return PrometheusSource(url, labels, window, token, timeout, ssl_setting)
+
+
+def build_prometheus_feed(url: str, settings: Any, args: argparse.Namespace | None = None) -> Any:
+    """A SnapshotFeed building fleet → cluster → node → … from a Prometheus server (``keck-top --prometheus``)."""
+    from keck_tui.sources.fleet import Fleet, RemoteFeed
+    token = None
+    token_file = getattr(args, "token_file", None)
+    if token_file:
+        from keck_tui.agent.auth import TokenError, load_token
+        from keck_tui.cli import CliError
+        try:
+            token = load_token(token_file)
+        except TokenError as exc:
+            raise CliError(str(exc)) from None
+    source = prometheus_source_from_args(url, args, token)
+    interval = float(getattr(settings, "interval", 1.0) or 1.0)
+    return RemoteFeed(Fleet(None, [source]), interval=interval)
