@@ -42,12 +42,12 @@ def cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def spawn(n: int) -> list[subprocess.Popen[bytes]]:
-    children = []
+def spawn(n: int, children: list[subprocess.Popen[bytes]]) -> None:
+    """Start ``n`` sleepers, appending each to ``children`` at once (so a failure part-way
+    still leaves every started child in the list for ``kill``)."""
     for _ in range(n):
         children.append(subprocess.Popen(["sleep", "3600"], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    return children
 
 
 def kill(children: list[subprocess.Popen[bytes]]) -> None:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         t0 = time.perf_counter()
-        children = spawn(args.children)
+        spawn(args.children, children)
         print(f"spawned {len(children)} sleeping children in {time.perf_counter() - t0:.1f} s")
         sampler = ProcfsSampler(args.procfs_root, pss_every=args.pss_every)
         c0 = cpu_self()
