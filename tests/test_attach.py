@@ -127,7 +127,7 @@ async def test_slow_agent_times_out_and_others_update() -> None:
     await fast.start()
 
     async def slow_handler(request: web.Request) -> web.Response:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)
         return web.json_response(fake_snapshot("slow", 1.0).to_json())
 
     slow_app = web.Application()
@@ -278,3 +278,49 @@ def test_attach_usage_errors(tmp_path) -> None:
     assert out.returncode == 2 and "must start with http" in out.stderr
     out = _attach("--fleet", str(tmp_path / "missing.toml"), "--once", "--config", str(cfg))
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_two_real_sampling_agents_killed_and_restarted(tmp_path) -> None:
+    try:
+        from keck_tui import wiring  # noqa: F401
+    except ImportError:
+        pytest.skip("local sampling (keck_tui.wiring) not available yet")
+    flags = ["--no-gpu", "--probes", "procfs"]
+    procs = [AgentProc(tmp_path, None, interval=0.3, extra=flags + ["--host-name", f"host{i}"]) for i in range(2)]
+    feed = None
+    try:
+        for p in procs:
+            p.start()
+        feed = RemoteFeed(Fleet(AgentSource([AgentSpec(p.url, timeout=0.5) for p in procs], max_backoff=1.0)),
+                          interval=0.3)
+        feed.start()
+
+        def wait_for(pred, timeout=15.0):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                snap = feed.latest()
+                if snap is not None and pred(snap):
+                    return snap
+                time.sleep(0.05)
+            raise AssertionError(f"condition not met; last: {feed.latest() and feed.latest().warnings}")
+
+        snap = wait_for(lambda s: all(not n.stale for n in s.root.children[0].children))
+        nodes = snap.root.children[0].children
+        assert [n.id for n in nodes] == ["host0", "host1"]
+        assert all(n.watts > 0 and n.level == "node" for n in nodes)
+        assert snap.root.watts == pytest.approx(sum(n.watts for n in nodes))
+        procs[1].stop()
+        snap = wait_for(lambda s: s.root.children[0].children[1].stale is True)
+        dead = snap.root.children[0].children[1]
+        assert dead.watts > 0 and dead.error and dead.age_s is not None
+        assert not snap.root.children[0].children[0].stale  # the other keeps updating
+        t0 = snap.time
+        snap = wait_for(lambda s: s.time > t0 + 0.5)
+        assert not snap.root.children[0].children[0].stale
+        procs[1].start()
+        wait_for(lambda s: not s.root.children[0].children[1].stale)
+    finally:
+        if feed is not None:
+            feed.stop()
+        for p in procs:
+            p.stop()

@@ -182,6 +182,8 @@ def _series_of(snap: Snapshot) -> dict[str, dict[tuple[str, ...], float]]:
                 row.watts)
         elif level == "process":
             comm = row.name or (row.cmd or "").split(" ")[0]
+            if row.pid is not None and comm.endswith(f" ({row.pid})"):
+                comm = comm[: -len(f" ({row.pid})")]  # the pid is a label of its own
             add("process", (node, str(row.pid if row.pid is not None else row.id), _clip(comm)), row.watts)
             return  # threads/cores below a process are not exported
         for child in row.children:
