@@ -77,6 +77,35 @@ def test_two_sockets_subzones_psys_and_mmio(tmp_path, class_links):
     assert r.source.extra["mmio_ignored"] == 1
 
 
+@pytest.mark.parametrize("with_msr", [False, True], ids=["tpmi-only", "msr-and-tpmi"])
+def test_tpmi_zones_used_only_without_msr_zones(tmp_path, with_msr):
+    sys = FakeSys(tmp_path)
+    for s in (0, 1):
+        sys.add_rapl_zone(f"intel-rapl-tpmi:{s}", f"package-{s}", energy_uj=0)
+        sys.add_rapl_zone(f"intel-rapl-tpmi:{s}:0", "dram", energy_uj=0)
+    if with_msr:
+        sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
+        sys.add_rapl_zone("intel-rapl:1", "package-1", energy_uj=0)
+    clock = FakeClock()
+    rapl = RaplSampler(sys.root, clock)
+    rapl.sample()
+    for s, w in ((0, 100), (1, 120)):
+        sys.set_energy(f"intel-rapl-tpmi:{s}", w * 1_000_000)
+        sys.set_energy(f"intel-rapl-tpmi:{s}:0", 10_000_000)
+        if with_msr:
+            sys.set_energy(f"intel-rapl:{s}", (w + 1) * 1_000_000)
+    clock.advance(1.0)
+    r = rapl.sample()
+    d = by_name(r)
+    if with_msr:
+        assert set(d) == {"package-0", "package-1"}
+        assert d["package-1"].watts == pytest.approx(121.0, rel=REL)
+    else:
+        assert set(d) == {"package-0", "package-1", "dram-0", "dram-1"}
+        assert d["dram-1"].socket == 1 and d["dram-1"].watts == pytest.approx(10.0, rel=REL)
+        assert r.source.watts == pytest.approx(240.0, rel=REL)
+
+
 def test_package_socket_comes_from_name_not_zone_index(tmp_path):
     sys = FakeSys(tmp_path)
     sys.add_rapl_zone("intel-rapl:0", "psys", energy_uj=0)

@@ -3,7 +3,8 @@
 Reads ``<sysfs>/class/powercap/intel-rapl:*`` (every zone and subzone); when that
 folder is absent, walks ``<sysfs>/devices/virtual/powercap/intel-rapl/``.
 ``intel-rapl-mmio:*`` zones duplicate the package zones through another interface
-and are ignored. Each ``energy_uj`` is timestamped with the injected clock right
+and are ignored; ``intel-rapl-tpmi:*`` zones (TPMI, Granite Rapids and later) are
+used only where there are no MSR zones, for the same reason. Each ``energy_uj`` is timestamped with the injected clock right
 after it is read, so power is over the *measured* interval of that counter.
 
 Counters wrap at ``max_energy_range_uj``: a negative delta is one wrap (flag
@@ -27,7 +28,6 @@ from keck_tui.samplers.types import (
     PowerDomain, PowerReading,
 )
 
-_ZONE_RE = re.compile(r"^intel-rapl:(\d+(?::\d+)*)$")
 _PACKAGE_RE = re.compile(r"^package-(\d+)$")
 
 # Relative accuracy we attach to RAPL readings. RAPL is a calibrated on-die model
@@ -94,28 +94,35 @@ class RaplSampler:
         return self._zones
 
     def _discover(self) -> tuple[RaplZone, ...]:
+        """MSR zones (``intel-rapl:*``); where there are none, TPMI zones (``intel-rapl-tpmi:*``,
+        Granite Rapids and later), which otherwise repeat them. MMIO zones are always duplicates."""
+        self._mmio_ignored = len(self._find("intel-rapl-mmio"))
+        for control in ("intel-rapl", "intel-rapl-tpmi"):
+            found = self._find(control)
+            if found:
+                return self._describe(control, found)
+        return ()
+
+    def _find(self, control: str) -> dict[str, str]:
+        """zone id -> folder for one powercap control type: ``class/powercap`` links, else a
+        walk of ``devices/virtual/powercap/<control>``."""
+        pattern = re.compile(rf"^{re.escape(control)}:\d+(?::\d+)*$")
         found: dict[str, str] = {}
-        mmio = 0
         class_dir = self.sysfs_root / "class" / "powercap"
         for entry in _listdir(class_dir):
-            if _ZONE_RE.match(entry):
+            if pattern.match(entry):
                 found[entry] = str(class_dir / entry)
-            elif entry.startswith("intel-rapl-mmio:"):
-                mmio += 1
-        if not found:  # no class symlinks: walk the device tree
-            stack = [self.sysfs_root / "devices" / "virtual" / "powercap" / "intel-rapl"]
+        if not found:
+            stack = [self.sysfs_root / "devices" / "virtual" / "powercap" / control]
             while stack:
                 here = stack.pop()
                 for entry in _listdir(here):
-                    if _ZONE_RE.match(entry) and entry not in found:
+                    if pattern.match(entry) and entry not in found:
                         found[entry] = str(here / entry)
                         stack.append(here / entry)
-            mmio_dir = self.sysfs_root / "devices" / "virtual" / "powercap" / "intel-rapl-mmio"
-            mmio = max(mmio, sum(1 for e in _listdir(mmio_dir) if e.startswith("intel-rapl-mmio:")))
-        self._mmio_ignored = mmio
-        return self._describe(found)
+        return found
 
-    def _describe(self, found: dict[str, str]) -> tuple[RaplZone, ...]:
+    def _describe(self, control: str, found: dict[str, str]) -> tuple[RaplZone, ...]:
         def key(zone: str) -> tuple[int, ...]:
             return tuple(int(p) for p in zone.split(":")[1:])
 
@@ -126,7 +133,7 @@ class RaplSampler:
             path = found[zone]
             idx = key(zone)
             hw_name = read_opt_text(self._read, os.path.join(path, "name")) or zone
-            parent = "intel-rapl:" + ":".join(str(i) for i in idx[:-1]) if len(idx) > 1 else None
+            parent = f"{control}:" + ":".join(str(i) for i in idx[:-1]) if len(idx) > 1 else None
             kind, socket = _classify(hw_name, idx, sockets.get(parent) if parent else None)
             sockets[zone] = socket
             base = hw_name.split("-")[0] if kind != DOMAIN_OTHER else hw_name
