@@ -14,7 +14,7 @@ they are shown and never double-counted):
 - ``amdgpu``, ``radeon``, ``nouveau``, ``i915``, ``xe``: a GPU's board/package power → gpu;
 - anything else (``zenpower``'s SVI2 rails, PMBus rails, ...): other.
 
-When powercap RAPL zones exist too (AMD Zen with kernel >= 5.8 and zenergy loaded),
+When powercap RAPL zones exist too (AMD Zen with a recent kernel and zenergy loaded),
 ``amd_energy``/``zenergy`` sockets and cores become OTHER (shown, not summed): the RAPL
 sampler already reports the same package energy, and adding both would double it.
 

@@ -1,4 +1,4 @@
-"""RAPL energy counters from the Linux powercap framework (Intel, and AMD Zen ≥ 5.8 kernels).
+"""RAPL energy counters from the Linux powercap framework (Intel; AMD Zen on recent kernels).
 
 Reads ``<sysfs>/class/powercap/intel-rapl:*`` (every zone and subzone); when that
 folder is absent, walks ``<sysfs>/devices/virtual/powercap/intel-rapl/``.
@@ -52,7 +52,7 @@ NEEDS_ROOT_FIX = (
     "(root-only since CVE-2020-8694; a udev rule or systemd-tmpfiles makes it permanent)"
 )
 NO_RAPL_FIX = (
-    "on bare metal load the driver (modprobe intel_rapl_msr; AMD needs kernel >= 5.8); "
+    "on bare metal load the driver (modprobe intel_rapl_msr; AMD Zen needs a kernel whose intel_rapl_msr knows AMD); "
     "in a VM there is no RAPL: power is estimated (set --tdp for a better estimate)"
 )
 
