@@ -183,6 +183,22 @@ def test_threads_spread_over_their_cpus(tmp_path):
     assert sum(p.per_cpu_s.values()) == pytest.approx(p.cpu_s)
 
 
+def test_thread_baseline_survives_idle_intervals(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    proc.add_process(400, comm="mt", utime=0, threads=[FakeThread(400, 0, 0, 0), FakeThread(401, 0, 0, 1)])
+    s.sample()
+    proc.update_process(400, utime=10, threads=[FakeThread(400, 10, 0, 0), FakeThread(401, 0, 0, 1)])
+    step(proc, clock)
+    s.sample()  # active: thread baseline taken
+    for _ in range(3):  # idle: nothing read, baseline still valid
+        step(proc, clock)
+        assert by_pid(s.sample())[400].cpu_s == 0.0
+    proc.update_process(400, utime=50, threads=[FakeThread(400, 20, 0, 0), FakeThread(401, 30, 0, 1)])
+    step(proc, clock)
+    p = by_pid(s.sample())[400]
+    assert p.per_cpu_s == {0: pytest.approx(0.1), 1: pytest.approx(0.3)}
+
+
 def test_thread_split_never_exceeds_process_time(tmp_path):
     proc, clock, s = setup(tmp_path)
     proc.add_process(400, comm="mt", utime=0, threads=[FakeThread(400, 0, 0, 0), FakeThread(401, 0, 0, 1)])

@@ -186,6 +186,8 @@ class ProcfsSampler:
         for p, delta, ppid, kernel, nthreads, processor, rss in rows:
             rss_bytes = rss * page
             last = p.last
+            if delta == 0 and p.threads_cycle == cycle - 1:
+                p.threads_cycle = cycle  # no CPU used: its threads' counters did not move either
             if delta == 0 and not p.dirty and last is not None and last.cpu_s == 0.0 \
                     and last.rss_bytes == rss_bytes and last.ppid == ppid:
                 procs.append(last)  # idle and unchanged: the same immutable sample
