@@ -355,3 +355,32 @@ def test_real_sysfs_does_not_raise():
     assert r.source.status in ("ok", "unavailable", "error")
     if r.source.status != "ok":
         assert r.source.detail
+
+
+def test_wrap_arithmetic_property():
+    """Any increment below one full range comes back exactly, wrapped or not."""
+    import tempfile
+
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=40, deadline=None)
+    @given(max_range=st.integers(1_000_000, 2**40), start_frac=st.floats(0, 0.999999),
+           inc_frac=st.floats(0, 0.999), dt=st.floats(0.01, 100.0))
+    def check(max_range, start_frac, inc_frac, dt):
+        with tempfile.TemporaryDirectory() as d:
+            sys = FakeSys(d)
+            start = int(max_range * start_frac)
+            inc = int(max_range * inc_frac)
+            sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=start, max_range_uj=max_range,
+                              max_power_uw=int(max_range / dt * 0.9))  # below a wrap per interval
+            clock = FakeClock()
+            rapl = RaplSampler(sys.root, clock)
+            rapl.sample()
+            sys.set_energy("intel-rapl:0", (start + inc) % max_range)
+            clock.advance(dt)
+            dom = rapl.sample().domains[0]
+            assert dom.joules == pytest.approx(inc / 1e6, rel=1e-12, abs=1e-12)
+            assert dom.watts == pytest.approx(inc / 1e6 / dt, rel=1e-9, abs=1e-12)
+            assert dom.flags == (("wrapped",) if start + inc >= max_range else ())
+
+    check()
