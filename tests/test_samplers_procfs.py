@@ -266,6 +266,16 @@ def test_idle_unchanged_samples_are_reused(tmp_path):
     assert c is not b and c.rss_bytes == 999 * 4096
 
 
+def test_exec_is_noticed_at_once(tmp_path):
+    proc, clock, s = setup(tmp_path, refresh_every=1000)
+    proc.add_process(710, comm="bash", cmdline=["bash", "-c", "sleep 5"])
+    s.sample()
+    proc.update_process(710, comm="sleep", cmdline=["sleep", "5"])
+    step(proc, clock)
+    p = by_pid(s.sample())[710]
+    assert (p.name, p.cmd) == ("sleep", "sleep 5")
+
+
 def test_cgroup_refresh_sees_a_moved_process(tmp_path):
     proc, clock, s = setup(tmp_path, refresh_every=2)
     proc.add_process(700, comm="mover", cgroup="0::/user.slice/a.scope")

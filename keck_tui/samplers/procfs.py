@@ -46,13 +46,14 @@ class _Proc:
     """What we remember about one process between samples."""
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
-                 "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss")
+                 "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
         self.start = start
         self.ticks = 0
         self.comm = ""
+        self.comm_raw = b""
         self.cmd = ""
         self.cgroup_line = ""
         self.cgroup = ""
@@ -154,11 +155,18 @@ class ProcfsSampler:
                 continue
             kernel = bool(flags & PF_KTHREAD) or pid == 2 or ppid == 2
             p = old.get(pid)
+            comm = data[data.index(b"(") + 1:rp]
             if p is not None and p.start == start:
                 delta = ticks - p.ticks
                 if delta < 0:
                     delta = 0
-                if (pid + cycle) % refresh_every == 0 and not self._refresh(p, name, kernel):
+                if comm != p.comm_raw:  # exec'd (or renamed itself): new command line
+                    p.comm_raw, p.comm = comm, comm.decode("utf-8", "replace")
+                    p.dirty = True
+                    if not self._refresh(p, name, kernel):
+                        skipped += 1
+                        continue
+                elif (pid + cycle) % refresh_every == 0 and not self._refresh(p, name, kernel):
                     skipped += 1
                     continue
             else:  # new, or the pid was reused
@@ -169,7 +177,7 @@ class ProcfsSampler:
                     delta = ticks  # born during the interval: all its time is in it
                 else:
                     delta = 0  # existed before but was not seen: no baseline
-                p.comm = data[data.index(b"(") + 1:rp].decode("utf-8", "replace")
+                p.comm_raw, p.comm = comm, comm.decode("utf-8", "replace")
                 if not self._refresh(p, name, kernel):
                     skipped += 1
                     continue
