@@ -1,0 +1,133 @@
+"""Overhead of keck-top's eBPF probes, and the sampler's own CPU cost.
+
+1. Context-switch cost: ``perf bench sched pipe`` (two tasks ping-ponging over a
+   pipe: 2 context switches per op) with the probe unloaded and loaded,
+   alternating in the same run; reported as the ratio of median usecs/op.
+   ``--pin`` (default) puts both tasks on one CPU: every op is two switches and
+   nothing else, the worst case for a sched_switch probe. ``--no-pin`` lets
+   them cross CPUs (dominated by wake-up IPIs and idle exits on a VM).
+2. Sampler cost: CPU seconds per wall second of the ``ebpf`` sampler vs the
+   ``procfs`` sampler, each calling ``sample()`` at --hz for --seconds.
+
+Needs root, bcc and linux-perf. Run: ``sudo .venv/bin/python benchmarks/bench_ebpf.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from keck_tui.probes.loader import OnCpuProbe, ProbeUnavailable  # noqa: E402
+
+
+def pipe_usecs(loops: int, pin: bool) -> float:
+    cmd = ["perf", "bench", "sched", "pipe", "-l", str(loops)]
+    if pin:
+        cmd = ["taskset", "-c", "0"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"([\d.]+)\s+usecs/op", out)
+    if not m:
+        raise RuntimeError(f"cannot parse perf output: {out!r}")
+    return float(m.group(1))
+
+
+def bench_switch(reps: int, loops: int, pin: bool, **probe_kw) -> dict:
+    off: list[float] = []
+    on: list[float] = []
+    pipe_usecs(loops // 4, pin)  # warm-up
+    for _ in range(reps):
+        off.append(pipe_usecs(loops, pin))
+        probe = OnCpuProbe.open(**probe_kw)
+        try:
+            on.append(pipe_usecs(loops, pin))
+            misses = probe.prog_misses()
+        finally:
+            probe.close()
+    ratio = statistics.median(on) / statistics.median(off)
+    per_switch_ns = (statistics.median(on) - statistics.median(off)) * 1000 / 2
+    return {"pin": pin, "loops": loops, "reps": reps, "off_usecs_op": off, "on_usecs_op": on,
+            "median_off": statistics.median(off), "median_on": statistics.median(on),
+            "slowdown": ratio, "added_ns_per_switch": per_switch_ns, "prog_misses": misses}
+
+
+def cpu_per_second(sampler, seconds: float, hz: float) -> float:
+    sampler.sample()
+    t0 = time.monotonic()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    while time.monotonic() - t0 < seconds:
+        time.sleep(1 / hz)
+        sampler.sample()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.monotonic() - t0
+    return (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / wall
+
+
+def bench_samplers(seconds: float, hz: float) -> dict:
+    out: dict = {"hz": hz, "seconds": seconds}
+    from keck_tui.samplers.ebpf import open_ebpf_sampler
+    sampler, status = open_ebpf_sampler()
+    if sampler is None:
+        out["ebpf"] = f"unavailable: {status.detail}"
+    else:
+        out["ebpf_cpu_s_per_s"] = cpu_per_second(sampler, seconds, hz)
+        sampler.close()
+    try:
+        from keck_tui.samplers.procfs import ProcfsSampler
+    except ImportError as exc:
+        out["procfs"] = f"unavailable: {exc}"
+    else:
+        out["procfs_cpu_s_per_s"] = cpu_per_second(ProcfsSampler(), seconds, hz)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--loops", type=int, default=200_000, help="perf bench -l for --pin")
+    ap.add_argument("--no-pin", action="store_true", help="also run the cross-CPU variant")
+    ap.add_argument("--sampler-seconds", type=float, default=10.0)
+    ap.add_argument("--hz", type=float, default=1.0)
+    ap.add_argument("--skip-samplers", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        OnCpuProbe.open().close()
+    except ProbeUnavailable as exc:
+        print(f"bench_ebpf: probe unavailable: {exc}", file=sys.stderr)
+        return 2
+    results = {"pinned": bench_switch(args.reps, args.loops, pin=True)}
+    if args.no_pin:
+        results["unpinned"] = bench_switch(args.reps, max(1000, args.loops // 20), pin=False)
+    if not args.skip_samplers:
+        results["samplers"] = bench_samplers(args.sampler_seconds, args.hz)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for name in ("pinned", "unpinned"):
+        r = results.get(name)
+        if r:
+            print(f"perf bench sched pipe ({name}, -l {r['loops']}, {r['reps']} alternating reps): "
+                  f"off {r['median_off']:.3f} us/op, on {r['median_on']:.3f} us/op, "
+                  f"slowdown x{r['slowdown']:.3f} ({r['added_ns_per_switch']:+.0f} ns/switch), "
+                  f"missed runs {r['prog_misses']}")
+            print(f"  off: {' '.join(f'{v:.3f}' for v in r['off_usecs_op'])}")
+            print(f"  on:  {' '.join(f'{v:.3f}' for v in r['on_usecs_op'])}")
+    s = results.get("samplers")
+    if s:
+        print(f"sampler CPU at {s['hz']} Hz over {s['seconds']} s: "
+              f"ebpf {s.get('ebpf_cpu_s_per_s', s.get('ebpf'))}, "
+              f"procfs {s.get('procfs_cpu_s_per_s', s.get('procfs'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

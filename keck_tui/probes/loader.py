@@ -1,0 +1,369 @@
+"""Load keck-top's on-CPU eBPF probe with bcc and read its maps.
+
+``OnCpuProbe.open()`` checks the preconditions one by one so that a failure
+says exactly why (``ProbeUnavailable``), compiles ``oncpu.bpf.c`` and attaches
+its raw tracepoints. ``read()`` returns the raw cumulative counters; turning
+them into per-interval activity is the sampler's job (keck_tui/samplers/ebpf.py).
+"""
+from __future__ import annotations
+
+import ctypes as ct
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Mapping
+
+from keck_tui.bcc_import import INSTALL_HINT, load_bcc
+from keck_tui.probes.btf import BtfError, task_offsets
+
+SOURCE = Path(__file__).with_name("oncpu.bpf.c")
+DEFAULT_MAP_ENTRIES = 10240
+DEFAULT_EXIT_ENTRIES = 4096
+CFLAGS = ("-Wno-ignored-attributes", "-Wno-unused-function", "-Wno-macro-redefined",
+          "-Wno-compare-distinct-pointer-types")
+FIX_SETUP = "run scripts/setup-ebpf.sh as root (headers + tracefs), or use --probes procfs"
+
+# Capabilities that allow loading tracing BPF programs without full root.
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+class ProbeUnavailable(Exception):
+    """The probe cannot run here; ``str()`` is the one-line why, ``fix`` how to fix it."""
+
+    def __init__(self, why: str, fix: str = "") -> None:
+        super().__init__(why)
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class CpuCounters:
+    """One CPU's counters from the ``state`` per-CPU array (see oncpu.bpf.c)."""
+
+    cpu: int
+    sum_at_in: int  # sum_exec_runtime of the task on the CPU when it was switched in
+    switches: int
+    resyncs: int
+    lost_ns: int
+    lost_count: int
+    cur_pid: int
+    cur_tgid: int
+    t_in: int = 0
+    busy_f3: int = 0
+    f3_at_in: int = 0
+
+
+@dataclass(frozen=True)
+class FreqCounters:
+    """One CPU's frequency integrals (``freq`` array), when cpu_frequency is traced."""
+
+    cpu: int
+    last: int
+    f3: int
+    f1: int
+    khz: int
+    cube: int
+    fmax_khz: int
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    ts: int
+    cgid: int
+    comm: str
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class ProbeRead:
+    """Everything one read of the maps returned, with the ktime it was taken at."""
+
+    ktime_ns: int
+    oncpu: Mapping[int, tuple[int, tuple[int, ...]]]  # tgid -> (cgroup id, ns per CPU index)
+    cpus: tuple[CpuCounters, ...]
+    exited: Mapping[int, ExitInfo]
+    exit_lost: int
+    prog_misses: int  # program runs the kernel skipped (recursion): lost events
+    freq: tuple[FreqCounters, ...] = ()
+    map_entries: int = 0
+
+
+def _cap_effective() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def check_privileges() -> None:
+    if os.geteuid() == 0:
+        return
+    caps = _cap_effective()
+    if caps & (1 << CAP_SYS_ADMIN) or (caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON)):
+        return
+    raise ProbeUnavailable("needs root", "run keck-top as root (or with CAP_BPF+CAP_PERFMON)")
+
+
+def check_lockdown(path: str = "/sys/kernel/security/lockdown") -> None:
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return
+    mode = re.search(r"\[(\w+)\]", text)
+    if mode and mode.group(1) == "confidentiality":
+        raise ProbeUnavailable(
+            "locked-down kernel (lockdown=confidentiality forbids BPF reading kernel memory)",
+            "boot without lockdown=confidentiality, or use --probes procfs")
+
+
+def check_headers(release: str | None = None, modules: str = "/lib/modules") -> None:
+    release = release or os.uname().release
+    base = Path(modules) / release
+    kconfig = Path("include", "linux", "kconfig.h")
+    if ((base / "build" / kconfig).exists() or (base / "source" / kconfig).exists()
+            or Path("/sys/kernel/kheaders.tar.xz").exists()):
+        return
+    raise ProbeUnavailable("kernel headers missing",
+                           f"apt install linux-headers-{release} (or scripts/setup-ebpf.sh)")
+
+
+def tracefs_dir() -> Path | None:
+    for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if Path(d, "events").is_dir():
+            return Path(d)
+    return None
+
+
+def possible_cpus() -> list[int]:
+    """CPU ids in the order the kernel lays out per-CPU map values."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def cpufreq_max_khz(cpu: int, sysfs: str = "/sys/devices/system/cpu") -> tuple[int, int] | None:
+    """(current kHz, max kHz) from cpufreq sysfs, or None when the CPU has no cpufreq."""
+    base = Path(sysfs, f"cpu{cpu}", "cpufreq")
+    try:
+        fmax = int((base / "cpuinfo_max_freq").read_text())
+        cur = int((base / "scaling_cur_freq").read_text())
+    except (OSError, ValueError):
+        return None
+    return cur, fmax
+
+
+def visit_cpus(cpus: list[int]) -> None:
+    """Run briefly on every CPU: the task running there since before the probe was
+    attached is switched out and back in, so the probe learns who runs where."""
+    try:
+        saved = os.sched_getaffinity(0)
+    except OSError:
+        return
+    for cpu in cpus:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            os.sched_yield()
+        except OSError:
+            continue  # offline, or outside our cpuset
+    try:
+        os.sched_setaffinity(0, saved)
+    except OSError:
+        pass
+
+
+def _summarise_compile_error(log: str) -> str:
+    for line in log.splitlines():
+        if "error:" in line:
+            return "probe compile error: " + line.split("error:", 1)[1].strip()[:160]
+    return "probe compile error (see bcc output)"
+
+
+def _capture_fd2(fn: Callable[[], object]) -> tuple[object, str]:
+    """Run ``fn`` with file descriptor 2 sent to a temp file (clang writes diagnostics there)."""
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                result = fn()
+            except Exception as exc:
+                result = exc
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        return result, tmp.read().decode(errors="replace")
+
+
+def _fdinfo_misses(fd: int) -> int:
+    try:
+        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+            if line.startswith("recursion_misses:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+@dataclass
+class OnCpuProbe:
+    """A loaded, attached probe. Call ``close()`` to detach (also done at exit by bcc)."""
+
+    bpf: object
+    map_entries: int
+    exit_entries: int
+    cpus: list[int]
+    with_freq: bool
+    load_s: float
+    notes: list[str] = field(default_factory=list)
+    _closed: bool = False
+
+    @classmethod
+    def open(cls, *, map_entries: int = DEFAULT_MAP_ENTRIES,
+             exit_entries: int = DEFAULT_EXIT_ENTRIES, freq: bool | None = None,
+             bcc: ModuleType | None = None) -> "OnCpuProbe":
+        """Load and attach, or raise ``ProbeUnavailable`` saying why."""
+        check_privileges()
+        if bcc is None:
+            bcc, why = load_bcc()
+            if bcc is None:
+                raise ProbeUnavailable(why, "apt install python3-bpfcc")
+        check_lockdown()
+        check_headers()
+        notes: list[str] = []
+        if tracefs_dir() is None:
+            notes.append("tracefs not mounted (raw tracepoints work without it)")
+        try:
+            if not bcc.BPF.support_raw_tracepoint():
+                raise ProbeUnavailable("kernel lacks raw tracepoints (needs Linux >= 4.17)",
+                                       "use --probes procfs")
+        except ProbeUnavailable:
+            raise
+        except Exception:
+            pass
+        cpus = possible_cpus()
+        if freq is None:
+            freq = any(cpufreq_max_khz(c) for c in cpus)
+        defines = {"MAP_ENTRIES": max(1, int(map_entries)),
+                   "EXIT_ENTRIES": max(1, int(exit_entries))}
+        try:
+            offs = task_offsets()
+        except BtfError as exc:
+            raise ProbeUnavailable(f"{exc} (needs CONFIG_DEBUG_INFO_BTF)",
+                                   "use a kernel with BTF, or --probes procfs") from exc
+        if offs["tgid"] != offs["pid"] + 4:
+            raise ProbeUnavailable("task_struct pid/tgid not adjacent in this kernel",
+                                   "use --probes procfs")
+        defines.update(TASK_PID_OFF=offs["pid"], TASK_SUM_OFF=offs["sum"],
+                       TASK_FLAGS_OFF=offs["flags"], TASK_START_OFF=offs["start"])
+        if freq:
+            defines["WITH_FREQ"] = 1
+            defines["MAX_CPUS"] = max(cpus) + 1
+        defines["LOAD_NS"] = f"{time.clock_gettime_ns(time.CLOCK_MONOTONIC)}ULL"
+        cflags = list(CFLAGS) + [f"-D{k}={v}" for k, v in defines.items()]
+        t0 = time.monotonic()
+        result, log = _capture_fd2(lambda: bcc.BPF(src_file=str(SOURCE).encode(), cflags=cflags))
+        if isinstance(result, Exception):
+            text = f"{result}\n{log}"
+            if "Operation not permitted" in text or "EPERM" in text:
+                raise ProbeUnavailable("BPF load refused (EPERM: locked-down kernel or missing capability)",
+                                       "run as root without kernel lockdown, or use --probes procfs")
+            if "kernel headers" in text.lower() or "linux/kconfig.h" in text:
+                raise ProbeUnavailable("kernel headers missing", FIX_SETUP)
+            raise ProbeUnavailable(_summarise_compile_error(text), FIX_SETUP)
+        probe = cls(bpf=result, map_entries=defines["MAP_ENTRIES"],
+                    exit_entries=defines["EXIT_ENTRIES"], cpus=cpus, with_freq=bool(freq),
+                    load_s=time.monotonic() - t0, notes=notes)
+        if freq:
+            probe._seed_freq()
+        visit_cpus(cpus)
+        return probe
+
+    def _seed_freq(self) -> None:
+        table = self.bpf[b"freq"]
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        for cpu in self.cpus:
+            got = cpufreq_max_khz(cpu)
+            if not got:
+                continue
+            cur, fmax = got
+            leaf = table.Leaf()
+            leaf.last, leaf.khz, leaf.fmax_khz = now, cur, fmax
+            r = cur * 1024 // fmax if fmax else 1024
+            leaf.cube = (r * r * r) >> 10
+            table[ct.c_int(cpu)] = leaf
+
+    def read(self) -> ProbeRead:
+        """Read all maps (cumulative counters) at one ktime."""
+        bpf = self.bpf
+        ktime = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        cpus = self.cpu_states()
+        oncpu: dict[int, tuple[int, tuple[int, ...]]] = {}
+        table = bpf[b"oncpu"]
+        for key, vals in _items(table):
+            cgid = next((v.cgid for v in vals if v.cgid), 0)
+            oncpu[_int(key)] = (cgid, tuple(v.ns for v in vals))
+        exited = {_int(k): ExitInfo(v.ts, v.cgid, bytes(v.comm).split(b"\0", 1)[0]
+                                    .decode(errors="replace"), v.flags)
+                  for k, v in _items(bpf[b"exited"])}
+        exit_lost = bpf[b"exit_lost"][ct.c_int(0)].value
+        freq: tuple[FreqCounters, ...] = ()
+        if self.with_freq:
+            ftab = bpf[b"freq"]
+            freq = tuple(FreqCounters(cpu, f.last, f.f3, f.f1, f.khz, f.cube, f.fmax_khz)
+                         for cpu in self.cpus for f in [ftab[ct.c_int(cpu)]])
+        return ProbeRead(ktime_ns=ktime, oncpu=oncpu, cpus=cpus, exited=exited,
+                         exit_lost=exit_lost, prog_misses=self.prog_misses(), freq=freq,
+                         map_entries=self.map_entries)
+
+    def cpu_states(self) -> tuple[CpuCounters, ...]:
+        per_cpu = self.bpf[b"state"][ct.c_int(0)]
+        names = [n for n in CpuCounters.__dataclass_fields__ if n != "cpu"]
+        return tuple(CpuCounters(cpu, **{n: getattr(per_cpu[i], n) for n in names
+                                         if hasattr(per_cpu[i], n)})
+                     for i, cpu in enumerate(self.cpus))
+
+    def forget(self, tgids: list[int]) -> None:
+        """Delete processes that are gone (their last time has been read)."""
+        oncpu, exited = self.bpf[b"oncpu"], self.bpf[b"exited"]
+        for tgid in tgids:
+            for table in (oncpu, exited):
+                try:
+                    del table[table.Key(tgid)]
+                except KeyError:
+                    pass
+
+    def prog_misses(self) -> int:
+        return sum(_fdinfo_misses(fn.fd) for fn in getattr(self.bpf, "funcs", {}).values())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.bpf.cleanup()
+            except Exception:
+                pass
+
+
+def _int(key: object) -> int:
+    return key if isinstance(key, int) else int(getattr(key, "value"))
+
+
+def _items(table: object) -> list:
+    """All (key, value) pairs, with the batch syscall when the kernel has it."""
+    try:
+        return list(table.items_lookup_batch())
+    except Exception:
+        return list(table.items())

@@ -1,0 +1,347 @@
+"""The ``ebpf`` ActivitySampler: exact per-process, per-core on-CPU time from sched_switch.
+
+The probe (keck_tui/probes) keeps cumulative nanoseconds per (tgid, CPU); this
+sampler turns them into per-interval ``ProcessSample``s:
+
+- interval time = cumulative now - cumulative at the previous read, per (tgid, CPU);
+  a baseline never moves backwards, so a transient over-read (below) is not
+  counted twice, only shown one interval early;
+- in-flight time: a task that is on a CPU at read time has run since it was
+  switched in; its current ``sum_exec_runtime`` (``/proc/<tgid>/task/<pid>/schedstat``,
+  at most one scheduler tick stale) minus the value stored at switch-in is added,
+  and dropped again if that CPU switched while we looked;
+- a process whose leader exited is reported once more (``exited=True``, name and
+  cgroup from the exit record) and then deleted from the maps at the next read,
+  after its last switch-out has surely been counted; entries of processes that
+  vanished without an exit record (exit map full) are collected the same way;
+- cmd, ppid, cgroup, PSS/RSS, uid, the kernel-thread flag and per-core busy/irq
+  come from the procfs sampler (``ProcfsSampler``), whose CPU times are replaced;
+- with ``power:cpu_frequency`` (cpufreq present): per-core time-weighted MHz and
+  ``freq_cubed_weight`` = ∫busy·(f/fmax)³ dt.
+
+Map overflow (time that found the map full), lost events (kernel-skipped program
+runs, switches that found another task than the one switched in) and a full exit
+map are counted in the status ``extra`` and, when non-zero, in its ``detail``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Mapping, Protocol
+
+from keck_tui.clock import Clock, SystemClock
+from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
+from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample
+
+NAME = "ebpf"
+PF_KTHREAD = 0x00200000
+DEFAULT_MAP_ENTRIES = 10240
+F3_SCALE = float(1 << 20)  # freq_state.cube is (f/fmax)^3 x 2^20
+U64 = 1 << 64
+
+
+class ProbeLike(Protocol):
+    """What the sampler needs from a loaded probe (``OnCpuProbe``, or a fake in tests)."""
+
+    map_entries: int
+    with_freq: bool
+    load_s: float
+    notes: list[str]
+
+    def read(self): ...  # -> keck_tui.probes.loader.ProbeRead
+    def cpu_states(self): ...  # -> tuple[CpuCounters, ...]
+    def forget(self, tgids: list[int]) -> None: ...
+    def close(self) -> None: ...
+
+
+def read_schedstat_runtime(procfs_root: str) -> Callable[[int, int], int | None]:
+    """A reader of a running task's sum_exec_runtime (ns), or None when it is gone."""
+
+    def runtime(tgid: int, pid: int) -> int | None:
+        try:
+            fd = os.open(f"{procfs_root}/{tgid}/task/{pid}/schedstat", os.O_RDONLY)
+            try:
+                data = os.read(fd, 128)
+            finally:
+                os.close(fd)
+            return int(data.split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    return runtime
+
+
+def cgroup2_mount(mounts: str = "/proc/self/mounts") -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup``, or ``.../unified``)."""
+    try:
+        for line in Path(mounts).read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "cgroup2":
+                return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+class CgroupNames:
+    """cgroup v2 id (the directory's inode number) -> path, from a walk of the hierarchy.
+
+    Only needed for processes that exited before procfs could tell their cgroup;
+    re-walked at most once per ``sample()`` on a miss. ``root=None``: find the
+    cgroup2 mount; the walk stays on that filesystem (v1 inode numbers differ).
+    """
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root
+        self._paths: dict[int, str] = {}
+        self._walked_for = -1
+
+    def path(self, cgid: int, generation: int) -> str:
+        if cgid in self._paths or not cgid:
+            return self._paths.get(cgid, "")
+        if self._walked_for != generation:
+            self._walked_for = generation
+            self._walk()
+        return self._paths.get(cgid, "")
+
+    def _walk(self) -> None:
+        root = self.root or cgroup2_mount()
+        if not root:
+            return
+        try:
+            top = os.stat(root)
+        except OSError:
+            return
+        paths: dict[int, str] = {top.st_ino: "/"}
+        for dirpath, dirnames, _files in os.walk(root):
+            for d in dirnames:
+                full = os.path.join(dirpath, d)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                if st.st_dev == top.st_dev:
+                    paths[st.st_ino] = "/" + os.path.relpath(full, root)
+        self._paths = paths
+
+
+class EbpfSampler:
+    """ActivitySampler over a loaded on-CPU probe; see the module docstring."""
+
+    name = NAME
+
+    def __init__(self, probe: ProbeLike, procfs_root: str = "/proc", clock: Clock | None = None,
+                 *, enrich: ActivitySampler | None = None,
+                 runtime: Callable[[int, int], int | None] | None = None,
+                 cgroup_root: str | None = None, gc_every: int = 10) -> None:
+        self.probe = probe
+        self.procfs_root = str(procfs_root)
+        self.clock: Clock = clock or SystemClock()
+        if enrich is None:
+            from keck_tui.samplers.procfs import ProcfsSampler
+            enrich = ProcfsSampler(self.procfs_root, clock=self.clock, per_thread=False)
+        self.enrich = enrich
+        self.runtime = runtime or read_schedstat_runtime(self.procfs_root)
+        self.cgroups = CgroupNames(cgroup_root)
+        self.gc_every = max(1, gc_every)
+        self._base: dict[int, dict[int, int]] = {}  # tgid -> cpu index -> ns baseline
+        self._prev_t: float | None = None
+        self._prev_read = None
+        self._resync_base: int | None = None
+        self._forget_next: set[int] = set()
+        self._vanished: set[int] = set()
+        self._gen = 0
+
+    def close(self) -> None:
+        self.probe.close()
+
+    def sample(self) -> CpuActivity:
+        try:
+            return self._sample()
+        except Exception as exc:  # noqa: BLE001 - a sampler never raises
+            return CpuActivity(SourceStatus(NAME, STATUS_ERROR, f"{type(exc).__name__}: {exc}"),
+                               interval_s=0.0, per_cpu_exact=True)
+
+    # -- one sample ----------------------------------------------------------------------
+
+    def _sample(self) -> CpuActivity:
+        self._gen += 1
+        now = self.clock.monotonic()
+        base_act = self.enrich.sample()
+        read = self.probe.read()
+        cpu_ids = [c.cpu for c in read.cpus]
+        inflight = self._inflight(read)
+        first = self._prev_t is None
+        interval = 0.0 if self._prev_t is None else now - self._prev_t
+
+        # Interval time per (tgid, cpu index).
+        per_tgid: dict[int, dict[int, int]] = {}
+        cgids: dict[int, int] = {}
+        for tgid, (cgid, values) in read.oncpu.items():
+            cgids[tgid] = cgid
+            base = self._base.setdefault(tgid, {})
+            for i, ns in enumerate(values):
+                cum = ns + inflight.get((tgid, i), 0)
+                before = base.get(i, 0)
+                if cum > before:
+                    if not first:
+                        per_tgid.setdefault(tgid, {})[i] = cum - before
+                    base[i] = cum
+        for tgid in [t for t in self._base if t not in read.oncpu]:
+            del self._base[tgid]  # deleted from the map (by us, or never there)
+
+        live = {p.pid: p for p in base_act.processes}
+        procs: list[ProcessSample] = []
+        for p in base_act.processes:
+            got = per_tgid.pop(p.pid, None)
+            if got:
+                per_cpu = {cpu_ids[i]: ns / 1e9 for i, ns in got.items()}
+                p = replace(p, cpu_s=sum(per_cpu.values()), per_cpu_s=per_cpu,
+                            exited=p.pid in read.exited)
+            elif p.cpu_s or p.per_cpu_s:
+                p = replace(p, cpu_s=0.0, per_cpu_s={})
+            procs.append(p)
+        for tgid, got in per_tgid.items():  # gone before procfs saw it (or just now)
+            procs.append(self._gone_process(tgid, got, cpu_ids, read, cgids.get(tgid, 0)))
+
+        self._collect(read, live, first)
+        cores = self._cores(base_act.cores, read)
+        status = self._status(read, base_act, first)
+        self._prev_t = now
+        self._prev_read = read
+        return CpuActivity(status, interval_s=interval, processes=tuple(procs), cores=cores,
+                           per_cpu_exact=True)
+
+    def _inflight(self, read) -> dict[tuple[int, int], int]:
+        """(tgid, cpu index) -> ns run since switch-in by the task on each CPU now."""
+        out: dict[tuple[int, int], int] = {}
+        for i, c in enumerate(read.cpus):
+            if not c.cur_pid or not c.cur_tgid:
+                continue
+            rt = self.runtime(c.cur_tgid, c.cur_pid)
+            if rt is not None and rt > c.sum_at_in:
+                out[(c.cur_tgid, i)] = rt - c.sum_at_in
+        if out:  # drop CPUs that switched while we looked: the pair may not match
+            again = self.probe.cpu_states()
+            for (tgid, i) in list(out):
+                if again[i].switches != read.cpus[i].switches:
+                    del out[(tgid, i)]
+        return out
+
+    def _gone_process(self, tgid: int, got: Mapping[int, int], cpu_ids: list[int], read,
+                      cgid: int) -> ProcessSample:
+        info = read.exited.get(tgid)
+        name = info.comm if info else ""
+        kernel = bool(info and info.flags & PF_KTHREAD)
+        cgroup = self.cgroups.path((info.cgid if info else 0) or cgid, self._gen)
+        per_cpu = {cpu_ids[i]: ns / 1e9 for i, ns in got.items()}
+        return ProcessSample(
+            pid=tgid, name=name or f"pid {tgid}", cmd=f"[{name}]" if kernel else (name or f"pid {tgid}"),
+            cpu_s=sum(per_cpu.values()), per_cpu_s=per_cpu, cgroup=cgroup,
+            cgroup_line=f"0::{cgroup}\n" if cgroup else "", kernel=kernel, exited=True)
+
+    def _collect(self, read, live: Mapping[int, ProcessSample], first: bool) -> None:
+        """Delete map entries of processes that are gone, one read after we saw them go."""
+        forget = [t for t in self._forget_next if t in read.oncpu or t in read.exited]
+        if forget:
+            self.probe.forget(forget)
+        nxt = set(read.exited) - set(forget)
+        if not first and self._gen % self.gc_every == 0 and live:
+            # Entries with no exit record whose process is gone (exit map full, or a
+            # leader that exited before its threads): collected if still gone next time.
+            gone = {t for t in read.oncpu if t not in live and t not in read.exited}
+            nxt |= gone & self._vanished
+            self._vanished = gone - nxt
+        self._forget_next = nxt
+
+    def _cores(self, cores: tuple[CoreSample, ...], read) -> tuple[CoreSample, ...]:
+        prev = self._prev_read
+        if not read.freq or prev is None or not prev.freq or not cores:
+            return cores
+        dt = read.ktime_ns - prev.ktime_ns
+        if dt <= 0:
+            return cores
+        fnow = {f.cpu: f for f in read.freq}
+        fprev = {f.cpu: f for f in prev.freq}
+        snow = {c.cpu: c for c in read.cpus}
+        sprev = {c.cpu: c for c in prev.cpus}
+        out = []
+        for core in cores:
+            f1, f0 = fnow.get(core.cpu), fprev.get(core.cpu)
+            s1, s0 = snow.get(core.cpu), sprev.get(core.cpu)
+            if f1 is None or f0 is None or not f1.khz:
+                out.append(core)
+                continue
+            area = (_f1_at(f1, read.ktime_ns) - _f1_at(f0, prev.ktime_ns)) % U64
+            mhz = area / dt / 1000.0
+            cubed = None
+            if s1 is not None and s0 is not None:
+                cubed = ((s1.busy_f3 - s0.busy_f3) % U64) / F3_SCALE / 1e9
+            out.append(replace(core, freq_mhz=mhz, freq_nominal=False, freq_cubed_weight=cubed))
+        return tuple(out)
+
+    def _status(self, read, base_act: CpuActivity, first: bool) -> SourceStatus:
+        lost_count = sum(c.lost_count for c in read.cpus)
+        lost_s = sum(c.lost_ns for c in read.cpus) / 1e9
+        resyncs = sum(c.resyncs for c in read.cpus)
+        if self._resync_base is None:
+            self._resync_base = resyncs  # each CPU's first switch after load resyncs
+        lost_events = resyncs - self._resync_base + read.prog_misses
+        extra = {
+            "map_entries": read.map_entries, "map_used": len(read.oncpu),
+            "map_overflow": lost_count, "map_overflow_s": round(lost_s, 6),
+            "lost_events": lost_events, "exit_overflow": read.exit_lost,
+            "switches": sum(c.switches for c in read.cpus),
+            "load_s": round(self.probe.load_s, 3), "processes": len(base_act.processes),
+            "freq": bool(read.freq),
+        }
+        notes = ["warming up"] if first else []
+        fixes = []
+        if lost_count:
+            notes.append(f"map full: {lost_count} switches ({lost_s:.3f} s) not attributed")
+            fixes.append(f"raise ebpf map_entries above {read.map_entries}")
+        if read.exit_lost:
+            notes.append(f"exit map full: {read.exit_lost} exits unrecorded")
+        if lost_events:
+            notes.append(f"{lost_events} lost events")
+        if not base_act.source.ok:
+            notes.append(f"procfs: {base_act.source.detail}")
+        notes.extend(self.probe.notes)
+        if fixes:
+            extra["fix"] = "; ".join(fixes)
+        return SourceStatus(NAME, STATUS_OK, "; ".join(notes), extra=extra)
+
+
+def _f1_at(f, ktime: int) -> int:
+    dt = ktime - f.last if f.last and ktime > f.last else 0
+    return f.f1 + dt * f.khz
+
+
+def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
+                      map_entries: int = DEFAULT_MAP_ENTRIES, exit_entries: int | None = None,
+                      freq: bool | None = None) -> tuple[ActivitySampler | None, SourceStatus]:
+    """(sampler, ok status) when root + bcc + tracepoints work, else (None, why). Never raises."""
+    try:
+        from keck_tui.probes.loader import DEFAULT_EXIT_ENTRIES, OnCpuProbe, ProbeUnavailable
+    except Exception as exc:  # noqa: BLE001
+        return None, SourceStatus(NAME, STATUS_UNAVAILABLE, f"probe loader failed to import: {exc}")
+    try:
+        probe = OnCpuProbe.open(map_entries=map_entries,
+                                exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
+    except ProbeUnavailable as exc:
+        extra = {"fix": exc.fix} if exc.fix else {}
+        return None, SourceStatus(NAME, STATUS_UNAVAILABLE, str(exc), extra=extra)
+    except Exception as exc:  # noqa: BLE001 - never a traceback
+        return None, SourceStatus(NAME, STATUS_UNAVAILABLE,
+                                  f"probe failed to load: {type(exc).__name__}: {exc}")
+    try:
+        sampler = EbpfSampler(probe, procfs_root, clock)
+    except Exception as exc:  # noqa: BLE001
+        probe.close()
+        return None, SourceStatus(NAME, STATUS_ERROR, f"{type(exc).__name__}: {exc}")
+    detail = f"sched_switch probe loaded in {probe.load_s:.2f} s"
+    if probe.notes:
+        detail += "; " + "; ".join(probe.notes)
+    return sampler, SourceStatus(NAME, STATUS_OK, detail,
+                                 extra={"map_entries": probe.map_entries, "freq": probe.with_freq})
