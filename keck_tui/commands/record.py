@@ -1,14 +1,129 @@
-"""`keck-top record` (placeholder until its issue lands)."""
+"""`keck-top record FILE`: keep what keck-top sees, one snapshot per line."""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
-from keck_tui.cli import CliError
+from keck_tui.cli import CliError, add_sampling_options, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.description = (
+        "Record snapshots of this node (or, with --attach/--fleet, of remote agents: the fleet tree is "
+        "kept) to FILE as JSON Lines, one keck-top/1 snapshot per line, flushed per line. "
+        "FILE ending in .zst or .gz is compressed. Stop with Ctrl-C, --duration or --count. "
+        "See docs/record-replay.md.")
+    parser.add_argument("file", metavar="FILE", type=Path, help="where to record (.jsonl, .jsonl.zst, .jsonl.gz)")
+    parser.add_argument("--duration", metavar="S", type=float, help="stop after S seconds")
+    parser.add_argument("--count", metavar="N", type=int, help="stop after N snapshots")
+    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    parser.add_argument("--append", action="store_true", help="append to FILE (plain .jsonl only)")
+    parser.add_argument("--fsync", action="store_true",
+                        help="fsync after every line (survives power loss, not just a crash; slower)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    r = parser.add_argument_group("remote (instead of this node)")
+    r.add_argument("--attach", metavar="URL", action="append", default=[],
+                   help="record a keck-top agent (repeatable); the fleet → cluster → node tree is kept")
+    r.add_argument("--fleet", metavar="FILE", type=Path, help="record the agents of a fleet file")
+    r.add_argument("--token-file", metavar="FILE", help="bearer token for the agents")
+    r.add_argument("--ca-file", metavar="PEM", help="trust this CA for https:// agents")
+    add_sampling_options(parser)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.duration is not None and not args.duration > 0:
+        raise CliError("--duration must be positive")
+    if args.count is not None and args.count < 1:
+        raise CliError("--count must be at least 1")
+    if args.force and args.append:
+        raise CliError("--force and --append don't go together")
+    if args.file.exists() and not (args.force or args.append):
+        raise CliError(f"{args.file} exists; use --force to overwrite or --append to add to it")
+    if args.file.is_dir():
+        raise CliError(f"{args.file} is a directory")
+
+
+def _remote_feed(args: argparse.Namespace, settings):  # -> RemoteFeed
+    from keck_tui.sources.command import build_fleet
+    from keck_tui.sources.fleet import RemoteFeed
+
+    ns = argparse.Namespace(urls=args.attach, fleet=args.fleet, keck=[], prometheus=None, cluster=None,
+                            token_file=args.token_file, ca_file=args.ca_file, insecure_tls=False,
+                            timeout=None, depth=None)
+    fleet = build_fleet(ns, settings, default_depth=None)
+    return RemoteFeed(fleet, interval=settings.interval)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise CliError("'record' is not implemented yet")
+    from keck_tui.recording import RecordingError, RecordingWriter
+
+    _check(args)
+    settings = settings_from_args(args)
+    try:
+        writer = RecordingWriter(args.file, append=args.append, fsync=args.fsync)
+    except RecordingError as exc:
+        raise CliError(str(exc)) from None
+    remote = bool(args.attach or args.fleet)
+    progress = not args.quiet and sys.stderr.isatty()
+    state = {"error": None, "done": False}
+    import threading
+
+    done = threading.Event()
+
+    def sink(snap) -> None:  # runs on the feed's thread (local) or the loop below (remote)
+        if done.is_set():
+            return
+        try:
+            writer.write(snap)
+        except RecordingError as exc:
+            state["error"] = str(exc)
+            done.set()
+            return
+        if progress:
+            print(f"\r{writer.lines} snapshots, {writer.bytes_in / 1e6:.1f} MB", end="",
+                  file=sys.stderr, flush=True)
+        if args.count is not None and writer.lines >= args.count:
+            done.set()
+
+    try:
+        feed = _remote_feed(args, settings) if remote else _local_feed(args, settings, sink)
+    except BaseException:
+        writer.close()
+        raise
+    if not args.quiet:
+        print(f"keck-top: recording to {args.file} every {settings.interval:g} s (Ctrl-C stops)",
+              file=sys.stderr)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    last = None
+    feed.start()
+    try:
+        while not done.is_set():
+            if remote:  # the remote feed has no hook: write each new snapshot it holds
+                snap = feed.latest()
+                if snap is not None and snap is not last:
+                    last = snap
+                    sink(snap)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            done.wait(0.02 if remote else 0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        done.set()
+        feed.stop()
+        writer.close()
+    if progress:
+        print(file=sys.stderr)
+    if state["error"]:
+        raise CliError(str(state["error"]))
+    if not args.quiet:
+        print(f"keck-top: {writer.lines} snapshots written to {args.file}", file=sys.stderr)
+    return 0
+
+
+def _local_feed(args: argparse.Namespace, settings, sink):  # -> ThreadedFeed
+    from keck_tui.wiring import build_local_feed
+
+    return build_local_feed(args, settings, on_snapshot=sink)

@@ -20,7 +20,9 @@ def _wh(j: float) -> str:
         return f"{wh:,.0f} Wh"
     if wh >= 1:
         return f"{wh:.2f} Wh"
-    return f"{wh:.3f} Wh"
+    if wh >= 0.1 or wh == 0:
+        return f"{wh:.3f} Wh"
+    return f"{wh * 1000:.2f} mWh"
 
 
 def _w(x: float) -> str:

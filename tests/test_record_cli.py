@@ -1,0 +1,42 @@
+"""`keck-top record`: the command end to end on this machine's real procfs (estimated power)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keck_tui.cli import main
+from keck_tui.recording import read_recording
+
+
+def test_record_count_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "live.jsonl.zst"
+    assert main(["record", str(path), "--count", "2", "--interval", "0.1", "--no-gpu", "--probes", "procfs"]) == 0
+    err = capsys.readouterr().err
+    assert "2 snapshots written" in err
+    snaps, stats = read_recording(path)
+    assert len(snaps) == 2 and stats.skipped == 0
+    assert snaps[0].root.level == "node" and snaps[1].time > snaps[0].time
+    assert all(0.05 <= s.interval_s <= 1.0 for s in snaps)
+    assert main(["report", str(path), "--by", "node", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.count("\n") == 3  # header, the node, the total
+
+
+def test_record_duration(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    assert main(["record", str(path), "--duration", "0.6", "--interval", "0.1", "--quiet", "--no-gpu",
+                 "--probes", "procfs"]) == 0
+    snaps, _ = read_recording(path)
+    assert 1 <= len(snaps) <= 7
+
+
+def test_record_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text("keep me\n")
+    assert main(["record", str(path), "--count", "1"]) == 2
+    assert "exists; use --force" in capsys.readouterr().err
+    assert path.read_text() == "keep me\n"
+    assert main(["record", str(path), "--count", "0", "--force"]) == 2
+    assert main(["record", str(path), "--force", "--append"]) == 2
+    assert main(["record", str(tmp_path / "no" / "dir" / "x.jsonl"), "--count", "1"]) == 2
+    assert "cannot write" in capsys.readouterr().err
