@@ -40,23 +40,47 @@ def pipe_usecs(loops: int, pin: bool) -> float:
     return float(m.group(1))
 
 
+SWITCH_FN = b"raw_tracepoint__sched_switch"
+
+
+def set_attached(probe: OnCpuProbe, on: bool) -> None:
+    """Attach or detach the sched_switch program (compiled once; toggling is cheap)."""
+    bpf = probe.bpf
+    if on:
+        bpf.attach_raw_tracepoint(tp=b"sched_switch", fn_name=SWITCH_FN)
+    else:
+        bpf.detach_raw_tracepoint(tp=b"sched_switch")
+
+
 def bench_switch(reps: int, loops: int, pin: bool, **probe_kw) -> dict:
+    """Alternate unloaded/loaded runs (order flipped every rep, the probe's
+    sched_switch program detached/attached in between); the slowdown is the
+    median of the per-pair ratios, which cancels slow drifts in machine load."""
     off: list[float] = []
     on: list[float] = []
-    pipe_usecs(loops // 4, pin)  # warm-up
-    for _ in range(reps):
-        off.append(pipe_usecs(loops, pin))
-        probe = OnCpuProbe.open(**probe_kw)
-        try:
-            on.append(pipe_usecs(loops, pin))
-            misses = probe.prog_misses()
-        finally:
-            probe.close()
-    ratio = statistics.median(on) / statistics.median(off)
-    per_switch_ns = (statistics.median(on) - statistics.median(off)) * 1000 / 2
+    ratios: list[float] = []
+    probe = OnCpuProbe.open(**probe_kw)
+    try:
+        pipe_usecs(loops // 4, pin)  # warm-up
+        attached = True
+        for rep in range(reps):
+            pair = {}
+            for state in ((False, True) if rep % 2 == 0 else (True, False)):
+                if state != attached:
+                    set_attached(probe, state)
+                    attached = state
+                pair[state] = pipe_usecs(loops, pin)
+            off.append(pair[False])
+            on.append(pair[True])
+            ratios.append(pair[True] / pair[False])
+        misses = probe.prog_misses()
+    finally:
+        probe.close()
+    mo, mn = statistics.median(off), statistics.median(on)
     return {"pin": pin, "loops": loops, "reps": reps, "off_usecs_op": off, "on_usecs_op": on,
-            "median_off": statistics.median(off), "median_on": statistics.median(on),
-            "slowdown": ratio, "added_ns_per_switch": per_switch_ns, "prog_misses": misses}
+            "median_off": mo, "median_on": mn, "slowdown": statistics.median(ratios),
+            "slowdown_of_medians": mn / mo,
+            "added_ns_per_switch": (mn - mo) * 1000 / 2, "prog_misses": misses}
 
 
 def cpu_per_second(sampler, seconds: float, hz: float) -> float:
@@ -91,8 +115,8 @@ def bench_samplers(seconds: float, hz: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--loops", type=int, default=200_000, help="perf bench -l for --pin")
+    ap.add_argument("--reps", type=int, default=21)
+    ap.add_argument("--loops", type=int, default=50_000, help="perf bench -l for the pinned runs")
     ap.add_argument("--no-pin", action="store_true", help="also run the cross-CPU variant")
     ap.add_argument("--sampler-seconds", type=float, default=10.0)
     ap.add_argument("--hz", type=float, default=1.0)
@@ -117,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         if r:
             print(f"perf bench sched pipe ({name}, -l {r['loops']}, {r['reps']} alternating reps): "
                   f"off {r['median_off']:.3f} us/op, on {r['median_on']:.3f} us/op, "
-                  f"slowdown x{r['slowdown']:.3f} ({r['added_ns_per_switch']:+.0f} ns/switch), "
+                  f"slowdown x{r['slowdown']:.3f} (median of pair ratios; of medians "
+                  f"x{r['slowdown_of_medians']:.3f}, {r['added_ns_per_switch']:+.0f} ns/switch), "
                   f"missed runs {r['prog_misses']}")
             print(f"  off: {' '.join(f'{v:.3f}' for v in r['off_usecs_op'])}")
             print(f"  on:  {' '.join(f'{v:.3f}' for v in r['on_usecs_op'])}")
