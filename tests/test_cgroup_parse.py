@@ -110,6 +110,10 @@ def test_multi_line_v1_file_picks_the_pod_line():
     assert info.qos == "Burstable"
     assert unified_path(text) == "/user.slice/user-0.slice/session-14.scope"
     assert unified_path("0::/system.slice/x.service\n") == "/system.slice/x.service"
+    hybrid = "1:name=systemd:/system.slice/cron.service\n0::/\n"
+    assert unified_path(hybrid) == "/system.slice/cron.service"
+    assert unified_path("0::/\n4:memory:/process_api/49c65c5b8efb18cb9902647833ed2136\n") == "/"
+    assert unified_path("") == ""
 
 
 def test_empty_and_garbage():

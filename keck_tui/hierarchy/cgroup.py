@@ -191,13 +191,15 @@ def parse_cgroup(text: str) -> CgroupInfo:
 
 
 def unified_path(text: str) -> str:
-    """The v2 path of a ``/proc/<pid>/cgroup`` file, else the name=systemd path, else the first."""
+    """The v2 path of a ``/proc/<pid>/cgroup`` file, else (or when the v2 path is just "/",
+    as on hybrid hosts) the name=systemd path, else the first line's path."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for prefix in ("0::", ):
-        for ln in lines:
-            if ln.startswith(prefix):
-                return ln[len(prefix):]
-    for ln in lines:
-        if ":name=systemd:" in ln:
-            return cgroup_path_of(ln)
+    v2 = next((ln[3:] for ln in lines if ln.startswith("0::")), None)
+    if v2 is not None and v2 != "/":
+        return v2
+    systemd = next((cgroup_path_of(ln) for ln in lines if ":name=systemd:" in ln), None)
+    if systemd is not None:
+        return systemd
+    if v2 is not None:
+        return v2
     return cgroup_path_of(lines[0]) if lines else ""
