@@ -186,3 +186,27 @@ def test_make_grouper_autodetects_on_a_node():
     assert g.kubelet is not None
     assert [e.url for e in g.kubelet._endpoints][0] == "https://127.0.0.1:10250/pods"
     assert make_grouper(Settings(), None, env={}).kubelet is None
+
+
+async def test_authenticated_port_with_ca_file_and_token(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ca_file = tmp_path / "ca.crt"
+    ca.cert_pem.write_to_path(str(ca_file))
+    token = tmp_path / "token"
+    token.write_text("sa-token")
+    calls: list[str] = []
+    with serve_in_thread(_kubelet_app(calls, token="sa-token"), ssl_context=ctx) as base:
+        ok = KubeletClient([KubeletEndpoint(base + "/pods", token_file=str(token), ca_file=str(ca_file))])
+        assert (await ok.fetch_once()).status == "ok" and len(ok._pods) == 4
+        untrusted = KubeletClient([KubeletEndpoint(base + "/pods", token_file=str(token))])
+        st = await untrusted.fetch_once()
+        assert st.status == "unavailable" and "TLS verification failed" in st.detail and "insecure" in st.detail
+        insecure = KubeletClient([KubeletEndpoint(base + "/pods", token_file=str(token), verify_tls=False)])
+        assert (await insecure.fetch_once()).status == "ok"
+    missing = KubeletClient([KubeletEndpoint("https://127.0.0.1:9/pods", token_file=str(tmp_path / "nope"))])
+    st = await missing.fetch_once()
+    assert "cannot read token" in st.detail

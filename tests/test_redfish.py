@@ -214,3 +214,21 @@ def test_from_args_credentials_file_env_and_errors(tmp_path):
             RedfishSampler.from_args(argparse.Namespace(redfish="https://b", redfish_credentials=path), env={})
     with pytest.raises(CliError, match="not an http"):
         RedfishSampler.from_args(argparse.Namespace(redfish="ftp://b"), env={})
+
+
+def test_tls_verified_by_default_and_insecure_accepts_self_signed():
+    trustme = pytest.importorskip("trustme")
+    import ssl
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    folder = shared_fixture("redfish", "public-rackmount1")
+    with serve_in_thread(mockup_app(folder), ssl_context=ctx) as base:
+        assert base.startswith("https://")
+        strict = RedfishSampler(base, clock=FakeClock())
+        r = poll(strict)
+        assert r.source.status == "error" and "certificate" in r.source.detail.lower()
+        assert "--redfish-insecure" in strict._fix(r.source.detail)
+        r = poll(RedfishSampler(base, verify_tls=False, clock=FakeClock()))
+        assert r.source.ok and r.domains[0].watts == 374.0
