@@ -461,3 +461,27 @@ def peek_header(line: bytes) -> tuple[float, float] | None:
         return float(m.group(1)), float(m.group(2))
     except ValueError:
         return None
+
+
+def record_toggle(recorder: Recorder, directory: str | os.PathLike[str] = ".",
+                  now: Callable[[], float] | None = None) -> Callable[[bool], bool]:
+    """The TUI's ``r`` key: ``toggle(want)`` starts a new timestamped file or stops.
+
+    Pass the recorder as the feed's ``on_snapshot`` so it sees every snapshot::
+
+        recorder = Recorder()
+        feed = build_local_feed(args, settings, on_snapshot=recorder)
+        run_tui(feed, settings=settings, on_record_toggle=record_toggle(recorder))
+    """
+    import time as _time
+
+    clock = now or _time.time
+
+    def toggle(want: bool) -> bool:
+        if want and not recorder.active:
+            recorder.start(default_recording_name(clock(), directory))
+        elif not want and recorder.active:
+            recorder.stop()
+        return recorder.active
+
+    return toggle

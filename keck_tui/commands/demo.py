@@ -1,14 +1,96 @@
-"""`keck-top demo` (placeholder until its issue lands)."""
+"""`keck-top demo`: the TUI (or one snapshot) over a deterministic simulated fleet."""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
-from keck_tui.cli import CliError
+from keck_tui.cli import CliError, add_config_option, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.description = (
+        "A simulated fleet — 2 clusters, 5 nodes (CPU-only Intel and AMD, a GPU node with a BMC, an Apple "
+        "laptop), namespaces, pods and processes with a daily load curve — run through keck-top's real "
+        "attribution and fleet merge. Same --seed and --start, same numbers.")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--start", metavar="UNIX|ISO",
+                        help="simulated start time: unix seconds or ISO 8601 (default: now for the TUI, "
+                             "2026-06-15T14:00Z with --once)")
+    parser.add_argument("--steps", metavar="N", type=int, default=5,
+                        help="with --once: intervals simulated before printing (default 5)")
+    parser.add_argument("--node", metavar="NAME", help="with --once: print that node's own snapshot")
+    parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    parser.add_argument("--json", action="store_true", help="as keck-top/1 JSON (with --once)")
+    parser.add_argument("--interval", metavar="S", type=float, default=None,
+                        help="simulated interval and refresh in seconds (default 1)")
+    add_config_option(parser)
+
+
+def _parse_start(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import datetime, timezone
+
+    try:
+        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--start: not a unix time or ISO 8601 date: {text!r}") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return d.timestamp()
 
 
 def run(args: argparse.Namespace) -> int:
-    raise CliError("'demo' is not implemented yet")
+    from keck_tui.demo import DemoFleet
+
+    if args.json and not args.once:
+        raise CliError("--json needs --once")
+    if args.steps < 1:
+        raise CliError("--steps must be at least 1")
+    interval = args.interval if args.interval is not None else 1.0
+    if not interval >= 0.05:
+        raise CliError("--interval must be at least 0.05 s")
+    settings = settings_from_args(args)
+    start = _parse_start(args.start)
+    if args.once:
+        fleet = DemoFleet(args.seed, start, interval)
+        snap = None
+        for _ in range(args.steps):
+            snap = fleet.step()
+        if args.node:
+            snap = fleet.node_snapshot(args.node)
+            if snap is None:
+                names = ", ".join(n.spec.name for n in fleet.nodes)
+                raise CliError(f"--node: no node {args.node!r} in the demo (nodes: {names})")
+        assert snap is not None
+        if args.json:
+            sys.stdout.write(snap.dumps() + "\n")
+        else:
+            from keck_tui.textout import render_table
+
+            sys.stdout.write(render_table(snap) + "\n")
+        return 0
+    if args.node:
+        raise CliError("--node needs --once")
+    if not sys.stdout.isatty():
+        raise CliError("the TUI needs a terminal; use --once --json for pipes")
+    from dataclasses import replace
+
+    from keck_tui.feed import ThreadedFeed
+    from keck_tui.recording import Recorder, record_toggle
+    from keck_tui.ui.app import run_tui
+
+    fleet = DemoFleet(args.seed, start if start is not None else round(time.time()) - interval, interval)
+    recorder = Recorder()
+    feed = ThreadedFeed(fleet.step, interval=interval, on_snapshot=recorder, name="keck-demo")
+    settings = replace(settings, interval=interval)
+    try:
+        return run_tui(feed, settings=settings, title=f"demo fleet (seed {args.seed})",
+                       on_record_toggle=record_toggle(recorder))
+    finally:
+        recorder.stop()
