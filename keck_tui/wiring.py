@@ -34,7 +34,7 @@ def host_name(settings: Settings) -> str:
 
 def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, list[SourceStatus]]:
     """eBPF when asked or possible (auto), else procfs; the status says which and why."""
-    from keck_tui.samplers.procfs import ProcfsSampler
+    from keck_tui.samplers.procfs import make_activity_sampler
 
     notes: list[SourceStatus] = []
     if settings.probes in ("auto", "ebpf"):
@@ -54,7 +54,7 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
                                   f"{status.detail}; --probes ebpf requested, using procfs instead",
                                   extra=status.extra)
         notes.append(status)
-    return ProcfsSampler(settings.procfs_root, clock=clock), notes
+    return make_activity_sampler(settings.procfs_root, clock), notes
 
 
 def build_power(args: argparse.Namespace, settings: Settings, clock: Clock) -> list[PowerSampler]:
