@@ -232,3 +232,59 @@ def test_tls_verified_by_default_and_insecure_accepts_self_signed():
         assert "--redfish-insecure" in strict._fix(r.source.detail)
         r = poll(RedfishSampler(base, verify_tls=False, clock=FakeClock()))
         assert r.source.ok and r.domains[0].watts == 374.0
+
+
+def _write(folder: Path, rel: str, doc: dict) -> None:
+    path = folder / rel / "index.json" if rel else folder / "index.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def _synthetic_bmc(folder: Path, chassis: dict[str, tuple[str, dict]]) -> None:
+    """A minimal service: chassis id -> (ChassisType, extra resources {rel path: doc})."""
+    _write(folder, "", {"Chassis": {"@odata.id": "/redfish/v1/Chassis"}})
+    _write(folder, "Chassis", {"Members": [{"@odata.id": f"/redfish/v1/Chassis/{c}"} for c in chassis]})
+    for cid, (ctype, resources) in chassis.items():
+        doc = {"Id": cid, "Name": f"{cid} chassis", "ChassisType": ctype}
+        for rel, res in resources.items():
+            if "/" not in rel:
+                doc[rel] = {"@odata.id": f"/redfish/v1/Chassis/{cid}/{rel}"}
+            _write(folder, f"Chassis/{cid}/{rel}", res)
+        _write(folder, f"Chassis/{cid}", doc)
+
+
+def test_unlinked_card_chassis_is_not_added_to_the_node_but_two_nodes_are(tmp_path):
+    em = lambda w: {"PowerWatts": {"Reading": w}}  # noqa: E731
+    _synthetic_bmc(tmp_path, {"Node": ("RackMount", {"EnvironmentMetrics": em(500)}),
+                              "GPU_SXM_1": ("Card", {"EnvironmentMetrics": em(300)}),
+                              "Node2": ("Blade", {"EnvironmentMetrics": em(250)})})
+    with serve_in_thread(mockup_app(tmp_path)) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+    assert {d.name: d.watts for d in r.domains} == {"chassis-Node": 500.0, "chassis-Node2": 250.0}
+    assert r.source.watts == 750.0
+
+
+def test_only_cards_report_power_then_cards_count(tmp_path):
+    _synthetic_bmc(tmp_path, {"Node": ("RackMount", {}),
+                              "Card1": ("Card", {"EnvironmentMetrics": {"PowerWatts": {"Reading": 75.5}}})})
+    with serve_in_thread(mockup_app(tmp_path)) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+    assert [(d.name, d.watts) for d in r.domains] == [("chassis-Card1", 75.5)]
+
+
+def test_power_supply_input_sensors_are_summed(tmp_path):
+    sensor = lambda sid, w, ctx, acc=None: {"Id": sid, "Name": sid, "ReadingType": "Power", "Reading": w,  # noqa: E731
+                                            "PhysicalContext": ctx, **({"Accuracy": acc} if acc else {})}
+    _synthetic_bmc(tmp_path, {"Node": ("RackMount", {
+        "Sensors": {"Members": [{"@odata.id": f"/redfish/v1/Chassis/Node/Sensors/{s}"}
+                                for s in ("PS1InputPower", "PS2InputPower", "CPU1Power", "PS3InputPower")]},
+        "Sensors/PS1InputPower": sensor("PS1InputPower", 210.0, "PowerSupply", 2),
+        "Sensors/PS2InputPower": sensor("PS2InputPower", 190.5, "PowerSupply", 1),
+        "Sensors/PS3InputPower": {**sensor("PS3InputPower", None, "PowerSupply"), "Status": {"State": "Absent"}},
+        "Sensors/CPU1Power": sensor("CPU1Power", 90.0, "CPU"),
+    })})
+    with serve_in_thread(mockup_app(tmp_path)) as base:
+        r = poll(RedfishSampler(base, clock=FakeClock()))
+    (d,) = r.domains
+    assert (d.watts, d.accuracy, r.source.extra["chassis"][0]["from"]) == (
+        pytest.approx(400.5), pytest.approx(0.02), "Sensors.PowerSupplyInput")

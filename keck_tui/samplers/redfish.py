@@ -16,7 +16,8 @@ The accuracy is the ``Accuracy`` (percent) of the sensor a reading names in its
 ``DataSourceUri`` (or of the sensor itself); without one, ±5 % is assumed
 (``DEFAULT_ACCURACY``). A chassis contained in another chassis that has a reading
 (``Links.ContainedBy`` / ``Links.Contains``) is not added: its power is inside its
-parent's. What to read is discovered once and re-discovered after a failure or every
+parent's; nor is a card/component-type chassis when a node-type chassis has a reading.
+What to read is discovered once and re-discovered after a failure or every
 ``REDISCOVER_POLLS`` polls, so a steady-state poll is one GET per chassis.
 """
 from __future__ import annotations
@@ -37,7 +38,10 @@ from keck_tui.samplers.types import DOMAIN_NODE, PowerDomain, PowerReading
 
 DEFAULT_ACCURACY = 0.05
 REDISCOVER_POLLS = 60
-STALE_AFTER_POLLS = 3  # a reading older than this many intervals is not reported
+STALE_AFTER_POLLS = 3
+#: ChassisType values of parts of a node (not added beside a node chassis that has a reading).
+COMPONENT_CHASSIS_TYPES = frozenset({"Card", "Component", "Module", "Expansion", "IPBasedDrive",
+                                     "StorageEnclosure", "Sidecar"})  # a reading older than this many intervals is not reported
 
 
 class RedfishError(Exception):
@@ -361,7 +365,13 @@ class RedfishSampler:
                     return True
             return False
 
-        return [plan for key, plan in plans.items() if not has_measured_ancestor(key, {key})]
+        top = {key: plan for key, plan in plans.items() if not has_measured_ancestor(key, {key})}
+        # Without links, a GPU/card chassis can look top-level: when a node-type chassis
+        # reports power, component-type chassis are parts of it, not more nodes.
+        kinds = {key: str(chassis[key].get("ChassisType") or "") for key in top}
+        if any(kind not in COMPONENT_CHASSIS_TYPES for kind in kinds.values()):
+            top = {key: plan for key, plan in top.items() if kinds[key] not in COMPONENT_CHASSIS_TYPES}
+        return list(top.values())
 
     async def _plan_for(self, session: Any, doc: Mapping[str, Any]) -> _Plan | None:
         cid = str(doc.get("Id") or _norm(str(doc.get("@odata.id", "?"))).rsplit("/", 1)[-1])
