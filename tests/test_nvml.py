@@ -202,3 +202,17 @@ def test_real_pynvml_on_this_machine_never_raises():
     r = open_nvml_sampler(FakeClock()).sample()
     assert r.source.name == "nvml"
     assert r.source.status in ("ok", "unavailable")
+
+
+def test_the_fake_matches_the_real_pynvml_api():
+    """Every call the fake offers exists in pynvml with the same required parameters."""
+    import inspect
+
+    import pynvml
+    for name in dir(FakeNvml):
+        if name.startswith("nvml"):
+            real = getattr(pynvml, name)
+            fake = getattr(FakeNvml([]), name)
+            params = inspect.signature(getattr(real, "__wrapped__", real)).parameters.values()
+            required = [p for p in params if p.default is inspect.Parameter.empty]
+            assert len(required) == len(inspect.signature(fake).parameters), name
