@@ -168,6 +168,8 @@ def test_sample_never_blocks_and_returns_the_latest_reading():
         first = s.sample()
         assert time.monotonic() - t0 < 0.1  # the BMC takes 0.3 s a request; sample() does not wait
         assert first.source.ok and first.domains == () and "waiting" in first.source.detail
+        assert s.wait_for_first(15.0)  # what --once uses
+        assert s.sample().domains[0].watts == 974.0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not s.sample().domains:
             time.sleep(0.05)

@@ -134,6 +134,7 @@ class RedfishSampler:
         self._last_error: str | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._first_done = threading.Event()  # the first poll finished (either way)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._plans: list[_Plan] | None = None
@@ -241,6 +242,15 @@ class RedfishSampler:
                 self._latest, self._latest_at, self._last_error = reading, self._clock.monotonic(), None
             else:
                 self._last_error = reading.source.detail
+        self._first_done.set()
+
+    def wait_for_first(self, timeout: float) -> bool:
+        """Block until the first poll has finished (for one-shot modes like ``--once``).
+
+        Starts the poller if needed; returns False if it did not finish within ``timeout``.
+        """
+        self._ensure_started()
+        return self._first_done.wait(timeout)
 
     def read_now(self) -> PowerReading:
         """One synchronous poll (for ``doctor`` and tests); does not start the thread."""
