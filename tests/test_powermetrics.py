@@ -5,7 +5,6 @@ import fnmatch
 import io
 import json
 import queue
-import re
 import subprocess
 import sys
 import time
