@@ -125,3 +125,15 @@ async def test_keck_controller_down_keeps_last_tree_stale() -> None:
     assert row.watts == pytest.approx(436.934669, abs=TOL)
     assert all(n.stale for n in row.children)
     assert src.statuses()[0].status == "error"
+
+
+def test_node_the_controller_has_not_heard_from_is_stale() -> None:
+    folder = shared_fixture("keck-controller")
+    nodes = json.loads((folder / "api_v1_nodes.json").read_text())
+    nodes[1]["last_seen_secs_ago"] = 95
+    nodes[0]["node_name"] = "rack/1"  # ids never carry '/'
+    row = cluster_row("c", None, nodes, [])
+    a, b = row.children
+    assert a.id == "rack∕1" and a.name == "rack/1" and not a.stale
+    assert b.stale is True and b.age_s == 95.0 and "95 s ago" in b.error
+    assert b.watts == pytest.approx(164.934669, abs=TOL)  # last known figures kept
