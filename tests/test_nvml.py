@@ -216,3 +216,25 @@ def test_the_fake_matches_the_real_pynvml_api():
             params = inspect.signature(getattr(real, "__wrapped__", real)).parameters.values()
             required = [p for p in params if p.default is inspect.Parameter.empty]
             assert len(required) == len(inspect.signature(fake).parameters), name
+
+
+def test_falls_back_to_processes_utilization_info_when_the_old_call_is_unsupported():
+    gpu = FakeGpu(energy_mj=0, processes={100: None, 200: None}, util_supported=False, util_info_supported=True)
+    sampler, clock, nv = make([gpu])
+    sampler.sample()
+    gpu.add_samples(100, T0, 3, 40)
+    gpu.add_samples(200, T0, 3, 120)
+    clock.advance(1.0)
+    shares = {p.pid: p.sm_share for p in sampler.sample().devices[0].processes}
+    assert shares == {100: 0.25, 200: 0.75}
+    assert [c[0] for c in nv.calls] == ["util", "util-info", "util-info"]  # the old call is not retried
+
+
+def test_no_utilisation_api_at_all_leaves_several_processes_unattributed():
+    gpu = FakeGpu(energy_mj=0, processes={100: None, 200: None}, util_supported=False)
+    sampler, clock, nv = make([gpu])
+    sampler.sample()
+    clock.advance(1.0)
+    shares = {p.pid: p.sm_share for p in sampler.sample().devices[0].processes}
+    assert shares == {100: 0.0, 200: 0.0}
+    assert [c[0] for c in nv.calls] == ["util", "util-info"]

@@ -11,7 +11,8 @@ Per device and interval:
   current power draw" (nvmlDeviceGetPowerUsage, Fermi/Kepler) and nvidia-smi documents
   ``power.draw`` as "accurate to within +/- 5 watts"; newer boards state nothing
   better, so ``accuracy_w = max(5 W, 5 % of the reading)``.
-- per process: ``nvmlDeviceGetProcessUtilization(handle, lastSeenTimeStamp)`` returns
+- per process: ``nvmlDeviceGetProcessUtilization(handle, lastSeenTimeStamp)`` (or, where
+  that is not supported, ``nvmlDeviceGetProcessesUtilizationInfo``) returns
   the SM-utilisation samples newer than the last one seen (it raises NotFound until
   any exist). Samples are sparse, so every sample since the last read is integrated
   (Σ smUtil per PID) and a process's ``sm_share`` is its part of the total. An
@@ -126,7 +127,8 @@ class _DeviceState:
     last_ts_us: int = 0  # lastSeenTimeStamp for process utilisation
     shares: dict[int, float] = field(default_factory=dict)  # last computed shares
     shares_at: float | None = None
-    util_supported: bool = True
+    # per-process utilisation calls still to try, preferred first (both give pid, timeStamp, smUtil)
+    util_calls: tuple[str, ...] = ("nvmlDeviceGetProcessUtilization", "nvmlDeviceGetProcessesUtilizationInfo")
     idle_watts: float | None = None  # lowest interval power seen with nothing running
 
 
@@ -222,14 +224,21 @@ class NvmlSampler:
     def _new_util_samples(self, dev: _DeviceState) -> list[Any]:
         """Process-utilisation samples newer than the last seen; [] when none (NotFound)."""
         nv = self._nvml
-        if not dev.util_supported:
+        while dev.util_calls:
+            fn = getattr(nv, dev.util_calls[0], None)
+            if fn is None:
+                dev.util_calls = dev.util_calls[1:]
+                continue
+            try:
+                samples = list(fn(dev.handle, dev.last_ts_us))
+                break
+            except nv.NVMLError as exc:
+                if _not_supported(exc):  # e.g. MIG mode, vGPU, or an older/newer driver: next API
+                    dev.util_calls = dev.util_calls[1:]
+                    continue
+                return []  # NotFound: no samples since last_ts (normal), others: try again next time
+        else:
             return []
-        try:
-            samples = list(nv.nvmlDeviceGetProcessUtilization(dev.handle, dev.last_ts_us))
-        except nv.NVMLError as exc:
-            if _not_supported(exc):
-                dev.util_supported = False  # e.g. MIG mode, vGPU
-            return []  # NotFound: no samples since last_ts (normal), others: try again next time
         fresh = [s for s in samples if int(s.timeStamp) > dev.last_ts_us]
         if fresh:
             dev.last_ts_us = max(int(s.timeStamp) for s in fresh)

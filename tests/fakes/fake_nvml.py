@@ -41,7 +41,8 @@ class FakeGpu:
     processes: dict[int, int | None] = field(default_factory=dict)  # compute: pid -> used bytes
     graphics: dict[int, int | None] = field(default_factory=dict)
     util_samples: list[tuple[int, int, int]] = field(default_factory=list)  # (pid, ts_us, smUtil)
-    util_supported: bool = True
+    util_supported: bool = True  # nvmlDeviceGetProcessUtilization
+    util_info_supported: bool = False  # nvmlDeviceGetProcessesUtilizationInfo (newer drivers)
     lost: bool = False
     mig: list[FakeMig | None] | None = None  # MIG slots (None: empty slot); None: MIG off
 
@@ -148,6 +149,17 @@ class FakeNvml:
         if not g.util_supported:
             raise NVMLError_NotSupported()
         fresh = [SimpleNamespace(pid=p, timeStamp=t, smUtil=s, memUtil=0, encUtil=0, decUtil=0)
+                 for p, t, s in g.util_samples if t > last_seen_us]
+        if not fresh:
+            raise NVMLError_NotFound()
+        return fresh
+
+    def nvmlDeviceGetProcessesUtilizationInfo(self, h: object, last_seen_us: int) -> list[SimpleNamespace]:
+        g = self._gpu(h)
+        self.calls.append(("util-info", last_seen_us))
+        if not g.util_info_supported:
+            raise NVMLError_NotSupported()
+        fresh = [SimpleNamespace(timeStamp=t, pid=p, smUtil=s, memUtil=0, encUtil=0, decUtil=0, jpgUtil=0, ofaUtil=0)
                  for p, t, s in g.util_samples if t > last_seen_us]
         if not fresh:
             raise NVMLError_NotFound()
