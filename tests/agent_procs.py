@@ -1,6 +1,7 @@
 """Helpers for tests that run real `keck-top serve` processes on loopback."""
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
@@ -13,7 +14,25 @@ from keck_tui.model import Snapshot
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A free loopback port below the ephemeral range, so no client socket can take it
+    while a test restarts an agent on the same port."""
+    low = max(2048, min(_ephemeral_low(), 65535))
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 20000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -324,3 +324,38 @@ def test_two_real_sampling_agents_killed_and_restarted(tmp_path) -> None:
             feed.stop()
         for p in procs:
             p.stop()
+
+
+async def test_fleet_file_cluster_merges_agents_and_keck_controller(tmp_path) -> None:
+    from conftest import shared_fixture
+    from keck_tui.sources.keck import KeckSource
+    folder = shared_fixture("keck-controller")
+
+    async def replay(request: web.Request) -> web.Response:
+        name = request.path.strip("/").replace("/", "_")
+        if name == "api_v1_pods-by-namespace":
+            name += "_" + request.query["ns"]
+        return web.Response(body=(folder / f"{name}.json").read_bytes(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", replay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    keck_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    agent = FakeAgent("edge1", 12.0)
+    await agent.start()
+    f = tmp_path / "fleet.toml"
+    f.write_text(f'[clusters.lab]\nagents = ["{agent.url}"]\nkeck = "{keck_url}"\n')
+    cfg = load_fleet(f)
+    fleet = Fleet(AgentSource(cfg.agents), [KeckSource(u, c, t) for c, u, t in cfg.keck])
+    try:
+        async with aiohttp.ClientSession() as session:
+            await fleet.poll(session)
+        snap = fleet.snapshot()
+    finally:
+        await agent.stop()
+        await runner.cleanup()
+    (lab,) = snap.root.children
+    assert [n.id for n in lab.children] == ["edge1", "worker-a", "worker-b"]
+    assert lab.watts == pytest.approx(12.0 + 272.0 + 164.934669, abs=1e-6)

@@ -100,7 +100,7 @@ class AgentSource:
         a.error = None
         a.failures = 0
         a.next_try = 0.0
-        if self.agents and a.spec.name is None:
+        if a.spec.name is None:
             a.node_id = safe_id(snap.root.id or a.spec.label)
 
     async def _expand_one(self, session: aiohttp.ClientSession, a: AgentState, path: tuple[str, ...]) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import threading
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -171,7 +171,6 @@ class Fleet:
             template = extra.get(cid)
             row = sum_row("cluster", cid, template.name if template else cid, unique_ids(nodes))
             if template is not None and (template.stale or template.error or template.note):
-                from dataclasses import replace
                 row = replace(row, stale=template.stale, error=template.error, note=template.note,
                               age_s=template.age_s)
             rows.append(row)
