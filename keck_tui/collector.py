@@ -37,6 +37,28 @@ class Collector:
     primed: bool = False
     last_interval_s: float = 0.0
 
+    def wait_for_slow_sources(self, timeout: float) -> None:
+        """Give sources that poll on their own (a BMC) up to ``timeout`` s for a first reading."""
+        for sampler in self.power:
+            wait = getattr(sampler, "wait_for_first", None)
+            if wait is not None:
+                try:
+                    wait(timeout)
+                except Exception:  # noqa: BLE001 - its status will say what went wrong
+                    pass
+
+    def close(self) -> None:
+        """Stop background pollers and child processes of samplers and the grouper."""
+        for obj in (self.activity, *self.power, *self.gpus, self.frequency, self.grouper):
+            for name in ("stop", "close"):
+                fn = getattr(obj, name, None)
+                if callable(fn):
+                    try:
+                        fn()
+                    except Exception:  # noqa: BLE001 - closing must go on for the others
+                        pass
+                    break
+
     def prime(self) -> None:
         """First read of every counter; the next ``collect()`` measures from here."""
         self._sample_all()
@@ -86,6 +108,11 @@ class Collector:
         sources.extend(r.source for r in power)
         sources.extend(r.source for r in gpus)
         sources.extend(self.extra_sources)
+        grouper_status = getattr(self.grouper, "status", None)
+        if callable(grouper_status):
+            status = grouper_status()
+            if status is not None:
+                sources.append(status)
         if result.cpu.estimated:
             sources.append(SourceStatus(
                 name="estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=result.cpu.watts,

@@ -34,8 +34,10 @@ class ThreadedFeed:
 
     def __init__(self, produce: Callable[[], Snapshot], interval: float = 1.0,
                  clock: Clock | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
-                 name: str = "keck-feed", initial_delay: float = 0.0) -> None:
+                 name: str = "keck-feed", initial_delay: float = 0.0,
+                 on_stop: Callable[[], None] | None = None) -> None:
         self._produce = produce
+        self._on_stop = on_stop
         self._initial_delay = initial_delay
         self.interval = interval
         self._clock = clock or SystemClock()
@@ -60,6 +62,9 @@ class ThreadedFeed:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * self.interval + 1)
+        if self._on_stop is not None:
+            on_stop, self._on_stop = self._on_stop, None
+            on_stop()
 
     def latest(self) -> Snapshot | None:
         with self._lock:

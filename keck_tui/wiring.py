@@ -109,5 +109,5 @@ def build_local_feed(args: argparse.Namespace, settings: Settings, *, clock: Clo
     collector.prime()
     feed = ThreadedFeed(collector.collect, interval=settings.interval, clock=clock,
                         on_snapshot=on_snapshot, name="keck-collector",
-                        initial_delay=settings.interval)
+                        initial_delay=settings.interval, on_stop=collector.close)
     return feed

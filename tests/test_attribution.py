@@ -242,3 +242,14 @@ def test_ebpf_frequency_residency_is_used():
     r = rows_by_id(res.root)
     assert res.model == "frequency-weighted"
     assert r["pid-1"].watts == pytest.approx(40.0) and r["pid-2"].watts == pytest.approx(5.0)
+
+
+def test_gpu_measured_but_no_cpu_sensor_adds_the_cpu_estimate():
+    act = activity([proc(1, {0: 0.5}), proc(2, {1: 0.5})])
+    res = attribute(AttributionInput("g", 1.0, act, gpus=(gpu(600.0, {1: 1.0}),)), AttributionConfig(tdp=40.0))
+    cpu_est = 12.0 + 28.0 * 0.5
+    assert res.root.watts == pytest.approx(600.0 + cpu_est)
+    assert res.root.estimated and not res.estimated  # the GPU is measured, the CPU part is not
+    r = rows_by_id(res.root)
+    assert r["pid-1"].gpu_watts == pytest.approx(600.0)
+    check_tree(res.root)

@@ -30,7 +30,7 @@ from typing import Iterable, Mapping
 
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR, estimate_cpu_power
 from keck_tui.attribution.idle import IdleEstimate
-from keck_tui.attribution.power import Component, NodePower, resolve_node_power
+from keck_tui.attribution.power import Component, NodePower, combine, resolve_node_power
 from keck_tui.hierarchy.types import GroupLevel, GroupPath
 from keck_tui.model import Row
 from keck_tui.samplers.types import (CpuActivity, FrequencyReading, GpuReading, PowerReading,
@@ -247,7 +247,8 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     else:
         est = estimate_cpu_power(busy_s, capacity_s, n_cpus, config.tdp, config.idle_watts)
         cpu_w = est.watts
-        if measured_any:
+        wide_total = node_power.total_source in ("bmc", "psys")
+        if wide_total:
             # A node total (BMC, psys) but no CPU domain: the estimate splits the total,
             # capped by what the other components leave.
             room = total.watts - (gpu_c.watts if gpu_c else 0.0) - (dram_c.watts if dram_c else 0.0)
@@ -255,11 +256,11 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
             platform_c = Component(max(0.0, room - cpu_w), total.error_w + cpu_w * ESTIMATE_RELATIVE_ERROR,
                                    total.sources, estimated=True)
         cpu = Component(cpu_w, cpu_w * ESTIMATE_RELATIVE_ERROR, ("estimate",), estimated=True)
-        if not measured_any:
-            total = Component(cpu.watts + (gpu_c.watts if gpu_c else 0.0),
-                              cpu.error_w + (gpu_c.error_w if gpu_c else 0.0),
-                              cpu.sources + (gpu_c.sources if gpu_c else ()),
-                              estimated=True)
+        if not wide_total:
+            # The total is only the sum of what was measured (GPUs, DRAM, or nothing):
+            # the estimated CPU adds to it.
+            measured_parts = total if measured_any else None
+            total = combine(measured_parts, cpu) or cpu
 
     if config.idle_watts is not None:
         idle = IdleEstimate(config.idle_watts, 0.0, "configured")

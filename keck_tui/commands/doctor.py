@@ -73,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     clock = SystemClock()
     collector = build_collector(args, settings, clock)
-    collector.prime()
-    clock.sleep(min(settings.interval, 0.5))
-    snap = collector.collect()
+    try:
+        collector.prime()
+        collector.wait_for_slow_sources(timeout=5.0)
+        clock.sleep(min(settings.interval, 0.5))
+        snap = collector.collect()
+    finally:
+        collector.close()
     findings = diagnose(snap)
     if args.json:
         json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,

@@ -36,9 +36,13 @@ def collect_once(args: argparse.Namespace, settings: Settings) -> Snapshot:
 
     clock = SystemClock()
     collector = build_collector(args, settings, clock)
-    collector.prime()
-    clock.sleep(settings.interval)
-    return collector.collect()
+    try:
+        collector.prime()
+        collector.wait_for_slow_sources(timeout=max(5.0, settings.interval))
+        clock.sleep(settings.interval)
+        return collector.collect()
+    finally:
+        collector.close()
 
 
 def _print(snap: Snapshot, as_json: bool) -> None:
@@ -54,6 +58,13 @@ def _run_batch(args: argparse.Namespace, settings: Settings) -> int:
 
     clock = SystemClock()
     collector = build_collector(args, settings, clock)
+    try:
+        return _batch_loop(args, settings, collector, clock)
+    finally:
+        collector.close()
+
+
+def _batch_loop(args: argparse.Namespace, settings: Settings, collector, clock: SystemClock) -> int:
     collector.prime()
     count = 0
     next_at = clock.monotonic() + settings.interval
