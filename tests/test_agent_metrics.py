@@ -50,6 +50,10 @@ async def test_metrics_endpoint_parses_back_with_exact_values() -> None:
         _lab(node="node-a", namespace="ns0"): 20.0, _lab(node="node-a", namespace="ns1"): 20.0}
     assert m["keck_namespace_joules_total"][_lab(node="node-a", namespace="ns1")] == pytest.approx(80 * 2 / 2 + 40 * 2 / 2)
     assert m["keck_pod_power_watts"][_lab(node="node-a", namespace="ns1", pod="pod1-0")] == 10.0
+    # top-level rows sum to the node exactly (conservation survives export)
+    assert m["keck_group_power_watts"] == {_lab(node="node-a", level="namespace", group="ns0"): 20.0,
+                                           _lab(node="node-a", level="namespace", group="ns1"): 20.0,
+                                           _lab(node="node-a", level="idle", group="(idle)"): 10.0}
     assert m["keck_container_power_watts"][
         _lab(node="node-a", namespace="ns0", pod="pod0-1", container="app")] == 10.0
     # 8 processes of 5 W: top 3 minus one slot → 2 named + (other) holding the other 6

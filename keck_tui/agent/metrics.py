@@ -38,6 +38,8 @@ def default_families(max_pods: int = 500, top_processes: int = 20) -> dict[str, 
         "node": Family("keck_node", "this node", ("node",), 1),
         "component": Family("keck_component", "a node component (cpu, dram, gpu, platform, ...)",
                             ("node", "component"), 32),
+        "group": Family("keck_group", "a top-level row under the node (they sum to the node)",
+                        ("node", "level", "group"), 100),
         "namespace": Family("keck_namespace", "a Kubernetes namespace", ("node", "namespace"), 200),
         "pod": Family("keck_pod", "a pod", ("node", "namespace", "pod"), max_pods),
         "container": Family("keck_container", "a container", ("node", "namespace", "pod", "container"),
@@ -161,8 +163,11 @@ def _series_of(snap: Snapshot) -> dict[str, dict[tuple[str, ...], float]]:
     out: dict[str, dict[tuple[str, ...], float]] = {
         "node": {(node,): root.watts},
         "component": {(node, _clip(k)): float(v) for k, v in (root.components or {}).items()},
-        "namespace": {}, "pod": {}, "container": {}, "process": {},
+        "group": {}, "namespace": {}, "pod": {}, "container": {}, "process": {},
     }
+    for child in root.children:
+        key = (node, _clip(child.level), _clip(child.name or child.id))
+        out["group"][key] = out["group"].get(key, 0.0) + child.watts
 
     def add(key: str, labels: tuple[str, ...], watts: float) -> None:
         fam = out[key]
