@@ -84,6 +84,7 @@ class KeckApp(App[int]):
         self.view = TreeView()
         self.history = History(span_s=self.settings.history_minutes * 60.0, points=history_points)
         self.snapshot: Snapshot | None = None
+        self._last_from_feed: Snapshot | None = None
         self.session_start: float | None = None
         self.paused = False
         self.recording = False
@@ -94,14 +95,19 @@ class KeckApp(App[int]):
 
     # ---- composition ----------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield TextPanel(id="header")
-        yield TextPanel(id="breadcrumb")
+        # Widgets are kept by reference: `query_one` searches the *active* screen,
+        # which is the help screen while it is open.
+        self._panels = {name: TextPanel(id=name) for name in ("header", "breadcrumb", "detail")}
         self.power_tree = PowerTree(self.view, id="tree")
-        yield ColumnHeader(self.power_tree, id="columns")
+        self.column_header = ColumnHeader(self.power_tree, id="columns")
+        self.filter_box = Input(placeholder="filter rows by name (Enter keeps it, Esc clears)",
+                                id="filter", compact=True)
+        yield self._panels["header"]
+        yield self._panels["breadcrumb"]
+        yield self.column_header
         yield self.power_tree
-        yield TextPanel(id="detail")
-        yield Input(placeholder="filter rows by name (Enter keeps it, Esc clears)", id="filter",
-                    compact=True)
+        yield self._panels["detail"]
+        yield self.filter_box
         yield from self.compose_extra()
         yield Footer()
 
@@ -111,7 +117,7 @@ class KeckApp(App[int]):
 
     def on_mount(self) -> None:
         self.power_tree.currency = self.settings.currency
-        self.query_one("#filter", Input).display = False
+        self.filter_box.display = False
         self.power_tree.focus()
         self._apply_detail_visibility()
         if self.auto_poll:
@@ -131,7 +137,8 @@ class KeckApp(App[int]):
     def poll_feed(self) -> None:
         """Timer callback: apply the newest snapshot if there is one, else update the age."""
         snap = None if self.paused else self.feed.latest()
-        if snap is not None and snap is not self.snapshot:
+        if snap is not None and snap is not self._last_from_feed:
+            self._last_from_feed = snap
             self.show_snapshot(snap)
         else:
             self.refresh_header()
@@ -151,11 +158,11 @@ class KeckApp(App[int]):
         self.refresh_all(columns_changed=columns_changed)
 
     def refresh_all(self, columns_changed: bool = False) -> None:
-        if not self.is_mounted:
+        if not self.is_mounted or self._panel("header") is None:
             return
         self._update_ctx()
         self.power_tree.sync(columns_changed=columns_changed)
-        self.query_one(ColumnHeader).refresh()
+        self.column_header.refresh()
         self.refresh_header()
         self.refresh_breadcrumb()
         self.refresh_detail()
@@ -171,8 +178,12 @@ class KeckApp(App[int]):
             price_per_kwh=s.price_per_kwh, co2e_g_per_kwh=s.co2e_g_per_kwh, currency=s.currency)
 
     def _styles(self, prefix: str, widget: Widget) -> dict[str, Style | str]:
-        return {k.replace("-", "_"): widget.get_component_rich_style(f"{prefix}--{k}", partial=True)
-                for k in HEADER_CLASSES}
+        try:
+            return {k.replace("-", "_"): widget.get_component_rich_style(f"{prefix}--{k}", partial=True)
+                    for k in HEADER_CLASSES}
+        except KeyError:  # styles not computed yet (first frame): plain text this once
+            self.call_after_refresh(self.refresh_header)
+            return {}
 
     def header_state(self) -> HeaderState:
         s = self.settings
@@ -185,31 +196,39 @@ class KeckApp(App[int]):
             threshold_w=self.view.threshold_w if self.view.threshold_on else None,
             feed_error=self.feed.last_error())
 
+    def _panel(self, name: str) -> TextPanel | None:
+        """A panel of the main screen, or None while it is not there (start, exit)."""
+        panels = getattr(self, "_panels", None)
+        panel = None if panels is None else panels.get(name)
+        return panel if panel is not None and panel.is_mounted else None
+
     def refresh_header(self) -> None:
-        if not self.is_mounted:
+        panel = self._panel("header") if self.is_mounted else None
+        if panel is None:
             return
-        panel = self.query_one("#header", TextPanel)
         state = self.header_state()
         panel.set_class(state.stale, "-stale")
-        panel.show_lines(header_lines(state, self._styles("header", panel)))
+        panel.show_lines(header_lines(state, self._styles("header", panel), width=self.size.width))
 
     def refresh_breadcrumb(self) -> None:
         from rich.text import Text
-        panel = self.query_one("#breadcrumb", TextPanel)
+        panel = self._panel("breadcrumb")
+        if panel is None:
+            return
         styles = self._styles("header", panel)
         text = Text(" ", no_wrap=True, overflow="ellipsis")
         crumbs = self.view.breadcrumb()
         for i, (_, name) in enumerate(crumbs):
             if i:
-                text.append(" › ", styles["dim"])
-            text.append(name, styles["title"] if i == len(crumbs) - 1 else "")
+                text.append(" › ", styles.get("dim", ""))
+            text.append(name, styles.get("title", "") if i == len(crumbs) - 1 else "")
         if len(crumbs) > 1:
-            text.append("   (u: zoom out)", styles["dim"])
+            text.append("   (u: zoom out)", styles.get("dim", ""))
         panel.show_lines([text])
 
     def refresh_detail(self) -> None:
-        panel = self.query_one("#detail", TextPanel)
-        if not panel.display:
+        panel = self._panel("detail")
+        if panel is None or not panel.display:
             return
         minutes = self.settings.history_minutes
         panel.show_lines(detail_lines(
@@ -229,9 +248,8 @@ class KeckApp(App[int]):
                 self.notify(f"could not load {'/'.join(path)}: {exc}", severity="error")
 
     def _apply_detail_visibility(self) -> None:
-        try:
-            panel = self.query_one("#detail", TextPanel)
-        except Exception:  # noqa: BLE001 - not composed yet
+        panel = self._panel("detail")
+        if panel is None:
             return
         show = self.detail_mode if self.detail_mode is not None else self.size.height >= DETAIL_AUTO_MIN_HEIGHT
         panel.display = show
@@ -304,7 +322,7 @@ class KeckApp(App[int]):
         self.refresh_header()
 
     def action_detail(self) -> None:
-        panel = self.query_one("#detail", TextPanel)
+        panel = self._panels["detail"]
         self.detail_mode = not panel.display
         self._apply_detail_visibility()
         self.refresh_detail()
@@ -333,13 +351,13 @@ class KeckApp(App[int]):
             self.call_after_refresh(self.refresh_all)
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.display = True
         box.value = self.view.filter_text
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if not box.display and not self.view.filter_text:
             return
         box.value = ""

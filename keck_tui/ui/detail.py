@@ -73,10 +73,15 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     spark_w = max(8, min(60, width - 48))
     watts = [w for _, w, _, _ in series][-spark_w:]
     halves = [max(hi - w, w - lo, 0.0) for _, w, lo, hi in series][-spark_w:]
-    top = max([hi for _, _, _, hi in series][-spark_w:], default=0.0)
+    recent = series[-spark_w:]
+    top = max((hi for _, _, _, hi in recent), default=0.0)
+    bottom = min((lo for _, _, lo, _ in recent), default=0.0)
     t = out[1]
     t.append(" watts  ", st("dim"))
-    t.append(fmt.sparkline(watts, spark_w, top=top if top > 0 else None).ljust(spark_w), st("spark"))
+    # Scaled from the lowest lower bound to the highest upper bound in view, so a
+    # swing smaller than the uncertainty looks small.
+    t.append(fmt.sparkline(watts, spark_w, top=top if top > bottom else None,
+                           bottom=bottom if top > bottom else 0.0).ljust(spark_w), st("spark"))
     t.append(f"  now {fmt.fmt_watts(row.watts, est)} W")
     finite = [w for w in watts if math.isfinite(w)]
     if len(finite) > 1:

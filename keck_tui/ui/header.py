@@ -63,7 +63,9 @@ def _source_style(src: SourceStatus) -> str:
     return "bad" if src.status == "error" else "dim"
 
 
-def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None) -> list[Text]:
+def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None,
+                 width: int = 120) -> list[Text]:
+    """Three lines; below 100 columns the brand is left out to keep the totals whole."""
     s = styles or {}
 
     def st(key: str) -> Style | str:
@@ -71,7 +73,8 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None) -
 
     snap = h.snapshot
     l1 = Text(no_wrap=True, overflow="ellipsis")
-    l1.append(" keck-top ", st("brand"))
+    if width >= 100:
+        l1.append(" keck-top ", st("brand"))
     l1.append(" ")
     l1.append(h.title or (snap.host if snap else ""), st("host"))
     l1.append("   ")
@@ -111,20 +114,18 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None) -
                 l2.append(f"{src.name} {source_glyph(src)}", st(_source_style(src)))
         else:
             l2.append("no sources", st("dim"))
-        l2.append("    ")
-        bits = []
-        if snap.model:
-            bits.append(f"model {snap.model}")
-        if snap.idle_policy:
-            bits.append(f"idle {snap.idle_policy}")
-        bits.append(f"every {h.interval:g} s")
-        l2.append(" · ".join(bits), st("dim"))
-        l2.append(" · ", st("dim"))
+        l2.append("  · ", st("dim"))
         age = h.age or 0.0
         if h.stale:
             l2.append(f" STALE: age {fmt.fmt_age(age)} ", st("stale"))
         else:
             l2.append(f"age {fmt.fmt_age(age)}", st("dim"))
+        bits = [f"every {h.interval:g} s"]
+        if snap.model:
+            bits.append(f"model {snap.model}")
+        if snap.idle_policy:
+            bits.append(f"idle {snap.idle_policy}")
+        l2.append(" · " + " · ".join(bits), st("dim"))
 
     l3 = Text(no_wrap=True, overflow="ellipsis")
     l3.append(" ")

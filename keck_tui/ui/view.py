@@ -14,7 +14,8 @@ from keck_tui.model import SYNTHETIC_IDS, Row
 
 Path = tuple[str, ...]
 SORT_KEYS = ("watts", "cpu", "name", "energy")
-HIDDEN_ID = "…"  # last id of the path of a "N rows below threshold" line
+HIDDEN_ID = "…"
+COLLAPSED_LEVELS = frozenset({"process"})  # closed until opened, whatever their depth  # last id of the path of a "N rows below threshold" line
 #: Synthetic rows close their parent in this order: activity-like first, machine-level last.
 SYNTHETIC_ORDER = ("(kernel)", "(residual)", "(dram)", "(idle)", "(platform)")
 _SYNTH_ORDER = {sid: i for i, sid in enumerate(SYNTHETIC_ORDER + tuple(
@@ -112,10 +113,17 @@ class TreeView:
             out.append((self.zoom[:i], row.name))
         return out
 
-    def is_expanded(self, path: Path) -> bool:
+    def is_expanded(self, path: Path, row: Row | None = None) -> bool:
+        """Open by the user's choice, else by default: the zoom root and the levels
+        just below it, except process rows (their per-core rows are detail)."""
         if path == self.zoom:
             return True
-        return self.overrides.get(path, len(path) - len(self.zoom) < self.default_depth)
+        choice = self.overrides.get(path)
+        if choice is not None:
+            return choice
+        if row is not None and row.level in COLLAPSED_LEVELS:
+            return False
+        return len(path) - len(self.zoom) < self.default_depth
 
     # ---- flattening -----------------------------------------------------
     def rebuild(self) -> None:
@@ -158,7 +166,7 @@ class TreeView:
         # While filtering, ancestors of matches open by themselves.
         forced = (keep is not None and not under_match and path not in matched and path in keep
                   and self.overrides.get(path) is not False)
-        expanded = expandable and (forced or self.is_expanded(path))
+        expanded = expandable and (forced or self.is_expanded(path, row))
         is_match = path in matched
         self.lines.append(Line(path, row, depth, parent, expandable, expanded, is_match))
         if not expanded:

@@ -101,11 +101,15 @@ class PowerTree(ScrollView, can_focus=True):
 
     def styles_map(self) -> dict[str, Style]:
         if self._styles is None:
-            self._styles = {k: self.get_component_rich_style(f"powertree--{k.replace('_', '-')}",
-                                                               partial=True)
-                            for k in TREE_STYLE_KEYS}
             base = self.rich_style
-            self._styles = {k: base + v for k, v in self._styles.items()}
+            try:
+                styles = {k: base + self.get_component_rich_style(f"powertree--{k.replace('_', '-')}",
+                                                                  partial=True)
+                          for k in TREE_STYLE_KEYS}
+            except KeyError:  # styles not computed yet: plain this frame, not cached
+                self.call_after_refresh(self.sync)
+                return {k: base for k in TREE_STYLE_KEYS}
+            self._styles = styles
         return self._styles
 
     def notify_style_update(self) -> None:

@@ -21,7 +21,7 @@ async def test_starts_with_header_tree_and_selection(clock):
         assert "node-7" in text and "365.0 W ±28.8" in text
         assert "CPU 241 · DRAM 31 · GPU 71 · platform 22" in text
         assert "rapl ✓ nvml ✓ redfish ✓ ebpf ✓" in text
-        assert "model frequency-weighted · idle separate · every 1 s · age 0.3 s" in text
+        assert "ebpf ✓  · age 0.3 s · every 1 s · model frequency-weighted · idle separate" in text
         assert "€0.11/h · 91 gCO2e/h" in text
         assert app.view.selected == ("node-7",)
         assert app.applied == 1
@@ -161,10 +161,16 @@ async def test_record_refusal_keeps_state(clock):
 
 
 async def test_help_screen_opens_and_closes(clock):
-    app, _ = make_app(clock)
+    app, feed = make_app(clock)
+    app._feed_for_test = feed
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        clock.advance(1.0)  # a new snapshot while help is open updates the screen below
+        app._feed_for_test.snaps.append(ff.snapshot(1, clock=clock))
+        app._feed_for_test.index += 1
+        app.poll_feed()
+        assert app.applied == 2
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
