@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import ssl
+import subprocess
 import threading
 import time
 
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent_procs import REPO, AgentProc
 from keck_tui.agent import auth as auth_mod
 from keck_tui.agent.app import AgentService, build_app
 from keck_tui.agent.fake import fake_snapshot
@@ -364,3 +366,41 @@ def test_parse_listen() -> None:
         parse_listen("::1:9000")
     with pytest.raises(ValueError):
         parse_listen("host:70000")
+
+
+def test_real_serve_process_with_token_never_logs_it(tmp_path) -> None:
+    import urllib.error
+    import urllib.request
+
+    tok = tmp_path / "token"
+    tok.write_text(TOKEN + "\n")
+    agent = AgentProc(tmp_path, fake_snapshot("tokhost", 9.0),
+                      extra=["--token-file", str(tok), "--access-log"])
+    agent.url = f"http://127.0.0.1:{agent.port}"
+    agent.args[agent.args.index("--listen") + 1] = f"0.0.0.0:{agent.port}"  # beyond loopback: token required
+    agent.proc = subprocess.Popen(agent.args, cwd=REPO, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{agent.url}/api/v1/snapshot", timeout=1)
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 401
+        req = urllib.request.Request(f"{agent.url}/api/v1/snapshot?depth=0",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=2) as r:
+            assert json.loads(r.read())["root"]["id"] == "tokhost"
+        with urllib.request.urlopen(f"{agent.url}/healthz", timeout=2) as r:
+            assert r.status == 200
+    finally:
+        agent.proc.terminate()
+        _, err = agent.proc.communicate(timeout=10)
+    text = err.decode()
+    assert "GET /api/v1/snapshot" in text  # the access log ran
+    assert TOKEN not in text

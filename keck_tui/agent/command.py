@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         auth = "bearer token required" if token else "no auth"
         print(f"keck-top serve: listening on {url} ({auth})", file=sys.stderr, flush=True)
 
+    import logging
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="keck-top serve: %(message)s")
+    if args.access_log:
+        logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     feed.start()
     try:
         asyncio.run(serve(app, host, port, ssl_ctx, on_ready=ready, access_log=bool(args.access_log)))
