@@ -78,12 +78,13 @@ def member_offsets(blob: bytes, struct_name: str, members: tuple[str, ...]) -> d
 
 def task_offsets(path: str = "/sys/kernel/btf/vmlinux") -> dict[str, int]:
     """Offsets in the running kernel's task_struct: ``pid``, ``tgid``, ``flags``,
-    ``start`` (start_time) and ``sum`` (se.sum_exec_runtime)."""
+    ``prio``, ``sum`` (se.sum_exec_runtime) and ``prev_sum`` (se.prev_sum_exec_runtime)."""
     try:
         blob = Path(path).read_bytes()
     except OSError as exc:
         raise BtfError(f"kernel BTF unreadable ({path}: {exc.strerror})") from exc
-    task = member_offsets(blob, "task_struct", ("pid", "tgid", "flags", "se", "start_time"))
-    se = member_offsets(blob, "sched_entity", ("sum_exec_runtime",))
+    task = member_offsets(blob, "task_struct", ("pid", "tgid", "flags", "prio", "se"))
+    se = member_offsets(blob, "sched_entity", ("sum_exec_runtime", "prev_sum_exec_runtime"))
     return {"pid": task["pid"], "tgid": task["tgid"], "flags": task["flags"],
-            "start": task["start_time"], "sum": task["se"] + se["sum_exec_runtime"]}
+            "prio": task["prio"], "sum": task["se"] + se["sum_exec_runtime"],
+            "prev_sum": task["se"] + se["prev_sum_exec_runtime"]}

@@ -263,15 +263,14 @@ class OnCpuProbe:
         except BtfError as exc:
             raise ProbeUnavailable(f"{exc} (needs CONFIG_DEBUG_INFO_BTF)",
                                    "use a kernel with BTF, or --probes procfs") from exc
-        if offs["tgid"] != offs["pid"] + 4:
-            raise ProbeUnavailable("task_struct pid/tgid not adjacent in this kernel",
-                                   "use --probes procfs")
+        if offs["tgid"] != offs["pid"] + 4 or offs["prev_sum"] != offs["sum"] + 8:
+            raise ProbeUnavailable("unexpected task_struct layout (pid/tgid or runtime fields "
+                                   "not adjacent)", "use --probes procfs")
         defines.update(TASK_PID_OFF=offs["pid"], TASK_SUM_OFF=offs["sum"],
-                       TASK_FLAGS_OFF=offs["flags"], TASK_START_OFF=offs["start"])
+                       TASK_FLAGS_OFF=offs["flags"], TASK_PRIO_OFF=offs["prio"])
         if freq:
             defines["WITH_FREQ"] = 1
             defines["MAX_CPUS"] = max(cpus) + 1
-        defines["LOAD_NS"] = f"{time.clock_gettime_ns(time.CLOCK_MONOTONIC)}ULL"
         cflags = list(CFLAGS) + [f"-D{k}={v}" for k, v in defines.items()]
         t0 = time.monotonic()
         result, log = _capture_fd2(lambda: bcc.BPF(src_file=str(SOURCE).encode(), cflags=cflags))

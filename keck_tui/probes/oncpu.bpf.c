@@ -3,25 +3,28 @@
 // Time is the scheduler's own: task->se.sum_exec_runtime, which the scheduler
 // brings up to date for prev before sched_switch fires (the same counter behind
 // getrusage and CLOCK_PROCESS_CPUTIME_ID). At each switch on CPU c, prev ran on
-// c for prev.sum_exec_runtime minus its value when we last accounted prev (kept
-// in prev's BPF task storage). A switch the probe never saw (rare, but seen on
-// the development VM) thus moves time to the next switch-out instead of losing it.
-// No clock is read on the hot path (bpf_ktime_get_ns costs ~100 ns per call on
+// c for prev.sum_exec_runtime minus its value when prev was switched in: stored
+// per CPU from next at the previous switch. When the task switching out is not
+// the one we saw switch in (first switch after loading, and ~1 switch in 150 on
+// the development VM, where the reported next is not who runs), the fair class's
+// own switch-in mark, se.prev_sum_exec_runtime, gives the same number (measured:
+// identical in every such case); for RT/deadline tasks, which do not keep that
+// mark, the span is counted as a lost event instead.
+// No clock is read on the hot path (bpf_ktime_get_ns costs ~60 ns per call on
 // the development VM), and time in interrupts is not charged to tasks.
 // Struct offsets come from the running kernel's BTF (the loader passes them),
 // never from the possibly mismatched headers; prev's identity and cgroup come
 // from the current-task helpers (prev == current at this tracepoint).
 //
 // Hot path per switch: one per-CPU array lookup (inlined by the JIT), three
-// 8-byte probe reads, one task-storage lookup, one per-CPU hash lookup keyed by
-// tgid (threads fold into their process; per-CPU values give exact per-core time
-// without atomics). Switches out of the idle task (pid 0) stop after the
-// per-CPU state. The per-CPU state also says who runs now and its runtime at
-// switch-in, for user space to add in-flight time at read.
+// probe reads, one per-CPU hash lookup keyed by tgid (threads fold into their
+// process; per-CPU values give exact per-core time without atomics). Switches
+// out of the idle task (pid 0) stop after the per-CPU state, which also says who
+// runs now and its runtime at switch-in (user space adds in-flight time).
 //
-// Macros set by the loader: MAP_ENTRIES, EXIT_ENTRIES, LOAD_NS (ktime before
-// loading), task_struct offsets TASK_PID_OFF (tgid follows pid), TASK_SUM_OFF
-// (se.sum_exec_runtime), TASK_FLAGS_OFF, TASK_START_OFF, and WITH_FREQ
+// Macros set by the loader: MAP_ENTRIES, EXIT_ENTRIES, task_struct offsets
+// TASK_PID_OFF (tgid follows pid), TASK_SUM_OFF (se.sum_exec_runtime, followed
+// by se.prev_sum_exec_runtime), TASK_FLAGS_OFF, TASK_PRIO_OFF, and WITH_FREQ
 // (power:cpu_frequency residency, which reads the clock) with MAX_CPUS.
 
 #include <uapi/linux/ptrace.h>
@@ -29,7 +32,7 @@
 struct cpu_state {
     u64 sum_at_in;    // next's sum_exec_runtime when it was switched in
     u64 switches;     // sched_switch events seen on this CPU
-    u64 resyncs;      // switches whose prev's time could not be known (first sight)
+    u64 resyncs;      // switches whose prev's time could not be known (lost events)
     u64 lost_ns;      // time not stored: the on-CPU map was full
     u64 lost_count;   // switches whose time went to lost_ns
     u32 cur_pid;      // who runs now (next at the last switch)
@@ -54,12 +57,7 @@ struct exit_info {
     char comm[16];
 };
 
-struct last_sum {
-    u64 sum;          // the task's sum_exec_runtime when we last accounted it
-};
-
 BPF_PERCPU_ARRAY(state, struct cpu_state, 1);
-BPF_TASK_STORAGE(last, struct last_sum);
 BPF_PERCPU_HASH(oncpu, u32, struct ontime, MAP_ENTRIES);
 BPF_HASH(exited, u32, struct exit_info, EXIT_ENTRIES);
 BPF_ARRAY(exit_lost, u64, 1);
@@ -109,8 +107,9 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     struct cpu_state *st = state.lookup(&zero);
     if (!st)
         return 0;
-    u64 prev_sum = 0, next_sum = 0, next_ids = 0;
-    bpf_probe_read_kernel(&prev_sum, 8, (void *)ctx->args[1] + TASK_SUM_OFF);
+    u64 prev_sums[2] = {0, 0};  // se.sum_exec_runtime, se.prev_sum_exec_runtime
+    u64 next_sum = 0, next_ids = 0;
+    bpf_probe_read_kernel(prev_sums, 16, (void *)ctx->args[1] + TASK_SUM_OFF);
     bpf_probe_read_kernel(&next_sum, 8, (void *)ctx->args[2] + TASK_SUM_OFF);
     bpf_probe_read_kernel(&next_ids, 8, (void *)ctx->args[2] + TASK_PID_OFF);
     u64 id = bpf_get_current_pid_tgid();
@@ -134,30 +133,17 @@ RAW_TRACEPOINT_PROBE(sched_switch)
 #endif
     if ((u32)id == 0)           // the idle task (swapper/N): not a process
         return 0;
-    // prev's runtime since we last accounted it, from its own task storage: a
-    // switch the probe did not see (it happens, ~0.3 % on the development VM)
-    // moves time to the next switch-out instead of losing it.
-    struct last_sum *l = last.task_storage_get(bpf_get_current_task_btf(), 0,
-                                               BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (!l) {
-        st->resyncs++;
-        return 0;
-    }
-    u64 before = l->sum;
-    l->sum = prev_sum;
     u64 delta;
-    if (before) {
-        delta = prev_sum - before;
-    } else if (was == (u32)id) {  // first sight, seen switching in on this CPU
-        delta = prev_sum - at_in;
-    } else {                      // first sight: new since load (all its time) or not
-        u64 start = 0;
-        bpf_probe_read_kernel(&start, 8, (void *)ctx->args[1] + TASK_START_OFF);
-        if (start < LOAD_NS) {
+    if (was == (u32)id && at_in <= prev_sums[0]) {
+        delta = prev_sums[0] - at_in;
+    } else {
+        int prio = 0;
+        bpf_probe_read_kernel(&prio, 4, (void *)ctx->args[1] + TASK_PRIO_OFF);
+        if (prio < 100 || prev_sums[1] > prev_sums[0]) {  // RT/deadline: no mark
             st->resyncs++;
             return 0;
         }
-        delta = prev_sum;
+        delta = prev_sums[0] - prev_sums[1];
     }
     u32 tgid = id >> 32;
     struct ontime *v = oncpu.lookup(&tgid);
