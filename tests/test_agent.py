@@ -232,21 +232,37 @@ async def test_history_bounds_and_since() -> None:
 
 
 def test_history_byte_cap_keeps_memory_bounded() -> None:
+    import sys
     big = [fake_snapshot("n", 50.0, time=float(i), namespaces=10, pods=10, processes=5) for i in range(200)]
     rows = sum(1 for _ in big[0].root.walk())
     hist = History(max_entries=10_000, max_bytes=200_000)
     for s in big:
         hist.add(s)
     assert hist.nbytes <= 200_000
+    strings = sum(sys.getsizeof("/".join(p)) + 72 for p, _ in big[0].root.walk())
+    fixed = strings + 8 * rows + 120  # one shared key set: same shape every time
     per_entry = 8 * 3 * rows + 96
-    assert len(hist) == (200_000 - hist._last_keyset.nbytes) // per_entry
+    assert len(hist) == (200_000 - fixed) // per_entry
+    assert hist.nbytes == fixed + len(hist) * per_entry
     assert hist.dropped == 200 - len(hist)
-    # a changing shape makes new key sets; evicted ones are released from the byte count
-    hist2 = History(max_entries=3)
+
+
+def test_history_shape_churn_releases_key_sets_and_strings() -> None:
+    hist = History(max_entries=3)
     for i in range(20):
-        hist2.add(fake_snapshot(f"host{i}", 10.0, time=float(i)))
-    assert len(hist2) == 3 and len(hist2._keysets) == 3
-    assert hist2.nbytes == sum(e.nbytes for e in hist2._entries) + sum(k.nbytes for k, _ in hist2._keysets.values())
+        hist.add(fake_snapshot(f"host{i}", 10.0, time=float(i)))
+    assert len(hist) == 3 and len(hist._keysets) == 3
+    assert not hist.known("host0") and hist.known("host19/ns-ns1")
+    per_set = sum(1 for _ in fake_snapshot().root.walk())
+    assert len(hist._strings) == 3 * per_set  # paths of evicted shapes are gone
+    assert hist.nbytes == (sum(e.nbytes for e in hist._entries) + sum(k.nbytes for k, _ in hist._keysets.values())
+                           + sum(__import__("sys").getsizeof(k) + 72 for k in hist._strings))
+    # processes churning under a stable tree share the path strings that stay
+    hist2 = History(max_entries=100)
+    hist2.add(fake_snapshot("n", 10.0, processes=2))
+    hist2.add(fake_snapshot("n", 10.0, processes=3))
+    assert len(hist2._keysets) == 2
+    assert all(c == 2 for k, (_, c) in hist2._strings.items() if "pid" not in k or k.endswith(("pid100", "pid101")))
 
 
 async def test_gzip_body_when_asked() -> None:
