@@ -23,6 +23,7 @@ from keck_tui.probes.btf import BtfError, task_offsets
 SOURCE = Path(__file__).with_name("oncpu.bpf.c")
 DEFAULT_MAP_ENTRIES = 10240
 DEFAULT_EXIT_ENTRIES = 4096
+SLOTS = 4  # per-CPU cache of recent processes (oncpu.bpf.c); a power of two
 CFLAGS = ("-Wno-ignored-attributes", "-Wno-unused-function", "-Wno-macro-redefined",
           "-Wno-compare-distinct-pointer-types")
 FIX_SETUP = "run scripts/setup-ebpf.sh as root (headers + tracefs), or use --probes procfs"
@@ -54,6 +55,7 @@ class CpuCounters:
     t_in: int = 0
     busy_f3: int = 0
     f3_at_in: int = 0
+    slots: tuple[tuple[int, int, int], ...] = ()  # (tgid, ns, cgroup id) not yet in oncpu
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class ProbeRead:
     prog_misses: int  # program runs the kernel skipped (recursion): lost events
     freq: tuple[FreqCounters, ...] = ()
     map_entries: int = 0
+    cached: frozenset[int] = frozenset()  # tgids with time in a per-CPU slot (not deletable yet)
+    map_used: int | None = None  # entries in the oncpu hash (None: len(oncpu))
 
 
 def _cap_effective() -> int:
@@ -256,7 +260,7 @@ class OnCpuProbe:
         cpus = possible_cpus()
         if freq is None:
             freq = any(cpufreq_max_khz(c) for c in cpus)
-        defines = {"MAP_ENTRIES": max(1, int(map_entries)),
+        defines = {"SLOTS": SLOTS, "MAP_ENTRIES": max(1, int(map_entries)),
                    "EXIT_ENTRIES": max(1, int(exit_entries))}
         try:
             offs = task_offsets()
@@ -305,15 +309,28 @@ class OnCpuProbe:
             table[ct.c_int(cpu)] = leaf
 
     def read(self) -> ProbeRead:
-        """Read all maps (cumulative counters) at one ktime."""
+        """Read all maps (cumulative counters) at one ktime: the hash first, then the
+        per-CPU slots, whose time is added (``oncpu`` holds both)."""
         bpf = self.bpf
         ktime = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        ncpu = len(self.cpus)
+        sums: dict[int, list[int]] = {}
+        cgids: dict[int, int] = {}
+        for key, vals in _items(bpf[b"oncpu"]):
+            tgid = _int(key)
+            cgids[tgid] = next((v.cgid for v in vals if v.cgid), 0)
+            sums[tgid] = [v.ns for v in vals]
+        hash_entries = len(sums)
         cpus = self.cpu_states()
-        oncpu: dict[int, tuple[int, tuple[int, ...]]] = {}
-        table = bpf[b"oncpu"]
-        for key, vals in _items(table):
-            cgid = next((v.cgid for v in vals if v.cgid), 0)
-            oncpu[_int(key)] = (cgid, tuple(v.ns for v in vals))
+        cached: set[int] = set()
+        for i, c in enumerate(cpus):
+            for tgid, ns, cgid in c.slots:
+                cached.add(tgid)
+                row = sums.setdefault(tgid, [0] * ncpu)
+                row[i] += ns
+                if not cgids.get(tgid):
+                    cgids[tgid] = cgid
+        oncpu = {t: (cgids.get(t, 0), tuple(v)) for t, v in sums.items()}
         exited = {_int(k): ExitInfo(v.ts, v.cgid, bytes(v.comm).split(b"\0", 1)[0]
                                     .decode(errors="replace"), v.flags)
                   for k, v in _items(bpf[b"exited"])}
@@ -325,14 +342,20 @@ class OnCpuProbe:
                          for cpu in self.cpus for f in [ftab[ct.c_int(cpu)]])
         return ProbeRead(ktime_ns=ktime, oncpu=oncpu, cpus=cpus, exited=exited,
                          exit_lost=exit_lost, prog_misses=self.prog_misses(), freq=freq,
-                         map_entries=self.map_entries)
+                         map_entries=self.map_entries, cached=frozenset(cached),
+                         map_used=hash_entries)
 
     def cpu_states(self) -> tuple[CpuCounters, ...]:
         per_cpu = self.bpf[b"state"][ct.c_int(0)]
-        names = [n for n in CpuCounters.__dataclass_fields__ if n != "cpu"]
-        return tuple(CpuCounters(cpu, **{n: getattr(per_cpu[i], n) for n in names
-                                         if hasattr(per_cpu[i], n)})
-                     for i, cpu in enumerate(self.cpus))
+        names = [n for n in CpuCounters.__dataclass_fields__ if n not in ("cpu", "slots")]
+        out = []
+        for i, cpu in enumerate(self.cpus):
+            v = per_cpu[i]
+            slots = tuple((v.slot_tgid[k], v.slot_ns[k], v.slot_cgid[k]) for k in range(SLOTS)
+                          if v.slot_tgid[k] and v.slot_ns[k])
+            out.append(CpuCounters(cpu, slots=slots,
+                                   **{n: getattr(v, n) for n in names if hasattr(v, n)}))
+        return tuple(out)
 
     def forget(self, tgids: list[int]) -> None:
         """Delete processes that are gone (their last time has been read)."""

@@ -17,12 +17,13 @@
 // from the current-task helpers (prev == current at this tracepoint).
 //
 // Hot path per switch: one per-CPU array lookup (inlined by the JIT), three
-// probe reads, one per-CPU hash lookup keyed by tgid (threads fold into their
-// process; per-CPU values give exact per-core time without atomics). Switches
+// probe reads, a scan of SLOTS per-CPU cache slots; on a miss one per-CPU hash
+// lookup keyed by tgid (threads fold into their process; per-CPU values give
+// exact per-core time without atomics). Switches
 // out of the idle task (pid 0) stop after the per-CPU state, which also says who
 // runs now and its runtime at switch-in (user space adds in-flight time).
 //
-// Macros set by the loader: MAP_ENTRIES, EXIT_ENTRIES, task_struct offsets
+// Macros set by the loader: SLOTS (a power of two), MAP_ENTRIES, EXIT_ENTRIES, task_struct offsets
 // TASK_PID_OFF (tgid follows pid), TASK_SUM_OFF (se.sum_exec_runtime, followed
 // by se.prev_sum_exec_runtime), TASK_FLAGS_OFF, TASK_PRIO_OFF, and WITH_FREQ
 // (power:cpu_frequency residency, which reads the clock) with MAX_CPUS.
@@ -37,6 +38,14 @@ struct cpu_state {
     u64 lost_count;   // switches whose time went to lost_ns
     u32 cur_pid;      // who runs now (next at the last switch)
     u32 cur_tgid;
+    // A few processes' recent time on this CPU, not yet added to `oncpu`: a CPU
+    // usually alternates between a handful of processes, and a hit here costs a
+    // few compares instead of a hash lookup. User space reads `oncpu` first,
+    // then this, and adds both (a flush in between is only counted later).
+    u32 slot_tgid[SLOTS];
+    u64 slot_ns[SLOTS];
+    u64 slot_cgid[SLOTS];
+    u64 evict;        // round-robin victim
 #ifdef WITH_FREQ
     u64 t_in;         // ktime at the last switch
     u64 busy_f3;      // cumulative busy ns x (f/fmax)^3 x 2^20 (mod 2^64)
@@ -146,14 +155,31 @@ RAW_TRACEPOINT_PROBE(sched_switch)
         delta = prev_sums[0] - prev_sums[1];
     }
     u32 tgid = id >> 32;
-    struct ontime *v = oncpu.lookup(&tgid);
+#pragma unroll
+    for (int i = 0; i < SLOTS; i++) {
+        if (st->slot_tgid[i] == tgid) {
+            st->slot_ns[i] += delta;
+            return 0;
+        }
+    }
+    // Miss: flush the victim slot into the hash, then take it.
+    u32 e = st->evict++ & (SLOTS - 1);
+    u32 old = st->slot_tgid[e];
+    u64 old_ns = st->slot_ns[e];
+    u64 old_cgid = st->slot_cgid[e];
+    st->slot_tgid[e] = tgid;
+    st->slot_ns[e] = delta;
+    st->slot_cgid[e] = bpf_get_current_cgroup_id();
+    if (!old || !old_ns)
+        return 0;
+    struct ontime *v = oncpu.lookup(&old);
     if (v) {
-        v->ns += delta;
+        v->ns += old_ns;
         return 0;
     }
-    struct ontime init = {.ns = delta, .cgid = bpf_get_current_cgroup_id()};
-    if (oncpu.update(&tgid, &init) != 0) {
-        st->lost_ns += delta;
+    struct ontime init = {.ns = old_ns, .cgid = old_cgid};
+    if (oncpu.update(&old, &init) != 0) {
+        st->lost_ns += old_ns;
         st->lost_count++;
     }
     return 0;

@@ -242,11 +242,14 @@ class EbpfSampler:
             cgroup_line=f"0::{cgroup}\n" if cgroup else "", kernel=kernel, exited=True)
 
     def _collect(self, read, live: Mapping[int, ProcessSample], first: bool) -> None:
-        """Delete map entries of processes that are gone, one read after we saw them go."""
-        forget = [t for t in self._forget_next if t in read.oncpu or t in read.exited]
+        """Delete map entries of processes that are gone, one read after we saw them go
+        (and once no per-CPU slot holds their time, or a later flush would revive them)."""
+        cached = getattr(read, "cached", frozenset())
+        forget = [t for t in self._forget_next
+                  if (t in read.oncpu or t in read.exited) and t not in cached]
         if forget:
             self.probe.forget(forget)
-        nxt = set(read.exited) - set(forget)
+        nxt = (set(read.exited) | (self._forget_next & cached)) - set(forget)
         if not first and self._gen % self.gc_every == 0 and live:
             # Entries with no exit record whose process is gone (exit map full, or a
             # leader that exited before its threads): collected if still gone next time.
@@ -289,7 +292,7 @@ class EbpfSampler:
             self._resync_base = resyncs  # each CPU's first switch after load resyncs
         lost_events = resyncs - self._resync_base + read.prog_misses
         extra = {
-            "map_entries": read.map_entries, "map_used": len(read.oncpu),
+            "map_entries": read.map_entries, "map_used": len(read.oncpu) if read.map_used is None else read.map_used,
             "map_overflow": lost_count, "map_overflow_s": round(lost_s, 6),
             "lost_events": lost_events, "exit_overflow": read.exit_lost,
             "switches": sum(c.switches for c in read.cpus),
