@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -239,6 +240,13 @@ class OnCpuProbe:
              exit_entries: int = DEFAULT_EXIT_ENTRIES, freq: bool | None = None,
              bcc: ModuleType | None = None) -> "OnCpuProbe":
         """Load and attach, or raise ``ProbeUnavailable`` saying why."""
+        with warnings.catch_warnings():  # bcc 0.26 warns about its own str/bytes use
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return cls._open(map_entries, exit_entries, freq, bcc)
+
+    @classmethod
+    def _open(cls, map_entries: int, exit_entries: int, freq: bool | None,
+              bcc: ModuleType | None) -> "OnCpuProbe":
         check_privileges()
         if bcc is None:
             bcc, why = load_bcc()

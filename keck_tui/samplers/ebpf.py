@@ -313,6 +313,9 @@ class EbpfSampler:
         notes.extend(self.probe.notes)
         if fixes:
             extra["fix"] = "; ".join(fixes)
+        if not notes:
+            notes.append(f"exact per-core on-CPU time (sched_switch), map {extra['map_used']}"
+                         f"/{read.map_entries}")
         return SourceStatus(NAME, STATUS_OK, "; ".join(notes), extra=extra)
 
 
