@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agent_procs import REPO, AgentProc
+from tests.agent_procs import REPO, AgentProc
 from keck_tui.agent import auth as auth_mod
 from keck_tui.agent.app import AgentService, build_app
 from keck_tui.agent.fake import fake_snapshot

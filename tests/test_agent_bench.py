@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from agent_procs import REPO
+from tests.agent_procs import REPO
 
 
 def test_bench_agent_quick_runs() -> None:

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent_procs import REPO, AgentProc, free_port
+from tests.agent_procs import REPO, AgentProc, free_port
 from keck_tui.agent.app import AgentService, build_app
 from keck_tui.agent.fake import fake_snapshot
 from keck_tui.feed import StaticFeed
@@ -327,7 +327,7 @@ def test_two_real_sampling_agents_killed_and_restarted(tmp_path) -> None:
 
 
 async def test_fleet_file_cluster_merges_agents_and_keck_controller(tmp_path) -> None:
-    from conftest import shared_fixture
+    from tests.conftest import shared_fixture
     from keck_tui.sources.keck import KeckSource
     folder = shared_fixture("keck-controller")
 

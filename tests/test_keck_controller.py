@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import shared_fixture
+from tests.conftest import shared_fixture
 from keck_tui.sources.fleet import Fleet
 from keck_tui.sources.keck import KeckSource, cluster_row
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from agent_procs import REPO, AgentProc, free_port
-from conftest import shared_fixture
+from tests.agent_procs import REPO, AgentProc, free_port
+from tests.conftest import shared_fixture
 from keck_tui.agent.fake import fake_snapshot
 from keck_tui.sources.http import FetchError
 from keck_tui.sources.prometheus import PrometheusSource, parse_vector
