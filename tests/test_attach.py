@@ -255,6 +255,11 @@ def test_attach_once_json_over_two_real_serve_processes(tmp_path) -> None:
         assert snap.root.watts == 61.0
         # full depth with --once
         assert nodes[0].find(("real0", "ns-ns1", "pod-pod1-1", "c-pod1-1", "pid1111")) is not None
+        out = _attach(procs[0].url, procs[1].url, "--batch", "-n", "2", "--interval", "0.2", "--config", str(cfg))
+        assert out.returncode == 0, out.stderr
+        tables = [t for t in out.stdout.split("\n\n") if t.strip()]
+        assert len(tables) == 2
+        assert "fleet  61.0 W" in tables[0] and "    real1" in tables[0]
         # one killed: --once still answers, with that node stale
         procs[1].stop()
         out = _attach(procs[0].url, procs[1].url, "--once", "--json", "--timeout", "0.5", "--config", str(cfg))
