@@ -231,12 +231,32 @@ def _same(a: tuple[float, float, list[RowTuple]], b: tuple[float, float, list[Ro
 _OUTSIDE = {"namespace": b"(outside namespaces)", "pod": b"(outside pods)",
             "process": b"(not in a process)", "node": b"(outside nodes)"}
 
-# Per-group accumulator slots (a list, for speed in the per-row loop).
-_J, _JLO, _JHI, _PK, _PKLO, _PKHI, _PKT, _COST, _CO2, _PRES, _N, _NAME, _WHERE, _WHERES = range(14)
+# Per-group accumulator slots (a list, for speed in the per-row loop). CW/CLO/CHI
+# sum the group's rows within the current snapshot (LAST says which one) so the
+# peak is the group's per-snapshot total; it is settled when the next snapshot
+# touches the group, or at the end.
+(_J, _JLO, _JHI, _PK, _PKLO, _PKHI, _PKT, _COST, _CO2, _PRES, _N, _NAME, _WHERE, _WHERES,
+ _CW, _CLO, _CHI, _CT, _LAST) = range(19)
 
 
 def _new_acc(name: bytes, where: bytes) -> list[Any]:
-    return [0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, None, 0.0, 0.0, 0.0, 0, name, where, set()]
+    return [0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, None, 0.0, 0.0, 0.0, 0, name, where, set(),
+            0.0, 0.0, 0.0, None, -1]
+
+
+def _settle(acc: list[Any]) -> None:
+    """Fold the pending per-snapshot sum into the peak."""
+    if acc[_LAST] >= 0 and acc[_CW] > acc[_PK]:
+        acc[_PK], acc[_PKLO], acc[_PKHI], acc[_PKT] = acc[_CW], acc[_CLO], acc[_CHI], acc[_CT]
+
+
+def _merge_acc(a: list[Any], b: list[Any]) -> None:
+    """Add accumulator ``b`` (another worker's, settled) into ``a`` (settled)."""
+    for i in (_J, _JLO, _JHI, _COST, _CO2, _PRES, _N):
+        a[i] += b[i]
+    if b[_PKT] is not None and (a[_PKT] is None or b[_PK] > a[_PK] or (b[_PK] == a[_PK] and b[_PKT] < a[_PKT])):
+        a[_PK], a[_PKLO], a[_PKHI], a[_PKT] = b[_PK], b[_PKLO], b[_PKHI], b[_PKT]
+    a[_WHERES] |= b[_WHERES]
 
 
 class Aggregator:
@@ -275,6 +295,7 @@ class Aggregator:
     def add(self, t: float, dt: float, rows: Sequence[RowTuple]) -> None:
         if not dt > 0:
             return
+        line_no = self.snapshots
         self.snapshots += 1
         self.duration_s += dt
         start = t - dt
@@ -285,14 +306,17 @@ class Aggregator:
         pint, cint = self._rates(start, t)
         if pint is None:
             self.price_gap = True
+            pint = 0.0
         if cint is None:
             self.co2e_gap = True
+            cint = 0.0
         by_node = self.by == "node"
         by_pod = self.by == "pod"
         by_ns = self.by == "namespace"
+        by_proc = self.by == "process"
         target = self._by
-        line: dict[bytes, list[Any]] = {}
-        get = line.get
+        groups = self.groups
+        get = groups.get
         node: list[Any] | None = None  # [name, w, lo, hi, covered_w, covered_lo, covered_hi]
         nodes: list[list[Any]] = []
         namespace = b""
@@ -313,17 +337,17 @@ class Aggregator:
                     key, where = name, (node[0] if node else b"")
                 elif level != target:
                     continue
-                elif by_pod:
-                    key, where = rid, namespace
-                    if namespace:
-                        name = namespace + b"/" + name
-                else:  # process: one group per (node, command name)
+                elif by_proc:  # one group per (node, command name)
                     where = node[0] if node else b""
-                    if name.endswith(b")"):  # "python3 (1234)": the PID is not the command
+                    if name[-1:] == b")":  # "python3 (1234)": the PID is not the command
                         head, sep, pid = name[:-1].rpartition(b" (")
                         if sep and pid.isdigit():
                             name = head
                     key = where + b"\x00" + name
+                else:  # pod
+                    key, where = rid, namespace
+                    if namespace:
+                        name = namespace + b"/" + name
                 w = float(w)
                 lo = float(lo)
                 hi = float(hi)
@@ -333,13 +357,28 @@ class Aggregator:
                     node[6] += hi
             acc = get(key)
             if acc is None:
-                line[key] = [w, lo, hi, name, where]
+                acc = groups[key] = _new_acc(name, where)
+            acc[0] += w * dt
+            acc[1] += lo * dt
+            acc[2] += hi * dt
+            acc[7] += w * pint
+            acc[8] += w * cint
+            if acc[18] == line_no:
+                acc[14] += w
+                acc[15] += lo
+                acc[16] += hi
             else:
-                acc[0] += w
-                acc[1] += lo
-                acc[2] += hi
-                if where != acc[4]:
-                    acc.append(where)  # a namespace on several nodes
+                if acc[18] >= 0 and acc[14] > acc[3]:
+                    acc[3], acc[4], acc[5], acc[6] = acc[14], acc[15], acc[16], acc[17]
+                acc[14] = w
+                acc[15] = lo
+                acc[16] = hi
+                acc[17] = t
+                acc[18] = line_no
+                acc[9] += dt
+                acc[10] += 1
+            if by_ns and where:
+                acc[13].add(where)
         if nodes:
             tw = tlo = thi = 0.0
             ow = olo = ohi = 0.0
@@ -353,47 +392,79 @@ class Aggregator:
                     ohi += max(0.0, n[3] - n[5])
             if ow > 0 or ohi > 0:
                 out = _OUTSIDE[self.by]
-                line[out] = [ow, olo, ohi, out, b""]
-        else:
-            tw = sum(a[0] for a in line.values())
-            tlo = sum(a[1] for a in line.values())
-            thi = sum(a[2] for a in line.values())
-        self._update(self.total, tw, tlo, thi, t, dt, pint, cint, b"")
-        groups = self.groups
-        update = self._update
-        for key, acc in line.items():
-            w, lo, hi, name, where = acc[:5]
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = _new_acc(name, where)
-            update(g, w, lo, hi, t, dt, pint, cint, where)
-            if len(acc) > 5:
-                g[_WHERES].update(acc[5:])
+                self._add_one(out, out, ow, olo, ohi, t, dt, pint, cint, line_no)
+        else:  # no node rows: the total is what the groups hold
+            tw = tlo = thi = 0.0
+            for acc in groups.values():
+                if acc[18] == line_no:
+                    tw += acc[14]
+                    tlo += acc[15]
+                    thi += acc[16]
+        self._add_one(None, b"(total)", tw, tlo, thi, t, dt, pint, cint, line_no)
 
-    @staticmethod
-    def _update(g: list[Any], w: float, lo: float, hi: float, t: float, dt: float,
-                pint: float | None, cint: float | None, where: bytes) -> None:
-        g[0] += w * dt
-        g[1] += lo * dt
-        g[2] += hi * dt
-        if w > g[3]:
-            g[3] = w
-            g[4] = lo
-            g[5] = hi
-            g[6] = t
-        if pint is not None:
-            g[7] += w * pint
-        if cint is not None:
-            g[8] += w * cint
-        g[9] += dt
-        g[10] += 1
-        if where:
-            g[13].add(where)
+    def _add_one(self, key: bytes | None, name: bytes, w: float, lo: float, hi: float, t: float,
+                 dt: float, pint: float, cint: float, line_no: int) -> None:
+        if key is None:
+            acc = self.total
+        else:
+            acc = self.groups.get(key)
+            if acc is None:
+                acc = self.groups[key] = _new_acc(name, b"")
+        acc[_J] += w * dt
+        acc[_JLO] += lo * dt
+        acc[_JHI] += hi * dt
+        acc[_COST] += w * pint
+        acc[_CO2] += w * cint
+        _settle(acc)
+        acc[_CW], acc[_CLO], acc[_CHI], acc[_CT], acc[_LAST] = w, lo, hi, t, line_no
+        acc[_PRES] += dt
+        acc[_N] += 1
+
+    def settle(self) -> None:
+        """Fold every pending per-snapshot sum into its peak (before reading or merging)."""
+        for acc in self.groups.values():
+            _settle(acc)
+            acc[_LAST] = -1
+        _settle(self.total)
+        self.total[_LAST] = -1
+
+    def merge(self, other: "Aggregator") -> None:
+        """Add another aggregator's totals (a parallel worker's share of the lines)."""
+        self.settle()
+        other.settle()
+        for key, acc in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                self.groups[key] = acc
+            else:
+                _merge_acc(mine, acc)
+        _merge_acc(self.total, other.total)
+        self.snapshots += other.snapshots
+        self.duration_s += other.duration_s
+        for attr, pick in (("start", min), ("end", max)):
+            values = [v for v in (getattr(self, attr), getattr(other, attr)) if v is not None]
+            setattr(self, attr, pick(values) if values else None)
+        self.price_gap |= other.price_gap
+        self.co2e_gap |= other.co2e_gap
+
+    def state(self) -> dict[str, Any]:
+        """Picklable totals, for sending from a worker process."""
+        self.settle()
+        return {"groups": self.groups, "total": self.total, "snapshots": self.snapshots,
+                "duration_s": self.duration_s, "start": self.start, "end": self.end,
+                "price_gap": self.price_gap, "co2e_gap": self.co2e_gap}
+
+    @classmethod
+    def from_state(cls, by: str, tariff: Tariff, state: dict[str, Any]) -> "Aggregator":
+        agg = cls(by, tariff)
+        for k, v in state.items():
+            setattr(agg, k, v)
+        return agg
 
     def _group(self, acc: list[Any], key: bytes) -> GroupTotal:
         wheres = {w.decode("utf-8", "replace") for w in acc[_WHERES]}
         where = acc[_WHERE].decode("utf-8", "replace")
-        if self.by == "namespace":
+        if self.by == "namespace" and key != _OUTSIDE["namespace"]:
             where = ", ".join(sorted(wheres)) if len(wheres) <= 3 else f"{len(wheres)} nodes"
         return GroupTotal(
             key=key.decode("utf-8", "replace").replace("\x00", "/"),
@@ -406,6 +477,7 @@ class Aggregator:
             present_s=acc[_PRES], samples=acc[_N], wheres=wheres)
 
     def result(self, path: str, stats: ReadStats, fast_lines: int = 0) -> Report:
+        self.settle()
         groups = [self._group(acc, key) for key, acc in self.groups.items()]
         groups.sort(key=lambda g: (-g.joules, g.name))
         total = self._group(self.total, b"(total)")
@@ -428,27 +500,90 @@ def report_snapshots(snapshots: Iterable[Snapshot], by: str, tariff: Tariff,
     return agg.result(path, stats)
 
 
-def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
-                *, fast: bool = True) -> Report:
-    """Stream a recording from disk into a report (bad lines skipped and counted)."""
-    if not os.path.exists(path):
-        raise RecordingError(f"{path}: no such file")
+#: Files smaller than this are summed in one process (workers cost more than they save).
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+def default_jobs(path: str | os.PathLike[str]) -> int:
+    """Worker processes for a file: 1 for small files, else up to 4 (one per CPU)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 1
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts: int
+               ) -> tuple[Aggregator, ReadStats, list[tuple[int, str]], int]:
+    """Sum every ``parts``-th line starting at ``part``.
+
+    Returns the aggregator, the reader's statistics (the same in every part: each
+    part reads the whole file) and the lines this part could not parse.
+    """
     agg = Aggregator(by, tariff)
     stats = ReadStats()
+    bad: list[tuple[int, str]] = []
     extract = _Extractor(agg.levels)
     if not fast:
         extract.fast_ok = False
-    for lineno, line in iter_lines(path, stats):
+    mine = 0
+    add = agg.add
+    for n, (lineno, line) in enumerate(iter_lines(path, stats)):
+        if parts > 1 and n % parts != part:
+            continue
         try:
             # A line the file ends inside may still end in "}": parse it fully.
             t, dt, rows = extract.full(line) if stats.truncated_tail else extract(line)
         except SnapshotFormatError as exc:
-            why = (str(exc).splitlines() or ["unreadable"])[0][:200]
-            stats.skip(lineno, why)
+            bad.append((lineno, (str(exc).splitlines() or ["unreadable"])[0][:200]))
             continue
-        stats.valid += 1
-        agg.add(t, dt, rows)
-    return agg.result(str(path), stats, extract.fast_lines)
+        mine += 1
+        add(t, dt, rows)
+    stats.valid = mine
+    return agg, stats, bad, extract.fast_lines
+
+
+def _worker(args: tuple) -> tuple[dict[str, Any], ReadStats, list[tuple[int, str]], int]:
+    agg, stats, bad, fast_lines = _sum_lines(*args)
+    return agg.state(), stats, bad, fast_lines
+
+
+def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
+                *, fast: bool = True, jobs: int | None = None) -> Report:
+    """Stream a recording from disk into a report (bad lines skipped and counted).
+
+    ``jobs`` > 1 splits the lines between that many worker processes, each
+    decompressing the whole file and summing every ``jobs``-th line; their totals
+    are merged (sums add, peaks take the larger). Default: ``default_jobs``.
+    """
+    if not os.path.exists(path):
+        raise RecordingError(f"{path}: no such file")
+    if by not in BY_LEVELS:
+        raise ValueError(f"--by must be one of {', '.join(BY_LEVELS)}")
+    jobs = default_jobs(path) if jobs is None else max(1, int(jobs))
+    if jobs == 1:
+        agg, stats, bad, fast_lines = _sum_lines(str(path), by, tariff, fast, 0, 1)
+        results = [(agg, stats, bad, fast_lines)]
+    else:
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ctx.Pool(jobs) as pool:
+            states = pool.map(_worker, [(str(path), by, tariff, fast, k, jobs) for k in range(jobs)])
+        results = [(Aggregator.from_state(by, tariff, st), stats, bad, fl) for st, stats, bad, fl in states]
+    agg = results[0][0]
+    for other, *_ in results[1:]:
+        agg.merge(other)
+    stats = results[0][1]  # what the reader skipped: the same in every part
+    stats.valid = sum(r[1].valid for r in results)
+    for lineno, why in sorted(b for r in results for b in r[2]):
+        stats.skip(lineno, why)
+    if stats.problems:
+        stats.problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))
+    return agg.result(str(path), stats, sum(r[3] for r in results))
 
 
 def iter_group_records(report: Report) -> Iterator[dict[str, Any]]:

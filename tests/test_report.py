@@ -85,6 +85,28 @@ def test_fast_path_equals_full_parse(rec: Path) -> None:
         assert fast.rows() == full.rows() == mem.rows()
 
 
+def test_parallel_workers_give_the_same_report(tmp_path: Path) -> None:
+    """Lines split between processes: sums add, peaks and skipped lines merge."""
+    lines = [encode_line(snapshot(i)) for i in range(N)]
+    path = tmp_path / "p.jsonl.gz"
+    with RecordingWriter(path) as w:
+        for i, line in enumerate(lines):
+            w.write_line(line)
+            if i == 2:
+                w.write_line(b"{broken\n")
+    for by in ("node", "namespace", "pod", "process"):
+        one = report_file(path, by, FLAT, jobs=1)
+        for jobs in (2, 3):
+            many = report_file(path, by, FLAT, jobs=jobs)
+            assert [r["group"] for r in many.rows()] == [r["group"] for r in one.rows()]
+            for a, b in zip(many.rows(), one.rows()):
+                assert a == {k: (pytest.approx(v) if isinstance(v, float) else v) for k, v in b.items()}
+            assert (many.snapshots, many.stats.skipped, many.stats.valid) == (N, 1, N)
+            assert many.stats.problems == one.stats.problems == ["line 4: not JSON: Expecting property "
+                                                                 "name enclosed in double quotes: line 1 column 2 (char 1)"]
+            assert (many.start, many.end, many.duration_s) == (one.start, one.end, one.duration_s)
+
+
 def test_other_json_layouts_take_the_full_path(tmp_path: Path) -> None:
     """Lines the fast path cannot vouch for are parsed fully: same numbers."""
     spaced = tmp_path / "spaced.jsonl"  # keck-top --once --json >> file

@@ -25,6 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--currency", metavar="SYMBOL", help="currency symbol shown with costs")
     parser.add_argument("--tz", metavar="ZONE",
                         help="time zone of the price schedule, e.g. Europe/Berlin (default: local)")
+    parser.add_argument("--jobs", metavar="N", type=int,
+                        help="worker processes (default: 1 for small files, else one per CPU up to 4)")
     parser.add_argument("--full-parse", action="store_true",
                         help="parse every line completely (slower; the fast path is checked anyway)")
     add_config_option(parser)
@@ -65,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     tariff = _tariff(args)
     try:
-        report = report_file(args.file, args.by, tariff, fast=not args.full_parse)
+        if args.jobs is not None and args.jobs < 1:
+            raise CliError("--jobs must be at least 1")
+        report = report_file(args.file, args.by, tariff, fast=not args.full_parse, jobs=args.jobs)
     except RecordingError as exc:
         raise CliError(str(exc)) from None
     if report.stats.skipped or report.stats.stream_error:
