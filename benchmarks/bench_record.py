@@ -150,18 +150,23 @@ def make_day(path: Path, lines: int, variants: int, rows: int) -> float:
     return energy
 
 
-def run_report(path: Path, by: str) -> tuple[float, float, dict]:
-    """Wall seconds, peak RSS (MiB) and the JSON of `keck-top report` in a child process."""
+def run_report(path: Path, by: str) -> tuple[float, float, float, dict]:
+    """Wall seconds, peak RSS (MiB: the largest of the report process and its workers)
+    and the JSON of `keck-top report` in a child process."""
     code = ("import resource, sys; from keck_tui.cli import main; rc = main(sys.argv[1:]); "
-            "sys.stderr.write('MAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+            "s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "sys.stderr.write('CPU %f\\n' % (s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime)); "
+            "sys.stderr.write('MAXRSS %d\\n' % max(s.ru_maxrss, c.ru_maxrss)); sys.exit(rc)")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, "report", str(path), "--by", by,
                            "--format", "json", "--config", "/dev/null"], capture_output=True, cwd=REPO)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"report failed: {proc.stderr.decode()}")
-    rss_kib = int(proc.stderr.decode().rsplit("MAXRSS ", 1)[1].split()[0])
-    return wall, rss_kib / 1024, json.loads(proc.stdout)
+    err = proc.stderr.decode()
+    rss_kib = int(err.rsplit("MAXRSS ", 1)[1].split()[0])
+    cpu = float(err.rsplit("CPU ", 1)[1].split()[0])
+    return wall, cpu, rss_kib / 1024, json.loads(proc.stdout)
 
 
 def report_bench(lines: int, variants: int, rows: int, workdir: Path) -> None:
@@ -175,13 +180,14 @@ def report_bench(lines: int, variants: int, rows: int, workdir: Path) -> None:
     small_meta = small.with_suffix(".energy")
     if not small.exists() or not small_meta.exists():
         small_meta.write_text(repr(make_day(small, lines // 10, variants, rows)))
-    print(f"[report] {path.name}: {path.stat().st_size / 1e6:.0f} MB")
+    print(f"[report] {path.name}: {path.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows the wall times)")
     for by in ("node", "namespace", "pod", "process"):
-        wall, rss, doc = run_report(path, by)
+        wall, cpu, rss, doc = run_report(path, by)
         got = doc["total"]["energy_wh"] * 3600
         check = "ok" if abs(got - energy) <= 1e-6 * energy else f"MISMATCH (expected {energy:.1f} J)"
-        swall, srss, _ = run_report(small, by)
-        print(f"[report] --by {by:9s} {wall:6.1f} s   peak RSS {rss:5.1f} MiB   "
+        swall, _, srss, _ = run_report(small, by)
+        print(f"[report] --by {by:9s} {wall:6.1f} s wall, {cpu:6.1f} s CPU   peak RSS {rss:5.1f} MiB   "
               f"({lines // 10} lines: {swall:5.1f} s, {srss:5.1f} MiB)   "
               f"groups {len(doc['groups']):3d}   energy {got / 3.6e6:.3f} kWh {check}")
 

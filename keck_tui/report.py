@@ -278,6 +278,7 @@ class Aggregator:
         self.price_gap = False  # some interval had no price: costs are unknown
         self.co2e_gap = False
         self._piece: tuple[float, float, float | None, float | None] | None = None
+        self._names: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}  # process row name → key
 
     def _rates(self, start: float, end: float) -> tuple[float | None, float | None]:
         """∫price dt, ∫co2e dt over [start, end), with a cache for the common case."""
@@ -317,6 +318,7 @@ class Aggregator:
         target = self._by
         groups = self.groups
         get = groups.get
+        names = self._names
         node: list[Any] | None = None  # [name, w, lo, hi, covered_w, covered_lo, covered_hi]
         nodes: list[list[Any]] = []
         namespace = b""
@@ -339,11 +341,17 @@ class Aggregator:
                     continue
                 elif by_proc:  # one group per (node, command name)
                     where = node[0] if node else b""
-                    if name[-1:] == b")":  # "python3 (1234)": the PID is not the command
-                        head, sep, pid = name[:-1].rpartition(b" (")
-                        if sep and pid.isdigit():
-                            name = head
-                    key = where + b"\x00" + name
+                    cached = names.get((where, name))
+                    if cached is None:
+                        short = name
+                        if name[-1:] == b")":  # "python3 (1234)": the PID is not the command
+                            head, sep, pid = name[:-1].rpartition(b" (")
+                            if sep and pid.isdigit():
+                                short = head
+                        if len(names) > 100_000:  # PIDs churn: keep the cache bounded
+                            names.clear()
+                        cached = names[(where, name)] = (where + b"\x00" + short, short)
+                    key, name = cached
                 else:  # pod
                     key, where = rid, namespace
                     if namespace:
@@ -458,7 +466,7 @@ class Aggregator:
     def from_state(cls, by: str, tariff: Tariff, state: dict[str, Any]) -> "Aggregator":
         agg = cls(by, tariff)
         for k, v in state.items():
-            setattr(agg, k, v)
+            setattr(agg, k, v)  # groups, totals and counters; caches start empty
         return agg
 
     def _group(self, acc: list[Any], key: bytes) -> GroupTotal:
