@@ -118,3 +118,31 @@ def test_cli_once_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "nodes: eu-cpu-1" in capsys.readouterr().err
     assert main(["demo", "--once", "--start", "noon"]) == 2
     assert main(["demo", "--json"]) == 2
+
+
+async def test_demo_fleet_in_the_tui() -> None:
+    """The TUI app shows the demo fleet (what `keck-top demo` runs), and `r` records it."""
+    pytest.importorskip("textual")
+    from keck_tui.feed import StaticFeed
+    from keck_tui.ui.app import KeckApp
+
+    snaps = demo_snapshots(seed=1, count=2, start_time=START)
+    app = KeckApp(StaticFeed(snaps), title="demo fleet (seed 1)")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        assert app.snapshot is not None and app.snapshot.root.id == "fleet"
+        assert app.view.root is not None and [c.id for c in app.view.root.children] == ["prod-eu", "lab"]
+
+
+def test_record_toggle_for_the_r_key(tmp_path: Path) -> None:
+    from keck_tui.recording import Recorder, read_recording, record_toggle
+
+    rec = Recorder()
+    toggle = record_toggle(rec, tmp_path, now=lambda: START)
+    assert toggle(True) is True and rec.active
+    for s in demo_snapshots(1, 3, START):
+        rec(s)
+    assert toggle(False) is False
+    (path,) = tmp_path.glob("keck-top-*.jsonl.zst")
+    snaps, stats = read_recording(path)
+    assert snaps == demo_snapshots(1, 3, START) and stats.skipped == 0
