@@ -149,21 +149,27 @@ def cpu_per_second(sampler, seconds: float, hz: float) -> float:
     return (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / wall
 
 
-def bench_samplers(seconds: float, hz: float) -> dict:
-    out: dict = {"hz": hz, "seconds": seconds}
+def bench_samplers(seconds: float, hz: float, rounds: int = 4) -> dict:
+    """CPU seconds per second of each sampler, alternating ebpf/procfs rounds so a
+    change in the machine's process count hits both alike."""
+    out: dict = {"hz": hz, "seconds": seconds, "rounds": rounds}
     from keck_tui.samplers.ebpf import open_ebpf_sampler
+    from keck_tui.samplers.procfs import ProcfsSampler
     sampler, status = open_ebpf_sampler()
     if sampler is None:
         out["ebpf"] = f"unavailable: {status.detail}"
-    else:
-        out["ebpf_cpu_s_per_s"] = cpu_per_second(sampler, seconds, hz)
-        sampler.close()
+        return out
+    procfs = ProcfsSampler()
+    ebpf_runs, procfs_runs = [], []
     try:
-        from keck_tui.samplers.procfs import ProcfsSampler
-    except ImportError as exc:
-        out["procfs"] = f"unavailable: {exc}"
-    else:
-        out["procfs_cpu_s_per_s"] = cpu_per_second(ProcfsSampler(), seconds, hz)
+        for _ in range(rounds):
+            ebpf_runs.append(cpu_per_second(sampler, seconds / rounds, hz))
+            procfs_runs.append(cpu_per_second(procfs, seconds / rounds, hz))
+    finally:
+        sampler.close()
+    out["ebpf_cpu_s_per_s"] = statistics.mean(ebpf_runs)
+    out["procfs_cpu_s_per_s"] = statistics.mean(procfs_runs)
+    out["processes"] = len(procfs.sample().processes)
     return out
 
 
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampler-seconds", type=float, default=10.0)
     ap.add_argument("--hz", type=float, default=1.0)
     ap.add_argument("--skip-samplers", action="store_true")
+    ap.add_argument("--skip-switch", action="store_true", help="only the sampler CPU cost")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -182,18 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     except ProbeUnavailable as exc:
         print(f"bench_ebpf: probe unavailable: {exc}", file=sys.stderr)
         return 2
-    results = {"prog_ns": bench_prog_ns(args.loops),
-               "pinned": bench_switch(args.reps, args.loops, pin=True)}
-    if args.no_pin:
+    results: dict = {}
+    if not args.skip_switch:
+        results["prog_ns"] = bench_prog_ns(args.loops)
+        results["pinned"] = bench_switch(args.reps, args.loops, pin=True)
+    if args.no_pin and not args.skip_switch:
         results["unpinned"] = bench_switch(args.reps, max(1000, args.loops // 20), pin=False)
     if not args.skip_samplers:
         results["samplers"] = bench_samplers(args.sampler_seconds, args.hz)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    p = results["prog_ns"]
-    print("sched_switch program, mean ns per event (kernel BPF stats; each includes the "
-          "stats' own clock reads): " + ", ".join(f"{k} {v}" for k, v in p.items()))
+    p = results.get("prog_ns")
+    if p:
+        print("sched_switch program, mean ns per event (kernel BPF stats; each includes the "
+              "stats' own clock reads): " + ", ".join(f"{k} {v}" for k, v in p.items()))
     for name in ("pinned", "unpinned"):
         r = results.get(name)
         if r:
@@ -206,9 +216,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  on:  {' '.join(f'{v:.3f}' for v in r['on_usecs_op'])}")
     s = results.get("samplers")
     if s:
-        print(f"sampler CPU at {s['hz']} Hz over {s['seconds']} s: "
-              f"ebpf {s.get('ebpf_cpu_s_per_s', s.get('ebpf'))}, "
-              f"procfs {s.get('procfs_cpu_s_per_s', s.get('procfs'))}")
+        if "ebpf" in s:
+            print(f"sampler CPU: ebpf {s['ebpf']}")
+        else:
+            print(f"sampler CPU at {s['hz']} Hz, {s['seconds']} s each, {s['rounds']} alternating "
+                  f"rounds, {s['processes']} processes: ebpf {s['ebpf_cpu_s_per_s']:.4f} CPU-s/s, "
+                  f"procfs {s['procfs_cpu_s_per_s']:.4f} CPU-s/s")
     return 0
 
 
