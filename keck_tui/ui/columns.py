@@ -126,6 +126,8 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
         suffix = " [error]"
     synthetic = row.synthetic
     name_key = "synthetic" if synthetic else ("stale" if row.stale else ("match" if line.matched else "name"))
+    if len(indent) + len(marker) >= layout.name_width:  # very deep row, narrow screen
+        indent = indent[: max(0, layout.name_width - len(marker) - 1)]
     room = layout.name_width - len(indent) - len(marker)
     text = _fit(label + suffix, room)
     cells = [(indent, "name"), (marker, "marker"), (text.ljust(max(0, room)), name_key)]

@@ -100,8 +100,10 @@ def fmt_grams(value: float | None) -> str:
 
 
 def fmt_age(seconds: float) -> str:
-    if seconds < 10:
-        return f"{max(0.0, seconds):.1f} s"
+    """<1 s · 7 s · 12 min · 2.5 h — whole units, so the text (and the screen)
+    changes at most once a second while nothing else does."""
+    if seconds < 1:
+        return "<1 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

@@ -17,7 +17,6 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Static
 
 from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cells, line_cells
 from keck_tui.ui.view import TreeView
@@ -85,11 +84,14 @@ class PowerTree(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] | None = None
         self._layout: Layout | None = None
+        self._content_width: int | None = None  # cached: computing it is not free
 
     # ---- layout and styles ---------------------------------------------
     @property
     def content_width(self) -> int:
-        return self.scrollable_content_region.width
+        if self._content_width is None:
+            self._content_width = self.scrollable_content_region.width
+        return self._content_width
 
     def current_layout(self) -> Layout:
         width = self.content_width
@@ -108,7 +110,8 @@ class PowerTree(ScrollView, can_focus=True):
                           for k in TREE_STYLE_KEYS}
             except KeyError:  # styles not computed yet: plain this frame, not cached
                 self.call_after_refresh(self.sync)
-                return {k: base for k in TREE_STYLE_KEYS}
+                return {k: base for k in TREE_STYLE_KEYS + ("base",)}
+            styles["base"] = base
             self._styles = styles
         return self._styles
 
@@ -120,12 +123,14 @@ class PowerTree(ScrollView, can_focus=True):
     def _on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
         self._layout = None
+        self._content_width = None
 
     # ---- data -----------------------------------------------------------
     def sync(self, *, columns_changed: bool = False) -> None:
         """Re-read ``view.lines`` and repaint; keep the cursor on screen."""
         if columns_changed:
             self._layout = None
+        self._content_width = None
         self._cache.clear()
         self.virtual_size = Size(self.content_width, len(self.view.lines))
         self._scroll_to_cursor()
@@ -147,19 +152,39 @@ class PowerTree(ScrollView, can_focus=True):
         styles = self.styles_map()
         lines = self.view.lines
         if idx >= len(lines) or width <= 0:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, styles["base"])
         cursor = idx == self.view.cursor
         key = (idx, width, int(cursor))
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         cells = line_cells(lines[idx], self.current_layout(), self.ctx)
+        # Neighbouring cells with the same style become one segment: fewer
+        # segments make Textual's per-line filtering and cropping cheaper.
+        segs: list[Segment] = []
+        run_text: list[str] = []
+        run_key = None
+        total = 0
+        for text, k in cells:
+            if not text:
+                continue
+            total += len(text)
+            if k != run_key and run_text:
+                segs.append(Segment("".join(run_text), styles[run_key]))  # type: ignore[index]
+                run_text = []
+            run_key = k
+            run_text.append(text)
+        if run_text:
+            segs.append(Segment("".join(run_text), styles[run_key]))  # type: ignore[index]
         if cursor:
             cur = styles["cursor"]
-            segs = [Segment(text, styles[k] + cur) for text, k in cells if text]
+            segs = [Segment(seg.text, seg.style + cur) for seg in segs]  # type: ignore[operator]
+        # line_cells fills exactly layout.width == width cells: no crop needed,
+        # except on absurdly narrow terminals.
+        if total == width:
+            strip = Strip(segs, width)
         else:
-            segs = [Segment(text, styles[k]) for text, k in cells if text]
-        strip = Strip(segs).crop_extend(0, width, styles["cursor"] if cursor else self.rich_style)
+            strip = Strip(segs).crop_extend(0, width, styles["base"])
         self._cache[key] = strip
         return strip
 
@@ -227,13 +252,30 @@ HEADER_CLASSES = ("brand", "host", "total", "bound", "estimated", "warn", "good"
                   "stale", "rec", "paused", "filter", "title", "spark", "spark-bound", "note")
 
 
-class TextPanel(Static):
-    """A Static that shows a list of rich Text lines (header, breadcrumb, detail)."""
+class TextPanel(Widget):
+    """Fixed-height lines of rich Text (header, breadcrumb, detail).
+
+    Not a ``Static``: ``Static.update`` asks for a layout pass of the whole
+    screen, and these panels change several times a second without ever
+    changing size (their heights are fixed in app.tcss).
+    """
 
     COMPONENT_CLASSES = {f"header--{k}" for k in HEADER_CLASSES}
+    DEFAULT_CSS = "TextPanel { height: 1; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text()
 
     def show_lines(self, lines: list[Text]) -> None:
         text = Text("\n").join(lines)
         text.no_wrap = True
         text.overflow = "ellipsis"
-        self.update(text)
+        old = self._text
+        if text.plain == old.plain and text.spans == old.spans:
+            return  # unchanged: a repaint would cost CPU several times a second for nothing
+        self._text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return self._text

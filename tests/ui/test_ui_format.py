@@ -33,7 +33,7 @@ def test_small_formats():
     assert fmt.per_hour(412.0, 0.30) == pytest.approx(0.1236)
     assert fmt.fmt_money(0.1236, "€") == "€0.12" and fmt.fmt_money(0.012, "$") == "$0.012"
     assert fmt.fmt_grams(96.4) == "96" and fmt.fmt_grams(12345) == "12.3k"
-    assert fmt.fmt_age(0.31) == "0.3 s" and fmt.fmt_age(12.4) == "12 s" and fmt.fmt_age(600) == "10 min"
+    assert fmt.fmt_age(0.31) == "<1 s" and fmt.fmt_age(5.3) == "5 s" and fmt.fmt_age(12.4) == "12 s" and fmt.fmt_age(600) == "10 min"
 
 
 def test_range_bar_cells():

@@ -1,0 +1,206 @@
+"""UI benchmark: snapshot apply + repaint time, and keck-top's CPU beside top's.
+
+1. Pilot: a mounted app at 130×213 (200 tree lines on screen) is given a new
+   5,016-row snapshot with every row expanded (5,016 lines to flatten); we time
+   ``show_snapshot`` (flatten, sort, history, header) and a full-frame repaint
+   (the compositor renders every line of the screen; the tree renders only its
+   200 visible lines), in wall and CPU time (CPU time is what matters on a
+   shared box), and the Pilot round trip (``pilot.pause()``) beside the cost of
+   an empty pause. Median and p95 over the runs.
+2. CPU: the real ``keck-top`` (local sources, 1 s refresh, idle user) in a
+   120×40 pty for 30 s, beside ``top -b -d 1`` over the same 30 s; CPU seconds
+   from /proc/<pid>/stat (all threads), and their ratio.
+
+Run: ``.venv/bin/python benchmarks/bench_ui.py [--runs 40] [--seconds 30] [--skip-cpu] [--skip-apply]``
+(``make bench-ui``). The CPU part runs twice: the real keck-top, then the TUI alone
+over the fake fleet (benchmarks/ui_fake_run.py) to separate UI cost from sampling cost.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import os
+import pty
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "ui"))
+sys.path.insert(0, str(REPO))
+
+import fake_fleet as ff  # noqa: E402
+from keck_tui.clock import FakeClock  # noqa: E402
+from keck_tui.config import Settings  # noqa: E402
+from keck_tui.feed import StaticFeed  # noqa: E402
+from keck_tui.ui.app import KeckApp  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+async def bench_apply(runs: int) -> dict[str, float]:
+    """Time apply, a full-frame repaint, and the Pilot round trip for each new snapshot."""
+    clock = FakeClock(now=1000.0)
+    snaps = [ff.big_snapshot(step, time=clock.wall()) for step in range(2)]
+    rows = ff.count_rows(snaps[0].root)
+    app = KeckApp(StaticFeed(snaps[:1]), settings=Settings(), clock=clock, auto_poll=False)
+    apply_ms: list[float] = []
+    paint_ms: list[float] = []
+    cpu_ms: list[float] = []
+    pilot_ms: list[float] = []
+    idle_ms: list[float] = []
+    async with app.run_test(size=(130, 213)) as pilot:
+        app.show_snapshot(snaps[0])
+        app.view.default_depth = 99
+        for path, row in snaps[0].root.walk():
+            if row.children:
+                app.view.overrides[path] = True
+        app.view.rebuild()
+        app.power_tree.sync()
+        await pilot.pause()
+        lines = len(app.view.lines)
+        visible = app.power_tree.scrollable_content_region.height
+        app.power_tree.action_jump(2500)  # cursor mid-tree: the view scrolls there
+        await pilot.pause()
+        compositor = app.screen._compositor
+        for i in range(runs):
+            snap = snaps[(i + 1) % 2]
+            clock.advance(1.0)
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            app.show_snapshot(snap)
+            t1 = time.perf_counter()
+            compositor.render_strips()  # every line of the 130×213 screen, as an update would
+            t2 = time.perf_counter()
+            c1 = time.process_time()
+            await pilot.pause()
+            apply_ms.append((t1 - t0) * 1e3)
+            paint_ms.append((t2 - t1) * 1e3)
+            cpu_ms.append((c1 - c0) * 1e3)
+        for i in range(runs):  # end to end through the Pilot, and the Pilot's own cost
+            clock.advance(1.0)
+            t0 = time.perf_counter()
+            app.show_snapshot(snaps[i % 2])
+            await pilot.pause()
+            t1 = time.perf_counter()
+            await pilot.pause()
+            t2 = time.perf_counter()
+            pilot_ms.append((t1 - t0) * 1e3)
+            idle_ms.append((t2 - t1) * 1e3)
+    total = [a + b for a, b in zip(apply_ms, paint_ms)]
+    return {"rows": rows, "lines": lines, "visible": visible, "runs": runs,
+            "apply": (statistics.median(apply_ms), pct(apply_ms, 0.95)),
+            "paint": (statistics.median(paint_ms), pct(paint_ms, 0.95)),
+            "total": (statistics.median(total), pct(total, 0.95)),
+            "cpu": (statistics.median(cpu_ms), pct(cpu_ms, 0.95)),
+            "pilot": (statistics.median(pilot_ms), pct(pilot_ms, 0.95)),
+            "idle": (statistics.median(idle_ms), pct(idle_ms, 0.95))}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_cpu(seconds: float, ui_only: bool = False) -> dict[str, float]:
+    """CPU of keck-top (or, with ui_only, the TUI over the fake fleet) beside top -b."""
+    keck = Path(sys.executable).with_name("keck-top")
+    if not keck.exists() or shutil.which("top") is None:
+        raise SystemExit(f"need {keck} and top(1)")
+    argv = [str(keck), "--interval", "1"]
+    if ui_only:
+        argv = [sys.executable, str(REPO / "benchmarks" / "ui_fake_run.py"), "1"]
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the TUI in a 120×40 terminal, colour on
+        os.environ["TERM"] = "xterm-256color"
+        os.environ.pop("NO_COLOR", None)
+        os.execv(argv[0], argv)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    stop = threading.Event()
+
+    def drain() -> None:  # a terminal that never reads would block the app
+        while not stop.is_set():
+            try:
+                if not os.read(fd, 65536):
+                    break
+            except OSError:
+                break
+
+    threading.Thread(target=drain, daemon=True).start()
+    time.sleep(5.0)  # start-up (imports, first sample) is not the steady state
+    top = subprocess.Popen(["top", "-b", "-d", "1", "-n", str(int(seconds) + 1)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    k0, t0, w0 = cpu_seconds(pid), cpu_seconds(top.pid), time.monotonic()
+    time.sleep(seconds)
+    k1, t1, w1 = cpu_seconds(pid), cpu_seconds(top.pid), time.monotonic()
+    top.kill()
+    top.wait()
+    os.write(fd, b"q")
+    deadline = time.monotonic() + 10
+    status = None
+    while time.monotonic() < deadline:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(st)
+            break
+        time.sleep(0.1)
+    stop.set()
+    os.close(fd)
+    if status is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    wall = w1 - w0
+    keck_cpu, top_cpu = k1 - k0, t1 - t0
+    return {"wall_s": wall, "keck_cpu_s": keck_cpu, "top_cpu_s": top_cpu,
+            "keck_pct": keck_cpu / wall * 100, "top_pct": top_cpu / wall * 100,
+            "ratio": keck_cpu / top_cpu if top_cpu > 0 else float("inf"),
+            "exit_status": -1 if status is None else status}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--skip-apply", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_apply:
+        report_apply(asyncio.run(bench_apply(args.runs)))
+    if not args.skip_cpu:
+        for ui_only, label in ((False, "keck-top (local sources + TUI)"), (True, "TUI alone (fake fleet, no sampling)")):
+            c = bench_cpu(args.seconds, ui_only=ui_only)
+            print(f"CPU over the same {c['wall_s']:.1f} s at a 1 s refresh, idle user, load average "
+                  f"{os.getloadavg()[0]:.1f}:")
+            print(f"  {label:38s} {c['keck_cpu_s']:5.2f} s = {c['keck_pct']:4.1f} % of one CPU  (exit status {c['exit_status']})")
+            print(f"  {'top -b -d 1':38s} {c['top_cpu_s']:5.2f} s = {c['top_pct']:4.1f} % of one CPU")
+            print(f"  ratio = {c['ratio']:.1f}")
+    return 0
+
+
+def report_apply(r: dict) -> None:
+    load = os.getloadavg()[0]
+    print(f"apply a {r['rows']}-row snapshot ({r['lines']} lines expanded, {r['visible']} tree lines "
+          f"on a 130×213 screen), {r['runs']} runs, load average {load:.1f} on {os.cpu_count()} CPUs:")
+    for key, label in (("apply", "show_snapshot (flatten, sort, history, header)"),
+                       ("paint", "repaint (render every screen line)"),
+                       ("total", "apply + repaint, wall"),
+                       ("cpu", "apply + repaint, CPU time"),
+                       ("pilot", "Pilot round trip (show_snapshot + pilot.pause())"),
+                       ("idle", "  of which the Pilot alone (an empty pause)")):
+        med, p95 = r[key]
+        print(f"  {label:50s} median {med:6.1f} ms   p95 {p95:6.1f} ms")
+    print("  target: apply + repaint ≤ 50 ms median")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
