@@ -63,7 +63,7 @@ def find(act: CpuActivity, pid: int):
 
 
 def run_spin(sampler, secs: float, cpu: int | None = None):
-    """Samples around a child's spin; returns (measured cpu_s, per_cpu_s, own cpu_s)."""
+    """Samples around a child's spin; returns (measured cpu_s, per_cpu_s, own cpu_s, activity)."""
     p, ready = spawn(secs, cpu)
     try:
         sampler.sample()  # the child is blocked on stdin: baseline
@@ -78,11 +78,11 @@ def run_spin(sampler, secs: float, cpu: int | None = None):
         p.wait(10)
     q = find(act, p.pid)
     assert q is not None, f"child {p.pid} missing: {act.source}"
-    return q.cpu_s, dict(q.per_cpu_s), done - ready
+    return q.cpu_s, dict(q.per_cpu_s), done - ready, act
 
 
 def test_one_second_of_cpu_within_one_percent(sampler):
-    measured, per_cpu, own = run_spin(sampler, 1.0)
+    measured, per_cpu, own, _ = run_spin(sampler, 1.0)
     assert own == pytest.approx(1.0, abs=0.01)
     assert measured == pytest.approx(1.0, rel=0.01)
     assert measured == pytest.approx(own, rel=0.005)
@@ -128,7 +128,7 @@ def test_process_living_50ms_between_reads_appears(sampler):
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
 def test_pinned_process_time_is_on_its_core(sampler):
-    measured, per_cpu, own = run_spin(sampler, 0.3, cpu=1)
+    measured, per_cpu, own, _ = run_spin(sampler, 0.3, cpu=1)
     assert measured == pytest.approx(own, rel=0.01)
     assert per_cpu.get(1, 0.0) / measured > 0.995
     assert set(per_cpu) <= {1} or sum(v for c, v in per_cpu.items() if c != 1) < 0.002
@@ -143,7 +143,7 @@ def _is_kthread(pid: int) -> bool | None:
 
 
 def test_kernel_threads_are_flagged_and_do_not_leak(sampler):
-    measured, _, own = run_spin(sampler, 0.2)
+    measured, _, own, _ = run_spin(sampler, 0.2)
     assert measured <= own * 1.01  # nothing (kworkers, irq time) charged to the user task
     act = sampler.sample()
     assert all(q.pid != 0 for q in act.processes), "the idle task is not a process"
@@ -218,3 +218,30 @@ def test_without_root_unavailable_and_procfs_still_works():
     assert got["status"]["detail"] == "needs root"
     assert got["status"]["fix"]
     assert got["procfs"] == "ok" and got["n"] > 0
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
+def test_frequency_residency_path_with_a_posed_frequency():
+    """The WITH_FREQ build (power:cpu_frequency) compiles and integrates: with each
+    CPU's record posed at 2 GHz of 4 GHz, core 1 reports 2000 MHz and
+    ∫busy·(f/fmax)³ = busy/8 (no cpufreq here, so no frequency events change it)."""
+    if os.geteuid() != 0:
+        pytest.skip("eBPF tests need root")
+    from keck_tui.samplers.ebpf import open_ebpf_sampler
+    s, status = open_ebpf_sampler(freq=True)
+    if s is None:
+        pytest.skip(f"eBPF unavailable here: {status.detail}")
+    try:
+        assert s.probe.with_freq
+        for cpu in s.probe.cpus:
+            s.probe.set_frequency(cpu, 2_000_000, 4_000_000)
+        s.sample()
+        measured, per_cpu, own, act = run_spin(s, 0.3, cpu=1)
+    finally:
+        s.close()
+    assert per_cpu.get(1, 0) > 0.29
+    core = next(c for c in act.cores if c.cpu == 1)
+    assert core.freq_mhz == pytest.approx(2000.0, rel=1e-6)
+    assert not core.freq_nominal
+    # Busy time on core 1 is at least the child's 0.3 s (plus others'), at most the interval.
+    assert 0.29 / 8 <= core.freq_cubed_weight <= core.total_s / 8 * 1.02

@@ -303,18 +303,21 @@ class OnCpuProbe:
         return probe
 
     def _seed_freq(self) -> None:
-        table = self.bpf[b"freq"]
-        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         for cpu in self.cpus:
             got = cpufreq_max_khz(cpu)
-            if not got:
-                continue
-            cur, fmax = got
-            leaf = table.Leaf()
-            leaf.last, leaf.khz, leaf.fmax_khz = now, cur, fmax
-            r = cur * 1024 // fmax if fmax else 1024
-            leaf.cube = (r * r * r) >> 10
-            table[ct.c_int(cpu)] = leaf
+            if got:
+                self.set_frequency(cpu, *got)
+
+    def set_frequency(self, cpu: int, khz: int, fmax_khz: int) -> None:
+        """Start ``cpu``'s frequency record at ``khz`` now (the probe then follows
+        power:cpu_frequency events); also lets tests pose a frequency."""
+        table = self.bpf[b"freq"]
+        leaf = table.Leaf()
+        leaf.last = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        leaf.khz, leaf.fmax_khz = khz, fmax_khz
+        r = khz * 1024 // fmax_khz if fmax_khz else 1024
+        leaf.cube = (r * r * r) >> 10
+        table[ct.c_int(cpu)] = leaf
 
     def read(self) -> ProbeRead:
         """Read all maps (cumulative counters) at one ktime: the hash first, then the
