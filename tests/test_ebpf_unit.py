@@ -351,3 +351,19 @@ def test_exited_process_still_in_a_cpu_slot_is_forgotten_only_after_the_slot_mov
     s.sample()
     assert probe.forgotten == [[400]]
     assert sum(p.cpu_s for p in s.sample().processes) == 0
+
+
+def test_process_born_after_the_procfs_scan_is_read_late_not_called_exited(tmp_path):
+    (tmp_path / "500").mkdir()
+    (tmp_path / "500" / "stat").write_bytes(
+        b"500 (new one) S 42 500 500 0 -1 4194304 0 0 0 0 1 2 0 0 20 0 1 0 12345 0 0")
+    (tmp_path / "500" / "cmdline").write_bytes(b"/bin/new\0--flag\0")
+    (tmp_path / "500" / "cgroup").write_bytes(b"0::/system.slice/x.service\n")
+    probe = FakeProbe([pread({}), pread({500: (9, (S // 10, 0))})])
+    s = EbpfSampler(probe, str(tmp_path), FakeClock(), enrich=FakeEnrich(),
+                    runtime=lambda t, p: None, cgroup_root="/nonexistent")
+    s.sample()
+    p = by_pid(s.sample())[500]
+    assert (p.name, p.cmd, p.ppid, p.cgroup) == ("new one", "/bin/new --flag", 42, "/system.slice/x.service")
+    assert not p.exited and not p.kernel and p.per_cpu_s == {0: 0.1}
+    assert p.start_time == pytest.approx(12345 / ebpf._CLK_TCK)

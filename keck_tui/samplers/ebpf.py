@@ -231,15 +231,44 @@ class EbpfSampler:
 
     def _gone_process(self, tgid: int, got: Mapping[int, int], cpu_ids: list[int], read,
                       cgid: int) -> ProcessSample:
+        """A process with time but absent from the procfs scan: it exited (the exit
+        record names it), or it was born after the scan (read it now)."""
+        per_cpu = {cpu_ids[i]: ns / 1e9 for i, ns in got.items()}
+        cpu_s = sum(per_cpu.values())
         info = read.exited.get(tgid)
+        if info is None:
+            late = self._read_late(tgid)
+            if late is not None:
+                return replace(late, cpu_s=cpu_s, per_cpu_s=per_cpu)
         name = info.comm if info else ""
         kernel = bool(info and info.flags & PF_KTHREAD)
         cgroup = self.cgroups.path((info.cgid if info else 0) or cgid, self._gen)
-        per_cpu = {cpu_ids[i]: ns / 1e9 for i, ns in got.items()}
         return ProcessSample(
             pid=tgid, name=name or f"pid {tgid}", cmd=f"[{name}]" if kernel else (name or f"pid {tgid}"),
-            cpu_s=sum(per_cpu.values()), per_cpu_s=per_cpu, cgroup=cgroup,
+            cpu_s=cpu_s, per_cpu_s=per_cpu, cgroup=cgroup,
             cgroup_line=f"0::{cgroup}\n" if cgroup else "", kernel=kernel, exited=True)
+
+    def _read_late(self, tgid: int) -> ProcessSample | None:
+        """Name, command, parent, cgroup and kernel flag of a live process from procfs."""
+        base = f"{self.procfs_root}/{tgid}"
+        try:
+            stat = _read(f"{base}/stat")
+            rp = stat.rindex(b")")
+            rest = stat[rp + 2:].split()
+            name = stat[stat.index(b"(") + 1:rp].decode("utf-8", "replace")
+            ppid, flags, start = int(rest[1]), int(rest[6]), int(rest[19])
+            raw = _read(f"{base}/cmdline")
+            cgroup_line = _read(f"{base}/cgroup").decode("utf-8", "replace")
+        except (OSError, ValueError, IndexError):
+            return None
+        kernel = bool(flags & PF_KTHREAD) or tgid == 2 or ppid == 2
+        cmd = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+        if not cmd:
+            cmd = f"[{name}]" if kernel else name
+        from keck_tui.samplers.procfs import best_cgroup_path
+        return ProcessSample(pid=tgid, name=name, cmd=cmd, cpu_s=0.0, ppid=ppid,
+                             cgroup=best_cgroup_path(cgroup_line), cgroup_line=cgroup_line,
+                             kernel=kernel, start_time=start / _CLK_TCK)
 
     def _collect(self, read, live: Mapping[int, ProcessSample], first: bool) -> None:
         """Delete map entries of processes that are gone, one read after we saw them go
@@ -317,6 +346,17 @@ class EbpfSampler:
             notes.append(f"exact per-core on-CPU time (sched_switch), map {extra['map_used']}"
                          f"/{read.map_entries}")
         return SourceStatus(NAME, STATUS_OK, "; ".join(notes), extra=extra)
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
 
 
 def _f1_at(f, ktime: int) -> int:
