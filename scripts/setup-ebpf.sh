@@ -10,9 +10,9 @@ src="/lib/modules/$krel/source"
 # bcc needs include/linux/kconfig.h: in the build dir, or (Debian's split packages:
 # -cloud-amd64 holds the generated files, -common the sources) in the source dir.
 has_kconfig() { [ -e "$build/include/linux/kconfig.h" ] || [ -e "$src/include/linux/kconfig.h" ]; }
-link_common() {  # $1: the headers version, e.g. 6.1.0-56-cloud-amd64
-  local common="/usr/src/linux-headers-${1%-*-amd64}-common"
-  common="${common/-cloud-common/-common}"
+link_common() {  # $1: the headers version, e.g. 6.1.0-56-cloud-amd64 -> ...-6.1.0-56-common
+  local common
+  common="/usr/src/linux-headers-$(echo "$1" | sed -E 's/-(cloud-|rt-)?(amd64|arm64)$//')-common"
   if [ -d "$common" ] && [ ! -e "$src/include/linux/kconfig.h" ]; then
     ln -sfn "$common" "$src" && echo "setup-ebpf: linked $src -> $common"
   fi
