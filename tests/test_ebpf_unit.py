@@ -367,3 +367,10 @@ def test_process_born_after_the_procfs_scan_is_read_late_not_called_exited(tmp_p
     assert (p.name, p.cmd, p.ppid, p.cgroup) == ("new one", "/bin/new --flag", 42, "/system.slice/x.service")
     assert not p.exited and not p.kernel and p.per_cpu_s == {0: 0.1}
     assert p.start_time == pytest.approx(12345 / ebpf._CLK_TCK)
+
+
+def test_a_fixture_procfs_root_is_not_mixed_with_the_real_kernel(tmp_path):
+    sampler, status = ebpf.open_ebpf_sampler(procfs_root=str(tmp_path))
+    assert sampler is None and status.status == "unavailable"
+    assert "is not this kernel's /proc" in status.detail
+    assert ebpf._is_this_kernels_procfs("/proc")

@@ -348,6 +348,23 @@ class EbpfSampler:
         return SourceStatus(NAME, STATUS_OK, "; ".join(notes), extra=extra)
 
 
+def _is_this_kernels_procfs(root: str) -> bool:
+    """True for /proc, or a host /proc mounted elsewhere that shows this very process
+    (e.g. /host/proc with the host's PID namespace); False for a fixture tree."""
+    if os.path.realpath(root) == "/proc":
+        return True
+    try:
+        mine = _read(f"/proc/{os.getpid()}/stat")
+        theirs = _read(f"{root}/{os.getpid()}/stat")
+    except OSError:
+        return False
+    start = lambda data: data[data.rindex(b")") + 2:].split()[19]  # noqa: E731
+    try:
+        return start(mine) == start(theirs)
+    except (ValueError, IndexError):
+        return False
+
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -368,6 +385,11 @@ def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
                       map_entries: int = DEFAULT_MAP_ENTRIES, exit_entries: int | None = None,
                       freq: bool | None = None) -> tuple[ActivitySampler | None, SourceStatus]:
     """(sampler, ok status) when root + bcc + tracepoints work, else (None, why). Never raises."""
+    if not _is_this_kernels_procfs(str(procfs_root)):
+        return None, SourceStatus(
+            NAME, STATUS_UNAVAILABLE,
+            f"procfs root {procfs_root} is not this kernel's /proc (eBPF sees the real kernel)",
+            extra={"fix": "use --probes procfs with a re-rooted procfs"})
     try:
         from keck_tui.probes.loader import DEFAULT_EXIT_ENTRIES, OnCpuProbe, ProbeUnavailable
     except Exception as exc:  # noqa: BLE001
