@@ -185,6 +185,12 @@ class _GzipSink:
         self._raw.flush()
 
 
+#: A zstd recording starts a new frame after this many uncompressed bytes, always
+#: at a line boundary, so that readers can split a long file between processes
+#: (``split_points``) without decompressing what they skip.
+FRAME_BYTES = 4 << 20
+
+
 class _ZstdSink:
     def __init__(self, raw: IO[bytes], level: int) -> None:
         import zstandard
@@ -192,10 +198,16 @@ class _ZstdSink:
         self._zstd = zstandard
         self._raw = raw
         self._w = zstandard.ZstdCompressor(level=level).stream_writer(raw, closefd=False)
+        self._in_frame = 0
 
     def write_line(self, data: bytes) -> None:
         self._w.write(data)
-        self._w.flush(self._zstd.FLUSH_BLOCK)  # decodable up to here, context kept
+        self._in_frame += len(data)
+        if self._in_frame >= FRAME_BYTES:
+            self._w.flush(self._zstd.FLUSH_FRAME)  # the next line starts a new frame
+            self._in_frame = 0
+        else:
+            self._w.flush(self._zstd.FLUSH_BLOCK)  # decodable up to here, context kept
         self._raw.flush()
 
     def finish(self) -> None:
@@ -364,6 +376,8 @@ class ReadStats:
     truncated_tail: bool = False  # the file ends inside a line (a crash while writing)
     stream_error: str | None = None  # compressed data stopped decoding here
     problems: list[str] = field(default_factory=list)  # the first few reasons, with line numbers
+    lines: int = 0  # lines read (whole or not), for numbering lines across split reads
+    skips: list[tuple[int, str]] = field(default_factory=list)  # (line number, why) behind ``problems``
 
     MAX_PROBLEMS = 10
 
@@ -371,6 +385,26 @@ class ReadStats:
         self.skipped += 1
         if len(self.problems) < self.MAX_PROBLEMS:
             self.problems.append(f"line {lineno}: {why}")
+            self.skips.append((lineno, why))
+
+    @classmethod
+    def merged(cls, parts: list["ReadStats"]) -> "ReadStats":
+        """Statistics of consecutive pieces of one file read separately (line numbers
+        of each piece continue from the previous piece's)."""
+        out = cls()
+        offset = 0
+        for p in parts:
+            out.valid += p.valid
+            out.skipped += p.skipped
+            out.stream_error = out.stream_error or p.stream_error
+            for lineno, why in p.skips:
+                if len(out.problems) < cls.MAX_PROBLEMS:
+                    out.problems.append(f"line {lineno + offset}: {why}")
+                    out.skips.append((lineno + offset, why))
+            offset += p.lines
+        out.lines = offset
+        out.truncated_tail = bool(parts) and parts[-1].truncated_tail
+        return out
 
     def summary(self) -> str:
         """One line for the user, e.g. ``86398 snapshots, 2 lines skipped (line 7: not JSON …)``."""
@@ -382,6 +416,21 @@ class ReadStats:
         if self.stream_error:
             text += f"; compressed data unreadable after that: {self.stream_error}"
         return text
+
+
+class _Limited:
+    """A file object that ends at byte ``end`` (for reading one piece of a file)."""
+
+    def __init__(self, raw: IO[bytes], end: int | None) -> None:
+        self._raw = raw
+        self._left = None if end is None else max(0, end - raw.tell())
+
+    def read(self, n: int) -> bytes:
+        if self._left is None:
+            return self._raw.read(n)
+        data = self._raw.read(min(n, self._left))
+        self._left -= len(data)
+        return data
 
 
 def _chunks_plain(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
@@ -449,12 +498,15 @@ def _chunks_zstd(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
                 chunk = b""
 
 
-def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None) -> Iterator[tuple[int, bytes]]:
+def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None,
+               start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line number, bytes without newline)`` for each whole line.
 
     Blank lines are ignored. A final line without its newline is yielded too
     (parsers decide: a truncated snapshot fails to parse and is skipped).
-    Over-long lines are skipped and counted in ``stats``.
+    Over-long lines are skipped and counted in ``stats``. ``start``/``end``
+    read one piece of the file: byte offsets from ``split_points`` (line
+    numbers then count from the piece's start).
     """
     stats = stats if stats is not None else ReadStats()
     kind = compression_for(path)
@@ -463,17 +515,20 @@ def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None) -> 
     except OSError as exc:
         raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
     chunks = {"zstd": _chunks_zstd, "gzip": _chunks_gzip}.get(kind or "", _chunks_plain)
+    if start:
+        raw.seek(start)
+    source = _Limited(raw, end) if end is not None else raw
     with raw:
         parts: list[bytes] = []
         size = 0
         lineno = 0
         oversize = False
-        for chunk in chunks(raw, stats):
-            start = 0
+        for chunk in chunks(source, stats):  # type: ignore[arg-type]
+            pos = 0
             while True:
-                nl = chunk.find(b"\n", start)
+                nl = chunk.find(b"\n", pos)
                 if nl < 0:
-                    tail = chunk[start:]
+                    tail = chunk[pos:]
                     if tail and not oversize:
                         size += len(tail)
                         if size > MAX_LINE_BYTES:
@@ -481,9 +536,10 @@ def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None) -> 
                         else:
                             parts.append(tail)
                     break
-                piece = chunk[start:nl]
-                start = nl + 1
+                piece = chunk[pos:nl]
+                pos = nl + 1
                 lineno += 1
+                stats.lines = lineno
                 if oversize or size + len(piece) > MAX_LINE_BYTES:
                     stats.skip(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
                 elif parts:
@@ -495,12 +551,82 @@ def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None) -> 
                     yield lineno, piece
                 parts, size, oversize = [], 0, False
         if oversize:
+            stats.lines = lineno + 1
             stats.skip(lineno + 1, f"line longer than {MAX_LINE_BYTES} bytes")
         elif parts:
             line = b"".join(parts)
             if line.strip():
+                stats.lines = lineno + 1
                 stats.truncated_tail = True
                 yield lineno + 1, line
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_PROBE_BYTES = 64 << 10
+
+
+def split_points(path: str | os.PathLike[str], parts: int) -> list[int] | None:
+    """Byte offsets cutting a recording into about ``parts`` pieces at line starts.
+
+    Plain files are cut after a newline. zstd files are cut where a frame
+    begins (keck-top starts a new frame every ``FRAME_BYTES`` of lines): a
+    candidate is accepted only if it decodes to text starting with ``{``. gzip
+    streams cannot be cut: None. The list starts with 0 and ends with the size.
+    """
+    kind = compression_for(path)
+    if kind == "gzip":
+        return None
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, parts):
+            at = max(cuts[-1] + 1, size * k // parts)
+            cut = _next_zstd_frame(f, at, size) if kind == "zstd" else _next_line(f, at, size)
+            if cut is None or cut >= size:
+                break
+            if cut > cuts[-1]:
+                cuts.append(cut)
+    cuts.append(size)
+    return cuts
+
+
+def _next_line(f: IO[bytes], at: int, size: int) -> int | None:
+    f.seek(at - 1)
+    pos = at - 1
+    while pos < size:
+        block = f.read(CHUNK_BYTES)
+        if not block:
+            return None
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return pos + nl + 1
+        pos += len(block)
+    return None
+
+
+def _next_zstd_frame(f: IO[bytes], at: int, size: int) -> int | None:
+    import zstandard
+
+    pos = at
+    while pos < size:
+        f.seek(pos)
+        block = f.read(CHUNK_BYTES + 3)
+        if len(block) < 4:
+            return None
+        i = block.find(ZSTD_MAGIC)
+        if i < 0:
+            pos += max(1, len(block) - 3)
+            continue
+        cand = pos + i
+        f.seek(cand)
+        try:
+            out = zstandard.ZstdDecompressor().decompressobj().decompress(f.read(_PROBE_BYTES))
+        except zstandard.ZstdError:
+            out = b""
+        if out.startswith(b"{"):
+            return cand
+        pos = cand + 1
+    return None
 
 
 def parse_line(line: bytes) -> Snapshot:

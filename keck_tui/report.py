@@ -37,7 +37,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from keck_tui.cost import J_PER_KWH, Tariff
 from keck_tui.model import Row, Snapshot, SnapshotFormatError
-from keck_tui.recording import ReadStats, RecordingError, iter_lines
+from keck_tui.recording import ReadStats, RecordingError, iter_lines, split_points
 
 BY_LEVELS = ("node", "namespace", "pod", "process")
 
@@ -523,12 +523,15 @@ def default_jobs(path: str | os.PathLike[str]) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts: int
+def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts: int,
+               start: int = 0, end: int | None = None
                ) -> tuple[Aggregator, ReadStats, list[tuple[int, str]], int]:
-    """Sum every ``parts``-th line starting at ``part``.
+    """Sum the lines of one piece of a file.
 
-    Returns the aggregator, the reader's statistics (the same in every part: each
-    part reads the whole file) and the lines this part could not parse.
+    A piece is a byte range (``start``/``end`` from ``split_points``), or every
+    ``parts``-th line starting at ``part`` (gzip, which cannot be cut: each part
+    then decompresses the whole file). Returns the aggregator, the reader's
+    statistics and the lines this part could not parse.
     """
     agg = Aggregator(by, tariff)
     stats = ReadStats()
@@ -538,7 +541,7 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
         extract.fast_ok = False
     mine = 0
     add = agg.add
-    for n, (lineno, line) in enumerate(iter_lines(path, stats)):
+    for n, (lineno, line) in enumerate(iter_lines(path, stats, start, end)):
         if parts > 1 and n % parts != part:
             continue
         try:
@@ -562,36 +565,52 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
                 *, fast: bool = True, jobs: int | None = None) -> Report:
     """Stream a recording from disk into a report (bad lines skipped and counted).
 
-    ``jobs`` > 1 splits the lines between that many worker processes, each
-    decompressing the whole file and summing every ``jobs``-th line; their totals
-    are merged (sums add, peaks take the larger). Default: ``default_jobs``.
+    ``jobs`` > 1 shares the file between that many worker processes: plain and
+    keck-top zstd files are cut into byte ranges at line starts (zstd: at frame
+    starts); gzip cannot be cut, so each worker decompresses it all and sums
+    every ``jobs``-th line. Totals merge exactly (sums add, peaks take the
+    larger). Default: ``default_jobs``.
     """
     if not os.path.exists(path):
         raise RecordingError(f"{path}: no such file")
     if by not in BY_LEVELS:
         raise ValueError(f"--by must be one of {', '.join(BY_LEVELS)}")
     jobs = default_jobs(path) if jobs is None else max(1, int(jobs))
-    if jobs == 1:
-        agg, stats, bad, fast_lines = _sum_lines(str(path), by, tariff, fast, 0, 1)
+    path = str(path)
+    cuts = split_points(path, jobs) if jobs > 1 else [0, os.path.getsize(path)]
+    if cuts is not None:
+        tasks = [(path, by, tariff, fast, 0, 1, a, b) for a, b in zip(cuts, cuts[1:])]
+    else:
+        tasks = [(path, by, tariff, fast, k, jobs) for k in range(jobs)]
+    if len(tasks) == 1:
+        agg, stats, bad, fast_lines = _sum_lines(*tasks[0])
         results = [(agg, stats, bad, fast_lines)]
     else:
         import multiprocessing
 
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(jobs) as pool:
-            states = pool.map(_worker, [(str(path), by, tariff, fast, k, jobs) for k in range(jobs)])
+        with ctx.Pool(len(tasks)) as pool:
+            states = pool.map(_worker, tasks)
         results = [(Aggregator.from_state(by, tariff, st), stats, bad, fl) for st, stats, bad, fl in states]
     agg = results[0][0]
     for other, *_ in results[1:]:
         agg.merge(other)
-    stats = results[0][1]  # what the reader skipped: the same in every part
-    stats.valid = sum(r[1].valid for r in results)
-    for lineno, why in sorted(b for r in results for b in r[2]):
-        stats.skip(lineno, why)
-    if stats.problems:
-        stats.problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))
-    return agg.result(str(path), stats, sum(r[3] for r in results))
+    if cuts is not None:  # consecutive pieces: line numbers continue from piece to piece
+        offsets = [0]
+        for r in results[:-1]:
+            offsets.append(offsets[-1] + r[1].lines)
+        stats = ReadStats.merged([r[1] for r in results])
+        bad_all = sorted((lineno + off, why) for r, off in zip(results, offsets) for lineno, why in r[2])
+    else:  # every part read the whole file: its reader statistics are the same in each
+        stats = results[0][1]
+        stats.valid = sum(r[1].valid for r in results)
+        bad_all = sorted(b for r in results for b in r[2])
+    problems = sorted(stats.skips + [b for b in bad_all][: ReadStats.MAX_PROBLEMS])
+    stats.skipped += len(bad_all)
+    stats.skips = problems[: ReadStats.MAX_PROBLEMS]
+    stats.problems = [f"line {n}: {why}" for n, why in stats.skips]
+    return agg.result(path, stats, sum(r[3] for r in results))
 
 
 def iter_group_records(report: Report) -> Iterator[dict[str, Any]]:

@@ -204,3 +204,46 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no snapshots" in err and "1 line skipped" in err
     assert main(["report", str(empty), "--tz", "Mars/Olympus"]) == 2
     assert "unknown time zone" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["cut.jsonl", "cut.jsonl.zst"])
+def test_files_cut_into_pieces_give_the_same_report(tmp_path: Path, name: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte-range pieces (plain: at newlines; zstd: at frame starts) tile the file exactly."""
+    import keck_tui.recording as rec
+
+    monkeypatch.setattr(rec, "FRAME_BYTES", 3000)  # a new zstd frame every line or so
+    path = tmp_path / name
+    with RecordingWriter(path) as w:
+        for i in range(12):
+            w.write(snapshot(i))
+            if i in (3, 8):
+                w.write_line(b'{"schema":"keck-top/1","time":"broken"}\n')
+    if name.endswith(".jsonl"):  # and a truncated tail
+        path.write_bytes(path.read_bytes() + encode_line(snapshot(12))[:120])
+    cuts = rec.split_points(path, 4)
+    assert cuts is not None and len(cuts) == 5 and cuts[0] == 0 and cuts[-1] == path.stat().st_size
+    pieces = [list(rec.iter_lines(path, None, a, b)) for a, b in zip(cuts, cuts[1:])]
+    assert [line for piece in pieces for _, line in piece] == [line for _, line in rec.iter_lines(path)]
+    one = report_file(path, "process", FLAT, jobs=1)
+    for jobs in (2, 4):
+        many = report_file(path, "process", FLAT, jobs=jobs)
+        assert [r["group"] for r in many.rows()] == [r["group"] for r in one.rows()]
+        for a, b in zip(many.rows(), one.rows()):
+            assert a == {k: (pytest.approx(v) if isinstance(v, float) else v) for k, v in b.items()}
+        assert (many.snapshots, many.stats.valid, many.stats.skipped) == (12, 12, one.stats.skipped)
+        assert many.stats.problems == one.stats.problems
+        assert [p.split(":")[0] for p in one.stats.problems][:2] == ["line 5", "line 11"]
+
+
+def test_gzip_cannot_be_cut(tmp_path: Path) -> None:
+    import keck_tui.recording as rec
+
+    path = write(tmp_path / "g.jsonl.gz", [snapshot(i) for i in range(3)])
+    assert rec.split_points(path, 2) is None
+    single = tmp_path / "single-frame.jsonl.zst"  # another tool's one-frame zstd: one piece
+    import zstandard
+
+    single.write_bytes(zstandard.ZstdCompressor().compress(b"".join(encode_line(snapshot(i)) for i in range(40))))
+    assert rec.split_points(single, 3) == [0, single.stat().st_size]
+    assert report_file(single, "node", FLAT, jobs=3).snapshots == 40
