@@ -14,6 +14,7 @@ from keck_tui.ui.view import Line
 NAME_MIN = 24
 NAME_COMFORT = 44  # beyond this the RANGE bar gets the extra width
 RANGE_MAX_EXTRA = 12
+NAME_MAX = 60  # wider names only push the numbers away from them: pad at the end instead
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Layout:
     width: int
     name_width: int
     columns: tuple[Column, ...]
+    pad: int = 0  # blank cells after the last column on very wide terminals
 
     def keys(self) -> tuple[str, ...]:
         return tuple(c.key for c in self.columns)
@@ -70,7 +72,10 @@ def compute_layout(width: int, *, show_gpu: bool = False, show_cost: bool = Fals
         extra = min(name_w - NAME_COMFORT, RANGE_MAX_EXTRA)
         cols["range"] = Column("range", "RANGE", cols["range"].width + extra)
         name_w -= extra
-    return Layout(width, name_w, tuple(cols[k] for k in ORDER if k in cols))
+    pad = 0
+    if name_w > NAME_MAX:
+        pad, name_w = name_w - NAME_MAX, NAME_MAX
+    return Layout(width, name_w, tuple(cols[k] for k in ORDER if k in cols), pad)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ def header_cells(layout: Layout, sort_key: str) -> list[tuple[str, str]]:
         text = title.ljust(col.width) if col.key == "range" else title.rjust(col.width)
         cells.append((" " + text[-col.width:] if col.key != "range" else " " + text[: col.width],
                       "title_sorted" if col.key == sort_col else "title"))
+    if layout.pad:
+        cells.append((" " * layout.pad, "title"))
     return cells
 
 
@@ -112,6 +119,8 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
         for col in layout.columns:
             text = fmt.fmt_watts(line.hidden_watts, ctx.estimated) if col.key == "watts" else ""
             cells.append((" " + text.rjust(col.width), "dim"))
+        if layout.pad:
+            cells.append((" " * layout.pad, "dim"))
         return cells
     row = line.row
     est = ctx.estimated or row.estimated
@@ -171,6 +180,8 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
         else:  # pragma: no cover - ORDER and BASE agree
             t, key = "", num
         cells.append((" " + _fit(t, w).rjust(w), key))
+    if layout.pad:
+        cells.append((" " * layout.pad, "num"))
     return cells
 
 

@@ -139,7 +139,7 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     cores = [c for c in row.children if c.level == "core"]
     if cores:
         cores.sort(key=lambda c: -c.watts)
-        t.append(f" {len(cores)} cores ", st("dim"))
+        t.append(f" {len(cores)} core{'s' if len(cores) != 1 else ''}: ", st("dim"))
         for i, c in enumerate(cores):
             if i:
                 t.append(" · ", st("dim"))

@@ -32,6 +32,12 @@ def test_columns_collapse_in_order_never_watts_or_bound():
 def test_wide_terminals_give_the_range_bar_more_room():
     assert dict((c.key, c.width) for c in compute_layout(119).columns)["range"] == 24
     assert compute_layout(79).columns[2].width == 12
+    wide = compute_layout(199, show_gpu=True)  # names stop growing; the rest pads the end
+    assert (wide.name_width, wide.columns[2].width, wide.pad) == (60, 24, 60)  # 199 - 67 fixed - 12 more RANGE = 120
+    v = TreeView()
+    v.set_root(ff.node_row())
+    assert all(sum(len(t) for t, _ in line_cells(ln, wide, CellContext(400, 400))) == 199 for ln in v.lines)
+    assert sum(len(t) for t, _ in header_cells(wide, "watts")) == 199
 
 
 def test_line_text_is_exact_and_fills_the_width():
