@@ -1,9 +1,11 @@
 """Replaying a recording: a seekable index over its lines and a feed with a timeline.
 
-``RecordingIndex`` reads the file once, keeps each whole line's time and where
-its bytes are (decompressed into a temporary file for .gz/.zst, so memory
-stays bounded however long the recording), and parses a snapshot only when it
-is shown. ``ReplayFeed`` is a ``SnapshotFeed`` whose ``latest()`` is the
+``RecordingIndex`` reads the file once and keeps each whole line's time and
+where its bytes are: an offset in a plain file; for keck-top's zstd files the
+frame (keck-top starts one every 4 MiB) and the offset in it, the frame being
+decompressed again when shown (three are cached); for gzip and other zstd
+files, an offset in a temporary decompressed copy. Memory stays bounded
+however long the recording; a snapshot is parsed only when it is shown. ``ReplayFeed`` is a ``SnapshotFeed`` whose ``latest()`` is the
 snapshot at the timeline's position: play/pause, step, seek and speed change
 the position; time comes from an injected clock (tests use FakeClock).
 """
@@ -19,9 +21,12 @@ from typing import IO
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import Snapshot, SnapshotFormatError
-from keck_tui.recording import ReadStats, RecordingError, iter_lines, parse_line, peek_header
+from keck_tui.recording import (CHUNK_BYTES, MAX_LINE_BYTES, ReadStats, RecordingError, compression_for,
+                                iter_lines, parse_line, peek_header)
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: A zstd frame bigger than this is not held in memory: the file is spooled instead.
+FRAME_LIMIT = 64 << 20
 
 
 class RecordingIndex:
@@ -36,37 +41,179 @@ class RecordingIndex:
         self.path = Path(path)
         if not self.path.exists():
             raise RecordingError(f"{self.path}: no such file")
-        self.stats = ReadStats()
-        self._times = array("d")
-        self._intervals = array("d")
-        self._offsets = array("q")
-        self._lengths = array("l")
-        self._lines = array("l")  # line numbers, for messages
-        self._bad: set[int] = set()
         self._cache: OrderedDict[int, Snapshot] = OrderedDict()
         self._cache_size = cache_size
-        self._spool: IO[bytes] = tempfile.TemporaryFile(prefix="keck-replay-")
-        pos = 0
-        for lineno, line in iter_lines(self.path, self.stats):
-            head = peek_header(line)
-            if head is None:
-                why = "truncated: the file ends inside this line" if self.stats.truncated_tail \
-                    else "not a whole keck-top/1 snapshot"
-                self.stats.skip(lineno, why)
-                continue
-            self._spool.write(line)
-            self._times.append(head[0])
-            self._intervals.append(head[1])
-            self._offsets.append(pos)
-            self._lengths.append(len(line))
-            self._lines.append(lineno)
-            pos += len(line)
-        self._spool.flush()
+        self._frames: OrderedDict[int, bytes] = OrderedDict()  # decompressed zstd frames in use
+        self._spool: IO[bytes] | None = None
+        self._file: IO[bytes] | None = None
+        self._bad: set[int] = set()
+        kind = compression_for(self.path)
+        if not (kind == "zstd" and self._index_zstd_frames()):
+            if kind is None:
+                self._index_plain()
+            else:
+                self._index_spooled()
         self.stats.valid = len(self._times)
         self.sorted = all(a <= b for a, b in zip(self._times, self._times[1:]))
 
+    def _reset(self) -> None:
+        self.stats = ReadStats()
+        self._times = array("d")
+        self._intervals = array("d")
+        self._segs = array("q")  # zstd: compressed offset of the line's frame; -1: spool or file
+        self._seglens = array("q")  # zstd: compressed length of that frame
+        self._offsets = array("q")  # where the line starts (in the frame, the spool or the file)
+        self._lengths = array("q")
+        self._lines = array("q")  # line numbers, for messages
+
+    def _add(self, lineno: int, line: bytes, seg: int, seglen: int, offset: int) -> None:
+        head = peek_header(line)
+        if head is None:
+            why = "truncated: the file ends inside this line" if self.stats.truncated_tail \
+                else "not a whole keck-top/1 snapshot"
+            self.stats.skip(lineno, why)
+            return
+        self._times.append(head[0])
+        self._intervals.append(head[1])
+        self._segs.append(seg)
+        self._seglens.append(seglen)
+        self._offsets.append(offset)
+        self._lengths.append(len(line))
+        self._lines.append(lineno)
+
+    def _index_spooled(self) -> None:
+        """gzip (and odd zstd): decompress once into a temporary file, index that."""
+        self._reset()
+        self._spool = tempfile.TemporaryFile(prefix="keck-replay-")
+        pos = 0
+        for lineno, line in iter_lines(self.path, self.stats):
+            n = len(self._times)
+            self._add(lineno, line, -1, 0, pos)
+            if len(self._times) > n:
+                self._spool.write(line)
+                pos += len(line)
+        self._spool.flush()
+
+    def _index_plain(self) -> None:
+        """Plain JSON Lines: index byte offsets in the file itself (nothing copied)."""
+        self._reset()
+        self._file = open(self.path, "rb")
+        pos = 0
+        lineno = 0
+        carry = b""
+        while chunk := self._file.read(CHUNK_BYTES):
+            data = carry + chunk if carry else chunk
+            base = pos - len(carry)
+            start = 0
+            while (nl := data.find(b"\n", start)) >= 0:
+                lineno += 1
+                line = data[start:nl]
+                if line.strip():
+                    self._add(lineno, line, -1, 0, base + start)
+                start = nl + 1
+            carry = data[start:]
+            if len(carry) > MAX_LINE_BYTES:
+                raise RecordingError(f"{self.path}: a line longer than {MAX_LINE_BYTES} bytes")
+            pos += len(chunk)
+        self.stats.lines = lineno
+        if carry.strip():
+            self.stats.truncated_tail = True
+            self._add(lineno + 1, carry, -1, 0, pos - len(carry))
+
+    def _index_zstd_frames(self) -> bool:
+        """keck-top's zstd recordings: remember each line's frame, decompress frames on demand.
+
+        Returns False (nothing kept) for a file whose frames do not end at line
+        ends or are too big to hold (another tool's single-frame file).
+        """
+        import zstandard
+
+        self._reset()
+        dctx = zstandard.ZstdDecompressor()
+        lineno = 0
+        with open(self.path, "rb") as f:
+            d = dctx.decompressobj()
+            frame_at = consumed = 0
+            out: list[bytes] = []
+            size = 0
+
+            def finish(frame_len: int, last: bool) -> bool:
+                nonlocal lineno
+                data = b"".join(out)
+                if not data:
+                    return True
+                if not last and not data.endswith(b"\n"):
+                    return False
+                start = 0
+                while start < len(data):
+                    nl = data.find(b"\n", start)
+                    end = len(data) if nl < 0 else nl
+                    lineno += 1
+                    if nl < 0:
+                        self.stats.truncated_tail = True
+                    line = data[start:end]
+                    if line.strip():
+                        self._add(lineno, line, frame_at, frame_len, start)
+                    start = end + 1
+                return True
+
+            while chunk := f.read(CHUNK_BYTES):
+                feed = chunk
+                while feed:
+                    try:
+                        piece = d.decompress(feed)
+                    except zstandard.ZstdError:
+                        return False  # damaged: the spooling reader salvages what it can
+                    out.append(piece)
+                    size += len(piece)
+                    if size > FRAME_LIMIT:
+                        return False
+                    if d.eof:
+                        used = len(feed) - len(d.unused_data)
+                        consumed += used
+                        if not finish(consumed - frame_at, False):
+                            return False
+                        frame_at, out, size = consumed, [], 0
+                        feed = d.unused_data
+                        d = dctx.decompressobj()
+                    else:
+                        consumed += len(feed)
+                        feed = b""
+            if not finish(consumed - frame_at, True):
+                return False
+        self.stats.lines = lineno
+        self._file = open(self.path, "rb")
+        return True
+
+    def _line_bytes(self, i: int) -> bytes:
+        seg, offset, length = self._segs[i], self._offsets[i], self._lengths[i]
+        if seg < 0:
+            src = self._spool if self._spool is not None else self._file
+            assert src is not None
+            src.seek(offset)
+            return src.read(length)
+        frame = self._frames.get(seg)
+        if frame is None:
+            import zstandard
+
+            assert self._file is not None
+            self._file.seek(seg)
+            raw = self._file.read(self._seglens[i])
+            try:
+                frame = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+            except zstandard.ZstdError as exc:
+                raise SnapshotFormatError(f"zstd: {exc}") from None
+            self._frames[seg] = frame
+            if len(self._frames) > 3:
+                self._frames.popitem(last=False)
+        else:
+            self._frames.move_to_end(seg)
+        return frame[offset:offset + length]
+
     def close(self) -> None:
-        self._spool.close()
+        for f in (self._spool, self._file):
+            if f is not None:
+                f.close()
 
     def __len__(self) -> int:
         return len(self._times)
@@ -94,10 +241,8 @@ class RecordingIndex:
             return snap
         if i in self._bad:
             raise SnapshotFormatError(f"line {self._lines[i]} is corrupt")
-        self._spool.seek(self._offsets[i])
-        data = self._spool.read(self._lengths[i])
         try:
-            snap = parse_line(data)
+            snap = parse_line(self._line_bytes(i))
         except SnapshotFormatError as exc:
             self._bad.add(i)
             self.stats.valid -= 1

@@ -139,3 +139,48 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], rec: Pat
     (tmp_path / "junk.jsonl").write_text("x\n")
     assert main(["replay", str(tmp_path / "junk.jsonl"), "--once", "--json"]) == 2
     assert "no snapshots to replay" in capsys.readouterr().err
+
+
+def test_index_modes_give_the_same_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zstd frames decompressed on demand, plain offsets, gzip spooled, odd zstd spooled."""
+    import zstandard
+
+    import keck_tui.recording as rec
+    import keck_tui.replay as rp
+
+    monkeypatch.setattr(rec, "FRAME_BYTES", 5000)  # a frame every two lines or so
+    snaps = [snapshot(i) for i in range(30)]
+    for name in ("f.jsonl.zst", "f.jsonl", "f.jsonl.gz"):
+        with RecordingWriter(tmp_path / name) as w:
+            for s in snaps:
+                w.write(s)
+    zdata = (tmp_path / "f.jsonl.zst").read_bytes()
+    assert zdata.count(zstandard.FRAME_HEADER) >= 10
+    one_frame = tmp_path / "one.jsonl.zst"  # another tool's single frame
+    one_frame.write_bytes(zstandard.ZstdCompressor().compress((tmp_path / "f.jsonl").read_bytes()))
+    monkeypatch.setattr(rp, "FRAME_LIMIT", 20_000)  # ... too big to hold: spooled
+    for name, spooled in (("f.jsonl.zst", False), ("f.jsonl", False), ("f.jsonl.gz", True),
+                          ("one.jsonl.zst", True)):
+        idx = RecordingIndex(tmp_path / name)
+        assert (idx._spool is not None) == spooled, name
+        order = [29, 0, 15, 3, 28, 1] + list(range(30))  # random access across frames (cache evictions)
+        assert [idx.snapshot(i) for i in order] == [snaps[i] for i in order], name
+        idx.close()
+
+
+def test_truncated_zstd_frames_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keck_tui.recording as rec
+
+    monkeypatch.setattr(rec, "FRAME_BYTES", 5000)
+    path = tmp_path / "t.jsonl.zst"
+    w = RecordingWriter(path)
+    for i in range(10):
+        w.write(snapshot(i))
+    size9 = path.stat().st_size
+    w.write(snapshot(10))
+    size10 = path.stat().st_size
+    w.close()
+    path.write_bytes(path.read_bytes()[: (size9 + size10) // 2])
+    idx = RecordingIndex(path)
+    assert [idx.snapshot(i) for i in range(len(idx))] == [snapshot(i) for i in range(10)]
+    assert idx.stats.skipped == (1 if idx.stats.truncated_tail else 0)
