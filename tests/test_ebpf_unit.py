@@ -374,3 +374,32 @@ def test_a_fixture_procfs_root_is_not_mixed_with_the_real_kernel(tmp_path):
     assert sampler is None and status.status == "unavailable"
     assert "is not this kernel's /proc" in status.detail
     assert ebpf._is_this_kernels_procfs("/proc")
+
+
+def test_in_flight_time_of_a_task_not_yet_in_the_map_is_counted():
+    # Process 600 was switched in (runtime 0) and has never switched out since.
+    rt = {600: 0}
+    on_cpu1 = ((0, 0, 0, 1), (600, 600, 0, 3))
+    s, _, _ = make([pread({}, cpu_states=on_cpu1), pread({}, cpu_states=on_cpu1),
+                    pread({600: (2, (0, 700_000_000))})],
+                   procs=[proc(600)], runtime=lambda t, p: rt.get(p))
+    s.sample()
+    rt[600] = 250_000_000
+    assert by_pid(s.sample())[600].per_cpu_s == {1: 0.25}
+    assert by_pid(s.sample())[600].per_cpu_s == {1: pytest.approx(0.45)}
+
+
+def test_in_flight_only_time_is_not_counted_again_when_the_task_lands_in_the_map():
+    rt = {600: 0}
+    on_cpu1 = ((0, 0, 0, 1), (600, 600, 0, 3))
+    s, _, _ = make([pread({}, cpu_states=on_cpu1), pread({}, cpu_states=on_cpu1),
+                    pread({}, cpu_states=on_cpu1), pread({600: (2, (0, 700_000_000))})],
+                   procs=[proc(600)], runtime=lambda t, p: rt.get(p))
+    s.sample()
+    rt[600] = 250_000_000
+    a = by_pid(s.sample())[600].cpu_s
+    rt[600] = None  # schedstat unreadable for a moment: no in-flight this time
+    b = by_pid(s.sample())[600].cpu_s
+    c = by_pid(s.sample())[600].cpu_s
+    assert (a, b) == (0.25, 0.0)
+    assert a + b + c == pytest.approx(0.7)

@@ -178,7 +178,11 @@ class EbpfSampler:
         # Interval time per (tgid, cpu index).
         per_tgid: dict[int, dict[int, int]] = {}
         cgids: dict[int, int] = {}
-        for tgid, (cgid, values) in read.oncpu.items():
+        oncpu = dict(read.oncpu)
+        zeros = (0,) * len(cpu_ids)
+        for (tgid, _i) in inflight:  # on a CPU since before its first switch-out
+            oncpu.setdefault(tgid, (0, zeros))
+        for tgid, (cgid, values) in oncpu.items():
             cgids[tgid] = cgid
             base = self._base.setdefault(tgid, {})
             for i, ns in enumerate(values):
@@ -188,10 +192,9 @@ class EbpfSampler:
                     if not first:
                         per_tgid.setdefault(tgid, {})[i] = cum - before
                     base[i] = cum
-        for tgid in [t for t in self._base if t not in read.oncpu]:
-            del self._base[tgid]  # deleted from the map (by us, or never there)
-
         live = {p.pid: p for p in base_act.processes}
+        for tgid in [t for t in self._base if t not in oncpu and t not in live]:
+            del self._base[tgid]  # gone, and no time of it left in the maps
         procs: list[ProcessSample] = []
         for p in base_act.processes:
             got = per_tgid.pop(p.pid, None)
@@ -278,6 +281,8 @@ class EbpfSampler:
                   if (t in read.oncpu or t in read.exited) and t not in cached]
         if forget:
             self.probe.forget(forget)
+            for t in forget:  # a reused PID starts from zero
+                self._base.pop(t, None)
         nxt = (set(read.exited) | (self._forget_next & cached)) - set(forget)
         if not first and self._gen % self.gc_every == 0 and live:
             # Entries with no exit record whose process is gone (exit map full, or a
