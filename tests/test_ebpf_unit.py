@@ -341,10 +341,11 @@ def test_bcc_import_by_path_and_failures(tmp_path, monkeypatch):
 
 def test_exited_process_still_in_a_cpu_slot_is_forgotten_only_after_the_slot_moves_on():
     rec = {400: ExitInfo(ts=5, cgid=0, comm="short")}
-    def r(cached):
-        return ProbeRead(ktime_ns=0, oncpu={400: (0, (S, 0))}, cpus=cpus(*IDLE2), exited=rec,
+    def r(cached, oncpu=None):
+        return ProbeRead(ktime_ns=0, oncpu={400: (0, (S, 0))} if oncpu is None else oncpu,
+                         cpus=cpus(*IDLE2), exited=rec if oncpu is None else {},
                          exit_lost=0, prog_misses=0, map_entries=64, cached=frozenset(cached))
-    s, probe, _ = make([r({400}), r({400}), r({400}), r(set()), r(set())])
+    s, probe, _ = make([r({400}), r({400}), r({400}), r(set()), r(set(), oncpu={})])
     for _ in range(3):
         s.sample()
     assert probe.forgotten == []  # a later flush of the slot would revive the entry
