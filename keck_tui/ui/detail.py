@@ -38,8 +38,9 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
         out[0].append(" nothing selected", st("dim"))
         return out
     if line.row is None:
-        out[0].append(f" {line.hidden_count} rows below {fmt.fmt_watts(threshold_w)} W are hidden",
-                      st("title"))
+        n = line.hidden_count
+        out[0].append(f" {n} row{'s' if n != 1 else ''} below {fmt.fmt_watts(threshold_w)} W "
+                      f"{'are' if n != 1 else 'is'} hidden", st("title"))
         out[1].append(f" together {fmt.fmt_watts(line.hidden_watts, snapshot.estimated)} W — press t to show them",
                       st("dim"))
         return out

@@ -77,6 +77,11 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None,
         l1.append(" keck-top ", st("brand"))
     l1.append(" ")
     l1.append(h.title or (snap.host if snap else ""), st("host"))
+    # States the user switched on come before the numbers, so they are never cut off.
+    if h.paused:
+        l1.append("  ‖ PAUSED", st("paused"))
+    if h.recording:
+        l1.append("  ● REC", st("rec"))
     l1.append("   ")
     if snap is None:
         l1.append("waiting for the first sample…", st("dim"))
@@ -99,10 +104,6 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None,
                     l1.append(" · ", st("dim"))
                 l1.append(f"{COMPONENT_LABEL.get(k, k)} ", st("dim"))
                 l1.append(_short_watts(comps[k], snap.estimated))
-    if h.recording:
-        l1.append("   ● REC", st("rec"))
-    if h.paused:
-        l1.append("   ‖ PAUSED", st("paused"))
 
     l2 = Text(no_wrap=True, overflow="ellipsis")
     l2.append(" ")

@@ -286,3 +286,17 @@ def test_run_tui_starts_and_stops_the_feed(clock, monkeypatch):
     feed = RecordingFeed(ff.series(1, clock))
     assert app_mod.run_tui(feed, settings=SETTINGS) == 0
     assert feed.started == 1 and feed.stopped == 1
+
+
+async def test_no_color_keeps_every_state_in_words_and_glyphs(clock, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = make_app(clock, estimated=True)
+    async with app.run_test(size=SIZE) as pilot:
+        clock.advance(7.0)
+        app.poll_feed()
+        await pilot.press("p")
+        text = screen_text(app)
+        assert app.no_color
+        for words in ("(estimated, ±40 %)", "STALE: age 7 s", "PAUSED", "rapl ✗", "estimate ~", "~365.0",
+                      "(idle)", "▾ node-7"):
+            assert words in text, words

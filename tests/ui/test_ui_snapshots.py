@@ -76,3 +76,11 @@ def test_threshold_and_light_theme(snap_compare, clock):
     from conftest import SETTINGS
     app, _ = make_app(clock, settings=replace(SETTINGS, theme="light"))
     assert snap_compare(app, terminal_size=(120, 40), press=("t",))
+
+
+def test_no_color_stays_readable(snap_compare, clock, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = make_app(clock, estimated=True)
+    assert app.no_color
+    clock.advance(7.0)
+    assert snap_compare(app, terminal_size=(100, 30), press=("down", "t"))
