@@ -38,7 +38,8 @@ def _wait(pred, timeout: float) -> bool:
     return False
 
 
-def test_keck_top_in_tmux_shows_processes_and_quits_cleanly(tmp_path):
+@pytest.mark.parametrize("quit_key", ["q", "C-c"])
+def test_keck_top_in_tmux_shows_processes_and_quits_cleanly(tmp_path, quit_key):
     sock = f"keck-ui-test-{uuid.uuid4().hex[:8]}"
     status = tmp_path / "status"
     cmd = f"cd {REPO} && {KECK_TOP}; echo $? > {status}"
@@ -56,8 +57,8 @@ def test_keck_top_in_tmux_shows_processes_and_quits_cleanly(tmp_path):
         assert _wait(ready, 15.0), f"no header/process rows within 15 s:\n{screen['text']}"
         first = screen["text"].splitlines()[0]
         assert "keck-top" in first and " W" in first
-        _tmux(sock, "send-keys", "q")
-        assert _wait(status.exists, 10.0), "keck-top did not exit after q"
+        _tmux(sock, "send-keys", quit_key)
+        assert _wait(status.exists, 10.0), f"keck-top did not exit after {quit_key}"
         assert status.read_text().strip() == "0"
     finally:
         _tmux(sock, "kill-server")
