@@ -79,7 +79,12 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
 
 
 def test_once_json_on_this_machine_is_valid_estimated_and_conserved():
-    r = run_cli("--once", "--json", "--interval", "0.3", "--probes", "procfs")
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 5\nwhile time.time() < t: pass"])
+    try:
+        r = run_cli("--once", "--json", "--interval", "0.3", "--probes", "procfs")
+    finally:
+        spinner.kill()
+        spinner.wait()
     assert r.returncode == 0, r.stderr
     snap = Snapshot.loads(r.stdout)
     assert snap.schema == "keck-top/1" and snap.interval_s > 0.2
@@ -92,7 +97,8 @@ def test_once_json_on_this_machine_is_valid_estimated_and_conserved():
         assert row.watts >= 0 and row.watts_lo <= row.watts <= row.watts_hi
         if row.children:
             assert abs(sum(c.watts for c in row.children) - row.watts) <= 1e-9 * max(1.0, row.watts)
-    assert any(row.level == "process" for _, row in snap.root.walk())
+    spun = [row for _, row in snap.root.walk() if row.pid == spinner.pid]
+    assert spun and spun[0].watts > 0 and spun[0].cpu_util > 50
 
 
 def test_batch_prints_n_tables():
