@@ -71,6 +71,8 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
 
     # 2 and 3: history
     series = history.series(line.path)
+    if not series or series[-1][0] < snapshot.time:  # history is sampled sparsely: add "now"
+        series = series + [(snapshot.time, row.watts, row.watts_lo, row.watts_hi)]
     spark_w = max(8, min(60, width - 48))
     watts = [w for _, w, _, _ in series][-spark_w:]
     halves = [max(hi - w, w - lo, 0.0) for _, w, lo, hi in series][-spark_w:]

@@ -126,3 +126,12 @@ def test_history_backwards_time_records_again():
     assert hist.record(1000.0, root)
     assert not hist.record(1005.0, root)
     assert hist.record(900.0, root)  # a replay jumped back: not swallowed
+
+
+def test_detail_sparkline_includes_the_current_sample():
+    hist = History(span_s=600, points=60)  # one sample per 10 s
+    hist.record(ff.START_WALL, replace(ff.node_row(0), watts=100.0, watts_lo=90.0, watts_hi=110.0))
+    snap = replace(ff.snapshot(1), time=ff.START_WALL + 5)  # too soon for history, still shown
+    v = _view_at(snap.root, ("node-7",))
+    line = plain(detail_lines(v.current, snap, hist, 120, span_label=""))[1]
+    assert f"now {snap.root.watts:.1f} W  min 100.0  max {snap.root.watts:.1f}" in line
