@@ -40,3 +40,32 @@ def test_record_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["record", str(path), "--force", "--append"]) == 2
     assert main(["record", str(tmp_path / "no" / "dir" / "x.jsonl"), "--count", "1"]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_record_attached_agents_keeps_the_fleet_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two real agents (serving demo nodes) recorded through --attach: fleet → cluster → node."""
+    from agent_procs import AgentProc
+    from keck_tui.demo import DemoFleet
+
+    fleet = DemoFleet(seed=1)
+    fleet.step()
+    agents = [AgentProc(tmp_path, fleet.node_snapshot(name)) for name in ("eu-cpu-1", "mbp-m3")]
+    try:
+        for a in agents:
+            a.start()
+        path = tmp_path / "fleet.jsonl.zst"
+        argv = ["record", str(path), "--count", "2", "--interval", "0.2", "--config", str(tmp_path / "none.toml")]
+        for a in agents:
+            argv += ["--attach", a.url]
+        assert main(argv) == 0
+    finally:
+        for a in agents:
+            a.stop()
+    snaps, stats = read_recording(path)
+    assert len(snaps) == 2 and stats.skipped == 0
+    root = snaps[-1].root
+    assert root.level == "fleet" and [c.level for c in root.children] == ["cluster"]
+    nodes = [n for n in root.children[0].children]
+    assert sorted(n.name for n in nodes) == ["eu-cpu-1", "mbp-m3"] and all(n.level == "node" for n in nodes)
+    assert any(r.level == "process" for _, r in root.walk())  # the whole tree, not just node rows
+    assert "2 snapshots written" in capsys.readouterr().err
