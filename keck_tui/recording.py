@@ -344,6 +344,8 @@ class Recorder:
         try:
             writer.write(snapshot)
         except RecordingError as exc:
+            if writer.closed and self._writer is not writer:
+                return  # stopped while this snapshot was on its way: not an error
             self.error = str(exc)
             with self._lock:
                 if self._writer is writer:

@@ -285,3 +285,18 @@ def test_fast_encoder_is_byte_identical_to_to_json() -> None:
         assert all(encode_line(s) == _canonical(s) for s in snaps)
     finally:
         rec._FAST_PLAIN = True
+
+
+def test_recorder_stopped_mid_write_is_not_an_error(tmp_path: Path) -> None:
+    rec = Recorder()
+    rec.start(tmp_path / "r.jsonl")
+    writer = rec._writer
+    original = writer.write
+
+    def racing_write(snap):  # the UI thread stops the recording just as the feed thread writes
+        rec.stop()
+        return original(snap)
+
+    writer.write = racing_write
+    rec.feed(snapshot(0))
+    assert not rec.active and rec.error is None
