@@ -32,7 +32,7 @@ from keck_tui.ui.header import HeaderState, header_lines
 from keck_tui.ui.help import HelpScreen
 from keck_tui.ui.history import History
 from keck_tui.ui.view import SORT_KEYS, Path, TreeView
-from keck_tui.ui.widgets import HEADER_CLASSES, ColumnHeader, PowerTree, TextPanel
+from keck_tui.ui.widgets import HEADER_CLASSES, Breadcrumb, ColumnHeader, PowerTree, TextPanel
 
 #: Refresh intervals that `+` and `-` step through (seconds).
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -97,7 +97,8 @@ class KeckApp(App[int]):
     def compose(self) -> ComposeResult:
         # Widgets are kept by reference: `query_one` searches the *active* screen,
         # which is the help screen while it is open.
-        self._panels = {name: TextPanel(id=name) for name in ("header", "breadcrumb", "detail")}
+        self._panels = {name: TextPanel(id=name) for name in ("header", "detail")}
+        self._panels["breadcrumb"] = Breadcrumb(id="breadcrumb")
         self.power_tree = PowerTree(self.view, id="tree")
         self.column_header = ColumnHeader(self.power_tree, id="columns")
         self.filter_box = Input(placeholder="filter rows by name (Enter keeps it, Esc clears)",
@@ -218,10 +219,14 @@ class KeckApp(App[int]):
         styles = self._styles("header", panel)
         text = Text(" ", no_wrap=True, overflow="ellipsis")
         crumbs = self.view.breadcrumb()
-        for i, (_, name) in enumerate(crumbs):
+        spans = []
+        for i, (path, name) in enumerate(crumbs):
             if i:
                 text.append(" › ", styles.get("dim", ""))
+            spans.append((len(text), len(text) + len(name), path))
             text.append(name, styles.get("title", "") if i == len(crumbs) - 1 else "")
+        if isinstance(panel, Breadcrumb):
+            panel.spans = spans
         if len(crumbs) > 1:
             text.append("   (u: zoom out)", styles.get("dim", ""))
         panel.show_lines([text])
@@ -253,6 +258,12 @@ class KeckApp(App[int]):
             return
         show = self.detail_mode if self.detail_mode is not None else self.size.height >= DETAIL_AUTO_MIN_HEIGHT
         panel.display = show
+
+    def on_breadcrumb_clicked(self, message: Breadcrumb.Clicked) -> None:
+        self.zoom_to(message.path)
+
+    def on_column_header_sort_clicked(self, message: ColumnHeader.SortClicked) -> None:
+        self.set_sort(message.key)
 
     def on_power_tree_changed(self, message: PowerTree.Changed) -> None:
         self.refresh_detail()

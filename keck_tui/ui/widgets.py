@@ -240,12 +240,37 @@ class ColumnHeader(Widget):
         super().__init__(id=id)
         self.power_tree = tree
 
+    class SortClicked(Message):
+        """A sortable column title was clicked."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
     def render(self) -> Text:
         styles = self.power_tree.styles_map()
         text = Text(no_wrap=True, overflow="crop")
         for chunk, key in header_cells(self.power_tree.current_layout(), self.power_tree.view.sort_key):
             text.append(chunk, styles.get(key, ""))
         return text
+
+    def column_at(self, x: int) -> str | None:
+        """The column key under cell ``x`` ("name" for the name column)."""
+        lay = self.power_tree.current_layout()
+        if x < lay.name_width:
+            return "name"
+        pos = lay.name_width
+        for col in lay.columns:
+            if pos <= x < pos + col.width + 1:
+                return col.key
+            pos += col.width + 1
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        key = {"name": "name", "watts": "watts", "cpu": "cpu", "energy": "energy"}.get(
+            self.column_at(event.x) or "")
+        if key is not None:
+            self.post_message(self.SortClicked(key))
 
 
 HEADER_CLASSES = ("brand", "host", "total", "bound", "estimated", "warn", "good", "bad", "dim",
@@ -279,3 +304,22 @@ class TextPanel(Widget):
 
     def render(self) -> Text:
         return self._text
+
+
+class Breadcrumb(TextPanel):
+    """`fleet › cluster-a › node-3`: click a crumb to zoom to it."""
+
+    class Clicked(Message):
+        def __init__(self, path: tuple[str, ...]) -> None:
+            super().__init__()
+            self.path = path
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.spans: list[tuple[int, int, tuple[str, ...]]] = []  # (start x, end x, path)
+
+    def on_click(self, event: events.Click) -> None:
+        for start, end, path in self.spans:
+            if start <= event.x < end:
+                self.post_message(self.Clicked(path))
+                return

@@ -300,3 +300,24 @@ async def test_no_color_keeps_every_state_in_words_and_glyphs(clock, monkeypatch
         for words in ("(estimated, ±40 %)", "STALE: age 7 s", "PAUSED", "rapl ✗", "estimate ~", "~365.0",
                       "(idle)", "▾ node-7"):
             assert words in text, words
+
+
+async def test_clicking_a_crumb_zooms_and_a_title_sorts(clock):
+    app, _ = make_app(clock, fleet=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.zoom_to(("fleet", "cluster-a", "node-7"))
+        await pilot.pause()
+        crumb = app.query_one("#breadcrumb")
+        assert [p for _, _, p in crumb.spans] == [("fleet",), ("fleet", "cluster-a"),
+                                                 ("fleet", "cluster-a", "node-7")]
+        start, _, _ = crumb.spans[1]
+        await pilot.click(crumb, offset=(start + 1, 0))
+        assert app.view.zoom == ("fleet", "cluster-a")
+        header = app.column_header
+        lay = app.power_tree.current_layout()
+        cpu_x = lay.name_width + sum(c.width + 1 for c in lay.columns[:4]) + 2  # inside CPU%
+        assert header.column_at(cpu_x) == "cpu"
+        await pilot.click(header, offset=(cpu_x, 0))
+        assert app.view.sort_key == "cpu"
+        await pilot.click(header, offset=(3, 0))
+        assert app.view.sort_key == "name"
