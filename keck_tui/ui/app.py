@@ -154,15 +154,22 @@ class KeckApp(App[int]):
         gpu = needs_gpu_column(snap.root)
         columns_changed = gpu != self.power_tree.show_gpu or first
         self.power_tree.show_gpu = gpu
+        # New data must not move the selection on screen (a jumping tree is unusable),
+        # nor drag the view back to it when the user scrolled away.
+        screen_row = self.power_tree.cursor_screen_row() if self.is_mounted else None
         self.view.set_root(snap.root)
         self.applied += 1
-        self.refresh_all(columns_changed=columns_changed)
+        self.refresh_all(columns_changed=columns_changed, anchor=screen_row if not first else None,
+                         follow=first)
 
-    def refresh_all(self, columns_changed: bool = False) -> None:
+    def refresh_all(self, columns_changed: bool = False, *, anchor: int | None = None,
+                    follow: bool = True) -> None:
+        """Repaint everything; ``anchor`` keeps the selection on that screen row, and
+        ``follow=False`` leaves the scroll position alone otherwise."""
         if not self.is_mounted or self._panel("header") is None:
             return
         self._update_ctx()
-        self.power_tree.sync(columns_changed=columns_changed)
+        self.power_tree.sync(columns_changed=columns_changed, anchor=anchor, follow=follow)
         self.column_header.refresh()
         self.refresh_header()
         self.refresh_breadcrumb()

@@ -126,15 +126,31 @@ class PowerTree(ScrollView, can_focus=True):
         self._content_width = None
 
     # ---- data -----------------------------------------------------------
-    def sync(self, *, columns_changed: bool = False) -> None:
-        """Re-read ``view.lines`` and repaint; keep the cursor on screen."""
+    def sync(self, *, columns_changed: bool = False, anchor: int | None = None,
+             follow: bool = True) -> None:
+        """Re-read ``view.lines`` and repaint.
+
+        ``anchor``: keep the cursor on this screen row (new data, same place);
+        else with ``follow`` scroll just enough to show the cursor (after a key).
+        """
         if columns_changed:
             self._layout = None
         self._content_width = None
         self._cache.clear()
         self.virtual_size = Size(self.content_width, len(self.view.lines))
-        self._scroll_to_cursor()
+        if anchor is not None:
+            target = max(0, min(self.view.cursor - anchor, self.max_scroll_y))
+            if target != round(self.scroll_y):
+                self.scroll_to(y=target, animate=False, immediate=True)
+        elif follow:
+            self._scroll_to_cursor()
         self.refresh()
+
+    def cursor_screen_row(self) -> int | None:
+        """The cursor's row within the visible lines, or None when scrolled off screen."""
+        row = self.view.cursor - round(self.scroll_y)
+        height = self.scrollable_content_region.height
+        return row if 0 <= row < height else None
 
     def _scroll_to_cursor(self) -> None:
         height = max(1, self.scrollable_content_region.height)

@@ -321,3 +321,32 @@ async def test_clicking_a_crumb_zooms_and_a_title_sorts(clock):
         assert app.view.sort_key == "cpu"
         await pilot.click(header, offset=(3, 0))
         assert app.view.sort_key == "name"
+
+
+async def test_new_data_keeps_the_selection_on_its_screen_row_and_respects_scrolling(clock):
+    big = [ff.big_snapshot(step, time=clock.wall(), n_target=600) for step in range(3)]
+    feed = RecordingFeed(big[:1])
+    app = KeckApp(feed, settings=SETTINGS, clock=clock)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tree = app.power_tree
+        await pilot.press(*["down"] * 8, "enter", *["down"] * 30)
+        row_before = tree.cursor_screen_row()
+        sel = app.view.selected
+        index_before = app.view.cursor
+        assert row_before is not None and len(app.view.lines) > 60
+        # the same rows in another order: the selected one moves in the list, not on screen
+        feed.snaps.append(big[1])
+        feed.index = 1
+        app.poll_feed()
+        await pilot.pause()
+        assert app.view.selected == sel
+        assert app.view.cursor != index_before  # it did move in the list
+        assert tree.cursor_screen_row() == row_before
+        # scrolled away with the wheel: the next snapshot leaves the view where it is
+        tree.scroll_to(y=0, animate=False, immediate=True)
+        await pilot.pause()
+        feed.snaps.append(big[2])
+        feed.index = 2
+        app.poll_feed()
+        await pilot.pause()
+        assert round(tree.scroll_y) == 0 and tree.cursor_screen_row() is None
