@@ -404,3 +404,80 @@ def test_in_flight_only_time_is_not_counted_again_when_the_task_lands_in_the_map
     c = by_pid(s.sample())[600].cpu_s
     assert (a, b) == (0.25, 0.0)
     assert a + b + c == pytest.approx(0.7)
+
+
+class _V:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class _Key:
+    def __init__(self, value):
+        self.value = value
+
+
+class _Hash:
+    """A bcc-like per-CPU hash; ``after_batch`` replaces its contents right after a
+    batch read (a flush landing while user space reads)."""
+
+    Key = _Key
+
+    def __init__(self, now, after_batch=None):
+        self.now = now
+        self.after_batch = after_batch
+
+    def items_lookup_batch(self):
+        got = [(_Key(t), [_V(ns=ns, cgid=3) for ns in v]) for t, v in self.now.items()]
+        if self.after_batch is not None:
+            self.now, self.after_batch = self.after_batch, None
+        return got
+
+    def __getitem__(self, key):
+        if key.value not in self.now:
+            raise KeyError(key.value)
+        return [_V(ns=ns, cgid=3) for ns in self.now[key.value]]
+
+
+class _Seq:
+    """Returns the next of ``values`` at each lookup (the per-CPU state array)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def __getitem__(self, _key):
+        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
+
+
+class _Bpf(dict):
+    funcs: dict = {}
+
+
+def _cpu_state(slots, evict):
+    pad = loader.SLOTS - len(slots)
+    return _V(sum_at_in=0, switches=1, resyncs=0, lost_ns=0, lost_count=0, cur_pid=0,
+              cur_tgid=0, evict=evict, slot_tgid=[t for t, _ in slots] + [0] * pad,
+              slot_ns=[n for _, n in slots] + [0] * pad, slot_cgid=[3] * loader.SLOTS)
+
+
+def _probe_reading(before, after, now, after_batch):
+    bpf = _Bpf({b"state": _Seq([[before], [after]]), b"oncpu": _Hash(now, after_batch),
+                b"exited": _Hash({}), b"exit_lost": _Seq([_V(value=0)])})
+    probe = loader.OnCpuProbe(bpf=bpf, map_entries=64, exit_entries=8, cpus=[0],
+                              with_freq=False, load_s=0.1)
+    return probe.read()
+
+
+def test_loader_read_recovers_a_slot_flushed_while_the_hash_was_read():
+    # CPU 0: X=7 has 5 ns pending in slot 0. Right after the hash is read (X: 10 ns),
+    # slot 0 is flushed (X: 15 ns in the hash) and taken by Y=8 (1 ns).
+    r = _probe_reading(_cpu_state([(7, 5)], evict=0), _cpu_state([(8, 1)], evict=1),
+                       {7: [10]}, {7: [15]})
+    assert r.oncpu[7] == (3, (15,))  # not 10: the flushed 5 ns are not lost
+    assert r.oncpu[8] == (3, (1,))
+    assert r.cached == {8} and r.map_used == 1
+
+
+def test_loader_read_adds_slots_to_the_hash_when_nothing_moved():
+    r = _probe_reading(_cpu_state([(7, 5), (9, 2)], evict=2), _cpu_state([(7, 6), (9, 2)], evict=2),
+                       {7: [10]}, None)
+    assert r.oncpu == {7: (3, (16,)), 9: (3, (2,))}

@@ -57,6 +57,8 @@ class CpuCounters:
     busy_f3: int = 0
     f3_at_in: int = 0
     slots: tuple[tuple[int, int, int], ...] = ()  # (tgid, ns, cgroup id) not yet in oncpu
+    evict: int = 0  # slot replacements so far (each flushed the victim into oncpu)
+    slot_tgids: tuple[int, ...] = ()  # tgid per slot index (0: empty)
 
 
 @dataclass(frozen=True)
@@ -320,19 +322,45 @@ class OnCpuProbe:
         table[ct.c_int(cpu)] = leaf
 
     def read(self) -> ProbeRead:
-        """Read all maps (cumulative counters) at one ktime: the hash first, then the
-        per-CPU slots, whose time is added (``oncpu`` holds both)."""
+        """Read all maps (cumulative counters) at one ktime: the per-CPU state, the
+        hash, the state again; ``oncpu`` holds hash + slot time.
+
+        A slot flushed into the hash while the hash was being read may or may not
+        be in what we read: for CPUs that replaced slots meanwhile, the victims'
+        hash values are read again (after the second state read, so their flushed
+        time is in), which keeps a large pending slot from going missing."""
         bpf = self.bpf
         ktime = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         ncpu = len(self.cpus)
+        before = self.cpu_states()
+        table = bpf[b"oncpu"]
         sums: dict[int, list[int]] = {}
         cgids: dict[int, int] = {}
-        for key, vals in _items(bpf[b"oncpu"]):
+        for key, vals in _items(table):
             tgid = _int(key)
             cgids[tgid] = next((v.cgid for v in vals if v.cgid), 0)
             sums[tgid] = [v.ns for v in vals]
         hash_entries = len(sums)
         cpus = self.cpu_states()
+        victims: dict[int, list[int]] = {}  # tgid -> CPU indices where it was flushed
+        for i, (c0, c1) in enumerate(zip(before, cpus)):
+            replaced = c1.evict - c0.evict
+            if not replaced:
+                continue
+            for k in range(min(replaced, SLOTS)):
+                tgid = c0.slot_tgids[(c0.evict + k) % SLOTS] if c0.slot_tgids else 0
+                if tgid:
+                    victims.setdefault(tgid, []).append(i)
+        for tgid, idxs in victims.items():
+            try:
+                vals = table[table.Key(tgid)]
+            except KeyError:
+                continue
+            row = sums.setdefault(tgid, [0] * ncpu)
+            for i in idxs:
+                row[i] = vals[i].ns
+            if not cgids.get(tgid):
+                cgids[tgid] = next((v.cgid for v in vals if v.cgid), 0)
         cached: set[int] = set()
         for i, c in enumerate(cpus):
             for tgid, ns, cgid in c.slots:
@@ -358,13 +386,14 @@ class OnCpuProbe:
 
     def cpu_states(self) -> tuple[CpuCounters, ...]:
         per_cpu = self.bpf[b"state"][ct.c_int(0)]
-        names = [n for n in CpuCounters.__dataclass_fields__ if n not in ("cpu", "slots")]
+        names = [n for n in CpuCounters.__dataclass_fields__
+                 if n not in ("cpu", "slots", "slot_tgids")]
         out = []
         for i, cpu in enumerate(self.cpus):
             v = per_cpu[i]
             slots = tuple((v.slot_tgid[k], v.slot_ns[k], v.slot_cgid[k]) for k in range(SLOTS)
                           if v.slot_tgid[k] and v.slot_ns[k])
-            out.append(CpuCounters(cpu, slots=slots,
+            out.append(CpuCounters(cpu, slots=slots, slot_tgids=tuple(v.slot_tgid),
                                    **{n: getattr(v, n) for n in names if hasattr(v, n)}))
         return tuple(out)
 
