@@ -112,59 +112,85 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_cpu(seconds: float, ui_only: bool = False) -> dict[str, float]:
-    """CPU of keck-top (or, with ui_only, the TUI over the fake fleet) beside top -b."""
+class PtyProc:
+    """A program running in its own 120×40 pseudo-terminal whose output is drained."""
+
+    def __init__(self, argv: list[str], rows: int = 40, cols: int = 120) -> None:
+        self.argv = argv
+        pid, fd = pty.fork()
+        if pid == 0:  # child
+            os.environ["TERM"] = "xterm-256color"
+            os.environ.pop("NO_COLOR", None)
+            try:
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        self.pid, self.fd = pid, fd
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self._stop = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:  # a terminal that is never read would block the program
+        while not self._stop.is_set():
+            try:
+                if not os.read(self.fd, 65536):
+                    break
+            except OSError:
+                break
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def quit(self, keys: bytes = b"q", timeout: float = 10.0) -> int | None:
+        os.write(self.fd, keys)
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            done, st = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(st)
+                break
+            time.sleep(0.1)
+        if status is None:
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        self._stop.set()
+        os.close(self.fd)
+        return status
+
+
+def bench_cpu(seconds: float, ui_only: bool = False) -> dict[str, object]:
+    """CPU seconds of keck-top (or the TUI alone) and of top/htop, all in 120×40 ptys
+    at a 1 s refresh over the same ``seconds``, plus top -b for reference."""
     keck = Path(sys.executable).with_name("keck-top")
     if not keck.exists() or shutil.which("top") is None:
         raise SystemExit(f"need {keck} and top(1)")
     argv = [str(keck), "--interval", "1"]
     if ui_only:
         argv = [sys.executable, str(REPO / "benchmarks" / "ui_fake_run.py"), "1"]
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the TUI in a 120×40 terminal, colour on
-        os.environ["TERM"] = "xterm-256color"
-        os.environ.pop("NO_COLOR", None)
-        os.execv(argv[0], argv)
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    stop = threading.Event()
-
-    def drain() -> None:  # a terminal that never reads would block the app
-        while not stop.is_set():
-            try:
-                if not os.read(fd, 65536):
-                    break
-            except OSError:
-                break
-
-    threading.Thread(target=drain, daemon=True).start()
+    procs: dict[str, PtyProc] = {"keck": PtyProc(argv)}
     time.sleep(5.0)  # start-up (imports, first sample) is not the steady state
-    top = subprocess.Popen(["top", "-b", "-d", "1", "-n", str(int(seconds) + 1)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    k0, t0, w0 = cpu_seconds(pid), cpu_seconds(top.pid), time.monotonic()
+    procs["top"] = PtyProc([shutil.which("top") or "top", "-d", "1"])
+    if shutil.which("htop"):
+        procs["htop"] = PtyProc([shutil.which("htop") or "htop", "-d", "10"])  # tenths of a second
+    batch = subprocess.Popen(["top", "-b", "-d", "1", "-n", str(int(seconds) + 2)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    before = {k: p.cpu() for k, p in procs.items()}
+    before["top -b"] = cpu_seconds(batch.pid)
+    w0 = time.monotonic()
     time.sleep(seconds)
-    k1, t1, w1 = cpu_seconds(pid), cpu_seconds(top.pid), time.monotonic()
-    top.kill()
-    top.wait()
-    os.write(fd, b"q")
-    deadline = time.monotonic() + 10
-    status = None
-    while time.monotonic() < deadline:
-        done, st = os.waitpid(pid, os.WNOHANG)
-        if done:
-            status = os.waitstatus_to_exitcode(st)
-            break
-        time.sleep(0.1)
-    stop.set()
-    os.close(fd)
-    if status is None:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    wall = w1 - w0
-    keck_cpu, top_cpu = k1 - k0, t1 - t0
-    return {"wall_s": wall, "keck_cpu_s": keck_cpu, "top_cpu_s": top_cpu,
-            "keck_pct": keck_cpu / wall * 100, "top_pct": top_cpu / wall * 100,
-            "ratio": keck_cpu / top_cpu if top_cpu > 0 else float("inf"),
-            "exit_status": -1 if status is None else status}
+    after = {k: p.cpu() for k, p in procs.items()}
+    after["top -b"] = cpu_seconds(batch.pid)
+    wall = time.monotonic() - w0
+    batch.kill()
+    batch.wait()
+    status = procs["keck"].quit(b"q")
+    for k in ("top", "htop"):
+        if k in procs:
+            procs[k].quit(b"q")
+    used = {k: after[k] - before[k] for k in after}
+    return {"wall_s": wall, "cpu_s": used, "exit_status": status}
 
 
 def main() -> int:
@@ -177,13 +203,20 @@ def main() -> int:
     if not args.skip_apply:
         report_apply(asyncio.run(bench_apply(args.runs)))
     if not args.skip_cpu:
-        for ui_only, label in ((False, "keck-top (local sources + TUI)"), (True, "TUI alone (fake fleet, no sampling)")):
+        for ui_only, label in ((False, "keck-top (local sources + TUI)"),
+                               (True, "TUI alone (fake fleet, no sampling)")):
             c = bench_cpu(args.seconds, ui_only=ui_only)
-            print(f"CPU over the same {c['wall_s']:.1f} s at a 1 s refresh, idle user, load average "
-                  f"{os.getloadavg()[0]:.1f}:")
-            print(f"  {label:38s} {c['keck_cpu_s']:5.2f} s = {c['keck_pct']:4.1f} % of one CPU  (exit status {c['exit_status']})")
-            print(f"  {'top -b -d 1':38s} {c['top_cpu_s']:5.2f} s = {c['top_pct']:4.1f} % of one CPU")
-            print(f"  ratio = {c['ratio']:.1f}")
+            used: dict[str, float] = c["cpu_s"]  # type: ignore[assignment]
+            wall: float = c["wall_s"]  # type: ignore[assignment]
+            print(f"CPU over the same {wall:.1f} s, 1 s refresh, 120×40 ptys, idle user, load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:")
+            names = {"keck": label, "top": "top -d 1 (interactive)", "htop": "htop -d 10 (interactive)",
+                     "top -b": "top -b -d 1 > /dev/null"}
+            for key, name in names.items():
+                if key in used:
+                    extra = f"  (exit status {c['exit_status']})" if key == "keck" else \
+                        f"  keck/this = {used['keck'] / used[key]:.1f}" if used[key] > 0 else ""
+                    print(f"  {name:40s} {used[key]:5.2f} s = {used[key] / wall * 100:4.1f} % of one CPU{extra}")
     return 0
 
 

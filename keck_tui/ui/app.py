@@ -186,12 +186,10 @@ class KeckApp(App[int]):
             price_per_kwh=s.price_per_kwh, co2e_g_per_kwh=s.co2e_g_per_kwh, currency=s.currency)
 
     def _styles(self, prefix: str, widget: Widget) -> dict[str, Style | str]:
-        try:
-            return {k.replace("-", "_"): widget.get_component_rich_style(f"{prefix}--{k}", partial=True)
-                    for k in HEADER_CLASSES}
-        except KeyError:  # styles not computed yet (first frame): plain text this once
+        styles = widget.styles_map() if isinstance(widget, TextPanel) else {}
+        if not styles:  # not computed yet: repaint once they are
             self.call_after_refresh(self.refresh_header)
-            return {}
+        return styles  # type: ignore[return-value]
 
     def header_state(self) -> HeaderState:
         s = self.settings

@@ -25,6 +25,11 @@ TREE_STYLE_KEYS = ("name", "marker", "synthetic", "stale", "match", "num", "hot"
                    "bar_lo", "bar_val", "bar_hi", "dim", "cursor", "title", "title_sorted")
 
 
+def _style_key(widget: Widget) -> tuple[str, str]:
+    """Changes when the theme's CSS has been applied to ``widget`` (cache key for styles)."""
+    return (widget.app.theme, str(widget.styles.background))
+
+
 class PowerTree(ScrollView, can_focus=True):
     """The power tree: one line per visible row, keyed by id path."""
 
@@ -83,6 +88,7 @@ class PowerTree(ScrollView, can_focus=True):
         self.currency = "€"
         self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] | None = None
+        self._styles_key: tuple[str, str] | None = None
         self._layout: Layout | None = None
         self._content_width: int | None = None  # cached: computing it is not free
 
@@ -102,17 +108,20 @@ class PowerTree(ScrollView, can_focus=True):
         return lay
 
     def styles_map(self) -> dict[str, Style]:
-        if self._styles is None:
+        key = _style_key(self)
+        if self._styles is None or self._styles_key != key:
             base = self.rich_style
             try:
-                styles = {k: base + self.get_component_rich_style(f"powertree--{k.replace('_', '-')}",
-                                                                  partial=True)
+                # Full styles (see TextPanel.styles_map); they carry the background too.
+                styles = {k: self.get_component_rich_style(f"powertree--{k.replace('_', '-')}")
                           for k in TREE_STYLE_KEYS}
             except KeyError:  # styles not computed yet: plain this frame, not cached
                 self.call_after_refresh(self.sync)
                 return {k: base for k in TREE_STYLE_KEYS + ("base",)}
             styles["base"] = base
             self._styles = styles
+            self._styles_key = key
+            self._cache.clear()
         return self._styles
 
     def notify_style_update(self) -> None:
@@ -307,6 +316,27 @@ class TextPanel(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._text = Text()
+        self._styles: dict[str, Style] | None = None
+        self._styles_key: tuple[str, str] | None = None
+
+    def styles_map(self) -> dict[str, Style]:
+        """Rich styles of the header--* classes, by short name; cached until the theme
+        or CSS changes (looking them up costs more than building the text)."""
+        key = _style_key(self)
+        if self._styles is None or self._styles_key != key:
+            try:
+                # Full (not partial) styles: partial ones drop colours with alpha, such
+                # as $text-muted, which would make "dim" text as bright as the rest.
+                self._styles = {k.replace("-", "_"): self.get_component_rich_style(f"header--{k}")
+                                for k in HEADER_CLASSES}
+            except KeyError:  # styles not computed yet (first frame): plain text this once
+                return {}
+            self._styles_key = key
+        return self._styles
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
 
     def show_lines(self, lines: list[Text]) -> None:
         text = Text("\n").join(lines)
