@@ -59,13 +59,13 @@ class KeckApp(App[int]):
         Binding("u,backspace", "zoom_out", "up", key_display="u"),
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("s", "cycle_sort", "sort"),
-        Binding("t", "threshold", "threshold"),
+        Binding("t", "threshold", "small rows"),
         Binding("c", "cost", "cost"),
         Binding("p", "pause", "pause"),
         Binding("r", "record", "record"),
         Binding("i", "detail", "detail"),
-        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
-        Binding("minus", "slower", "slower", key_display="-"),
+        Binding("plus,equals_sign", "faster", "rate", key_display="+-"),
+        Binding("minus", "slower", "slower", show=False),
         Binding("T", "toggle_theme", "theme", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
@@ -110,7 +110,7 @@ class KeckApp(App[int]):
         yield self._panels["detail"]
         yield self.filter_box
         yield from self.compose_extra()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_extra(self) -> Iterable[Widget]:
         """Hook for subclasses: widgets placed above the footer."""
