@@ -25,14 +25,13 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.config import Settings
 from keck_tui.feed import SnapshotFeed
 from keck_tui.model import Snapshot
-from keck_tui.ui import format as fmt
 from keck_tui.ui.columns import CellContext, needs_gpu_column
-from keck_tui.ui.detail import DETAIL_LINES, detail_lines
+from keck_tui.ui.detail import detail_lines
 from keck_tui.ui.header import HeaderState, header_lines
 from keck_tui.ui.help import HelpScreen
 from keck_tui.ui.history import History
 from keck_tui.ui.view import SORT_KEYS, Path, TreeView
-from keck_tui.ui.widgets import HEADER_CLASSES, Breadcrumb, ColumnHeader, PowerTree, TextPanel
+from keck_tui.ui.widgets import Breadcrumb, ColumnHeader, PowerTree, TextPanel
 
 #: Refresh intervals that `+` and `-` step through (seconds).
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)

@@ -6,7 +6,7 @@ import math
 from rich.style import Style
 from rich.text import Text
 
-from keck_tui.model import Row, Snapshot
+from keck_tui.model import Snapshot
 from keck_tui.ui import format as fmt
 from keck_tui.ui.history import History
 from keck_tui.ui.view import Line

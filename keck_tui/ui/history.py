@@ -7,7 +7,6 @@ for a sparkline — so 5,000 rows × 240 points stay around 20 MB.
 """
 from __future__ import annotations
 
-import math
 from array import array
 
 from keck_tui.model import Row
@@ -96,7 +95,3 @@ class History:
 
     def watts(self, path: Path) -> list[float]:
         return [w for _, w, _, _ in self.series(path)]
-
-
-def finite(values: list[float]) -> list[float]:
-    return [v for v in values if math.isfinite(v)]

@@ -3,7 +3,6 @@ process rows within seconds, and `q` exits with status 0."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
