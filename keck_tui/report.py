@@ -579,8 +579,11 @@ def default_jobs(path: str | os.PathLike[str]) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+Window = tuple[float | None, float | None]
+
+
 def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts: int,
-               start: int = 0, end: int | None = None
+               start: int = 0, end: int | None = None, window: Window = (None, None)
                ) -> tuple[Aggregator, ReadStats, list[tuple[int, str]], int]:
     """Sum the lines of one piece of a file.
 
@@ -597,6 +600,7 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
         extract.fast_ok = False
     mine = 0
     add = agg.add
+    since, until = window
     for n, (lineno, line) in enumerate(iter_lines(path, stats, start, end)):
         if parts > 1 and n % parts != part:
             continue
@@ -607,6 +611,13 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
             bad.append((lineno, (str(exc).splitlines() or ["unreadable"])[0][:200]))
             continue
         mine += 1
+        if since is not None or until is not None:
+            # Only the part of the snapshot's interval inside the window counts.
+            lo = t - dt if since is None else max(t - dt, since)
+            hi = t if until is None else min(t, until)
+            if hi <= lo:
+                continue
+            t, dt = hi, hi - lo
         add(t, dt, rows)
     stats.valid = mine
     return agg, stats, bad, extract.fast_lines
@@ -618,14 +629,17 @@ def _worker(args: tuple) -> tuple[dict[str, Any], ReadStats, list[tuple[int, str
 
 
 def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
-                *, fast: bool = True, jobs: int | None = None) -> Report:
+                *, fast: bool = True, jobs: int | None = None, since: float | None = None,
+                until: float | None = None) -> Report:
     """Stream a recording from disk into a report (bad lines skipped and counted).
 
     ``jobs`` > 1 shares the file between that many worker processes: plain and
     keck-top zstd files are cut into byte ranges at line starts (zstd: at frame
     starts); gzip cannot be cut, so each worker decompresses it all and sums
     every ``jobs``-th line. Totals merge exactly (sums add, peaks take the
-    larger). Default: ``default_jobs``.
+    larger). Default: ``default_jobs``. ``since``/``until`` (unix seconds) keep
+    only that window; a snapshot whose interval straddles an edge counts for
+    the part inside.
     """
     if not os.path.exists(path):
         raise RecordingError(f"{path}: no such file")
@@ -635,9 +649,9 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
     path = str(path)
     cuts = split_points(path, jobs) if jobs > 1 else [0, os.path.getsize(path)]
     if cuts is not None:
-        tasks = [(path, by, tariff, fast, 0, 1, a, b) for a, b in zip(cuts, cuts[1:])]
+        tasks = [(path, by, tariff, fast, 0, 1, a, b, (since, until)) for a, b in zip(cuts, cuts[1:])]
     else:
-        tasks = [(path, by, tariff, fast, k, jobs) for k in range(jobs)]
+        tasks = [(path, by, tariff, fast, k, jobs, 0, None, (since, until)) for k in range(jobs)]
     if len(tasks) == 1:
         agg, stats, bad, fast_lines = _sum_lines(*tasks[0])
         results = [(agg, stats, bad, fast_lines)]

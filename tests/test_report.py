@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -247,3 +247,22 @@ def test_gzip_cannot_be_cut(tmp_path: Path) -> None:
     single.write_bytes(zstandard.ZstdCompressor().compress(b"".join(encode_line(snapshot(i)) for i in range(40))))
     assert rec.split_points(single, 3) == [0, single.stat().st_size]
     assert report_file(single, "node", FLAT, jobs=3).snapshots == 40
+
+
+def test_time_window_clips_intervals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--since/--until: snapshots straddling an edge count for the part inside."""
+    path = write(tmp_path / "w.jsonl", [snapshot(i, interval=10.0) for i in range(6)])  # scales 1,2,3,1,2,3
+    # intervals: [T0, T0+10] … [T0+50, T0+60]; window [T0+15, T0+35]: half of #1, all of #2, half of #3
+    r = report_file(path, "node", FLAT, since=T0 + 15, until=T0 + 35)
+    assert r.groups[0].joules == pytest.approx(100 * (2 * 5 + 3 * 10 + 1 * 5))
+    assert (r.start, r.end, r.duration_s, r.snapshots) == (T0 + 15, T0 + 35, 20.0, 3)
+    assert report_file(path, "node", FLAT, since=T0 + 50).groups[0].joules == pytest.approx(100 * 3 * 10)
+    assert report_file(path, "node", FLAT, jobs=2, until=T0 + 10).groups[0].joules == pytest.approx(1000)
+    iso = datetime.fromtimestamp(T0 + 15, timezone.utc).isoformat()
+    assert main(["report", str(path), "--by", "node", "--format", "json", "--since", iso,
+                 "--until", str(T0 + 35), "--config", "/dev/null"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["energy_wh"] == pytest.approx(4500 / 3600)
+    assert main(["report", str(path), "--since", str(T0 + 100), "--config", "/dev/null"]) == 2
+    assert "no snapshots between" in capsys.readouterr().err
+    assert main(["report", str(path), "--since", "yesterday", "--config", "/dev/null"]) == 2
+    assert main(["report", str(path), "--since", "5", "--until", "4", "--config", "/dev/null"]) == 2

@@ -25,6 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--currency", metavar="SYMBOL", help="currency symbol shown with costs")
     parser.add_argument("--tz", metavar="ZONE",
                         help="time zone of the price schedule, e.g. Europe/Berlin (default: local)")
+    parser.add_argument("--since", metavar="TIME",
+                        help="only from TIME: unix seconds, or ISO 8601 like 2026-06-15T01:00 (local time "
+                             "unless it has a zone)")
+    parser.add_argument("--until", metavar="TIME", help="only up to TIME (same forms as --since)")
     parser.add_argument("--jobs", metavar="N", type=int,
                         help="worker processes (default: 1 for small files, else one per CPU up to 4)")
     parser.add_argument("--full-parse", action="store_true",
@@ -61,6 +65,22 @@ def _tariff(args: argparse.Namespace):  # -> Tariff
     return tariff_from_settings(settings, tz=tz)
 
 
+def parse_time(text: str | None, flag: str) -> float | None:
+    """Unix seconds or ISO 8601 (naive: local time) → unix seconds."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise CliError(f"{flag}: not a unix time or ISO 8601 date: {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from keck_tui.recording import RecordingError
     from keck_tui.report import report_file
@@ -69,12 +89,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.jobs is not None and args.jobs < 1:
             raise CliError("--jobs must be at least 1")
-        report = report_file(args.file, args.by, tariff, fast=not args.full_parse, jobs=args.jobs)
+        since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+        if since is not None and until is not None and until <= since:
+            raise CliError("--until must be after --since")
+        report = report_file(args.file, args.by, tariff, fast=not args.full_parse, jobs=args.jobs,
+                             since=since, until=until)
     except RecordingError as exc:
         raise CliError(str(exc)) from None
     if report.stats.skipped or report.stats.stream_error:
         print(f"keck-top: report: {report.stats.summary()}", file=sys.stderr)
     if report.snapshots == 0:
+        if args.since or args.until:
+            raise CliError(f"{args.file}: no snapshots between --since and --until")
         raise CliError(f"{args.file}: no snapshots in this file ({report.stats.summary()})")
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
