@@ -169,17 +169,23 @@ def run_report(path: Path, by: str) -> tuple[float, float, float, dict]:
     return wall, cpu, rss_kib / 1024, json.loads(proc.stdout)
 
 
-def report_bench(lines: int, variants: int, rows: int, workdir: Path) -> None:
+def generate(lines: int, variants: int, rows: int, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
+    for n in (lines, lines // 10):
+        path = workdir / f"day-{n}-{rows}.jsonl.zst"
+        meta = path.with_suffix(".energy")
+        if not path.exists() or not meta.exists():
+            meta.write_text(repr(make_day(path, n, variants, rows)))
+
+
+def report_bench(lines: int, variants: int, rows: int, workdir: Path) -> None:
+    # Generate in a separate process: Linux keeps a process's peak RSS across
+    # exec, so the report children would otherwise inherit the generator's peak.
+    subprocess.run([sys.executable, __file__, "--part", "generate", "--lines", str(lines), "--rows", str(rows),
+                    "--variants", str(variants), "--workdir", str(workdir)], check=True)
     path = workdir / f"day-{lines}-{rows}.jsonl.zst"
-    meta = path.with_suffix(".energy")
-    if not path.exists() or not meta.exists():
-        meta.write_text(repr(make_day(path, lines, variants, rows)))
-    energy = float(meta.read_text())
+    energy = float(path.with_suffix(".energy").read_text())
     small = workdir / f"day-{lines // 10}-{rows}.jsonl.zst"
-    small_meta = small.with_suffix(".energy")
-    if not small.exists() or not small_meta.exists():
-        small_meta.write_text(repr(make_day(small, lines // 10, variants, rows)))
     print(f"[report] {path.name}: {path.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows the wall times)")
     for by in ("node", "namespace", "pod", "process"):
@@ -195,7 +201,7 @@ def report_bench(lines: int, variants: int, rows: int, workdir: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not the targets")
-    ap.add_argument("--part", choices=("overhead", "report", "both"), default="both")
+    ap.add_argument("--part", choices=("overhead", "report", "both", "generate"), default="both")
     ap.add_argument("--children", type=int, default=500, help="extra idle processes during part 1")
     ap.add_argument("--busy", type=int, default=60, help="extra processes using a little CPU (part 1)")
     ap.add_argument("--cycles", type=int, default=20)
@@ -208,6 +214,8 @@ def main() -> int:
         opts.children, opts.busy, opts.cycles, opts.lines, opts.variants = 20, 5, 5, 2_000, 10
     if opts.part in ("overhead", "both"):
         overhead(opts.children, opts.busy, opts.cycles, 1.0)
+    if opts.part == "generate":
+        generate(opts.lines, opts.variants, opts.rows, opts.workdir)
     if opts.part in ("report", "both"):
         report_bench(opts.lines, opts.variants, opts.rows, opts.workdir)
     return 0
