@@ -113,10 +113,14 @@ def _estimate(row: Row) -> Row:
                    children=kids, sources=("estimate",) if row.sources else None)
 
 
-def fleet_row(step: int = 0) -> Row:
+def fleet_row(step: int = 0, *, stale_node: bool = False) -> Row:
+    """Two clusters, three nodes; with ``stale_node`` node-1's agent stopped answering 42 s ago."""
     a = _parent("cluster", "cluster-a", "cluster-a",
                 [node_row(step, "node-7"), node_row(step, "node-3", 0.6)])
-    b = _parent("cluster", "cluster-b", "cluster-b", [node_row(step, "node-1", 0.8)])
+    node1 = node_row(step, "node-1", 0.8)
+    if stale_node:
+        node1 = replace(node1, stale=True, age_s=42.0)
+    b = _parent("cluster", "cluster-b", "cluster-b", [node1])
     return _parent("fleet", "fleet", "fleet", [a, b])
 
 
@@ -135,10 +139,12 @@ ESTIMATED_SOURCES = (
 
 
 def snapshot(step: int = 0, *, clock: FakeClock | None = None, fleet: bool = False,
-             estimated: bool = False, age: float = 0.3, interval: float = 1.0) -> Snapshot:
-    """A snapshot stamped ``age`` seconds before ``clock``'s wall time."""
+             estimated: bool = False, age: float = 0.3, interval: float = 1.0,
+             stale_node: bool = False) -> Snapshot:
+    """A snapshot stamped ``age`` seconds before ``clock``'s wall time (a stale one:
+    ``age`` > 3 × ``interval``; a fleet with one stale node: ``stale_node``)."""
     wall = (clock.wall() if clock is not None else START_WALL + step * interval) - age
-    root = fleet_row(step) if fleet else node_row(step, estimated=estimated)
+    root = fleet_row(step, stale_node=stale_node) if fleet else node_row(step, estimated=estimated)
     return Snapshot(time=wall, interval_s=interval, host="fleet" if fleet else "node-7",
                     model="frequency-weighted", idle_policy="separate", estimated=estimated,
                     sources=ESTIMATED_SOURCES if estimated else MEASURED_SOURCES, root=root)

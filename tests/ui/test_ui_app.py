@@ -350,3 +350,34 @@ async def test_new_data_keeps_the_selection_on_its_screen_row_and_respects_scrol
         app.poll_feed()
         await pilot.pause()
         assert round(tree.scroll_y) == 0 and tree.cursor_screen_row() is None
+
+
+async def test_a_stale_remote_node_says_so_and_why(clock):
+    feed = RecordingFeed([ff.snapshot(0, clock=clock, fleet=True, stale_node=True)])
+    app = KeckApp(feed, settings=SETTINGS, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "node-1 [stale 42 s]" in screen_text(app)
+        app.view.select(("fleet", "cluster-b", "node-1"))
+        app.refresh_all()
+        await pilot.pause()
+        assert "! stale: no fresh data for 42 s" in screen_text(app)
+
+
+async def test_vim_keys_and_paging(clock):
+    app, _ = make_app(clock)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("j", "j")
+        assert app.view.selected == ("node-7", "ml-serving", "pod/llm-0")
+        await pilot.press("l")
+        assert app.view.lines[app.view.cursor].expanded
+        await pilot.press("h")
+        assert not app.view.lines[app.view.cursor].expanded
+        await pilot.press("k")
+        assert app.view.selected == ("node-7", "ml-serving")
+        step = app.power_tree.scrollable_content_region.height - 1
+        n = len(app.view.lines)
+        await pilot.press("pagedown")
+        assert app.view.cursor == min(n - 1, 1 + step) and app.view.cursor > 1
+        await pilot.press("pageup")
+        assert app.view.cursor == max(0, min(n - 1, 1 + step) - step)
