@@ -126,6 +126,9 @@ def test_process_living_50ms_between_reads_appears(sampler):
     code = "import time\nwhile time.process_time() < 0.05: pass"
     p = subprocess.Popen([sys.executable, "-c", code])
     p.wait(10)
+    # The parent is woken before the child's last switch-out (exit_notify precedes
+    # do_task_dead): give that last span a moment, or it lands in the next read.
+    time.sleep(0.05)
     act = sampler.sample()
     q = find(act, p.pid)
     assert q is not None, "short-lived process lost"
