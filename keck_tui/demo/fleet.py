@@ -63,16 +63,18 @@ def service(name: str) -> GroupPath:
             GroupLevel(level="service", id=name, name=name))
 
 
-def _k8s_base(pid0: int) -> tuple[ProcSpec, ...]:
+def _k8s_base(pid0: int, node: str) -> tuple[ProcSpec, ...]:
+    """Node services and the DaemonSet pods every Kubernetes node runs (one pod per node)."""
+    tag = node.rsplit("-", 2)[-2][:3] + node[-1]  # "eu-cpu-1" → "cpu1": per-node pod names
     return (
         ProcSpec(pid0, "kubelet", "/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml", 0.08, FLAT,
                  service("kubelet.service"), pss_mb=120),
         ProcSpec(pid0 + 1, "containerd", "/usr/bin/containerd", 0.05, FLAT, service("containerd.service"),
                  pss_mb=80),
         ProcSpec(pid0 + 2, "kube-proxy", "/usr/local/bin/kube-proxy --config=/var/lib/kube-proxy/config.conf",
-                 0.02, FLAT, pod("kube-system", "kube-proxy-x7k2p", "6b1f0c2e-0001"), pss_mb=40),
+                 0.02, FLAT, pod("kube-system", f"kube-proxy-{tag}", f"6b1f0c2e-{tag}-01"), pss_mb=40),
         ProcSpec(pid0 + 3, "keck-top", "keck-top serve --listen 0.0.0.0:9464", 0.02, FLAT,
-                 pod("monitoring", "keck-top-agent-q9z4m", "6b1f0c2e-0002"), pss_mb=60),
+                 pod("monitoring", f"keck-top-agent-{tag}", f"6b1f0c2e-{tag}-02"), pss_mb=60),
         ProcSpec(pid0 + 4, "kworker/u16:2", "[kworker/u16:2]", 0.03, FLAT, kernel=True, pss_mb=0),
     )
 
@@ -83,7 +85,7 @@ def demo_nodes() -> tuple[NodeSpec, ...]:
         NodeSpec(
             name="eu-cpu-1", cluster="prod-eu", kind="intel", cores=16, sockets=2, idle_w=38.0, max_w=230.0,
             dram_w=9.0, base_mhz=2100.0, max_mhz=3500.0,
-            procs=_k8s_base(800) + (
+            procs=_k8s_base(800, "eu-cpu-1") + (
                 ProcSpec(1101, "nginx", "nginx: worker process", 1.2, DAY, pod(web, "frontend-7d9f-abcde", "a1-01")),
                 ProcSpec(1102, "nginx", "nginx: worker process", 1.0, DAY, pod(web, "frontend-7d9f-abcde", "a1-01")),
                 ProcSpec(1201, "gunicorn", "gunicorn api.wsgi -w 3", 2.5, DAY, pod(web, "api-5c4b-fghij", "a1-02"),
@@ -100,7 +102,7 @@ def demo_nodes() -> tuple[NodeSpec, ...]:
         NodeSpec(
             name="eu-gpu-1", cluster="prod-eu", kind="intel", cores=16, sockets=1, idle_w=30.0, max_w=190.0,
             dram_w=7.0, base_mhz=2400.0, max_mhz=3800.0, gpus=2, gpu_idle_w=72.0, gpu_max_w=680.0, bmc=True,
-            procs=_k8s_base(900) + (
+            procs=_k8s_base(900, "eu-gpu-1") + (
                 ProcSpec(2101, "python3", "python3 -m vllm.entrypoints.openai.api_server --model llama-3-8b", 1.5,
                          DAY, pod("ml-serving", "llm-0", "b2-01"), gpu=0, gpu_share=0.85, pss_mb=6000),
                 ProcSpec(2201, "python3", "python3 -m vllm.entrypoints.openai.api_server --model llama-3-8b", 1.3,
@@ -113,7 +115,7 @@ def demo_nodes() -> tuple[NodeSpec, ...]:
         NodeSpec(
             name="eu-amd-1", cluster="prod-eu", kind="amd", cores=8, sockets=1, idle_w=22.0, max_w=120.0,
             dram_w=None, base_mhz=2900.0, max_mhz=4400.0,
-            procs=_k8s_base(700) + (
+            procs=_k8s_base(700, "eu-amd-1") + (
                 ProcSpec(3101, "gunicorn", "gunicorn api.wsgi -w 2", 1.8, DAY, pod(web, "api-5c4b-klmno", "c3-01"),
                          pss_mb=440),
                 ProcSpec(3201, "redis-server", "redis-server *:6379", 0.4, DAY, pod(web, "redis-0", "c3-02"),
@@ -124,7 +126,7 @@ def demo_nodes() -> tuple[NodeSpec, ...]:
         NodeSpec(
             name="lab-ci-1", cluster="lab", kind="intel", cores=8, sockets=1, idle_w=12.0, max_w=95.0,
             dram_w=3.0, base_mhz=3000.0, max_mhz=4700.0,
-            procs=_k8s_base(600) + (
+            procs=_k8s_base(600, "lab-ci-1") + (
                 ProcSpec(4101, "cc1plus", "/usr/lib/gcc/x86_64-linux-gnu/12/cc1plus -O2 src/engine.cc", 3.0,
                          SPIKY, pod("ci", "runner-build-7x2c", "d4-01"), pss_mb=700),
                 ProcSpec(4102, "ld", "/usr/bin/ld -o build/engine", 0.8, SPIKY,
