@@ -136,17 +136,9 @@ def run(args: argparse.Namespace) -> int:
             feed.stop()
         return 0
     title = _title(args)
-    if not sys.stdout.isatty():
-        raise CliError("the TUI needs a terminal; use --once --json or --batch for pipes")
-    try:
-        from keck_tui.ui.app import run_tui
-    except ImportError as exc:
-        raise CliError(f"the TUI is not available ({exc}); use --once --json or --batch") from None
-    feed.start()
-    try:
-        return int(run_tui(feed, settings=settings, title=title) or 0)
-    finally:
-        feed.stop()
+    from keck_tui.commands.local import start_tui
+
+    return start_tui(feed, settings, title=title)
 
 
 def _title(args: argparse.Namespace) -> str:
