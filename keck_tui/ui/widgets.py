@@ -145,6 +145,7 @@ class PowerTree(ScrollView, can_focus=True):
         if columns_changed:
             self._layout = None
         self._content_width = None
+        self.styles_map()  # re-check the theme once per sync
         self._cache.clear()
         self.virtual_size = Size(self.content_width, len(self.view.lines))
         if anchor is not None:
@@ -174,7 +175,8 @@ class PowerTree(ScrollView, can_focus=True):
         _, scroll_y = self.scroll_offset
         idx = scroll_y + y
         width = self.content_width
-        styles = self.styles_map()
+        # Validated once per sync (and after CSS/theme changes), not once per line.
+        styles = self._styles if self._styles is not None else self.styles_map()
         lines = self.view.lines
         if idx >= len(lines) or width <= 0:
             return Strip.blank(width, styles["base"])
