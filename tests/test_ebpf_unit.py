@@ -282,6 +282,11 @@ def test_compile_error_summary():
     log = "x.c:3:5: error: use of undeclared identifier 'nope'\n1 error generated."
     assert loader._summarise_compile_error(log) == \
         "probe compile error: use of undeclared identifier 'nope'"
+    log = ("Failed to load BPF program b'raw_tracepoint__sched_switch': Permission denied\n"
+           "0: (b7) r1 = 0\nR2 invalid mem access 'scalar'\n"
+           "processed 12 insns (limit 1000000)\n")
+    assert loader._summarise_compile_error(log) == \
+        "probe rejected by the kernel verifier: R2 invalid mem access 'scalar'"
 
 
 def _btf_blob(members: dict[str, int], other_first: bool = True) -> bytes:

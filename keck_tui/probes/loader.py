@@ -194,6 +194,12 @@ def _summarise_compile_error(log: str) -> str:
     for line in log.splitlines():
         if "error:" in line:
             return "probe compile error: " + line.split("error:", 1)[1].strip()[:160]
+    if "Failed to load BPF program" in log:
+        lines = [ln.strip() for ln in log.splitlines()
+                 if ln.strip() and "Failed to load BPF program" not in ln
+                 and not ln.strip().startswith(("processed ", "Traceback", "File "))]
+        last = lines[-1][:160] if lines else ""
+        return "probe rejected by the kernel verifier" + (f": {last}" if last else "")
     return "probe compile error (see bcc output)"
 
 
