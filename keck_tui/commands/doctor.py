@@ -22,8 +22,8 @@ _FIXES = {
     "cpufreq": "load a cpufreq driver (intel_pstate/acpi-cpufreq/amd-pstate); VMs usually have none, "
                "so nominal MHz from /proc/cpuinfo are shown, marked *",
     "procfs": "mount /proc (or pass --procfs-root)",
-    "ebpf": "run as root with bcc: apt install python3-bpfcc linux-headers-$(uname -r); "
-            "mount -t tracefs nodev /sys/kernel/tracing",
+    "ebpf": "run as root with bcc: `sudo scripts/setup-ebpf.sh` installs python3-bpfcc's kernel "
+            "headers (or the nearest cloud headers) and mounts tracefs; see docs/ebpf.md",
     "nvml": "install the NVIDIA driver (libnvidia-ml.so) on a machine with an NVIDIA GPU",
     "redfish": "check --redfish URL, credentials (--redfish-credentials FILE) and TLS (--redfish-insecure for self-signed)",
     "powermetrics": "macOS only: pass --apple-power and add the sudoers line shown in README.md",
