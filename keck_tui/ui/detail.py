@@ -41,7 +41,7 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
         n = line.hidden_count
         out[0].append(f" {n} row{'s' if n != 1 else ''} below {fmt.fmt_watts(threshold_w)} W "
                       f"{'are' if n != 1 else 'is'} hidden", st("title"))
-        out[1].append(f" together {fmt.fmt_watts(line.hidden_watts, snapshot.estimated)} W — press t to show them",
+        out[1].append(f" together {fmt.fmt_watts(line.hidden_watts, snapshot.estimated)} W — Enter or t shows them",
                       st("dim"))
         return out
     row = line.row

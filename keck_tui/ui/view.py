@@ -168,7 +168,8 @@ class TreeView:
     def _mark_matches(self, row: Row, path: Path, needle: str, keep: set[Path],
                       matched: set[Path]) -> bool:
         hit = needle in row.name.casefold() or needle in row.id.casefold() or \
-            (row.cmd is not None and needle in row.cmd.casefold())
+            (row.cmd is not None and needle in row.cmd.casefold()) or \
+            (row.pid is not None and needle == str(row.pid))
         below = False
         for child in row.children:
             if self._mark_matches(child, path + (child.id,), needle, keep, matched):
@@ -274,7 +275,11 @@ class TreeView:
         return False
 
     def toggle(self) -> bool:
+        """Open or close the selected row; on a "rows below threshold" line, show them."""
         line = self.current
+        if line is not None and line.row is None:
+            self.toggle_threshold()
+            return True
         if line is None or not line.expandable:
             return False
         if line.expanded:

@@ -101,7 +101,7 @@ def test_detail_of_a_hidden_rows_line():
     v.move_to(i)
     lines = plain(detail_lines(v.current, snap, History(), 120, span_label="", threshold_w=v.threshold_w))
     assert lines[0] == " 1 row below 3.6 W is hidden"
-    assert lines[1] == " together 1.6 W — press t to show them"
+    assert lines[1] == " together 1.6 W — Enter or t shows them"
 
 
 def test_history_is_bounded_and_forgets_vanished_rows():

@@ -144,3 +144,20 @@ def test_lazy_rows_ask_for_their_subtree():
     v2 = TreeView()  # default-open lazy rows ask by themselves
     v2.set_root(root)
     assert v2.take_pending_subtrees() == [("c", "n1")]
+
+
+def test_filter_matches_a_pid_exactly_and_enter_on_a_summary_shows_hidden_rows():
+    v = TreeView()
+    v.set_root(ff.node_row())
+    root = ff.node_row()
+    renamed = Row(level="node", id="n", name="n", watts=1, watts_lo=1, watts_hi=1, children=(
+        Row(level="process", id="pid-4188", name="envoy", watts=1, watts_lo=1, watts_hi=1, pid=4188),))
+    v.set_root(renamed)
+    v.set_filter("4188")  # the pid, though neither name nor command shows it
+    assert [ln.row.name for ln in v.lines] == ["n", "envoy"]
+    v.set_filter("")
+    v.set_root(root)
+    v.toggle_threshold()
+    i = next(i for i, ln in enumerate(v.lines) if ln.row is None)
+    v.move_to(i)
+    assert v.toggle() and not v.threshold_on
