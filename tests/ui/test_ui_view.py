@@ -151,9 +151,9 @@ def test_filter_matches_a_pid_exactly_and_enter_on_a_summary_shows_hidden_rows()
     v.set_root(ff.node_row())
     root = ff.node_row()
     renamed = Row(level="node", id="n", name="n", watts=1, watts_lo=1, watts_hi=1, children=(
-        Row(level="process", id="pid-4188", name="envoy", watts=1, watts_lo=1, watts_hi=1, pid=4188),))
+        Row(level="process", id="proc-a", name="envoy", watts=1, watts_lo=1, watts_hi=1, pid=4188),))
     v.set_root(renamed)
-    v.set_filter("4188")  # the pid, though neither name nor command shows it
+    v.set_filter("4188")  # the pid, though neither name, id nor command shows it
     assert [ln.row.name for ln in v.lines] == ["n", "envoy"]
     v.set_filter("")
     v.set_root(root)
