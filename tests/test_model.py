@@ -83,3 +83,18 @@ def test_find_walk_and_prune():
     assert [p for p, _ in root.walk()] == [("n",), ("n", "p"), ("n", "p", "pid-2")]
     pruned = root.pruned(1)
     assert pruned.children[0].children == () and pruned.children[0].has_children is True
+
+
+def test_to_json_writes_every_field_of_the_schema():
+    from dataclasses import fields
+
+    from keck_tui.model import _ROW_ALWAYS, _ROW_OPTIONAL
+    values = {"components": {"cpu": 1.0}, "pid": 1, "cmd": "c", "cpu": 0, "pod_uid": "u", "namespace": "n",
+              "container_id": "c", "gpu_watts": 1.0, "freq_nominal": True, "note": "n", "sources": ("a",),
+              "labels": {"k": "v"}, "stale": True, "age_s": 1.0, "error": "e", "has_children": True}
+    assert set(values) == set(_ROW_OPTIONAL)
+    assert {f.name for f in fields(Row)} == set(_ROW_ALWAYS) | set(_ROW_OPTIONAL) | {"children", "extra"}
+    row = Row(level="x", id="i", name="n", watts=1, watts_lo=1, watts_hi=1, **values)
+    data = row.to_json()
+    assert list(data) == [*_ROW_ALWAYS, *_ROW_OPTIONAL, "children"]
+    assert Row.from_json(data) == row
