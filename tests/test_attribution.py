@@ -121,6 +121,7 @@ def test_exact_numbers_separate_idle_with_dram_kernel_and_platform():
     assert r["system.slice"].watts == pytest.approx(r["pid-1"].watts)
     assert res.root.components == {"cpu": 50.0, "dram": 8.0, "platform": pytest.approx(12.0)}
     assert r["core-0"].cpu == 0
+    assert r["pid-2"].sources == ("rapl",)  # cpu and dram both from RAPL: named once
     assert res.root.find(["h", "system.slice", "pid-1", "(dram)"]).watts == pytest.approx(2.0)
     check_tree(res.root)
 

@@ -378,9 +378,10 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         if gpus:
             proc.comp["gpu"] = math.fsum(gw for gw, _ in gpus.values())
             proc.gpu = proc.comp["gpu"]
-            proc.sources = proc.sources + tuple(s for r in inp.gpus for s in (r.source.name,))
+            proc.sources = proc.sources + tuple(r.source.name for r in inp.gpus if r.source.ok)
         if not proc.children:
             proc.watts, proc.err = cpu_part, cpu_err
+        proc.sources = tuple(dict.fromkeys(proc.sources))  # RAPL gives both cpu and dram
 
     kernel_cpu_s = math.fsum(p.cpu_s for p in kernels) + math.fsum(c.irq_s for c in activity.cores)
     kernel_w = attributed_cpu * kshare
