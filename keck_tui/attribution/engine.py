@@ -300,7 +300,8 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     share_time, kshare_time = shares(False)
     share_freq, kshare_freq = shares(True)
     share, kshare = (share_freq, kshare_freq) if model == MODEL_FREQ else (share_time, kshare_time)
-    tick_share = (config.tick_s / busy_s) if (busy_s > 0 and not activity.per_cpu_exact) else 0.0
+    # ±1 accounting tick per process moves at most this share of the busy capacity (≤ 1).
+    tick_share = min(1.0, config.tick_s / busy_s) if (busy_s > 0 and not activity.per_cpu_exact) else 0.0
 
     # Proportional idle needs activity to share by; with none, idle stays in (idle).
     proportional = config.idle == "proportional" and (any(v > 0 for v in share.values()) or kshare > 0)
