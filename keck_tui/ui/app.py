@@ -84,6 +84,7 @@ class KeckApp(App[int]):
         self.history = History(span_s=self.settings.history_minutes * 60.0, points=history_points)
         self.snapshot: Snapshot | None = None
         self._last_from_feed: Snapshot | None = None
+        self._poll_error: str | None = None
         self.session_start: float | None = None
         self.paused = False
         self.recording = False
@@ -136,7 +137,13 @@ class KeckApp(App[int]):
 
     def poll_feed(self) -> None:
         """Timer callback: apply the newest snapshot if there is one, else update the age."""
-        snap = None if self.paused else self.feed.latest()
+        try:
+            snap = None if self.paused else self.feed.latest()
+        except Exception as exc:  # noqa: BLE001 - a broken feed must not take the screen down
+            self._poll_error = f"{type(exc).__name__}: {exc}"
+            snap = None
+        else:
+            self._poll_error = None
         if snap is not None and snap is not self._last_from_feed:
             self._last_from_feed = snap
             self.show_snapshot(snap)
@@ -199,7 +206,7 @@ class KeckApp(App[int]):
             co2e_g_per_kwh=s.co2e_g_per_kwh, sort_key=self.view.sort_key,
             filter_text=self.view.filter_text,
             threshold_w=self.view.threshold_w if self.view.threshold_on else None,
-            feed_error=self.feed.last_error())
+            feed_error=self._poll_error or _feed_error(self.feed))
 
     def _panel(self, name: str) -> TextPanel | None:
         """A panel of the main screen, or None while it is not there (start, exit)."""
@@ -409,6 +416,13 @@ class KeckApp(App[int]):
         yield SystemCommand("Refresh slower", "longer interval (-)", self.action_slower)
         yield SystemCommand("Light/dark theme", "switch theme (T)", self.action_toggle_theme)
         yield SystemCommand("Keys and symbols", "the help screen (?)", self.action_help)
+
+
+def _feed_error(feed: SnapshotFeed) -> str | None:
+    try:
+        return feed.last_error()
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
 
 
 def run_tui(feed: SnapshotFeed, *, settings: Settings, title: str | None = None,

@@ -381,3 +381,18 @@ async def test_vim_keys_and_paging(clock):
         assert app.view.cursor == min(n - 1, 1 + step) and app.view.cursor > 1
         await pilot.press("pageup")
         assert app.view.cursor == max(0, min(n - 1, 1 + step) - step)
+
+
+async def test_a_feed_that_raises_shows_the_error_and_keeps_the_last_sample(clock):
+    app, feed = make_app(clock)
+
+    def broken():
+        raise ConnectionError("agent went away")
+
+    async with app.run_test(size=SIZE) as pilot:
+        shown = app.snapshot
+        feed.latest = broken
+        app.poll_feed()
+        await pilot.pause()
+        assert app.snapshot is shown
+        assert "feed error: ConnectionError: agent went away" in screen_text(app)
