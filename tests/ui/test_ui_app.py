@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import fake_fleet as ff
-from conftest import SETTINGS, RecordingFeed, make_app
+from ui_helpers import SETTINGS, RecordingFeed, make_app
 from screen_text import screen_text
 from keck_tui.model import Row, Snapshot
 from keck_tui.ui.app import KeckApp

@@ -7,7 +7,7 @@ look at the diff report before committing.
 from __future__ import annotations
 
 import fake_fleet as ff
-from conftest import make_app
+from ui_helpers import make_app
 
 EXPAND_TO_CORES = ("down", "down", "enter", "down", "enter", "down", "enter")
 
@@ -73,7 +73,7 @@ def test_160x50_fleet_with_cost(snap_compare, clock):
 def test_threshold_and_light_theme(snap_compare, clock):
     from dataclasses import replace
 
-    from conftest import SETTINGS
+    from ui_helpers import SETTINGS
     app, _ = make_app(clock, settings=replace(SETTINGS, theme="light"))
     assert snap_compare(app, terminal_size=(120, 40), press=("t",))
 
