@@ -28,7 +28,7 @@ from keck_tui.model import Snapshot
 from keck_tui.ui.columns import CellContext, needs_gpu_column
 from keck_tui.ui.detail import detail_lines
 from keck_tui.ui.header import HeaderState, header_lines
-from keck_tui.ui.help import HelpScreen
+from keck_tui.ui.help import HelpScreen, SourcesScreen
 from keck_tui.ui.history import History
 from keck_tui.ui.view import SORT_KEYS, Path, TreeView
 from keck_tui.ui.widgets import Breadcrumb, ColumnHeader, PowerTree, TextPanel
@@ -54,6 +54,7 @@ class KeckApp(App[int]):
         Binding("q", "quit_clean", "quit"),
         Binding("ctrl+c", "quit_clean", "quit", show=False, priority=True),
         Binding("question_mark", "help", "help"),
+        Binding("d", "sources", "sources", show=False),
         Binding("z", "zoom_in", "zoom"),
         Binding("u,backspace", "zoom_out", "up", key_display="u"),
         Binding("slash", "filter", "filter", key_display="/"),
@@ -288,6 +289,10 @@ class KeckApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_sources(self) -> None:
+        if not isinstance(self.screen, (HelpScreen, SourcesScreen)):
+            self.push_screen(SourcesScreen(self.snapshot))
+
     def action_zoom_in(self) -> None:
         if self.view.zoom_in():
             self.refresh_all()
@@ -416,6 +421,8 @@ class KeckApp(App[int]):
         yield SystemCommand("Refresh slower", "longer interval (-)", self.action_slower)
         yield SystemCommand("Light/dark theme", "switch theme (T)", self.action_toggle_theme)
         yield SystemCommand("Keys and symbols", "the help screen (?)", self.action_help)
+        yield SystemCommand("Power sources", "what works, what failed and how to fix it (d)",
+                            self.action_sources)
 
 
 def _feed_error(feed: SnapshotFeed) -> str | None:

@@ -1,11 +1,14 @@
 """The `?` help screen: keys, columns and what the symbols mean."""
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from keck_tui.model import Snapshot
 
 HELP_TEXT = """\
 [b]keck-top[/b] — where the watts go, and how sure that is
@@ -24,7 +27,8 @@ HELP_TEXT = """\
   c        cost columns: money and gCO2e per hour at the configured price and intensity
   i        detail pane on/off        T  light/dark theme
   + -      refresh faster / slower   p  pause (the screen keeps the last sample)
-  r        start/stop recording      ?  this help     q  Ctrl-C  quit
+  r        start/stop recording      d  sources: what works, what failed, how to fix
+  ?        this help                 q  Ctrl-C  quit
   Ctrl-P   command palette (every action above, by name)
 
 [b]Columns[/b]
@@ -43,7 +47,7 @@ HELP_TEXT = """\
 
 [b]Header[/b]
   sources: ✓ measured and working · ~ an estimate · ✗ unavailable · ! error
-  (run [b]keck-top doctor[/b] to see why and how to fix)
+  (press [b]d[/b] or run [b]keck-top doctor[/b] to see why and how to fix)
   STALE: the newest sample is older than 3 intervals — the numbers are not live.
 
 Esc, q or ? closes this screen.
@@ -66,6 +70,53 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(HELP_TEXT, id="help-text")
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+def sources_text(snapshot: Snapshot | None) -> Text:
+    """Every source of the snapshot: state, kind, watts, why, and how to fix it."""
+    from keck_tui.ui.header import source_glyph
+    text = Text()
+    text.append("Power sources", "bold")
+    text.append("   (the same as `keck-top doctor`, from the latest sample)\n\n", "dim")
+    if snapshot is None:
+        text.append("no sample yet\n")
+        return text
+    if snapshot.estimated:
+        text.append("No measured power source: every watt on screen is an estimate (~).\n\n", "bold")
+    width = max([len(s.name) for s in snapshot.sources] + [6])
+    for src in snapshot.sources:
+        text.append(f"  {source_glyph(src)} {src.name.ljust(width)}  ", "bold")
+        watts = f"  {src.watts:.1f} W" if src.watts is not None else ""
+        text.append(f"{src.status} · {src.kind}{watts}\n")
+        if src.detail:
+            text.append(f"      {src.detail}\n", "dim")
+        fix = src.extra.get("fix") if src.extra else None
+        if fix and not src.ok:
+            text.append("      fix: ", "bold")
+            text.append(f"{fix}\n")
+    for warning in snapshot.warnings:
+        text.append(f"\n  ⚠ {warning}", "bold")
+    text.append("\n\nEsc, q or d closes this screen.", "dim")
+    return text
+
+
+class SourcesScreen(ModalScreen[None]):
+    """`d`: which sources produced the numbers, which failed, and how to fix them."""
+
+    BINDINGS = [Binding("escape,q,d", "dismiss", "close")]
+
+    DEFAULT_CSS = HelpScreen.DEFAULT_CSS.replace("HelpScreen", "SourcesScreen")
+
+    def __init__(self, snapshot: Snapshot | None) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(sources_text(self.snapshot), id="sources-text")
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

@@ -396,3 +396,24 @@ async def test_a_feed_that_raises_shows_the_error_and_keeps_the_last_sample(cloc
         await pilot.pause()
         assert app.snapshot is shown
         assert "feed error: ConnectionError: agent went away" in screen_text(app)
+
+
+async def test_d_lists_sources_with_their_fix(clock):
+    from dataclasses import replace as _replace
+
+    from keck_tui.model import SourceStatus
+    from keck_tui.ui.help import SourcesScreen
+    snap = ff.snapshot(0, clock=clock, estimated=True)
+    rapl = SourceStatus("rapl", "unavailable", "no /sys/class/powercap",
+                        extra={"fix": "modprobe intel_rapl_common"})
+    snap = _replace(snap, sources=(rapl,) + snap.sources[1:])
+    app = KeckApp(RecordingFeed([snap]), settings=SETTINGS, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("d")
+        assert isinstance(app.screen, SourcesScreen)
+        text = screen_text(app)
+        assert "No measured power source" in text
+        assert "✗ rapl" in text and "no /sys/class/powercap" in text
+        assert "fix: modprobe intel_rapl_common" in text
+        await pilot.press("d")
+        assert not isinstance(app.screen, SourcesScreen)
