@@ -40,7 +40,7 @@ import fake_fleet as ff  # noqa: E402
 from keck_tui.clock import FakeClock  # noqa: E402
 from keck_tui.config import Settings  # noqa: E402
 from keck_tui.feed import StaticFeed  # noqa: E402
-from keck_tui.ui.app import KeckApp  # noqa: E402
+from keck_tui.ui.app import GC_THRESHOLDS, KeckApp, tune_gc  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -206,6 +206,8 @@ def main() -> int:
     ap.add_argument("--skip-apply", action="store_true")
     args = ap.parse_args()
     if not args.skip_apply:
+        tune_gc()  # as run_tui does
+        print(f"(GC thresholds {GC_THRESHOLDS}, as run_tui sets them)")
         report_apply(asyncio.run(bench_apply(args.runs)))
     if not args.skip_cpu:
         for ui_only, label in ((False, "keck-top (local sources + TUI)"),

@@ -12,6 +12,7 @@ footer; call ``show_snapshot(snap)`` to display any snapshot, and pass
 """
 from __future__ import annotations
 
+import gc
 from typing import Callable, Iterable
 
 from rich.style import Style
@@ -190,7 +191,8 @@ class KeckApp(App[int]):
             scale=max(z.watts_hi, z.watts) if z is not None else 1.0,
             total=z.watts if z is not None else 1.0,
             estimated=bool(self.snapshot and self.snapshot.estimated),
-            price_per_kwh=s.price_per_kwh, co2e_g_per_kwh=s.co2e_g_per_kwh, currency=s.currency)
+            price_per_kwh=s.price_per_kwh, co2e_g_per_kwh=s.co2e_g_per_kwh, currency=s.currency,
+            trend=self.history.spread)
 
     def _styles(self, prefix: str, widget: Widget) -> dict[str, Style | str]:
         styles = widget.styles_map() if isinstance(widget, TextPanel) else {}
@@ -425,6 +427,18 @@ class KeckApp(App[int]):
                             self.action_sources)
 
 
+#: Generation thresholds for the TUI process. Every refresh allocates a whole
+#: snapshot tree (thousands of acyclic objects freed by reference counting); with
+#: Python's defaults (700, 10, 10) that triggers frequent full collections that
+#: scan everything, which showed as 30–50 ms spikes in benchmarks/bench_ui.py.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a process that churns big acyclic trees."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _feed_error(feed: SnapshotFeed) -> str | None:
     try:
         return feed.last_error()
@@ -440,6 +454,7 @@ def run_tui(feed: SnapshotFeed, *, settings: Settings, title: str | None = None,
     `r` and may return the actual recording state (or raise to refuse).
     """
     app = KeckApp(feed, settings=settings, title=title, clock=clock, on_record_toggle=on_record_toggle)
+    tune_gc()
     feed.start()
     try:
         result = app.run()

@@ -6,6 +6,7 @@ widget maps to styles, so the exact text of every column is unit-testable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from keck_tui.model import Row
 from keck_tui.ui import format as fmt
@@ -35,8 +36,9 @@ BASE = {
     "energy": Column("energy", "ENERGY", 9),
     "cost": Column("cost", "/h", 8),
     "co2": Column("co2", "gCO2e/h", 8),
+    "trend": Column("trend", "TREND", 10),
 }
-ORDER = ("watts", "bound", "range", "share", "cpu", "mhz", "gpu", "energy", "cost", "co2")
+ORDER = ("watts", "bound", "range", "trend", "share", "cpu", "mhz", "gpu", "energy", "cost", "co2")
 #: Dropped first to last when the terminal is narrow; WATTS and ± never are.
 DROP_ORDER = ("energy", "gpu", "mhz", "range", "co2", "cost", "cpu", "share")
 
@@ -53,9 +55,11 @@ class Layout:
 
 
 def compute_layout(width: int, *, show_gpu: bool = False, show_cost: bool = False,
-                   currency: str = "€") -> Layout:
-    """Fit columns into ``width`` cells, dropping them in DROP_ORDER."""
-    keys = [k for k in ORDER if (k != "gpu" or show_gpu) and (k not in ("cost", "co2") or show_cost)]
+                   currency: str = "€", show_trend: bool = True) -> Layout:
+    """Fit columns into ``width`` cells, dropping them in DROP_ORDER; TREND (a
+    sparkline of the row's history) only appears when the name keeps ample room."""
+    keys = [k for k in ORDER if k != "trend" and (k != "gpu" or show_gpu)
+            and (k not in ("cost", "co2") or show_cost)]
     cols = {k: BASE[k] for k in keys}
     if "cost" in cols:
         cols["cost"] = Column("cost", f"{currency}/h", 8)
@@ -72,6 +76,10 @@ def compute_layout(width: int, *, show_gpu: bool = False, show_cost: bool = Fals
         extra = min(name_w - NAME_COMFORT, RANGE_MAX_EXTRA)
         cols["range"] = Column("range", "RANGE", cols["range"].width + extra)
         name_w -= extra
+    trend = BASE["trend"]
+    if show_trend and name_w - (trend.width + 1) >= NAME_COMFORT:  # only where there is room to spare
+        cols["trend"] = trend
+        name_w -= trend.width + 1
     pad = 0
     if name_w > NAME_MAX:
         pad, name_w = name_w - NAME_MAX, NAME_MAX
@@ -88,6 +96,7 @@ class CellContext:
     price_per_kwh: float | None = None
     co2e_g_per_kwh: float | None = None
     currency: str = "€"
+    trend: Callable[[tuple[str, ...], int], Sequence[float]] | None = None  # (path, n) -> watts
 
 
 def _fit(text: str, width: int) -> str:
@@ -98,12 +107,13 @@ def _fit(text: str, width: int) -> str:
 
 def header_cells(layout: Layout, sort_key: str) -> list[tuple[str, str]]:
     sort_col = {"watts": "watts", "cpu": "cpu", "energy": "energy"}.get(sort_key)
+    left = ("range", "trend")
     name_title = "  NAME" + (" ▲" if sort_key == "name" else "")
     cells: list[tuple[str, str]] = [(name_title.ljust(layout.name_width)[: layout.name_width], "title")]
     for col in layout.columns:
         title = col.title + ("▼" if col.key == sort_col else "")
-        text = title.ljust(col.width) if col.key == "range" else title.rjust(col.width)
-        cells.append((" " + text[-col.width:] if col.key != "range" else " " + text[: col.width],
+        text = title.ljust(col.width) if col.key in left else title.rjust(col.width)
+        cells.append((" " + text[-col.width:] if col.key not in left else " " + text[: col.width],
                       "title_sorted" if col.key == sort_col else "title"))
     if layout.pad:
         cells.append((" " * layout.pad, "title"))
@@ -177,6 +187,15 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
             t, key = fmt.fmt_money(fmt.per_hour(row.watts, ctx.price_per_kwh)), num
         elif k == "co2":
             t, key = fmt.fmt_grams(fmt.per_hour(row.watts, ctx.co2e_g_per_kwh)), num
+        elif k == "trend":
+            values = ctx.trend(line.path, w) if ctx.trend is not None else ()
+            if len(values) > 1:
+                lo, hi = min(values), max(values)
+                spark = fmt.sparkline(values, w, top=hi if hi > lo else None, bottom=lo if hi > lo else 0.0)
+            else:
+                spark = ""
+            cells.append((" " + spark.ljust(w), "trend"))
+            continue
         else:  # pragma: no cover - ORDER and BASE agree
             t, key = "", num
         cells.append((" " + _fit(t, w).rjust(w), key))

@@ -93,5 +93,20 @@ class History:
             items = [it for it in items if it[0] >= now - self.span_s]
         return items
 
+    def spread(self, path: Path, n: int) -> list[float]:
+        """Up to ``n`` watts samples spaced evenly over the whole ring, oldest first
+        (cheap: reads n values, for a per-row trend column)."""
+        ring = self._rings.get(path)
+        if ring is None or ring.count == 0 or n <= 0:
+            return []
+        count = ring.count
+        start = (ring.head - count) % ring.cap
+        if count <= n:
+            picks = range(count)
+        else:
+            picks = [round(i * (count - 1) / (n - 1)) for i in range(n)] if n > 1 else [count - 1]
+        vals = ring.vals
+        return [vals[3 * ((start + k) % ring.cap)] for k in picks]
+
     def watts(self, path: Path) -> list[float]:
         return [w for _, w, _, _ in self.series(path)]

@@ -22,7 +22,7 @@ from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cell
 from keck_tui.ui.view import TreeView
 
 TREE_STYLE_KEYS = ("name", "marker", "synthetic", "stale", "match", "num", "hot", "warm",
-                   "bar_lo", "bar_val", "bar_hi", "dim", "cursor", "title", "title_sorted")
+                   "bar_lo", "bar_val", "bar_hi", "dim", "cursor", "title", "title_sorted", "trend")
 
 
 def _style_key(widget: Widget) -> tuple[str, str]:
@@ -57,6 +57,7 @@ class PowerTree(ScrollView, can_focus=True):
         & > .powertree--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
         & > .powertree--title { color: $text-muted; text-style: bold; }
         & > .powertree--title-sorted { color: $text-accent; text-style: bold; }
+        & > .powertree--trend { color: $text-accent; }
     }
     """
 

@@ -272,7 +272,7 @@ async def test_columns_collapse_at_80x24(clock):
     app, _ = make_app(clock)
     async with app.run_test(size=(160, 50)) as pilot:
         assert app.power_tree.current_layout().keys() == (
-            "watts", "bound", "range", "share", "cpu", "mhz", "gpu", "energy")
+            "watts", "bound", "range", "trend", "share", "cpu", "mhz", "gpu", "energy")
 
 
 def test_run_tui_starts_and_stops_the_feed(clock, monkeypatch):
@@ -282,9 +282,15 @@ def test_run_tui_starts_and_stops_the_feed(clock, monkeypatch):
         self.exit(0)
         return 0
 
+    import gc
     monkeypatch.setattr(app_mod.KeckApp, "run", fake_run)
     feed = RecordingFeed(ff.series(1, clock))
-    assert app_mod.run_tui(feed, settings=SETTINGS) == 0
+    before = gc.get_threshold()
+    try:
+        assert app_mod.run_tui(feed, settings=SETTINGS) == 0
+        assert gc.get_threshold() == app_mod.GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
     assert feed.started == 1 and feed.stopped == 1
 
 

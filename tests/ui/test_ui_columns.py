@@ -13,7 +13,7 @@ def text(cells) -> str:
 def test_columns_collapse_in_order_never_watts_or_bound():
     seen = []
     for width in range(200, 10, -1):
-        keys = compute_layout(width, show_gpu=True).keys()
+        keys = compute_layout(width, show_gpu=True, show_trend=False).keys()
         if keys not in seen:
             seen.append(keys)
         assert keys[:2] == ("watts", "bound")
@@ -32,8 +32,11 @@ def test_columns_collapse_in_order_never_watts_or_bound():
 def test_wide_terminals_give_the_range_bar_more_room():
     assert dict((c.key, c.width) for c in compute_layout(119).columns)["range"] == 24
     assert compute_layout(79).columns[2].width == 12
+    assert "trend" not in compute_layout(119, show_gpu=True).keys()
+    assert compute_layout(159, show_gpu=True).keys()[:4] == ("watts", "bound", "range", "trend")
     wide = compute_layout(199, show_gpu=True)  # names stop growing; the rest pads the end
-    assert (wide.name_width, wide.columns[2].width, wide.pad) == (60, 24, 60)  # 199 - 67 fixed - 12 more RANGE = 120
+    # 199 - 67 fixed - 12 more RANGE - 11 TREND = 109 → name 60 + pad 49
+    assert (wide.name_width, wide.columns[2].width, wide.pad) == (60, 24, 49)
     v = TreeView()
     v.set_root(ff.node_row())
     assert all(sum(len(t) for t, _ in line_cells(ln, wide, CellContext(400, 400))) == 199 for ln in v.lines)

@@ -135,3 +135,23 @@ def test_detail_sparkline_includes_the_current_sample():
     v = _view_at(snap.root, ("node-7",))
     line = plain(detail_lines(v.current, snap, hist, 120, span_label=""))[1]
     assert f"now {snap.root.watts:.1f} W  min 100.0  max {snap.root.watts:.1f}" in line
+
+
+def test_history_spread_picks_evenly_over_the_ring():
+    hist = History(span_s=100, points=10)
+    for i in range(10):
+        hist.record(1000.0 + 10 * i, replace(ff.node_row(), watts=float(i), children=()))
+    assert hist.spread(("node-7",), 4) == [0.0, 3.0, 6.0, 9.0]
+    assert hist.spread(("node-7",), 20) == [float(i) for i in range(10)]
+    assert hist.spread(("nope",), 4) == []
+
+
+def test_trend_cell_is_a_sparkline_of_the_row_history():
+    from keck_tui.ui.columns import CellContext, compute_layout, line_cells
+    v = TreeView()
+    v.set_root(ff.node_row())
+    lay = compute_layout(159)
+    assert "trend" in lay.keys()
+    ctx = CellContext(scale=400, total=400, trend=lambda path, n: [1.0, 2.0, 3.0, 2.0])
+    cells = line_cells(v.lines[0], lay, ctx)
+    assert (" ▁▅█▅      ", "trend") in cells
