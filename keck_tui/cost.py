@@ -187,6 +187,10 @@ def parse_schedule(entries: Sequence[Mapping[str, Any]], where: str = "price_sch
 
 
 def tariff_from_settings(settings: Settings, tz: tzinfo | None = None) -> Tariff:
+    for key in ("price_per_kwh", "co2e_g_per_kwh"):
+        value = getattr(settings, key)
+        if value is not None and not math.isfinite(value):  # TOML allows nan and inf
+            raise ConfigError(f"{key} must be a finite number, got {value}")
     return Tariff(
         price_per_kwh=settings.price_per_kwh,
         co2e_g_per_kwh=settings.co2e_g_per_kwh,

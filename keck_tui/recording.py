@@ -285,6 +285,7 @@ class ReadStats:
     problems: list[str] = field(default_factory=list)  # the first few reasons, with line numbers
     lines: int = 0  # lines read (whole or not), for numbering lines across split reads
     skips: list[tuple[int, str]] = field(default_factory=list)  # (line number, why) behind ``problems``
+    stream_resumed: int = 0  # damaged spots in a zstd stream skipped to the next intact frame
 
     MAX_PROBLEMS = 10
 
@@ -304,6 +305,7 @@ class ReadStats:
             out.valid += p.valid
             out.skipped += p.skipped
             out.stream_error = out.stream_error or p.stream_error
+            out.stream_resumed += p.stream_resumed
             for lineno, why in p.skips:
                 if len(out.problems) < cls.MAX_PROBLEMS:
                     out.problems.append(f"line {lineno + offset}: {why}")
@@ -320,7 +322,9 @@ class ReadStats:
             text += f", {self.skipped} line{'s' if self.skipped != 1 else ''} skipped"
             if self.problems:
                 text += f" ({self.problems[0]}{', …' if self.skipped > 1 else ''})"
-        if self.stream_error:
+        if self.stream_error and self.stream_resumed:
+            text += f"; compressed data damaged ({self.stream_error}): read on from the next intact frame"
+        elif self.stream_error:
             text += f"; compressed data unreadable after that: {self.stream_error}"
         return text
 
@@ -384,25 +388,110 @@ def _chunks_gzip(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
                 chunk = b""
 
 
+SALVAGE_BYTES = 16 << 20
+
+
 def _chunks_zstd(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
+    slices = _slices(raw)
     d = dctx.decompressobj()
-    for chunk in _slices(raw):
-        while chunk:
-            try:
-                out = d.decompress(chunk)
-            except zstandard.ZstdError as exc:
-                stats.stream_error = f"zstd: {exc}"
+    # Compressed bytes of the current frame so far, to salvage from if it turns out damaged;
+    # None once over SALVAGE_BYTES (another tool's one-frame file): memory stays bounded.
+    frame: bytearray | None = bytearray()
+    done = 0  # decompressed bytes of the current frame already yielded
+    chunk = b""
+    while True:
+        if not chunk:
+            chunk = next(slices, b"")
+            if not chunk:
                 return
-            if out:
-                yield out
-            if d.eof:  # next frame (appended recording)
-                chunk = d.unused_data
-                d = dctx.decompressobj()
-            else:
-                chunk = b""
+        try:
+            out = d.decompress(chunk)
+        except zstandard.ZstdError as exc:
+            # A failing call yields nothing, not even the blocks before the bad spot
+            # (keck-top flushes a block per line): replay the frame in small steps.
+            if frame is not None:
+                yield from _salvage_zstd(dctx, bytes(frame) + chunk, done)
+            stats.stream_error = stats.stream_error or f"zstd: {exc}"
+            # keck-top starts a new frame every FRAME_BYTES of lines: go on from the next one.
+            chunk = _next_frame(dctx, bytearray(chunk[1:]), slices)
+            if not chunk:
+                return
+            stats.stream_resumed += 1
+            yield b"\n"  # the damaged line ends here; a frame starts with a whole line
+            d, done, frame = dctx.decompressobj(), 0, bytearray()
+            continue
+        if out:
+            done += len(out)
+            yield out
+        if d.eof:  # next frame (appended recording)
+            chunk = d.unused_data
+            d = dctx.decompressobj()
+            frame, done = bytearray(), 0
+        else:
+            if frame is not None and len(frame) + len(chunk) > SALVAGE_BYTES:
+                frame = None
+            elif frame is not None:
+                frame += chunk
+            chunk = b""
+
+
+def _next_frame(dctx: Any, buf: bytearray, slices: Iterator[bytes]) -> bytes:
+    """``buf`` and what follows from ``slices``, from the next frame start that decodes to a line; b"" at the end."""
+    import zstandard
+
+    while True:
+        i = buf.find(ZSTD_MAGIC)
+        if i < 0:
+            nxt = next(slices, b"")
+            if not nxt:
+                return b""
+            buf = buf[-3:] + nxt
+            continue
+        del buf[:i]
+        while len(buf) < _PROBE_BYTES and (nxt := next(slices, b"")):
+            buf += nxt
+        try:
+            out = dctx.decompressobj().decompress(bytes(buf[:_PROBE_BYTES]))
+        except zstandard.ZstdError:
+            out = b""
+        if out.startswith(b"{"):
+            return bytes(buf)
+        del buf[:1]
+
+
+def _salvage_zstd(dctx: Any, data: bytes, skip: int, step: int = 4096) -> Iterator[bytes]:
+    """What ``data`` (one frame from its start) decodes to before the damage, less its first ``skip`` bytes.
+
+    A failing call returns nothing of what it decoded: find the step that
+    fails, then decode everything before it at once and that step byte by byte."""
+    import zstandard
+
+    d = dctx.decompressobj()
+    bad = None
+    for i in range(0, len(data), step):
+        try:
+            d.decompress(data[i:i + step])
+        except zstandard.ZstdError:
+            bad = i
+            break
+        if d.eof:
+            break
+    pieces = [data] if bad is None else \
+        [data[:bad]] + [data[j:j + 1] for j in range(bad, min(len(data), bad + step))]
+    d = dctx.decompressobj()
+    for piece in pieces:
+        try:
+            out = d.decompress(piece)
+        except zstandard.ZstdError:
+            return
+        if len(out) > skip:
+            yield out[skip:]
+        skip = max(0, skip - len(out))
+        if d.eof:
+            return
 
 
 def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None,

@@ -48,11 +48,18 @@ class RecordingIndex:
         self._file: IO[bytes] | None = None
         self._bad: set[int] = set()
         kind = compression_for(self.path)
-        if not (kind == "zstd" and self._index_zstd_frames()):
-            if kind is None:
-                self._index_plain()
-            else:
-                self._index_spooled()
+        try:
+            if not (kind == "zstd" and self._index_zstd_frames()):
+                if kind is None:
+                    self._index_plain()
+                else:
+                    self._index_spooled()
+        except RecordingError:
+            self.close()
+            raise
+        except OSError as exc:  # a directory, no permission, an I/O error: one line, not a traceback
+            self.close()
+            raise RecordingError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         self.stats.valid = len(self._times)
         self.sorted = all(a <= b for a, b in zip(self._times, self._times[1:]))
 

@@ -364,3 +364,30 @@ async def test_fleet_file_cluster_merges_agents_and_keck_controller(tmp_path) ->
     (lab,) = snap.root.children
     assert [n.id for n in lab.children] == ["edge1", "worker-a", "worker-b"]
     assert lab.watts == pytest.approx(12.0 + 272.0 + 164.934669, abs=1e-6)
+
+
+def test_fleet_file_rejects_bad_cluster_timeout_and_non_boolean_insecure_tls(tmp_path) -> None:
+    """QA: a cluster's timeout = "slow" was a traceback, -1 silently meant no timeout, and
+    insecure_tls = "false" (a string) turned certificate checks off."""
+    f = tmp_path / "fleet.toml"
+    for text, msg in [("[clusters.x]\nagents=['https://a']\ntimeout = 'slow'", "clusters.x: timeout must be"),
+                      ("[clusters.x]\nagents=['https://a']\ntimeout = -1", "clusters.x: timeout must be"),
+                      ("[clusters.x]\nagents=['https://a']\ntimeout = nan", "clusters.x: timeout must be"),
+                      ("timeout = inf\n[clusters.x]\nagents=['https://a']", "timeout must be"),
+                      ("[clusters.x]\nagents=['https://a']\ninsecure_tls = 'false'", "insecure_tls must be true or false"),
+                      ("insecure_tls = 1\n[clusters.x]\nagents=['https://a']", "insecure_tls must be true or false")]:
+        f.write_text(text)
+        with pytest.raises(FleetError, match=msg):
+            load_fleet(f)
+    f.write_text("[clusters.x]\nagents=['https://a']\ntimeout = 3\ninsecure_tls = true")
+    cfg = load_fleet(f)
+    assert cfg.agents[0].timeout == 3.0 and cfg.agents[0].ssl is False
+
+
+def test_attach_timeout_zero_is_an_error_not_the_default(tmp_path) -> None:
+    """QA: --timeout 0 was silently replaced by the 2 s default."""
+    cfg = tmp_path / "none.toml"
+    cfg.write_text("")
+    for value in ("0", "nan", "-1"):
+        out = _attach("http://127.0.0.1:1", "--once", "--timeout", value, "--config", str(cfg))
+        assert out.returncode == 2 and out.stderr.strip() == "keck-top: error: --timeout must be positive"

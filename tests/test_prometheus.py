@@ -291,3 +291,17 @@ scrape_configs:
             proc.stderr.close()
         a.stop()
         b.stop()
+
+
+def test_rate_window_is_checked_up_front() -> None:
+    """QA: --rate-window xyz was accepted and every poll then failed with Prometheus's parse error."""
+    import argparse
+
+    from keck_tui.cli import CliError
+    from keck_tui.sources.prometheus import prometheus_source_from_args
+
+    for bad in ("xyz", "5", "1m ", "m", "1h1x"):
+        with pytest.raises(CliError, match="--rate-window must be a Prometheus duration"):
+            prometheus_source_from_args("http://p:9090", argparse.Namespace(rate_window=bad))
+    for good in ("1m", "30s", "1h30m", "500ms", "2d"):
+        assert prometheus_source_from_args("http://p:9090", argparse.Namespace(rate_window=good)).rate_window == good

@@ -290,3 +290,49 @@ def test_recorder_stopped_mid_write_is_not_an_error(tmp_path: Path) -> None:
     writer.write = racing_write
     rec.feed(snapshot(0))
     assert not rec.active and rec.error is None
+
+
+def test_damaged_zstd_keeps_the_lines_before_and_reads_on_from_the_next_frame(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA: one damaged spot in a zstd recording used to lose every line of its 16 KiB feed slice
+    before it and everything after it; now only the damaged frame's lines are lost."""
+    import zstandard
+
+    import keck_tui.recording as rec
+
+    monkeypatch.setattr(rec, "FRAME_BYTES", 1)  # one line per frame
+    path = tmp_path / "d.jsonl.zst"
+    with RecordingWriter(path) as w:
+        for i in range(12):
+            w.write(snapshot(i))
+    data = bytearray(path.read_bytes())
+    starts = []
+    pos = 0
+    while pos < len(data):  # walk the frames
+        d = zstandard.ZstdDecompressor().decompressobj()
+        d.decompress(bytes(data[pos:]))
+        starts.append(pos)
+        pos = len(data) - len(d.unused_data)
+    a, b = starts[6], starts[7]  # line 7 (index 6)
+    data[a + 20:b - 4] = b"\xff" * (b - 4 - a - 20)  # garbage that the decoder rejects
+    path.write_bytes(bytes(data))
+    got, stats = read_recording(path)
+    assert [s.time for s in got] == [T0 + i + 1 for i in range(12) if i != 6]
+    assert stats.stream_error and stats.stream_error.startswith("zstd") and stats.stream_resumed == 1
+    assert "read on from the next intact frame" in stats.summary()
+
+
+def test_damaged_zstd_single_frame_yields_the_lines_before_the_damage(tmp_path: Path) -> None:
+    """QA: the blocks decoded before the bad spot of one frame are kept (one flushed block per line)."""
+    path = tmp_path / "s.jsonl.zst"
+    sizes = []
+    with RecordingWriter(path) as w:
+        for i in range(6):
+            w.write(snapshot(i))
+            sizes.append(path.stat().st_size)
+    data = bytearray(path.read_bytes())
+    data[sizes[3] + 10:sizes[4] - 2] = b"\xff" * (sizes[4] - 2 - sizes[3] - 10)  # inside line 5
+    path.write_bytes(bytes(data))
+    got, stats = read_recording(path)
+    assert [s.time for s in got] == [T0 + i + 1 for i in range(4)]
+    assert stats.stream_error and "unreadable after that" in stats.summary()

@@ -69,3 +69,14 @@ def test_record_attached_agents_keeps_the_fleet_tree(tmp_path: Path, capsys: pyt
     assert sorted(n.name for n in nodes) == ["eu-cpu-1", "mbp-m3"] and all(n.level == "node" for n in nodes)
     assert any(r.level == "process" for _, r in root.walk())  # the whole tree, not just node rows
     assert "2 snapshots written" in capsys.readouterr().err
+
+
+def test_record_bad_remote_or_sampling_flags_leave_no_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: the file used to be created before the flags were checked, so the rerun refused to overwrite it."""
+    path = tmp_path / "r.jsonl.zst"
+    assert main(["record", str(path), "--attach", "ftp://x", "--count", "1"]) == 2
+    assert "must start with http" in capsys.readouterr().err
+    assert not path.exists()
+    assert main(["record", str(path), "--redfish", "ftp://bmc", "--count", "1", "--no-gpu", "--probes", "procfs"]) == 2
+    assert "--redfish" in capsys.readouterr().err
+    assert not path.exists()

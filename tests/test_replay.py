@@ -184,3 +184,25 @@ def test_truncated_zstd_frames_index(tmp_path: Path, monkeypatch: pytest.MonkeyP
     idx = RecordingIndex(path)
     assert [idx.snapshot(i) for i in range(len(idx))] == [snapshot(i) for i in range(10)]
     assert idx.stats.skipped == (1 if idx.stats.truncated_tail else 0)
+
+
+def test_cli_directory_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: replaying a directory was a traceback (IsADirectoryError)."""
+    for name in ("d.jsonl", "d.jsonl.zst"):
+        (tmp_path / name).mkdir()
+        assert main(["replay", str(tmp_path / name), "--once", "--json"]) == 2
+        err = capsys.readouterr().err
+        assert "cannot read" in err and "Traceback" not in err
+
+
+def test_cli_says_when_compressed_data_was_damaged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: a damaged gzip stream with no partial line left was replayed without a word."""
+    path = tmp_path / "g.jsonl.gz"
+    with RecordingWriter(path) as w:
+        for i in range(3):
+            w.write(snapshot(i))
+    path.write_bytes(path.read_bytes() + b"\x1f\x8b\x08\x00garbage-member")
+    assert main(["replay", str(path), "--once", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert Snapshot.loads(out) == snapshot(2)
+    assert "3 snapshots; compressed data unreadable after that: gzip" in err

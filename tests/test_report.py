@@ -266,3 +266,17 @@ def test_time_window_clips_intervals(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "no snapshots between" in capsys.readouterr().err
     assert main(["report", str(path), "--since", "yesterday", "--config", "/dev/null"]) == 2
     assert main(["report", str(path), "--since", "5", "--until", "4", "--config", "/dev/null"]) == 2
+
+
+def test_cli_rejects_infinite_or_nan_prices(rec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: --price inf (or nan/inf in the config) ended in a ValueError traceback from json.dumps."""
+    assert main(["report", str(rec), "--price", "inf", "--format", "json"]) == 2
+    assert "--price must be a non-negative number" in capsys.readouterr().err
+    assert main(["report", str(rec), "--co2e", "inf", "--format", "json"]) == 2
+    capsys.readouterr()
+    for text in ("co2e_g_per_kwh = nan\n", "price_per_kwh = inf\n"):
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(text)
+        assert main(["report", str(rec), "--format", "json", "--config", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert "must be a finite number" in err and "Traceback" not in err

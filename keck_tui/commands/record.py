@@ -61,10 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     settings = settings_from_args(args)
-    try:
-        writer = RecordingWriter(args.file, append=args.append, fsync=args.fsync)
-    except RecordingError as exc:
-        raise CliError(str(exc)) from None
     remote = bool(args.attach or args.fleet)
     progress = not args.quiet and sys.stderr.isatty()
     state = {"error": None, "done": False}
@@ -87,11 +83,14 @@ def run(args: argparse.Namespace) -> int:
         if args.count is not None and writer.lines >= args.count:
             done.set()
 
+    # The feed first: a bad --attach URL, fleet file or sampling flag must not
+    # leave an empty FILE behind (the next run would refuse to overwrite it).
+    feed = _remote_feed(args, settings) if remote else _local_feed(args, settings, sink)
     try:
-        feed = _remote_feed(args, settings) if remote else _local_feed(args, settings, sink)
-    except BaseException:
-        writer.close()
-        raise
+        writer = RecordingWriter(args.file, append=args.append, fsync=args.fsync)
+    except RecordingError as exc:
+        feed.stop()
+        raise CliError(str(exc)) from None
     if not args.quiet:
         print(f"keck-top: recording to {args.file} every {settings.interval:g} s (Ctrl-C stops)",
               file=sys.stderr)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{args.file}: no snapshots to replay ({index.stats.summary()})")
         if args.once:
             return _once(index, args)
-        if index.stats.skipped:
+        if index.stats.skipped or index.stats.stream_error:
             print(f"keck-top: replay: {index.stats.summary()}", file=sys.stderr)
         if not sys.stdout.isatty():
             raise CliError("the TUI needs a terminal; use --once --json [--at N] for pipes")
@@ -75,7 +75,7 @@ def _once(index, args: argparse.Namespace) -> int:
         if j is None:
             raise CliError(f"{args.file}: no readable snapshot ({index.stats.summary()})") from None
         snap = index.snapshot(j)
-    if index.stats.skipped:
+    if index.stats.skipped or index.stats.stream_error:
         print(f"keck-top: replay: {index.stats.summary()}", file=sys.stderr)
     if args.json:
         sys.stdout.write(snap.dumps() + "\n")

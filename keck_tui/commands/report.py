@@ -51,7 +51,7 @@ def _tariff(args: argparse.Namespace):  # -> Tariff
         except (ZoneInfoNotFoundError, ValueError):
             raise CliError(f"--tz: unknown time zone {args.tz!r}") from None
     for flag, value in (("--price", args.price), ("--co2e", args.co2e)):
-        if value is not None and not value >= 0:
+        if value is not None and not 0 <= value < float("inf"):
             raise CliError(f"{flag} must be a non-negative number")
     if args.price is not None:
         settings = replace(settings, price_per_kwh=args.price, price_schedule=())

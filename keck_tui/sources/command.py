@@ -63,8 +63,9 @@ def build_fleet(args: argparse.Namespace, settings: Any, default_depth: int | No
         ssl_setting = client_ssl(getattr(args, "ca_file", None), bool(getattr(args, "insecure_tls", False)))
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    timeout = float(getattr(args, "timeout", None) or 2.0)
-    if timeout <= 0:
+    timeout = getattr(args, "timeout", None)
+    timeout = 2.0 if timeout is None else float(timeout)
+    if not 0 < timeout < float("inf"):  # 0 or nan would silently mean "no timeout"
         raise CliError("--timeout must be positive")
     cfg = FleetConfig()
     if getattr(args, "fleet", None) is not None:

@@ -81,7 +81,7 @@ def load_fleet(path: Path) -> FleetConfig:
     if unknown:
         raise FleetError(f"fleet file {path}: unknown key {unknown[0]!r}")
     timeout = data.get("timeout", 2.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
         raise FleetError(f"fleet file {path}: timeout must be a positive number")
     default_token = _token(data.get("token_file"), base, str(path))
     clusters = data.get("clusters")
@@ -99,11 +99,17 @@ def load_fleet(path: Path) -> FleetConfig:
         ca = cdata.get("ca_file", data.get("ca_file"))
         if ca is not None and not Path(ca).is_absolute():
             ca = str(base / ca)
+        insecure = cdata.get("insecure_tls", data.get("insecure_tls", False))
+        if not isinstance(insecure, bool):  # "false" (a string) must not turn verification off
+            raise FleetError(f"{where}: insecure_tls must be true or false, got {insecure!r}")
         try:
-            ssl_setting = client_ssl(ca, bool(cdata.get("insecure_tls", data.get("insecure_tls", False))))
+            ssl_setting = client_ssl(ca, insecure)
         except ValueError as exc:
             raise FleetError(f"{where}: {exc}") from None
-        ctimeout = float(cdata.get("timeout", timeout))
+        ctimeout = cdata.get("timeout", timeout)
+        if isinstance(ctimeout, bool) or not isinstance(ctimeout, (int, float)) or not 0 < ctimeout < float("inf"):
+            raise FleetError(f"{where}: timeout must be a positive number")
+        ctimeout = float(ctimeout)
         agents = cdata.get("agents", [])
         if not isinstance(agents, list):
             raise FleetError(f"{where}: agents must be a list")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 from dataclasses import replace
 from typing import Any, Callable
@@ -23,6 +24,8 @@ GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|proc
                   '|keck_node_power_(lower|upper)_bound_watts'
                   '|kepler_(node|pod)_(cpu|gpu|platform)_watts'
                   '|scaph_(host|socket|domain)_power_microwatts|scaph_process_power_consumption_microwatts"}')
+# A Prometheus duration: units in this order, each at most once ("1h30m", "90s", "500ms").
+_DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\Z")
 OLD_KEPLER_COUNTERS = (
     "kepler_node_package_joules_total", "kepler_node_dram_joules_total", "kepler_node_other_joules_total",
     "kepler_node_platform_joules_total", "kepler_node_gpu_joules_total", "kepler_container_joules_total",
@@ -119,6 +122,8 @@ def prometheus_source_from_args(url: str, args: argparse.Namespace | None, token
     labels = LabelConfig(cluster_label=getattr(args, "cluster_label", None) or "cluster",
                          node_label=getattr(args, "node_label", None) or None)
     window = getattr(args, "rate_window", None) or "1m"
+    if not _DURATION.match(window):  # else every poll fails with Prometheus's parse error
+        raise CliError(f"--rate-window must be a Prometheus duration like 1m, 30s or 1h30m, got {window!r}")
     timeout = float(getattr(args, "timeout", None) or 5.0)
     return PrometheusSource(url, labels, window, token, timeout, ssl_setting)
 
