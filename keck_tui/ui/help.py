@@ -39,6 +39,7 @@ HELP_TEXT = """\
   SHARE    share of the parent row's watts
   CPU%     CPU utilisation        MHz  frequency; [b]*[/b] = nominal (no cpufreq), not measured
   GPU W    GPU watts attributed to the row    ENERGY  energy this session (J, Wh, kWh)
+  TREND    (wide terminals) the row's watts over the history span, scaled to its own range
 
 [b]Rows[/b]
   ▸ closed  ▾ open   [i](idle) (residual) (platform) (kernel) (dram)[/i] are synthetic rows:
