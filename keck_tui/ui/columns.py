@@ -190,7 +190,10 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
         elif k == "trend":
             values = ctx.trend(line.path, w) if ctx.trend is not None else ()
             if len(values) > 1:
-                lo, hi = min(values), max(values)
+                # Scaled to the row's own history but never tighter than its current
+                # bound: a swing smaller than the uncertainty must look small.
+                lo = min(min(values), row.watts_lo)
+                hi = max(max(values), row.watts_hi)
                 spark = fmt.sparkline(values, w, top=hi if hi > lo else None, bottom=lo if hi > lo else 0.0)
             else:
                 spark = ""

@@ -152,6 +152,10 @@ def test_trend_cell_is_a_sparkline_of_the_row_history():
     v.set_root(ff.node_row())
     lay = compute_layout(159)
     assert "trend" in lay.keys()
-    ctx = CellContext(scale=400, total=400, trend=lambda path, n: [1.0, 2.0, 3.0, 2.0])
-    cells = line_cells(v.lines[0], lay, ctx)
-    assert (" ▁▅█▅      ", "trend") in cells
+    root = v.lines[0].row  # 365.0 W, bound 336.2…393.8 W
+    ctx = CellContext(scale=400, total=400, trend=lambda path, n: [336.2, 365.0, 393.8, 365.0])
+    assert (" ▁▅█▅      ", "trend") in line_cells(v.lines[0], lay, ctx)
+    # a swing well inside the bound stays near the middle instead of filling the cell
+    ctx = CellContext(scale=400, total=400, trend=lambda path, n: [364.0, 365.0, 366.0])
+    assert (" ▄▅▅       ", "trend") in line_cells(v.lines[0], lay, ctx)
+    assert root.watts_lo < 364.0 and root.watts_hi > 366.0
