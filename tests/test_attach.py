@@ -391,3 +391,69 @@ def test_attach_timeout_zero_is_an_error_not_the_default(tmp_path) -> None:
     for value in ("0", "nan", "-1"):
         out = _attach("http://127.0.0.1:1", "--once", "--timeout", value, "--config", str(cfg))
         assert out.returncode == 2 and out.stderr.strip() == "keck-top: error: --timeout must be positive"
+
+
+async def test_fetch_errors_say_what_went_wrong() -> None:
+    """QA: 'Connect call failed (...)' instead of 'Connection refused'; http:// against a TLS agent
+    and https:// against a plain one gave no hint."""
+    from keck_tui.sources.http import FetchError, fetch_json
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # what an https server does with a plain-text request: drops it
+        writer.close()
+
+    closer = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    closer_port = closer.sockets[0].getsockname()[1]
+    plain = FakeAgent("plain", 1.0)
+    await plain.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(FetchError) as e:
+                await fetch_json(session, f"http://127.0.0.1:{free_port()}/api/v1/snapshot", timeout=2)
+            assert str(e.value) == "cannot connect: Connection refused"
+            with pytest.raises(FetchError) as e:
+                await fetch_json(session, f"http://127.0.0.1:{closer_port}/api/v1/snapshot", timeout=2)
+            assert str(e.value) == "server disconnected (is it an https:// agent?)"
+            with pytest.raises(FetchError) as e:
+                await fetch_json(session, f"https://127.0.0.1:{plain.port}/api/v1/snapshot", timeout=2)
+            assert "does not speak TLS (is it an http:// agent?)" in str(e.value)
+    finally:
+        closer.close()
+        await plain.stop()
+
+
+def test_attach_batch_iterations_must_be_positive(tmp_path) -> None:
+    """QA: attach --batch -n 0 printed nothing and exited 0 (keck-top --batch -n 0 is an error)."""
+    cfg = tmp_path / "none.toml"
+    cfg.write_text("")
+    out = _attach("http://127.0.0.1:1", "--batch", "-n", "0", "--config", str(cfg))
+    assert out.returncode == 2 and out.stderr.strip() == "keck-top: error: -n/--iterations must be at least 1"
+
+
+async def test_dead_keck_controller_does_not_make_its_clusters_agents_stale(tmp_path) -> None:
+    """QA: a fleet cluster with a live agent and a Keck controller that never answered was marked
+    stale as a whole, with the note 'Keck controller never answered: 0 W shown' beside the agent's watts."""
+    from keck_tui.sources.keck import KeckSource
+
+    agent = FakeAgent("edge1", 12.0)
+    await agent.start()
+    fleet = Fleet(AgentSource([AgentSpec(agent.url, "lab")]),
+                  [KeckSource(f"http://127.0.0.1:{free_port()}", "lab", timeout=1.0)])
+    try:
+        async with aiohttp.ClientSession() as session:
+            await fleet.poll(session)
+        snap = fleet.snapshot()
+    finally:
+        await agent.stop()
+    (lab,) = snap.root.children
+    assert lab.watts == 12.0 and not lab.stale and lab.note is None
+    edge, keck = lab.children
+    assert edge.id == "edge1" and not edge.stale
+    assert (keck.level, keck.id, keck.name, keck.watts, keck.stale) == ("node", "(keck lab)", "keck lab", 0.0, True)
+    assert keck.error.startswith("cannot connect") and "never answered" in keck.note
+    # alone in its cluster, the controller's trouble is still the cluster row's
+    fleet = Fleet(None, [KeckSource(f"http://127.0.0.1:{free_port()}", "k8s", timeout=1.0)])
+    async with aiohttp.ClientSession() as session:
+        await fleet.poll(session)
+    (k8s,) = fleet.snapshot().root.children
+    assert k8s.stale and k8s.children == () and "never answered" in k8s.note

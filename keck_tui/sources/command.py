@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--once and --batch don't go together")
     if args.json and not args.once:
         raise CliError("--json needs --once")
+    if args.iterations is not None and args.iterations < 1:  # as plain keck-top --batch says
+        raise CliError("-n/--iterations must be at least 1")
     if args.once or args.batch:
         fleet = build_fleet(args, settings, default_depth=None)
     else:

@@ -169,7 +169,17 @@ class Fleet:
             statuses += self.agents.statuses()
         for src in self.others:
             for row in src.cluster_rows():
-                clusters.setdefault(row.id, []).extend(row.children)
+                nodes = clusters.setdefault(row.id, [])
+                if nodes and row.id not in extra:
+                    # Shares its cluster with agents: the live nodes must not look stale, so a
+                    # controller that never answered gets a stale node row of its own instead.
+                    if row.stale and not row.children:
+                        what = next((st.name for st in src.statuses()), row.name)  # "keck lab"
+                        nodes.append(replace(row, level="node", id=safe_id(f"({what})"), name=what))
+                    else:
+                        nodes.extend(row.children)  # stale ones carry their own mark
+                    continue
+                nodes.extend(row.children)
                 extra.setdefault(row.id, row)
             statuses += src.statuses()
         rows = []

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import ssl
 from typing import Any, Mapping
 
@@ -47,13 +49,28 @@ async def fetch_json(session: aiohttp.ClientSession, url: str, *, params: Mappin
     except aiohttp.ClientConnectorCertificateError as exc:
         raise FetchError(f"TLS certificate not trusted: {exc.certificate_error}") from None
     except aiohttp.ClientConnectorError as exc:
-        raise FetchError(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+        raise FetchError(f"cannot connect: {_connect_reason(exc.os_error)}") from None
+    except aiohttp.ServerDisconnectedError:
+        hint = " (is it an https:// agent?)" if url.startswith("http://") else ""
+        raise FetchError(f"server disconnected{hint}") from None
     except aiohttp.ClientError as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}"[:200]) from None
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise FetchError("answer is not JSON") from None
+
+
+def _connect_reason(err: OSError) -> str:
+    """``Connection refused`` rather than asyncio's ``Connect call failed ('10.0.0.1', 9464)``."""
+    if isinstance(err, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(err):
+        return "TLS handshake failed: the server does not speak TLS (is it an http:// agent?)"
+    text = str(err.strerror or err)
+    if text.startswith("Connect call failed") and err.errno and err.errno > 0:
+        return os.strerror(err.errno)
+    if text.startswith("Multiple exceptions") and f"[Errno {errno.ECONNREFUSED}]" in text:  # all refused
+        return os.strerror(errno.ECONNREFUSED)
+    return text
 
 
 def _reason(body: bytes) -> str:
