@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv screenshots bench clean
+.PHONY: run test venv screenshots bench bench-ui clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python >= 3.11)"; exit 1; }
@@ -26,6 +26,10 @@ screenshots: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sampling.py
+	$(PY) benchmarks/bench_collect.py
+
+bench-ui: $(STAMP)
+	$(PY) benchmarks/bench_ui.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -108,6 +108,9 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
     if name == "price_schedule":
         if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
             raise ConfigError(f"{where}: price_schedule must be a list of tables")
+        from keck_tui.cost import parse_schedule  # cost imports this module
+
+        parse_schedule(value, where=f"{where}: price_schedule")  # bad times/rates: fail at start-up
         return tuple(dict(v) for v in value)
     if name in ("sysfs_root", "procfs_root", "host", "currency"):
         if not isinstance(value, str):

@@ -145,3 +145,10 @@ def test_once_json_path_does_not_import_textual():
             "sys.stderr.write(repr(bad)); sys.exit(rc or (3 if bad else 0))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_bad_price_schedule_is_a_config_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[price_schedule]]\nfrom = "25:99"\nprice_per_kwh = 0.3\n')
+    r = run_cli("--config", str(cfg), "--once", "--json", "--interval", "0.1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "price_schedule" in r.stderr, r.stderr

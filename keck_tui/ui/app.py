@@ -24,6 +24,7 @@ from textual.widgets import Footer, Input
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.config import Settings
+from keck_tui.cost import tariff_from_settings
 from keck_tui.feed import SnapshotFeed
 from keck_tui.model import Snapshot
 from keck_tui.ui.columns import CellContext, needs_gpu_column
@@ -78,6 +79,8 @@ class KeckApp(App[int]):
         super().__init__()
         self.feed = feed
         self.settings = settings or Settings()
+        # Prices and carbon intensity may follow a time-of-day schedule (config price_schedule).
+        self.tariff = tariff_from_settings(self.settings)
         self.header_title = title
         self.clock = clock or SystemClock()
         self.on_record_toggle = on_record_toggle
@@ -187,11 +190,12 @@ class KeckApp(App[int]):
     def _update_ctx(self) -> None:
         z = self.view.zoom_row
         s = self.settings
+        price, co2e = self.rates_now()
         self.power_tree.ctx = CellContext(
             scale=max(z.watts_hi, z.watts) if z is not None else 1.0,
             total=z.watts if z is not None else 1.0,
             estimated=bool(self.snapshot and self.snapshot.estimated),
-            price_per_kwh=s.price_per_kwh, co2e_g_per_kwh=s.co2e_g_per_kwh, currency=s.currency,
+            price_per_kwh=price, co2e_g_per_kwh=co2e, currency=s.currency,
             trend=self.history.spread)
 
     def _styles(self, prefix: str, widget: Widget) -> dict[str, Style | str]:
@@ -200,13 +204,19 @@ class KeckApp(App[int]):
             self.call_after_refresh(self.refresh_header)
         return styles  # type: ignore[return-value]
 
+    def rates_now(self) -> tuple[float | None, float | None]:
+        """(price per kWh, g CO2e per kWh) in force at the shown snapshot's time."""
+        t = self.snapshot.time if self.snapshot is not None else self.clock.wall()
+        return self.tariff.rates_at(t)
+
     def header_state(self) -> HeaderState:
         s = self.settings
+        price, co2e = self.rates_now()
         return HeaderState(
             snapshot=self.snapshot, title=self.header_title, now=self.clock.wall(),
             interval=self.interval, paused=self.paused, recording=self.recording,
-            session_start=self.session_start, price_per_kwh=s.price_per_kwh, currency=s.currency,
-            co2e_g_per_kwh=s.co2e_g_per_kwh, sort_key=self.view.sort_key,
+            session_start=self.session_start, price_per_kwh=price, currency=s.currency,
+            co2e_g_per_kwh=co2e, sort_key=self.view.sort_key,
             filter_text=self.view.filter_text,
             threshold_w=self.view.threshold_w if self.view.threshold_on else None,
             feed_error=self._poll_error or _feed_error(self.feed))
@@ -326,7 +336,7 @@ class KeckApp(App[int]):
     def action_cost(self) -> None:
         self.show_cost = not self.show_cost
         self.power_tree.show_cost = self.show_cost
-        if self.show_cost and self.settings.price_per_kwh is None and self.settings.co2e_g_per_kwh is None:
+        if self.show_cost and not (self.tariff.has_price or self.tariff.has_co2e):
             self.notify("no price_per_kwh or co2e_g_per_kwh in the config: cost columns stay empty",
                         severity="warning", timeout=4)
         self.refresh_all(columns_changed=True)

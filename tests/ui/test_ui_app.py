@@ -423,3 +423,13 @@ async def test_d_lists_sources_with_their_fix(clock):
         assert "fix: modprobe intel_rapl_common" in text
         await pilot.press("d")
         assert not isinstance(app.screen, SourcesScreen)
+
+
+async def test_cost_follows_the_price_schedule(clock):
+    """A time-of-day schedule (config price_schedule) sets the rates shown, not the flat price."""
+    sched = replace(SETTINGS, price_schedule=({"from": "00:00", "price_per_kwh": 0.90, "co2e_g_per_kwh": 400.0},))
+    app, _ = make_app(clock, settings=sched)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.rates_now() == (0.90, 400.0)
+        assert "€0.33/h · 146 gCO2e/h" in screen_text(app)
