@@ -80,3 +80,36 @@ def test_record_bad_remote_or_sampling_flags_leave_no_file(tmp_path: Path, capsy
     assert main(["record", str(path), "--redfish", "ftp://bmc", "--count", "1", "--no-gpu", "--probes", "procfs"]) == 2
     assert "--redfish" in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_record_sigterm_finishes_the_stream(tmp_path: Path) -> None:
+    """QA: SIGTERM (systemctl stop, timeout) killed `record` with status 143 and an unfinished zstd frame."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import zstandard
+
+    path = tmp_path / "t.jsonl.zst"
+    (tmp_path / "none.toml").write_text("")
+    proc = subprocess.Popen([sys.executable, "-m", "keck_tui", "record", str(path), "--interval", "0.1",
+                             "--no-gpu", "--probes", "procfs", "--config", str(tmp_path / "none.toml")],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (path.exists() and path.stat().st_size > 0):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "snapshots written" in err
+    d = zstandard.ZstdDecompressor().decompressobj()
+    d.decompress(path.read_bytes())
+    assert d.eof  # the frame was finished
+    snaps, stats = read_recording(path)
+    assert snaps and stats.skipped == 0

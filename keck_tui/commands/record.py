@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from keck_tui.cli import CliError, add_sampling_options, settings_from_args
 
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     last = None
+    restore = _stop_on_sigterm(done)
     feed.start()
     try:
         while not done.is_set():
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         done.set()
         feed.stop()
         writer.close()
+        restore()
     if progress:
         print(file=sys.stderr)
     if state["error"]:
@@ -120,6 +123,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"keck-top: {writer.lines} snapshots written to {args.file}", file=sys.stderr)
     return 0
+
+
+def _stop_on_sigterm(done) -> Callable[[], None]:
+    """SIGTERM (systemctl stop, timeout, kill) ends the recording like Ctrl-C: the compressed
+    stream gets its proper end. Returns the function that puts the old handler back."""
+    import signal
+
+    try:
+        old = signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
+    except ValueError:  # not the main thread (embedded, tests): leave signals alone
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def _local_feed(args: argparse.Namespace, settings, sink):  # -> ThreadedFeed
