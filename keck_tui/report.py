@@ -279,7 +279,8 @@ class Aggregator:
         self.by = by
         self.tariff = tariff
         # namespace rows are needed for --by namespace and to name pods
-        self.levels = frozenset({"node", by} | ({"namespace"} if by in ("namespace", "pod") else set()))
+        self.levels = frozenset({"node", by} | ({"namespace"} if by in ("namespace", "pod") else set())
+                                | ({"cluster"} if by == "node" else set()))  # node names repeat across clusters
         self._by = by.encode()
         self.groups: dict[bytes, list[Any]] = {}
         self.total = _new_acc(b"(total)", b"")
@@ -333,17 +334,21 @@ class Aggregator:
         node: list[Any] | None = None  # [name, w, lo, hi, covered_w, covered_lo, covered_hi]
         nodes: list[list[Any]] = []
         namespace = b""
+        cluster: tuple[bytes, bytes] | None = None  # (id, name) of the cluster row above (--by node)
         if by_proc:
             self._add_processes(rows, t, dt, pint, cint, line_no, nodes)
             rows = ()
         for level, rid, name, w, lo, hi in rows:
+            if level == b"cluster":
+                cluster = (rid, name)
+                continue
             if level == b"node":
                 node = [name, w, lo, hi, 0.0, 0.0, 0.0]
                 nodes.append(node)
                 namespace = b""
                 if not by_node:
                     continue
-                key, where = rid, b""
+                key, where = (cluster[0] + b"/" + rid, cluster[1]) if cluster else (rid, b"")
                 w, lo, hi = node[1], node[2], node[3]
             else:
                 if level == b"namespace":
@@ -355,8 +360,9 @@ class Aggregator:
                     continue
                 else:  # pod
                     key, where = rid, namespace
-                    if namespace:
+                    if namespace:  # ids from pod names (Keck, Prometheus) repeat across namespaces
                         name = namespace + b"/" + name
+                        key = namespace + b"/" + rid
                 if node is not None:
                     node[4] += w
                     node[5] += lo

@@ -280,3 +280,41 @@ def test_cli_rejects_infinite_or_nan_prices(rec: Path, tmp_path: Path, capsys: p
         assert main(["report", str(rec), "--format", "json", "--config", str(cfg)]) == 2
         err = capsys.readouterr().err
         assert "must be a finite number" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_pods_with_the_same_name_in_two_namespaces_stay_apart(tmp_path: Path, fast: bool) -> None:
+    """QA: pod rows whose id is the pod name (Keck controller, Prometheus sources) were keyed by id
+    alone, so sessions/redis-0's energy was reported under cache/redis-0."""
+    from keck_tui.model import Row, Snapshot
+
+    def row(level: str, rid: str, w: float, *kids: Row, **kw) -> Row:
+        return Row(level=level, id=rid, name=rid, watts=w, watts_lo=w, watts_hi=w, children=kids, **kw)
+
+    snaps = [Snapshot(time=T0 + i + 1, interval_s=1.0, host="n1", model="remote", sources=(),
+                      root=row("node", "n1", 40.0,
+                               row("namespace", "cache", 10.0, row("pod", "redis-0", 10.0, namespace="cache")),
+                               row("namespace", "sessions", 30.0,
+                                   row("pod", "redis-0", 30.0, namespace="sessions"))))
+             for i in range(4)]
+    r = report_file(write(tmp_path / "p.jsonl", snaps), "pod", FLAT, fast=fast)
+    assert {g.name: (round(g.joules, 9), g.peak_watts, g.where) for g in r.groups} == {
+        "sessions/redis-0": (120.0, 30.0, "sessions"), "cache/redis-0": (40.0, 10.0, "cache")}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_nodes_with_the_same_name_in_two_clusters_stay_apart(tmp_path: Path, fast: bool) -> None:
+    """QA: --by node keyed nodes by id alone, so two clusters' 'kind-control-plane' were one row."""
+    from keck_tui.model import Row, Snapshot
+
+    def row(level: str, rid: str, w: float, *kids: Row) -> Row:
+        return Row(level=level, id=rid, name=rid, watts=w, watts_lo=w, watts_hi=w, children=kids)
+
+    snaps = [Snapshot(time=T0 + i + 1, interval_s=1.0, host="fleet", model="remote", sources=(),
+                      root=row("fleet", "fleet", 40.0, row("cluster", "prod", 10.0, row("node", "cp", 10.0)),
+                               row("cluster", "lab", 30.0, row("node", "cp", 30.0))))
+             for i in range(4)]
+    r = report_file(write(tmp_path / "n.jsonl", snaps), "node", FLAT, fast=fast)
+    assert {g.key: (g.name, g.where, round(g.joules, 9), g.peak_watts) for g in r.groups} == {
+        "lab/cp": ("cp", "lab", 120.0, 30.0), "prod/cp": ("cp", "prod", 40.0, 10.0)}
+    assert r.total.joules == pytest.approx(160.0)
