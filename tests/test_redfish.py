@@ -290,3 +290,36 @@ def test_power_supply_input_sensors_are_summed(tmp_path):
     (d,) = r.domains
     assert (d.watts, d.accuracy, r.source.extra["chassis"][0]["from"]) == (
         pytest.approx(400.5), pytest.approx(0.02), "Sensors.PowerSupplyInput")
+
+
+def test_stop_cancels_a_poll_in_flight_instead_of_waiting_for_a_slow_bmc():
+    # A BMC that takes 3 s a request: stop() (Ctrl-C, SIGTERM of `serve`, end of --once)
+    # must not wait for the discovery's chain of requests to finish.
+    folder = shared_fixture("redfish", "public-tower")
+    with serve_in_thread(mockup_app(folder, delay_s=3.0)) as base:
+        s = RedfishSampler(base, interval=10.0, timeout=5.0)
+        s.sample()  # starts the poller; its first request is now waiting on the BMC
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        s.stop()
+        took = time.monotonic() - t0
+    assert took < 1.0, f"stop() took {took:.1f} s"
+    assert not s._thread.is_alive()  # type: ignore[union-attr]
+
+
+def test_fix_advice_matches_the_failure_and_the_url_is_not_repeated():
+    refused = RedfishSampler("http://127.0.0.1:9", clock=FakeClock(), timeout=2.0)
+    r = refused.read_now()
+    refused._last_error, refused._polls, refused._thread = r.source.detail, 1, object()  # type: ignore[assignment]
+    s = refused.sample()
+    # aiohttp says "ssl:default" in every connection error: that is no TLS problem
+    assert "insecure" not in s.source.extra["fix"] and "answers at" in s.source.extra["fix"]
+    assert s.source.detail.count("http://127.0.0.1:9") == 1
+    wrong_scheme = RedfishSampler("https://127.0.0.1:9", clock=FakeClock())
+    fix = wrong_scheme._fix("Cannot connect to host 127.0.0.1:9 ssl:default [[SSL: WRONG_VERSION_NUMBER] wrong "
+                            "version number (_ssl.c:1006)]")
+    assert "insecure" not in fix and "http/https" in fix
+    assert "insecure" in wrong_scheme._fix("https://x: TLS certificate not trusted (self-signed certificate)")
+    session = RedfishSampler("http://127.0.0.1:9", auth="session", clock=FakeClock())
+    fix = session._fix("session auth needs credentials (--redfish-credentials FILE or ...)")
+    assert "user/password" in fix and "--redfish-auth session" not in fix

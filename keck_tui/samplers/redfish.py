@@ -137,6 +137,7 @@ class RedfishSampler:
         self._first_done = threading.Event()  # the first poll finished (either way)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._poll_task: asyncio.Future[None] | None = None
         self._plans: list[_Plan] | None = None
         self._polls = 0
         self._prev_poll_at: float | None = None
@@ -169,7 +170,7 @@ class RedfishSampler:
         if latest is None:
             if error:
                 return PowerReading(SourceStatus("redfish", STATUS_UNAVAILABLE if self._polls <= 1 else STATUS_ERROR,
-                                                 f"{self.url}: {error}", extra={"fix": self._fix(error)}))
+                                                 self._where(error), extra={"fix": self._fix(error)}))
             return PowerReading(SourceStatus("redfish", STATUS_OK, f"waiting for the first reading from {self.url}"))
         age = now - (at or now)
         if age > STALE_AFTER_POLLS * self.interval + self.timeout:
@@ -183,25 +184,40 @@ class RedfishSampler:
                                          extra=dict(latest.source.extra, age_s=round(age, 3))), latest.domains)
 
     def _fix(self, error: str) -> str:
-        if "401" in error or "403" in error:
+        low = error.lower()
+        if "401" in error or "403" in error or "credentials" in low:
             return ("check the BMC user/password (--redfish-credentials FILE with user:password, or "
-                    "KECK_REDFISH_USER/KECK_REDFISH_PASSWORD); try --redfish-auth session")
-        if "certificate" in error.lower() or "ssl" in error.lower():
+                    "KECK_REDFISH_USER/KECK_REDFISH_PASSWORD)"
+                    + ("; try --redfish-auth session" if self.auth == "basic" else ""))
+        if "certificate" in low:
             return "pass --redfish-insecure for a BMC with a self-signed certificate"
+        if "[ssl" in low:
+            return f"the TLS handshake with {self.origin} failed: check the URL's scheme (http/https) and port"
         return "check that the BMC answers at " + self.url + " from this machine"
 
+    def _where(self, error: str) -> str:
+        """``error`` prefixed with the BMC's URL unless it already names it."""
+        return error if error.startswith(self.origin) else f"{self.url}: {error}"
+
     def stop(self) -> None:
+        """Stop polling now: a poll in flight (a slow BMC) is cancelled, not waited for."""
         self._stop.set()
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+        loop = self._loop
+        if loop is not None:
             try:
-                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(self._wake_and_cancel)
             except RuntimeError:
                 pass
         if self._thread is not None:
             self._thread.join(timeout=self.timeout * 2 + 1)
 
     close = stop
+
+    def _wake_and_cancel(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+        if self._poll_task is not None:
+            self._poll_task.cancel()
 
     def _ensure_started(self) -> None:
         if self._thread is None and not self._stop.is_set():
@@ -217,7 +233,15 @@ class RedfishSampler:
         self._wake = asyncio.Event()
         async with self._session() as session:
             while not self._stop.is_set():
-                await self._poll_and_store(session)
+                self._poll_task = asyncio.ensure_future(self._poll_and_store(session))
+                try:
+                    await self._poll_task
+                except asyncio.CancelledError:
+                    if not self._stop.is_set():
+                        raise
+                    break
+                finally:
+                    self._poll_task = None
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
                 except asyncio.TimeoutError:
@@ -524,7 +548,10 @@ class RedfishSampler:
         if not (self._token and self._session_uri):
             return
         try:
-            async with session.delete(self._abs(self._session_uri), headers={"X-Auth-Token": self._token}):
+            import aiohttp
+
+            async with session.delete(self._abs(self._session_uri), headers={"X-Auth-Token": self._token},
+                                      timeout=aiohttp.ClientTimeout(total=min(self.timeout, 2.0))):
                 pass
         except Exception:  # noqa: BLE001 - best effort on the way out
             pass
