@@ -6,6 +6,7 @@ typo in a config file must not silently change what keck-top measures.
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -96,6 +97,8 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {name} must be a finite number, got {value}")
         if value < 0 or (name in ("interval", "history_minutes") and value <= 0):
             raise ConfigError(f"{where}: {name} must be positive, got {value}")
         if name == "interval" and value < 0.05:

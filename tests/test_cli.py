@@ -41,6 +41,9 @@ def test_help_documents_every_flag(capsys):
     (["--interval", "-1"], "must be positive"),
     (["--model", "magic"], "invalid choice"),
     (["--idle", "sometimes"], "invalid choice"),
+    (["--interval", "inf", "--once"], "must be a finite number"),
+    (["--tdp", "inf", "--once"], "must be a finite number"),
+    (["--idle-watts", "nan", "--once"], "must be a finite number"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(args, message):
     r = run_cli(*args)
@@ -53,6 +56,8 @@ def test_bad_flags_give_one_line_and_exit_2(args, message):
     ("modle = 'cpu-time'\n", "unknown key 'modle'"),
     ("idle = 'maybe'\n", "idle must be one of"),
     ("this is not toml", "config file"),
+    ("tdp = inf\n", "tdp must be a finite number"),
+    ("idle_watts = nan\n", "idle_watts must be a finite number"),
 ])
 def test_bad_config_gives_one_line_and_exit_2(tmp_path, content, message):
     cfg = tmp_path / "c.toml"
