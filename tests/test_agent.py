@@ -314,6 +314,9 @@ async def test_tls_with_self_signed_cert(tmp_path) -> None:
         await runner.cleanup()
     with pytest.raises(ValueError, match="not found"):
         tls_context(str(tmp_path / "none.pem"), str(key_pem))
+    # the message names the missing file (ssl's own error carries no file name)
+    with pytest.raises(ValueError, match=f"TLS file not found: {tmp_path / 'nokey.pem'}$"):
+        tls_context(str(cert_pem), str(tmp_path / "nokey.pem"))
 
 
 async def test_one_collector_serves_a_hundred_clients() -> None:

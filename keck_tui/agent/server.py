@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import ssl
 from typing import Callable
@@ -47,9 +48,11 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     try:
         ctx.load_cert_chain(cert, key)
     except FileNotFoundError as exc:
-        raise ValueError(f"TLS file not found: {exc.filename}") from None
+        # ssl's FileNotFoundError carries no file name: find the missing one ourselves.
+        missing = exc.filename or next((f for f in (cert, key) if not os.path.isfile(f)), f"{cert} or {key}")
+        raise ValueError(f"TLS file not found: {missing}") from None
     except (ssl.SSLError, OSError) as exc:
-        raise ValueError(f"cannot load TLS certificate/key: {exc}") from None
+        raise ValueError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
     return ctx
 
 
