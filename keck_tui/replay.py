@@ -289,13 +289,18 @@ class RecordingIndex:
         return best
 
     def resolve(self, at: str | None) -> int:
-        """``--at`` value: an index (negative from the end), or a unix time."""
+        """``--at`` value: an index (negative from the end), a unix time or an ISO 8601 time."""
         if at is None:
             return len(self) - 1
         try:
             value = float(at)
         except ValueError:
-            raise ValueError(f"--at must be an index or a unix time, got {at!r}") from None
+            from datetime import datetime
+
+            try:  # ISO 8601, like report --since (naive: local time)
+                return self.index_at_time(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp())
+            except ValueError:
+                raise ValueError(f"--at must be an index or a unix time (or an ISO 8601 time), got {at!r}") from None
         if value.is_integer() and -len(self) <= value < len(self) and abs(value) < 1e8:
             i = int(value)
             return i + len(self) if i < 0 else i

@@ -206,3 +206,18 @@ def test_cli_says_when_compressed_data_was_damaged(tmp_path: Path, capsys: pytes
     out, err = capsys.readouterr()
     assert Snapshot.loads(out) == snapshot(2)
     assert "3 snapshots; compressed data unreadable after that: gzip" in err
+
+
+def test_cli_at_takes_iso_8601(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: report --since took ISO 8601 but replay --at only an index or unix seconds."""
+    from datetime import datetime, timezone
+
+    path = tmp_path / "r.jsonl"
+    with RecordingWriter(path) as w:
+        for i in range(N):
+            w.write(snapshot(i))
+    iso = datetime.fromtimestamp(T0 + 3.5, timezone.utc).isoformat()
+    assert main(["replay", str(path), "--once", "--json", "--at", iso]) == 0
+    assert Snapshot.loads(capsys.readouterr().out) == snapshot(2)  # taken at T0 + 3
+    assert main(["replay", str(path), "--once", "--json", "--at", "yesterday"]) == 2
+    assert "an index or a unix time (or an ISO 8601 time)" in capsys.readouterr().err
