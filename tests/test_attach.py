@@ -457,3 +457,18 @@ async def test_dead_keck_controller_does_not_make_its_clusters_agents_stale(tmp_
         await fleet.poll(session)
     (k8s,) = fleet.snapshot().root.children
     assert k8s.stale and k8s.children == () and "never answered" in k8s.note
+
+
+def test_fleet_file_paths_expand_home(tmp_path, monkeypatch) -> None:
+    """QA: token_file = "~/.config/keck-top/n1.token" (the path docs/deploy.md suggests) was read
+    relative to the fleet file's folder and 'did not exist'; ca_file = 5 was a TypeError."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    (home / ".config" / "n1.token").write_text("s3cret\n")
+    monkeypatch.setenv("HOME", str(home))
+    f = tmp_path / "fleet.toml"
+    f.write_text('[clusters.x]\nagents = ["http://a:9464"]\ntoken_file = "~/.config/n1.token"\n')
+    assert load_fleet(f).agents[0].token == "s3cret"
+    f.write_text('[clusters.x]\nagents = ["https://a:9464"]\nca_file = 5\n')
+    with pytest.raises(FleetError, match="ca_file must be a string"):
+        load_fleet(f)

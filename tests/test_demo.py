@@ -146,3 +146,12 @@ def test_record_toggle_for_the_r_key(tmp_path: Path) -> None:
     (path,) = tmp_path.glob("keck-top-*.jsonl.zst")
     snaps, stats = read_recording(path)
     assert snaps == demo_snapshots(1, 3, START) and stats.skipped == 0
+
+
+def test_cli_start_out_of_range_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: --start nan / inf / 1e20 ended in a ValueError/OverflowError traceback."""
+    from keck_tui.cli import main
+
+    for value in ("nan", "inf", "1e20"):
+        assert main(["demo", "--once", "--json", "--start", value]) == 2
+        assert "--start: not a usable unix time" in capsys.readouterr().err

@@ -318,3 +318,9 @@ def test_nodes_with_the_same_name_in_two_clusters_stay_apart(tmp_path: Path, fas
     assert {g.key: (g.name, g.where, round(g.joules, 9), g.peak_watts) for g in r.groups} == {
         "lab/cp": ("cp", "lab", 120.0, 30.0), "prod/cp": ("cp", "prod", 40.0, 10.0)}
     assert r.total.joules == pytest.approx(160.0)
+
+
+def test_cli_since_nan_is_an_error(rec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: --since nan was accepted and silently meant no limit."""
+    assert main(["report", str(rec), "--since", "nan"]) == 2
+    assert "--since: not a unix time or ISO 8601 date: 'nan'" in capsys.readouterr().err

@@ -30,12 +30,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _parse_start(text: str | None) -> float | None:
     if text is None:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
     from datetime import datetime, timezone
 
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        try:  # nan, inf and times no calendar holds would fail deep in the simulator
+            datetime.fromtimestamp(value, timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise CliError(f"--start: not a usable unix time: {text!r}") from None
+        return value
     try:
         d = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

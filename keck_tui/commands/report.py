@@ -70,9 +70,13 @@ def parse_time(text: str | None, flag: str) -> float | None:
     if text is None:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if value != value:  # nan compares false both ways: it would silently mean "no limit"
+            raise CliError(f"{flag}: not a unix time or ISO 8601 date: {text!r}")
+        return value
     from datetime import datetime
 
     try:

@@ -50,7 +50,7 @@ def _token(path: Any, base: Path, where: str) -> str | None:
         return None
     if not isinstance(path, str):
         raise FleetError(f"{where}: token_file must be a string")
-    p = Path(path)
+    p = Path(path).expanduser()
     if not p.is_absolute():
         p = base / p
     try:
@@ -97,8 +97,10 @@ def load_fleet(path: Path) -> FleetConfig:
             raise FleetError(f"{where}: unknown key {unknown[0]!r}")
         token = _token(cdata.get("token_file"), base, where) or default_token
         ca = cdata.get("ca_file", data.get("ca_file"))
-        if ca is not None and not Path(ca).is_absolute():
-            ca = str(base / ca)
+        if ca is not None and not isinstance(ca, str):
+            raise FleetError(f"{where}: ca_file must be a string")
+        if ca is not None:
+            ca = str(Path(ca).expanduser() if Path(ca).expanduser().is_absolute() else base / ca)
         insecure = cdata.get("insecure_tls", data.get("insecure_tls", False))
         if not isinstance(insecure, bool):  # "false" (a string) must not turn verification off
             raise FleetError(f"{where}: insecure_tls must be true or false, got {insecure!r}")
