@@ -29,9 +29,16 @@ def render_table(snap: Snapshot, limit: int = 30) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(snap.time))
     comps = " · ".join(f"{k} {v:.1f}" for k, v in (root.components or {}).items())
     states = " ".join(f"{s.name}:{s.status if s.kind != 'estimated' else 'estimated'}" for s in snap.sources)
+    if snap.estimated:
+        note = "  (ESTIMATED: no power sensor; run `keck-top doctor`)"
+    elif root.estimated:
+        note = "  (partly ESTIMATED: no CPU power sensor; run `keck-top doctor`)"
+    elif any(s.kind == "estimated" for s in snap.sources):
+        note = "  (measured total; CPU share ESTIMATED: no CPU power sensor; run `keck-top doctor`)"
+    else:
+        note = ""
     lines = [
-        f"keck-top {when}  {snap.host}  {fmt_watts(root.watts, est)} W ±{err:.1f}"
-        + ("  (ESTIMATED: no power sensor; run `keck-top doctor`)" if est else ""),
+        f"keck-top {when}  {snap.host}  {fmt_watts(root.watts, est)} W ±{err:.1f}" + note,
         f"  {comps}   model {snap.model} · idle {snap.idle_policy or '-'} · interval {snap.interval_s:.2f} s",
         f"  sources: {states}",
     ]

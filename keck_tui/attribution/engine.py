@@ -455,7 +455,8 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         freq_mhz=(freq_num / freq_den) if freq_den > 0 else None,
         freq_nominal=(any(i.nominal for i in infos.values()) if freq_den > 0 else None),
         cpu_util=100.0 * busy_s / interval, cpu_s=busy_s,
-        estimated=cpu_estimated, components=comps,
+        # A BMC or psys total is measured even when the CPU split inside it is estimated.
+        estimated=cpu_estimated and node_power.total_source not in ("bmc", "psys"), components=comps,
         gpu_watts=(gpu_c.watts if gpu_c else None),
         sources=root.sources or None,
         children=tuple(rows),
