@@ -38,12 +38,18 @@ class Collector:
     last_interval_s: float = 0.0
 
     def wait_for_slow_sources(self, timeout: float) -> None:
-        """Give sources that poll on their own (a BMC) up to ``timeout`` s for a first reading."""
-        for sampler in self.power:
-            wait = getattr(sampler, "wait_for_first", None)
+        """Give sources that poll on their own (a BMC, the kubelet) up to ``timeout`` s for a first reading."""
+        deadline = self.clock.monotonic() + timeout  # one wait for all: they poll in parallel
+        waits = [w for w in (getattr(s, "wait_for_first", None) for s in (*self.power, self.grouper)) if w]
+        for wait in waits:
+            try:
+                wait(0)  # start every poller first
+            except Exception:  # noqa: BLE001
+                pass
+        for wait in waits:
             if wait is not None:
                 try:
-                    wait(timeout)
+                    wait(max(0.0, deadline - self.clock.monotonic()))
                 except Exception:  # noqa: BLE001 - its status will say what went wrong
                     pass
 

@@ -129,3 +129,31 @@ def test_real_processes_are_attributed_about_two_to_one(tmp_path):
     # …and that is close to 2:1 (a loaded box skews the duty cycle somewhat).
     assert 1.4 <= wb / wh <= 3.0, (wb, wh)
     _tree_ok(snap)
+
+
+def test_slow_sources_share_one_wait():
+    """--once/doctor wait for slow pollers (BMC, kubelet) once, in parallel, not one after another."""
+    import threading
+
+    from keck_tui.clock import SystemClock
+    from keck_tui.collector import Collector
+
+    class Slow:
+        def __init__(self) -> None:
+            self.started = threading.Event()
+
+        def wait_for_first(self, timeout: float) -> bool:
+            self.started.set()
+            time.sleep(min(timeout, 0.6))
+            return False
+
+        def group_of(self, process):  # also serves as the grouper
+            return ()
+
+    a, b, g = Slow(), Slow(), Slow()
+    c = Collector(activity=None, grouper=g, host="h", power=[a, b], clock=SystemClock())  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    c.wait_for_slow_sources(timeout=0.6)
+    took = time.monotonic() - t0
+    assert a.started.is_set() and b.started.is_set() and g.started.is_set()
+    assert took < 1.2, f"waited {took:.2f} s for a 0.6 s budget"

@@ -1,6 +1,7 @@
 """Kubernetes grouping: pods by UID without a kubelet, names from a fake kubelet's PodList."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -210,3 +211,28 @@ async def test_authenticated_port_with_ca_file_and_token(tmp_path):
     missing = KubeletClient([KubeletEndpoint("https://127.0.0.1:9/pods", token_file=str(tmp_path / "nope"))])
     st = await missing.fetch_once()
     assert "cannot read token" in st.detail
+
+
+def test_wait_for_first_polls_without_pods_and_stop_cancels_a_slow_fetch():
+    # --once / doctor on a node: the kubelet is asked even before a pod process is seen.
+    calls: list[str] = []
+    with serve_in_thread(_kubelet_app(calls)) as base:
+        g = make_grouper(Settings(), base, env={})
+        assert g.wait_for_first(10.0)
+        assert g.status().status == "ok" and "4 pods" in g.status().detail
+        g.stop()
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(status=500)
+
+    slow = web.Application()
+    slow.router.add_get("/pods", hang)
+    with serve_in_thread(slow) as base:
+        client = KubeletClient([KubeletEndpoint(base + "/pods")], timeout=20.0)
+        assert not client.wait_for_first(0.3)  # the fetch is in flight
+        t0 = time.monotonic()
+        client.stop()
+        took = time.monotonic() - t0
+        assert took < 1.0, f"stop() took {took:.1f} s"
+        assert not client._thread.is_alive()  # type: ignore[union-attr]

@@ -39,12 +39,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
 
 
-def diagnose(snap: Snapshot) -> list[dict[str, str]]:
+SLOW_SOURCE_WAIT_S = 5.0
+
+# When the node total is measured (BMC, psys) only the CPU's share inside it is estimated.
+_ESTIMATE_SPLIT_FIX = ("the node total is measured; only the CPU's share of it is estimated from utilisation: "
+                       "set --tdp and --idle-watts for this CPU, or make RAPL readable (bare metal, root)")
+_NO_REDFISH = ("no --redfish URL given: wall power from a BMC is not read",
+               "on a server with a BMC: --redfish https://BMC --redfish-credentials FILE (user:password)")
+
+
+def diagnose(snap: Snapshot, redfish_configured: bool = True) -> list[dict[str, str]]:
     """One finding per source: name, state (found/missing/estimated/error), why, fix."""
     out = []
     for s in snap.sources:
+        fix = str(s.extra.get("fix") or _FIXES.get(s.name, ""))
+        if s.name == "estimate" and not snap.estimated and not s.extra.get("fix"):
+            fix = _ESTIMATE_SPLIT_FIX
+        if s.ok and s.detail.startswith("waiting for the first"):
+            # a slow poller (BMC, kubelet) that has not answered within doctor's wait: not "found"
+            out.append({"source": s.name, "state": "missing",
+                        "why": f"{s.detail}: no answer within {SLOW_SOURCE_WAIT_S:.0f} s",
+                        "fix": fix or "check that it answers from this machine"})
+            continue
         out.append({"source": s.name, "state": _state(s), "why": s.detail or "-",
-                    "fix": "" if s.ok and s.kind != "estimated" else str(s.extra.get("fix") or _FIXES.get(s.name, ""))})
+                    "fix": "" if s.ok and s.kind != "estimated" else fix})
+    if not redfish_configured and not any(s.name == "redfish" for s in snap.sources):
+        out.append({"source": "redfish", "state": "missing", "why": _NO_REDFISH[0], "fix": _NO_REDFISH[1]})
     return out
 
 
@@ -75,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     collector = build_collector(args, settings, clock)
     try:
         collector.prime()
-        collector.wait_for_slow_sources(timeout=5.0)
+        collector.wait_for_slow_sources(timeout=SLOW_SOURCE_WAIT_S)
         clock.sleep(min(settings.interval, 0.5))
         snap = collector.collect()
     finally:
         collector.close()
-    findings = diagnose(snap)
+    findings = diagnose(snap, redfish_configured=bool(getattr(args, "redfish", None)))
     if args.json:
         json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,
                    "summary": summary(snap), "warnings": list(snap.warnings)}, sys.stdout, indent=2)

@@ -66,6 +66,10 @@ class KubernetesGrouper:
         """The kubelet's status (for doctor), or None when no kubelet is configured."""
         return self.kubelet.status() if self.kubelet else None
 
+    def wait_for_first(self, timeout: float) -> bool:
+        """Let the kubelet answer once (one-shot modes: --once, doctor); True when it did."""
+        return self.kubelet.wait_for_first(timeout) if self.kubelet else True
+
     def stop(self) -> None:
         if self.kubelet:
             self.kubelet.stop()

@@ -124,6 +124,8 @@ class KubeletClient:
         self._stop = threading.Event()
         self._last_fetch: float | None = None
         self._working: KubeletEndpoint | None = None
+        self._first_done = threading.Event()
+        self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any] | None] | None = None
 
     # ---- called from the collector's thread: never block ----
     def pods(self) -> dict[str, PodInfo]:
@@ -139,9 +141,22 @@ class KubeletClient:
         self._ensure_started()
         self._wake.set()
 
+    def wait_for_first(self, timeout: float) -> bool:
+        """Start polling and block until the first fetch finished (either way) or ``timeout``."""
+        self._ensure_started()
+        return self._first_done.wait(timeout) if self._thread is not None else True
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        with self._lock:
+            fetch = self._in_flight
+        if fetch is not None:
+            loop, task = fetch
+            try:
+                loop.call_soon_threadsafe(task.cancel)  # type: ignore[union-attr]
+            except RuntimeError:  # the loop has just finished
+                pass
         if self._thread is not None:
             self._thread.join(timeout=self._timeout + 1)
 
@@ -153,7 +168,12 @@ class KubeletClient:
     # ---- background thread ----
     def _run(self) -> None:
         while not self._stop.is_set():
-            asyncio.run(self.fetch_once())
+            try:
+                asyncio.run(self._fetch_cancellable())
+            except asyncio.CancelledError:
+                break  # stop() cancelled a fetch in flight
+            finally:
+                self._first_done.set()
             self._wake.clear()
             self._wake.wait(self._refresh_s)
             if self._stop.is_set():
@@ -163,6 +183,18 @@ class KubeletClient:
                 gap = self._clock.monotonic() - self._last_fetch
                 if gap < self._min_gap_s:
                     self._stop.wait(self._min_gap_s - gap)
+
+    async def _fetch_cancellable(self) -> SourceStatus:
+        """fetch_once() that stop() can cancel (a slow kubelet must not hold up shutdown)."""
+        with self._lock:
+            self._in_flight = (asyncio.get_running_loop(), asyncio.current_task())
+        try:
+            if self._stop.is_set():
+                raise asyncio.CancelledError
+            return await self.fetch_once()
+        finally:
+            with self._lock:
+                self._in_flight = None
 
     async def fetch_once(self) -> SourceStatus:
         """Poll the endpoints (the one that worked last first); update the cache and status."""

@@ -1,0 +1,40 @@
+"""doctor's findings: advice that matches what was (and was not) found."""
+from __future__ import annotations
+
+from keck_tui.commands.doctor import diagnose
+from keck_tui.model import KIND_ESTIMATED, Row, Snapshot, SourceStatus
+
+
+def _snap(*sources: SourceStatus, estimated: bool) -> Snapshot:
+    root = Row(level="node", id="n", name="n", watts=1.0, watts_lo=1.0, watts_hi=1.0)
+    return Snapshot(time=0.0, interval_s=1.0, host="n", model="cpu-time", sources=sources, root=root,
+                    estimated=estimated)
+
+
+def by_source(findings):
+    return {f["source"]: f for f in findings}
+
+
+def test_a_poller_that_has_not_answered_is_missing_not_found():
+    snap = _snap(SourceStatus("redfish", "ok", "waiting for the first reading from http://bmc/redfish/v1"),
+                 SourceStatus("kubelet", "ok", "waiting for the first /pods answer"), estimated=True)
+    f = by_source(diagnose(snap))
+    assert f["redfish"]["state"] == "missing" and "no answer within" in f["redfish"]["why"]
+    assert "--redfish" in f["redfish"]["fix"]
+    assert f["kubelet"]["state"] == "missing" and f["kubelet"]["fix"]
+
+
+def test_redfish_not_configured_is_a_finding_with_how_to():
+    snap = _snap(SourceStatus("rapl", "unavailable", "no RAPL"), estimated=True)
+    f = by_source(diagnose(snap, redfish_configured=False))
+    assert f["redfish"]["state"] == "missing" and "--redfish https://" in f["redfish"]["fix"]
+    assert "redfish" not in by_source(diagnose(snap, redfish_configured=True))
+
+
+def test_estimate_advice_when_the_total_is_measured():
+    est = SourceStatus("estimate", "ok", "no CPU power sensor", kind=KIND_ESTIMATED, watts=10.0)
+    measured = by_source(diagnose(_snap(SourceStatus("redfish", "ok", "974 W"), est, estimated=False)))
+    assert "node total is measured" in measured["estimate"]["fix"]
+    assert "Redfish" not in measured["estimate"]["fix"]  # it is there already
+    guessed = by_source(diagnose(_snap(est, estimated=True)))
+    assert "node total is measured" not in guessed["estimate"]["fix"]
