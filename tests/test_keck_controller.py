@@ -137,3 +137,32 @@ def test_node_the_controller_has_not_heard_from_is_stale() -> None:
     assert a.id == "rack∕1" and a.name == "rack/1" and not a.stale
     assert b.stale is True and b.age_s == 95.0 and "95 s ago" in b.error
     assert b.watts == pytest.approx(164.934669, abs=TOL)  # last known figures kept
+
+
+async def test_keck_rows_accumulate_energy_between_good_polls() -> None:
+    """QA: the controller reports watts only, so its rows kept joules = 0 in the TUI's ENERGY column
+    and in the fleet's 'energy since start' while agents' rows counted theirs."""
+    folder = shared_fixture("keck-controller")
+    runner, url = await _serve(_replay_app(folder, []))
+    now = [100.0]
+    src = KeckSource(url, cluster="lab", monotonic=lambda: now[0])
+    try:
+        async with aiohttp.ClientSession() as session:
+            await src.poll(session)  # the first answer: no interval yet
+            assert src.cluster_rows()[0].find(("lab", "worker-a")).joules == 0.0
+            now[0] += 2.0
+            await src.poll(session)
+            now[0] += 3.0
+            await src.poll(session)
+    finally:
+        await runner.cleanup()
+    lab = src.cluster_rows()[0]
+    assert lab.find(("lab", "worker-a")).joules == pytest.approx(272.0 * 5, abs=TOL)
+    assert lab.find(("lab", "worker-b", "ml-serving", "triton-inference-0")).joules == pytest.approx(
+        106.031669 * 5, abs=TOL)
+    assert lab.joules == pytest.approx((272.0 + 164.934669) * 5, abs=TOL)
+    now[0] += 10.0
+    src.url = "http://127.0.0.1:1"  # the controller goes away: no energy is invented for the gap
+    async with aiohttp.ClientSession() as session:
+        await src.poll(session)
+    assert src.cluster_rows()[0].find(("lab", "worker-a")).joules == pytest.approx(272.0 * 5, abs=TOL)

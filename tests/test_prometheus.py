@@ -305,3 +305,20 @@ def test_rate_window_is_checked_up_front() -> None:
             prometheus_source_from_args("http://p:9090", argparse.Namespace(rate_window=bad))
     for good in ("1m", "30s", "1h30m", "500ms", "2d"):
         assert prometheus_source_from_args("http://p:9090", argparse.Namespace(rate_window=good)).rate_window == good
+
+
+def test_prometheus_rows_accumulate_energy_between_good_polls() -> None:
+    """QA: rows built from PromQL gauges kept joules = 0."""
+    samples = [Sample("keck_node_power_watts", {"node": "n1", "cluster": "c"}, 50.0)]
+    now = [10.0]
+    src = PrometheusSource("http://p:9090", monotonic=lambda: now[0])
+
+    async def fake_samples(session):  # noqa: ANN001
+        return samples
+
+    src.samples = fake_samples  # type: ignore[method-assign]
+    for step in (0.0, 1.5, 2.5):
+        now[0] += step
+        asyncio.run(src.poll(None))  # type: ignore[arg-type]
+    (c,) = src.cluster_rows()
+    assert c.find(("c", "n1")).joules == pytest.approx(200.0) and c.joules == pytest.approx(200.0)

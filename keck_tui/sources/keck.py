@@ -20,7 +20,7 @@ import aiohttp
 
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
-from keck_tui.sources.tree import safe_id, sum_row
+from keck_tui.sources.tree import integrate, safe_id, sum_row
 
 STALE_AFTER_S = 60.0  # the controller's own staleness threshold
 
@@ -118,6 +118,7 @@ class KeckSource:
         self.row: Row | None = None
         self.last_ok: float | None = None
         self.error: str | None = None
+        self._joules: dict[tuple[str, ...], float] = {}
 
     async def _get(self, session: aiohttp.ClientSession, path: str, **params: str) -> Any:
         return await fetch_json(session, f"{self.url}{path}", params=params, token=self.token,
@@ -138,8 +139,12 @@ class KeckSource:
         except FetchError as exc:
             self.error = str(exc)
             return
-        self.row = cluster_row(self.cluster, cluster, [n for n in nodes if isinstance(n, dict)], pods)
-        self.last_ok = self._mono()
+        now = self._mono()
+        # energy since attach: watts × time between two good answers in a row (a gap adds nothing)
+        dt = now - self.last_ok if self.last_ok is not None and self.error is None else 0.0
+        row = cluster_row(self.cluster, cluster, [n for n in nodes if isinstance(n, dict)], pods)
+        (self.row,), self._joules = integrate([row], self._joules, dt)
+        self.last_ok = now
         self.error = None
 
     def cluster_rows(self) -> list[Row]:

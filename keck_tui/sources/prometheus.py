@@ -19,6 +19,7 @@ import aiohttp
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
+from keck_tui.sources.tree import integrate
 
 GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|process)_power_watts'
                   '|keck_node_power_(lower|upper)_bound_watts'
@@ -71,6 +72,7 @@ class PrometheusSource:
         self.error: str | None = None
         self.last_ok: float | None = None
         self.polled = False
+        self._joules: dict[tuple[str, ...], float] = {}
 
     async def query(self, session: aiohttp.ClientSession, promql: str, name: str | None = None) -> list[Sample]:
         doc = await fetch_json(session, f"{self.url}/api/v1/query", params={"query": promql},
@@ -90,9 +92,12 @@ class PrometheusSource:
         except FetchError as exc:
             self.error = str(exc)
             return
-        self.rows = build_clusters(samples, self.labels)
+        now = self._mono()
+        # energy since attach: watts × time between two good answers in a row (a gap adds nothing)
+        dt = now - self.last_ok if self.last_ok is not None and self.error is None else 0.0
+        self.rows, self._joules = integrate(build_clusters(samples, self.labels), self._joules, dt)
         self.error = None
-        self.last_ok = self._mono()
+        self.last_ok = now
 
     def cluster_rows(self) -> list[Row]:
         if self.error is None:

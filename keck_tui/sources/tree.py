@@ -46,3 +46,23 @@ def graft(root: Row, path: tuple[str, ...], subtree: Row) -> Row:
         return subtree
     kids = tuple(graft(c, path[1:], subtree) if c.id == path[1] else c for c in root.children)
     return replace(root, children=kids)
+
+
+def integrate(rows: Iterable[Row], before: Mapping[tuple[str, ...], float],
+              dt: float) -> tuple[list[Row], dict[tuple[str, ...], float]]:
+    """Rows with ``joules`` = what the same id path had before + ``watts × dt``.
+
+    For sources that report power only (Keck controller, Prometheus): without
+    it their rows' energy stayed 0 J. Returns the rows and the new totals (rows
+    gone from the tree drop out, so memory follows the tree).
+    """
+    after: dict[tuple[str, ...], float] = {}
+
+    def walk(row: Row, path: tuple[str, ...]) -> Row:
+        here = path + (row.id,)
+        kids = tuple(walk(c, here) for c in row.children)
+        joules = before.get(here, 0.0) + row.watts * dt
+        after[here] = joules
+        return replace(row, joules=joules, children=kids)
+
+    return [walk(r, ()) for r in rows], after
