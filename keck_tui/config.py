@@ -74,6 +74,41 @@ def load_config(path: Path | None, *, explicit: bool) -> Settings:
     return settings_from_mapping(data, where=str(path))
 
 
+# Keys of the sections this package reads, with their types ("positive", "count" = int ≥ 1).
+# A typo or a wrong type there is an error like at the top level, not a silent default.
+_SECTION_KEYS: dict[str, dict[str, str]] = {
+    "agent": {"listen": "str", "token_file": "str", "insecure_no_auth": "bool", "tls_cert": "str",
+              "tls_key": "str", "history_minutes": "positive", "history_max_mb": "positive",
+              "top_processes": "count", "max_pods": "count"},
+    "kubelet": {"url": "str", "token_file": "str", "ca_file": "str", "insecure": "bool", "refresh_s": "positive"},
+    "redfish": {"url": "str", "credentials_file": "str", "auth": "str", "insecure": "bool", "interval": "positive"},
+}
+
+
+def _check_section(section: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    schema = _SECTION_KEYS.get(section)
+    if schema is None:
+        return dict(table)
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        kind = schema.get(name)
+        if kind is None:
+            raise ConfigError(f"{where}: unknown key {key!r} in [{section}]")
+        ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
+              "positive": (isinstance(value, (int, float)) and not isinstance(value, bool)
+                           and math.isfinite(value) and value > 0),
+              "count": isinstance(value, int) and not isinstance(value, bool) and value >= 1}[kind]
+        if not ok:
+            want = {"str": "a string", "bool": "true or false", "positive": "a positive number",
+                    "count": "a whole number ≥ 1"}[kind]
+            raise ConfigError(f"{where}: [{section}] {key} must be {want}, got {value!r}")
+        out[name] = value
+    if section == "redfish" and out.get("auth", "basic") not in ("basic", "session"):
+        raise ConfigError(f"{where}: [redfish] auth must be basic or session, got {out['auth']!r}")
+    return out
+
+
 def settings_from_mapping(data: Mapping[str, Any], where: str = "config") -> Settings:
     known = {f.name for f in fields(Settings)} - {"extra"}
     values: dict[str, Any] = {}
@@ -81,7 +116,7 @@ def settings_from_mapping(data: Mapping[str, Any], where: str = "config") -> Set
     for key, value in data.items():
         name = key.replace("-", "_")
         if key in _SECTIONS and isinstance(value, Mapping):
-            extra[key] = dict(value)
+            extra[key] = _check_section(key, value, where)
             continue
         if name not in known:
             raise ConfigError(f"{where}: unknown key {key!r}")

@@ -63,10 +63,11 @@ def build_power(args: argparse.Namespace, settings: Settings, clock: Clock) -> l
 
     samplers: list[PowerSampler] = [RaplSampler(settings.sysfs_root, clock=clock),
                                     HwmonSampler(settings.sysfs_root, clock=clock)]
-    if getattr(args, "redfish", None):
+    redfish_section = settings.extra.get("redfish") or {}
+    if getattr(args, "redfish", None) or redfish_section.get("url"):
         redfish = _optional("keck_tui.samplers.redfish", "RedfishSampler")
         if redfish is not None:
-            samplers.append(redfish.from_args(args, clock))
+            samplers.append(redfish.from_args(args, clock, section=redfish_section))
     apple = _optional("keck_tui.samplers.powermetrics", "open_powermetrics_sampler")
     if apple is not None and (getattr(args, "apple_power", False) or Path("/usr/bin/powermetrics").exists()):
         samplers.append(apple(bool(getattr(args, "apple_power", False)), clock))

@@ -58,6 +58,9 @@ def test_bad_flags_give_one_line_and_exit_2(args, message):
     ("this is not toml", "config file"),
     ("tdp = inf\n", "tdp must be a finite number"),
     ("idle_watts = nan\n", "idle_watts must be a finite number"),
+    ("[kubelet]\nrefresh_s = 'x'\n", "[kubelet] refresh_s must be a positive number"),
+    ("[redfish]\nurl = 'http://bmc'\npasword = 'x'\n", "unknown key 'pasword' in [redfish]"),
+    ("[agent]\nhistory_minutes = 'x'\n", "[agent] history_minutes must be a positive number"),
 ])
 def test_bad_config_gives_one_line_and_exit_2(tmp_path, content, message):
     cfg = tmp_path / "c.toml"

@@ -323,3 +323,26 @@ def test_fix_advice_matches_the_failure_and_the_url_is_not_repeated():
     session = RedfishSampler("http://127.0.0.1:9", auth="session", clock=FakeClock())
     fix = session._fix("session auth needs credentials (--redfish-credentials FILE or ...)")
     assert "user/password" in fix and "--redfish-auth session" not in fix
+
+
+def test_config_redfish_section_is_used(tmp_path):
+    # `[redfish] url = ...` in the config file used to be accepted and silently ignored.
+    from keck_tui.clock import SystemClock
+    from keck_tui.config import settings_from_mapping
+    from keck_tui.wiring import build_power
+
+    creds = tmp_path / "bmc"
+    creds.write_text("svc:pw\n")
+    settings = settings_from_mapping({"redfish": {"url": "https://bmc.example", "credentials_file": str(creds),
+                                                  "auth": "session", "insecure": True, "interval": 30}})
+    args = argparse.Namespace(redfish=None, redfish_credentials=None, redfish_auth=None,
+                              redfish_insecure=False, redfish_interval=None, apple_power=False)
+    bmcs = [s for s in build_power(args, settings, SystemClock()) if isinstance(s, RedfishSampler)]
+    assert len(bmcs) == 1
+    s = bmcs[0]
+    assert (s.url, s.auth, s.verify_tls, s.interval) == ("https://bmc.example/redfish/v1", "session", False, 30)
+    assert s._credentials == ("svc", "pw")
+    # flags win over the config
+    args.redfish, args.redfish_auth = "http://other", "basic"
+    s = [s for s in build_power(args, settings, SystemClock()) if isinstance(s, RedfishSampler)][0]
+    assert (s.url, s.auth) == ("http://other/redfish/v1", "basic")

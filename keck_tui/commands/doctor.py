@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         snap = collector.collect()
     finally:
         collector.close()
-    findings = diagnose(snap, redfish_configured=bool(getattr(args, "redfish", None)))
+    findings = diagnose(snap, redfish_configured=bool(getattr(args, "redfish", None)
+                                                      or (settings.extra.get("redfish") or {}).get("url")))
     if args.json:
         json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,
                    "summary": summary(snap), "warnings": list(snap.warnings)}, sys.stdout, indent=2)

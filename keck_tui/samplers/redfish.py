@@ -148,16 +148,24 @@ class RedfishSampler:
     # ---- construction from flags ----
     @classmethod
     def from_args(cls, args: argparse.Namespace, clock: Clock | None = None,
-                  env: Mapping[str, str] | None = None) -> "RedfishSampler":
-        """From ``--redfish`` and friends. A bad URL or credentials file is a usage error."""
+                  env: Mapping[str, str] | None = None,
+                  section: Mapping[str, Any] | None = None) -> "RedfishSampler":
+        """From ``--redfish`` and friends, else the config's ``[redfish]`` (``url``,
+        ``credentials_file``, ``auth``, ``insecure``, ``interval``). A bad URL or credentials
+        file is a usage error."""
         from keck_tui.cli import CliError
 
         env = os.environ if env is None else env
+        section = section or {}
         try:
-            creds = read_credentials(getattr(args, "redfish_credentials", None), env)
-            return cls(args.redfish, auth=getattr(args, "redfish_auth", None) or "basic", credentials=creds,
-                       verify_tls=not getattr(args, "redfish_insecure", False),
-                       interval=getattr(args, "redfish_interval", None) or 10.0, clock=clock)
+            creds = read_credentials(getattr(args, "redfish_credentials", None) or section.get("credentials_file"),
+                                     env)
+            return cls(getattr(args, "redfish", None) or section["url"],
+                       auth=getattr(args, "redfish_auth", None) or section.get("auth") or "basic",
+                       credentials=creds,
+                       verify_tls=not (getattr(args, "redfish_insecure", False) or section.get("insecure", False)),
+                       interval=getattr(args, "redfish_interval", None) or section.get("interval") or 10.0,
+                       clock=clock)
         except ValueError as exc:
             raise CliError(f"--redfish: {exc}") from None
 
