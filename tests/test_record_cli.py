@@ -113,3 +113,26 @@ def test_record_sigterm_finishes_the_stream(tmp_path: Path) -> None:
     assert d.eof  # the frame was finished
     snaps, stats = read_recording(path)
     assert snaps and stats.skipped == 0
+
+
+def test_record_a_keck_controller(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: `record` could keep agents (--attach/--fleet) but not a Keck controller or Prometheus,
+    which `attach` reads; now --keck and --prometheus record their fleet tree too."""
+    from fakes.http_server import serve_in_thread
+    from test_keck_controller import _replay_app
+
+    from tests.conftest import shared_fixture
+
+    app = _replay_app(shared_fixture("keck-controller"), [])
+    (tmp_path / "none.toml").write_text("")
+    path = tmp_path / "k.jsonl"
+    with serve_in_thread(app) as url:
+        assert main(["record", str(path), "--keck", url, "--count", "2", "--interval", "0.1",
+                     "--config", str(tmp_path / "none.toml")]) == 0
+    snaps, stats = read_recording(path)
+    assert len(snaps) == 2 and stats.skipped == 0
+    (cluster,) = snaps[-1].root.children
+    assert [n.id for n in cluster.children] == ["worker-a", "worker-b"]
+    assert cluster.watts == pytest.approx(272.0 + 164.934669, abs=1e-6)
+    assert main(["record", str(tmp_path / "p.jsonl"), "--prometheus", "localhost:9090"]) == 2
+    assert "must start with http" in capsys.readouterr().err and not (tmp_path / "p.jsonl").exists()

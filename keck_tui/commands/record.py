@@ -12,8 +12,8 @@ from keck_tui.cli import CliError, add_sampling_options, settings_from_args
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Record snapshots of this node (or, with --attach/--fleet, of remote agents: the fleet tree is "
-        "kept) to FILE as JSON Lines, one keck-top/1 snapshot per line, flushed per line. "
+        "Record snapshots of this node (or, with --attach/--fleet/--keck/--prometheus, of remote data: the "
+        "fleet tree is kept) to FILE as JSON Lines, one keck-top/1 snapshot per line, flushed per line. "
         "FILE ending in .zst or .gz is compressed. Stop with Ctrl-C, --duration or --count. "
         "See docs/record-replay.md.")
     parser.add_argument("file", metavar="FILE", type=Path, help="where to record (.jsonl, .jsonl.zst, .jsonl.gz)")
@@ -28,6 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--attach", metavar="URL", action="append", default=[],
                    help="record a keck-top agent (repeatable); the fleet → cluster → node tree is kept")
     r.add_argument("--fleet", metavar="FILE", type=Path, help="record the agents of a fleet file")
+    r.add_argument("--keck", metavar="URL", action="append", default=[],
+                   help="record a Keck controller's cluster (repeatable)")
+    r.add_argument("--prometheus", metavar="URL", help="record the fleet tree a Prometheus server holds")
     r.add_argument("--token-file", metavar="FILE", help="bearer token for the agents")
     r.add_argument("--ca-file", metavar="PEM", help="trust this CA for https:// agents")
     add_sampling_options(parser)
@@ -50,7 +53,8 @@ def _remote_feed(args: argparse.Namespace, settings):  # -> RemoteFeed
     from keck_tui.sources.command import build_fleet
     from keck_tui.sources.fleet import RemoteFeed
 
-    ns = argparse.Namespace(urls=args.attach, fleet=args.fleet, keck=[], prometheus=None, cluster=None,
+    ns = argparse.Namespace(urls=args.attach, fleet=args.fleet, keck=args.keck, prometheus=args.prometheus,
+                            cluster=None,
                             token_file=args.token_file, ca_file=args.ca_file, insecure_tls=False,
                             timeout=None, depth=None)
     fleet = build_fleet(ns, settings, default_depth=None)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     settings = settings_from_args(args)
-    remote = bool(args.attach or args.fleet)
+    remote = bool(args.attach or args.fleet or args.keck or args.prometheus)
     progress = not args.quiet and sys.stderr.isatty()
     state = {"error": None, "done": False}
     import threading
