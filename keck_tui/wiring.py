@@ -11,6 +11,7 @@ import importlib
 import socket
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import Clock, SystemClock
@@ -36,6 +37,12 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
     """eBPF when asked or possible (auto), else procfs; the status says which and why."""
     from keck_tui.samplers.procfs import make_activity_sampler
 
+    if settings.procfs_root != "/proc" and not Path(settings.procfs_root, "stat").exists():
+        # Without this, a mistyped --procfs-root silently fell back to psutil (the real /proc).
+        from keck_tui.cli import CliError
+
+        raise CliError(f"--procfs-root {settings.procfs_root}: no {Path(settings.procfs_root, 'stat')} "
+                       "there (not a procfs)")
     notes: list[SourceStatus] = []
     if settings.probes in ("auto", "ebpf"):
         opener = _optional("keck_tui.samplers.ebpf", "open_ebpf_sampler")
@@ -86,6 +93,13 @@ def build_collector(args: argparse.Namespace, settings: Settings, clock: Clock |
     from keck_tui.samplers.cpufreq import CpufreqSampler
 
     clock = clock or SystemClock()
+    kubelet = getattr(args, "kubelet", None) or (settings.extra.get("kubelet") or {}).get("url")
+    if kubelet:
+        parts = urlsplit(str(kubelet))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            from keck_tui.cli import CliError
+
+            raise CliError(f"--kubelet: not an http(s) URL: {kubelet!r} (e.g. https://NODE:10250)")
     activity, notes = build_activity(settings, clock)
     grouper = make_grouper(settings, getattr(args, "kubelet", None), settings.procfs_root)
     return Collector(

@@ -160,3 +160,14 @@ def test_bad_price_schedule_is_a_config_error(tmp_path):
     cfg.write_text('[[price_schedule]]\nfrom = "25:99"\nprice_per_kwh = 0.3\n')
     r = run_cli("--config", str(cfg), "--once", "--json", "--interval", "0.1")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "price_schedule" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--procfs-root", "/nonexistent-procfs"], "--procfs-root /nonexistent-procfs: no /nonexistent-procfs/stat"),
+    (["--kubelet", "notaurl"], "--kubelet: not an http(s) URL"),
+])
+def test_bad_local_source_paths_are_usage_errors(args, message):
+    # A mistyped --procfs-root used to fall back silently to psutil over the real /proc.
+    r = run_cli("--once", "--json", "--interval", "0.1", "--probes", "procfs", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
