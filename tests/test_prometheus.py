@@ -322,3 +322,34 @@ def test_prometheus_rows_accumulate_energy_between_good_polls() -> None:
         asyncio.run(src.poll(None))  # type: ignore[arg-type]
     (c,) = src.cluster_rows()
     assert c.find(("c", "n1")).joules == pytest.approx(200.0) and c.joules == pytest.approx(200.0)
+
+
+def test_node_that_drops_out_of_prometheus_is_a_stale_row_for_a_while() -> None:
+    """QA: when an agent died its series went stale and the node silently vanished from the
+    Prometheus tree (the fleet total shrank without a word); agents' dead nodes are stale rows."""
+    from keck_tui.sources.prometheus import VANISHED_KEEP_S
+
+    both = [Sample("keck_node_power_watts", {"node": "n1", "cluster": "c"}, 50.0),
+            Sample("keck_node_power_watts", {"node": "n2", "cluster": "c"}, 30.0),
+            Sample("keck_node_power_watts", {"node": "n3", "cluster": "lab"}, 5.0)]
+    current = [both]
+    now = [10.0]
+    src = PrometheusSource("http://p:9090", monotonic=lambda: now[0])
+
+    async def fake_samples(session):  # noqa: ANN001
+        return current[0]
+
+    src.samples = fake_samples  # type: ignore[method-assign]
+    asyncio.run(src.poll(None))  # type: ignore[arg-type]
+    current[0] = both[:1]  # n2 and the whole lab cluster are gone
+    now[0] += 4.0
+    asyncio.run(src.poll(None))  # type: ignore[arg-type]
+    c, lab = src.cluster_rows()
+    n1, n2 = c.children
+    assert (n1.id, n1.stale, n2.id, n2.stale, n2.age_s, n2.watts) == ("n1", None, "n2", True, 4.0, 30.0)
+    assert "no longer in Prometheus" in n2.error and c.watts == 80.0
+    assert lab.id == "lab" and lab.children[0].stale and lab.watts == 5.0
+    now[0] += VANISHED_KEEP_S + 1
+    asyncio.run(src.poll(None))  # type: ignore[arg-type]
+    (c,) = src.cluster_rows()
+    assert [n.id for n in c.children] == ["n1"] and c.watts == 50.0

@@ -19,7 +19,7 @@ import aiohttp
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
-from keck_tui.sources.tree import integrate
+from keck_tui.sources.tree import integrate, sum_row
 
 GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|process)_power_watts'
                   '|keck_node_power_(lower|upper)_bound_watts'
@@ -27,6 +27,9 @@ GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|proc
                   '|scaph_(host|socket|domain)_power_microwatts|scaph_process_power_consumption_microwatts"}')
 # A Prometheus duration: units in this order, each at most once ("1h30m", "90s", "500ms").
 _DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\Z")
+#: How long a node that dropped out of Prometheus stays as a stale row (Prometheus's own
+#: lookback is 5 minutes; a node gone for longer was most likely removed on purpose).
+VANISHED_KEEP_S = 600.0
 OLD_KEPLER_COUNTERS = (
     "kepler_node_package_joules_total", "kepler_node_dram_joules_total", "kepler_node_other_joules_total",
     "kepler_node_platform_joules_total", "kepler_node_gpu_joules_total", "kepler_container_joules_total",
@@ -73,6 +76,8 @@ class PrometheusSource:
         self.last_ok: float | None = None
         self.polled = False
         self._joules: dict[tuple[str, ...], float] = {}
+        # (cluster id, node id) → (last row, monotonic time last seen, cluster name)
+        self._seen: dict[tuple[str, str], tuple[Row, float, str]] = {}
 
     async def query(self, session: aiohttp.ClientSession, promql: str, name: str | None = None) -> list[Sample]:
         doc = await fetch_json(session, f"{self.url}/api/v1/query", params={"query": promql},
@@ -95,9 +100,44 @@ class PrometheusSource:
         now = self._mono()
         # energy since attach: watts × time between two good answers in a row (a gap adds nothing)
         dt = now - self.last_ok if self.last_ok is not None and self.error is None else 0.0
-        self.rows, self._joules = integrate(build_clusters(samples, self.labels), self._joules, dt)
+        fresh, self._joules = integrate(build_clusters(samples, self.labels), self._joules, dt)
+        self.rows = self._with_vanished(fresh, now)
         self.error = None
         self.last_ok = now
+
+    def _with_vanished(self, fresh: list[Row], now: float) -> list[Row]:
+        """``fresh`` plus, for VANISHED_KEEP_S, a stale copy of each node that was there before.
+
+        When an agent dies Prometheus marks its series stale and they drop out of
+        instant queries: without this the node would silently vanish from the tree
+        and the fleet total shrink without a word. Agents' stale rows work the same way.
+        """
+        present = set()
+        for c in fresh:
+            for n in c.children:
+                present.add((c.id, n.id))
+                self._seen[(c.id, n.id)] = (n, now, c.name)
+        gone: dict[str, list[Row]] = {}
+        names: dict[str, str] = {}
+        for key, (n, seen, cname) in list(self._seen.items()):
+            if key in present:
+                continue
+            if now - seen > VANISHED_KEEP_S:
+                del self._seen[key]
+                continue
+            gone.setdefault(key[0], []).append(replace(
+                n, stale=True, age_s=round(now - seen, 3),
+                error="no longer in Prometheus: its target is down or its series went stale"))
+            names[key[0]] = cname
+        if not gone:
+            return fresh
+        out = []
+        for c in fresh:
+            if c.id in gone:
+                c = sum_row("cluster", c.id, c.name, list(c.children) + gone.pop(c.id), sources=c.sources)
+            out.append(c)
+        out += [sum_row("cluster", cid, names[cid], rows, sources=("prometheus",)) for cid, rows in gone.items()]
+        return out
 
     def cluster_rows(self) -> list[Row]:
         if self.error is None:
