@@ -65,3 +65,13 @@ def test_ledger_accumulates_per_id_path_and_forgets():
     for _ in range(64):
         ledger.apply(bare, 1.0)
     assert len(ledger) == 1  # pid-1 forgotten
+
+
+def test_bootstrap_at_full_load_is_not_a_certain_zero():
+    # A busy measured node (u ≈ 1): watts·(1-u) is ~0 W, but idle is not known to be 0 W:
+    # under dynamic ≥ idle at full load, idle can be up to P / (1 + u) = 38 W here.
+    learner = IdleLearner()
+    learner.add(1.0, 76.0)
+    est = learner.estimate()
+    assert est.method == "bootstrap" and est.watts == pytest.approx(0.0)
+    assert est.error_w == pytest.approx(38.0)

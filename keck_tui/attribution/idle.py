@@ -56,4 +56,8 @@ class IdleLearner:
             watts = min(max(0.0, intercept), floor)
             return IdleEstimate(watts=watts, error_w=max(2.0 * se, 0.02 * watts), method="learned")
         watts = min(max(0.0, bootstrap), floor)
-        return IdleEstimate(watts=watts, error_w=0.5 * watts, method="bootstrap")
+        # The stated assumption (dynamic part ≥ idle part at full load: P = I + D·u with D ≥ I)
+        # bounds idle by P / (1 + u). Near full load ``watts`` tends to 0, so ±50 % of it alone
+        # would claim an exactly known 0 W idle; the error reaches that bound instead.
+        ceiling = min(w / (1.0 + u) for u, w in pts)
+        return IdleEstimate(watts=watts, error_w=max(0.5 * watts, ceiling - watts), method="bootstrap")
