@@ -254,3 +254,16 @@ def test_gpu_measured_but_no_cpu_sensor_adds_the_cpu_estimate():
     r = rows_by_id(res.root)
     assert r["pid-1"].gpu_watts == pytest.approx(600.0)
     check_tree(res.root)
+
+
+def test_float_rounding_makes_no_residual_row():
+    # Seen in --once --json on a RAPL node: a "(residual)" row of 4e-16 W.
+    import random
+
+    rng = random.Random(1)
+    for _ in range(300):
+        act = activity([proc(j + 1, {j % 2: rng.random() * 0.3}) for j in range(5)])
+        res = attribute(AttributionInput("h", 1.0, act, (rapl(rng.random() * 100),)),
+                        AttributionConfig(idle_watts=rng.random() * 5))
+        assert "(residual)" not in rows_by_id(res.root), res.root
+        check_tree(res.root)

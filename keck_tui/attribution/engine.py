@@ -422,8 +422,8 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         node_watts = max(0.0, total.watts - idle_cpu - gpu_unattributed)
     others = [n.finish(interval) for n in root.children] + [n.finish(interval) for n in synthetic]
     residual_w = node_watts - math.fsum(r.watts for r in others)
-    if residual_w < 0 and residual_w > -1e-9 * max(1.0, node_watts):
-        residual_w = 0.0  # rounding
+    if abs(residual_w) <= 1e-9 * max(1.0, node_watts):
+        residual_w = 0.0  # rounding: no "(residual) 4e-16 W" row (the node sums its rows exactly)
     if residual_w < 0:
         warnings.append(f"attributed {-residual_w:.3f} W more than measured; check the sources")
     rows = others
