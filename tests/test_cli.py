@@ -171,3 +171,34 @@ def test_bad_local_source_paths_are_usage_errors(args, message):
     r = run_cli("--once", "--json", "--interval", "0.1", "--probes", "procfs", *args)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
+def test_batch_skips_missed_ticks_instead_of_bursting(capsys):
+    # After a stall (Ctrl-Z then fg, a slow source) --batch used to catch up with a burst of
+    # back-to-back samples over intervals of a few milliseconds.
+    import argparse
+
+    from keck_tui.clock import FakeClock
+    from keck_tui.commands.local import _batch_loop
+    from keck_tui.config import Settings
+    from keck_tui.model import Row
+
+    clock = FakeClock()
+    snap = Snapshot(time=0.0, interval_s=1.0, host="h", model="cpu-time", sources=(),
+                    root=Row(level="node", id="h", name="h", watts=1.0, watts_lo=1.0, watts_hi=1.0))
+    times: list[float] = []
+
+    class Collector:
+        def prime(self) -> None:
+            pass
+
+        def collect(self) -> Snapshot:
+            times.append(clock.monotonic())
+            if len(times) == 2:
+                clock.advance(5.0)  # stalled for five intervals
+            return snap
+
+    _batch_loop(argparse.Namespace(iterations=5, json=True), Settings(interval=1.0), Collector(), clock)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) == 5 and min(gaps) >= 1.0 - 1e-9, gaps
+    assert len(capsys.readouterr().out.splitlines()) == 5

@@ -71,7 +71,11 @@ def _batch_loop(args: argparse.Namespace, settings: Settings, collector, clock: 
     next_at = clock.monotonic() + settings.interval
     while args.iterations is None or count < args.iterations:
         clock.sleep(next_at - clock.monotonic())
+        # Missed ticks (a stopped process, a slow sample) are skipped, never caught up with a
+        # burst of near-zero intervals whose figures would be noise.
         next_at += settings.interval
+        if next_at < clock.monotonic():
+            next_at = clock.monotonic() + settings.interval
         snap = collector.collect()
         if args.json:
             sys.stdout.write(json.dumps(snap.to_json(), allow_nan=False) + "\n")
