@@ -96,9 +96,12 @@ def build_collector(args: argparse.Namespace, settings: Settings, clock: Clock |
     kubelet = getattr(args, "kubelet", None) or (settings.extra.get("kubelet") or {}).get("url")
     if kubelet:
         parts = urlsplit(str(kubelet))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            from keck_tui.cli import CliError
+        from keck_tui.cli import CliError
 
+        if parts.username is not None or parts.password is not None:
+            raise CliError("--kubelet: credentials in the URL are refused (they show in ps and in snapshots); "
+                           "the service-account token is sent when present")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
             raise CliError(f"--kubelet: not an http(s) URL: {kubelet!r} (e.g. https://NODE:10250)")
     activity, notes = build_activity(settings, clock)
     grouper = make_grouper(settings, getattr(args, "kubelet", None), settings.procfs_root)

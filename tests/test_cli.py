@@ -165,6 +165,7 @@ def test_bad_price_schedule_is_a_config_error(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--procfs-root", "/nonexistent-procfs"], "--procfs-root /nonexistent-procfs: no /nonexistent-procfs/stat"),
     (["--kubelet", "notaurl"], "--kubelet: not an http(s) URL"),
+    (["--kubelet", "http://u:s3cret@127.0.0.1:10255"], "--kubelet: credentials in the URL are refused"),
 ])
 def test_bad_local_source_paths_are_usage_errors(args, message):
     # A mistyped --procfs-root used to fall back silently to psutil over the real /proc.

@@ -346,3 +346,12 @@ def test_config_redfish_section_is_used(tmp_path):
     args.redfish, args.redfish_auth = "http://other", "basic"
     s = [s for s in build_power(args, settings, SystemClock()) if isinstance(s, RedfishSampler)][0]
     assert (s.url, s.auth) == ("http://other/redfish/v1", "basic")
+
+
+def test_credentials_in_the_url_are_refused_without_echoing_them():
+    # aiohttp would use them, and the URL (password included) went into every snapshot.
+    args = argparse.Namespace(redfish="https://admin:s3cret@bmc.example", redfish_credentials=None,
+                              redfish_auth=None, redfish_insecure=False, redfish_interval=None)
+    with pytest.raises(CliError) as exc:
+        RedfishSampler.from_args(args, env={})
+    assert "--redfish-credentials" in str(exc.value) and "s3cret" not in str(exc.value)

@@ -116,6 +116,11 @@ class RedfishSampler:
         parts = urlsplit(url if "://" in url else "https://" + url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {url!r}")
+        if parts.username is not None or parts.password is not None:
+            # It would be used, and then shown in `ps`, in every snapshot's source status and
+            # through the agent's API. The message must not echo it either.
+            raise ValueError("credentials in the URL are refused (they show in ps and in snapshots): "
+                             "use --redfish-credentials FILE or KECK_REDFISH_USER/KECK_REDFISH_PASSWORD")
         if auth not in ("basic", "session"):
             raise ValueError(f"unknown Redfish auth {auth!r} (basic or session)")
         self.origin = f"{parts.scheme}://{parts.netloc}"
