@@ -132,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_options(parser)
     add_output_options(parser)
     parser.add_argument("--prometheus", metavar="URL",
-                        help="build the fleet tree from a Prometheus server instead of local sources")
+                        help="build the fleet tree from a Prometheus server instead of local sources "
+                             "(the same as `keck-top attach --prometheus URL`)")
+    parser.add_argument("--token-file", metavar="FILE",
+                        help="with --prometheus: bearer token for the Prometheus server")
     parser.add_argument("--theme", choices=("dark", "light"), help="TUI colour theme (default dark)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module_name, help_text) in COMMANDS.items():

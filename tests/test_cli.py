@@ -203,3 +203,27 @@ def test_batch_skips_missed_ticks_instead_of_bursting(capsys):
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(times) == 5 and min(gaps) >= 1.0 - 1e-9, gaps
     assert len(capsys.readouterr().out.splitlines()) == 5
+
+
+def _dead_url() -> str:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_prometheus_flag_is_attach_prometheus_and_fails_loudly_when_nothing_answers():
+    url = _dead_url()
+    r = run_cli("--prometheus", url, "--once", "--json", "--interval", "0.2")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("keck-top: error: no source answered") and r.stderr.count("\n") == 1
+    assert Snapshot.loads(r.stdout).root.level == "fleet"
+    batch = run_cli("--prometheus", url, "--batch", "-n", "1", "--interval", "0.2")
+    assert batch.returncode == 0 and "needs a terminal" not in batch.stderr, batch.stderr
+
+
+def test_attach_once_with_every_agent_dead_exits_1():
+    r = run_cli("attach", _dead_url(), "--once", "--json", "--interval", "0.2")
+    assert r.returncode == 1 and "no source answered" in r.stderr
+    assert Snapshot.loads(r.stdout).root.children[0].children[0].stale is True

@@ -87,31 +87,10 @@ def _batch_loop(args: argparse.Namespace, settings: Settings, collector, clock: 
 
 
 def _run_prometheus(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        from keck_tui.sources.prometheus import build_prometheus_feed
-    except ImportError as exc:
-        raise CliError(f"the Prometheus source is not available: {exc}") from None
-    feed = build_prometheus_feed(args.prometheus, settings, args)
-    if args.once or args.json:
-        feed.start()
-        try:
-            snap = _wait_first(feed, timeout=max(10.0, 3 * settings.interval))
-        finally:
-            feed.stop()
-        _print(snap, args.json)
-        return 0
-    return start_tui(feed, settings, title=f"prometheus {args.prometheus}")
+    """`keck-top --prometheus URL` is `keck-top attach --prometheus URL` (TUI, --once, --batch)."""
+    from keck_tui.sources import command as attach
 
-
-def _wait_first(feed: SnapshotFeed, timeout: float) -> Snapshot:
-    clock = SystemClock()
-    deadline = clock.monotonic() + timeout
-    while clock.monotonic() < deadline:
-        snap = feed.latest()
-        if snap is not None:
-            return snap
-        clock.sleep(0.05)
-    raise CliError(f"no data within {timeout:.0f} s: {feed.last_error() or 'source did not answer'}")
+    return attach.run(args)
 
 
 def start_tui(feed: SnapshotFeed, settings: Settings, title: str | None = None) -> int:

@@ -120,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
             print(snap.dumps(indent=1))
         else:
             print(format_table(snap))
+        if snap.sources and not any(s.ok for s in snap.sources):
+            # Print what we have (stale rows carry the errors) but tell scripts nothing answered.
+            print(f"keck-top: error: no source answered ({'; '.join(s.detail for s in snap.sources)[:300]})",
+                  file=sys.stderr)
+            return 1
         return 0
     feed = RemoteFeed(fleet, interval=settings.interval)
     if args.batch:
