@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.tree import integrate, safe_id, sum_row
@@ -37,13 +38,15 @@ def _opt(value: Any) -> float | None:
     return None if value is None else _f(value)
 
 
-def pod_row(pod: Mapping[str, Any]) -> Row:
+def pod_row(pod: Mapping[str, Any], ratio: float = 0.0, estimated: bool = False) -> Row:
+    """A pod with its node's relative bound (the controller gives none per pod)."""
     total = _f(pod.get("total_watts"))
     comps = {"cpu": _f(pod.get("cpu_watts")), "dram": _f(pod.get("memory_watts")),
              "gpu": _f(pod.get("gpu_watts")), "storage": _f(pod.get("storage_watts")),
              "io": _f(pod.get("io_watts"))}
     name = str(pod.get("pod_name") or pod.get("pod_uid") or "(pod)")
-    return Row(level="pod", id=safe_id(name), name=name, watts=total, watts_lo=total, watts_hi=total,
+    return Row(level="pod", id=safe_id(name), name=name, watts=total, watts_lo=max(0.0, total * (1 - ratio)),
+               watts_hi=total * (1 + ratio), estimated=estimated,
                components=comps, pod_uid=str(pod.get("pod_uid") or "") or None,
                namespace=str(pod.get("namespace") or "") or None, sources=("keck",))
 
@@ -55,9 +58,14 @@ def node_row(node: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Row:
     platform = _opt(node.get("platform_watts"))
     watts = platform if platform is not None and platform > 0 else attributed
     ratio = max(0.0, _f(node.get("error_ratio")))
+    estimated = node.get("cpu_reading_type") == "estimated"
+    if estimated:
+        # The controller reports error_ratio 0 where it has no PSU reading to reconcile with;
+        # an estimate is never that sure: use keck-top's own estimate bound.
+        ratio = max(ratio, ESTIMATE_RELATIVE_ERROR)
     by_ns: dict[str, list[Row]] = {}
     for p in pods:
-        by_ns.setdefault(str(p.get("namespace") or "(none)"), []).append(pod_row(p))
+        by_ns.setdefault(str(p.get("namespace") or "(none)"), []).append(pod_row(p, ratio, estimated))
     children = [sum_row("namespace", ns, ns, rows, namespace=ns) for ns, rows in sorted(by_ns.items())]
     pod_sum = sum(r.watts for r in children)
     residual = watts - pod_sum
@@ -66,7 +74,7 @@ def node_row(node: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Row:
         note = f"pods sum to {pod_sum:.1f} W, more than the node's {watts:.1f} W"
         residual = 0.0
     children.append(Row(level="residual", id="(residual)", name="(residual)", watts=residual,
-                        watts_lo=residual, watts_hi=residual,
+                        watts_lo=max(0.0, residual * (1 - ratio)), watts_hi=residual * (1 + ratio),
                         note="node power outside pods: system processes, idle, fans, PSU loss"))
     age = node.get("last_seen_secs_ago")
     stale = age is not None and _f(age) > STALE_AFTER_S
@@ -75,7 +83,7 @@ def node_row(node: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Row:
              if k in node}
     return Row(level="node", id=safe_id(name), name=name, watts=watts,
                watts_lo=max(0.0, watts * (1 - ratio)), watts_hi=watts * (1 + ratio),
-               estimated=node.get("cpu_reading_type") == "estimated",
+               estimated=estimated,
                components={"cpu": cpu, "dram": mem, "gpu": gpu}, sources=("keck",),
                age_s=_f(age) if age is not None else None, stale=True if stale else None,
                error=f"controller last heard from this node {_f(age):.0f} s ago" if stale else None,
