@@ -177,6 +177,11 @@ def test_keck_metrics_tree_and_priority_over_kepler() -> None:
     # processes are left out when pods exist (they may be inside those pods)
     assert [c.id for c in node.children] == ["a", "(residual)"]
     assert node.find(("n", "(residual)")).watts == 30.0
+    # bounds are exported per node only: workloads carry the node's relative bound (±10 %)
+    pod = node.find(("n", "a", "p"))
+    assert (pod.watts_lo, pod.watts_hi) == (pytest.approx(18.0), pytest.approx(22.0))
+    c1 = node.find(("n", "a", "p", "c1"))
+    assert (c1.watts_lo, c1.watts_hi) == (pytest.approx(13.5), pytest.approx(16.5))
 
 
 def test_parse_vector_and_errors() -> None:

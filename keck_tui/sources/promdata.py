@@ -20,7 +20,7 @@ else package + dram (+ gpu); core and uncore are never added.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from keck_tui.model import Row
@@ -222,10 +222,19 @@ def _node_row(name: str, n: _Node) -> Row:
     if children:
         children.append(Row(level="residual", id="(residual)", name="(residual)", watts=residual,
                             watts_lo=residual, watts_hi=residual, note="node power not attributed to a listed workload"))
+    if watts > 0 and (lo < watts or hi > watts):
+        # Exported bounds are per node only: workloads inside carry the node's relative bound.
+        rel_lo, rel_hi = max(0.0, (watts - lo) / watts), max(0.0, (hi - watts) / watts)
+        children = [_relative_bound(c, rel_lo, rel_hi) for c in children]
     src = "prometheus:" + n.exporter
     return Row(level="node", id=safe_id(name), name=name, watts=watts, watts_lo=min(lo, watts),
                watts_hi=max(hi, watts), components=comps or None, sources=(src,), note=note,
                estimated=n.estimated, children=tuple(children))
+
+
+def _relative_bound(row: Row, rel_lo: float, rel_hi: float) -> Row:
+    return replace(row, watts_lo=max(0.0, row.watts * (1 - rel_lo)), watts_hi=row.watts * (1 + rel_hi),
+                   children=tuple(_relative_bound(c, rel_lo, rel_hi) for c in row.children))
 
 
 def _workload_rows(n: _Node) -> list[Row]:
