@@ -38,3 +38,12 @@ def test_estimate_advice_when_the_total_is_measured():
     assert "Redfish" not in measured["estimate"]["fix"]  # it is there already
     guessed = by_source(diagnose(_snap(est, estimated=True)))
     assert "node total is measured" not in guessed["estimate"]["fix"]
+
+
+def test_a_working_source_with_its_own_advice_shows_it():
+    nominal = SourceStatus("cpufreq", "ok", "frequencies are nominal (from /proc/cpuinfo: no cpufreq)",
+                           extra={"fix": "load a cpufreq driver"})
+    plain = SourceStatus("ebpf", "ok", "exact per-core on-CPU time")
+    f = by_source(diagnose(_snap(nominal, plain, estimated=True)))
+    assert f["cpufreq"]["state"] == "found" and f["cpufreq"]["fix"] == "load a cpufreq driver"
+    assert f["ebpf"]["fix"] == ""

@@ -61,8 +61,10 @@ def diagnose(snap: Snapshot, redfish_configured: bool = True) -> list[dict[str, 
                         "why": f"{s.detail}: no answer within {SLOW_SOURCE_WAIT_S:.0f} s",
                         "fix": fix or "check that it answers from this machine"})
             continue
-        out.append({"source": s.name, "state": _state(s), "why": s.detail or "-",
-                    "fix": "" if s.ok and s.kind != "estimated" else fix})
+        # A working source can still carry the sampler's own advice (nominal-only cpufreq,
+        # eBPF map overflow): show it.
+        shown = fix if (not s.ok or s.kind == "estimated" or s.extra.get("fix")) else ""
+        out.append({"source": s.name, "state": _state(s), "why": s.detail or "-", "fix": shown})
     if not redfish_configured and not any(s.name == "redfish" for s in snap.sources):
         out.append({"source": "redfish", "state": "missing", "why": _NO_REDFISH[0], "fix": _NO_REDFISH[1]})
     return out
