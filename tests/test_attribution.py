@@ -267,3 +267,22 @@ def test_float_rounding_makes_no_residual_row():
                         AttributionConfig(idle_watts=rng.random() * 5))
         assert "(residual)" not in rows_by_id(res.root), res.root
         check_tree(res.root)
+
+
+def test_two_wall_meters_are_not_summed():
+    # A BMC and an ACPI power meter (hwmon) both read the whole node: 974 + 123 W was reported.
+    from keck_tui.samplers.types import PowerDomain, PowerReading
+
+    def meter(watts: float) -> PowerReading:
+        return PowerReading(SourceStatus("hwmon", "ok"), (PowerDomain("power1", "node", watts, 1.0, 0.05),))
+
+    act = activity([proc(1, {0: 0.5})])
+    agree = attribute(AttributionInput("b", 1.0, act, (meter(295.0), bmc(300.0))), AttributionConfig(idle_watts=0))
+    assert agree.root.watts == pytest.approx(300.0) and not agree.warnings  # the BMC is preferred
+    check_tree(agree.root)
+    apart = attribute(AttributionInput("b", 1.0, act, (bmc(300.0), meter(120.0))), AttributionConfig(idle_watts=0))
+    assert apart.root.watts == pytest.approx(300.0)
+    assert apart.root.watts_lo <= 120.0 and any("disagree" in w for w in apart.warnings)
+    check_tree(apart.root)
+    alone = attribute(AttributionInput("b", 1.0, act, (meter(120.0),)), AttributionConfig(idle_watts=0))
+    assert alone.root.watts == pytest.approx(120.0)

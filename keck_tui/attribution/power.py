@@ -61,6 +61,31 @@ def combine(*components: Component | None) -> Component | None:
                      estimated=any(c.estimated for c in present))
 
 
+def _wall_total(node: list[tuple[float, float, str]], warnings: list[str]) -> Component:
+    """The node's wall power from ONE source (a BMC first, else e.g. an ACPI power meter).
+
+    Several chassis of one BMC add up; two sources that each read the wall (a BMC and an
+    ACPI meter) measure the same watts and must never be summed. The others only check
+    the chosen one: where they disagree beyond their accuracies, say so and widen the bound.
+    """
+    by_source: dict[str, list[tuple[float, float, str]]] = {}
+    for entry in node:
+        by_source.setdefault(entry[2], []).append(entry)
+    pick = "redfish" if "redfish" in by_source else next(iter(by_source))
+    total = _sum(by_source[pick])
+    assert total is not None
+    for name, entries in by_source.items():
+        other = _sum(entries)
+        if name == pick or other is None:
+            continue
+        gap = abs(other.watts - total.watts)
+        if gap > total.error_w + other.error_w:
+            warnings.append(f"{name} reads {other.watts:.1f} W for the whole node, {pick} {total.watts:.1f} W: "
+                            f"sources disagree; keeping {pick} and widening the bound")
+            total = Component(total.watts, max(total.error_w, gap + other.error_w), total.sources + other.sources)
+    return total
+
+
 def resolve_node_power(power: tuple[PowerReading, ...], gpus: tuple[GpuReading, ...] = ()) -> NodePower:
     packages: list[tuple[float, float, str]] = []
     dram: list[tuple[float, float, str]] = []
@@ -93,7 +118,7 @@ def resolve_node_power(power: tuple[PowerReading, ...], gpus: tuple[GpuReading, 
 
     warnings: list[str] = []
     if node:
-        total, total_source = _sum(node), "bmc"
+        total, total_source = _wall_total(node, warnings), "bmc"
     elif psys:
         psys_c = _sum(psys)
         total, total_source = combine(psys_c, discrete_c), "psys"
