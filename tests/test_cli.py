@@ -227,3 +227,46 @@ def test_attach_once_with_every_agent_dead_exits_1():
     r = run_cli("attach", _dead_url(), "--once", "--json", "--interval", "0.2")
     assert r.returncode == 1 and "no source answered" in r.stderr
     assert Snapshot.loads(r.stdout).root.children[0].children[0].stale is True
+
+
+def test_once_measures_the_interval_asked_for_even_with_a_slow_bmc(monkeypatch):
+    # --once --interval 0.2 with a BMC that needs 0.6 s for its first answer used to average
+    # over 0.8 s (prime, then wait for the BMC, then the interval).
+    import argparse
+    import time as _time
+
+    import keck_tui.wiring as wiring
+    from keck_tui.clock import SystemClock
+    from keck_tui.collector import Collector
+    from keck_tui.commands.local import collect_once
+    from keck_tui.config import Settings
+    from keck_tui.hierarchy.grouping import KubernetesGrouper
+    from keck_tui.model import SourceStatus
+    from keck_tui.samplers.types import CpuActivity, PowerReading
+
+    class Activity:
+        prev = None
+
+        def sample(self) -> CpuActivity:
+            now = _time.monotonic()
+            interval = 0.0 if self.prev is None else now - self.prev
+            self.prev = now
+            return CpuActivity(SourceStatus("procfs", "ok"), interval)
+
+    class SlowBmc:
+        name = "redfish"
+
+        def wait_for_first(self, timeout: float) -> bool:
+            _time.sleep(min(timeout, 0.6))
+            return True
+
+        def sample(self) -> PowerReading:
+            return PowerReading(SourceStatus("redfish", "ok", "waiting"))
+
+    def build(args, settings, clock=None):
+        return Collector(activity=Activity(), grouper=KubernetesGrouper(), host="h", power=[SlowBmc()],
+                         clock=SystemClock())
+
+    monkeypatch.setattr(wiring, "build_collector", build)
+    snap = collect_once(argparse.Namespace(), Settings(interval=0.2))
+    assert 0.19 <= snap.interval_s < 0.45, snap.interval_s

@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     collector = build_collector(args, settings, clock)
     try:
-        collector.prime()
         collector.wait_for_slow_sources(timeout=SLOW_SOURCE_WAIT_S)
+        collector.prime()
         clock.sleep(min(settings.interval, 0.5))
         snap = collector.collect()
     finally:

@@ -38,8 +38,9 @@ def collect_once(args: argparse.Namespace, settings: Settings) -> Snapshot:
     clock = SystemClock()
     collector = build_collector(args, settings, clock)
     try:
-        collector.prime()
+        # Slow pollers (BMC, kubelet) first, so that the interval measured is the one asked for.
         collector.wait_for_slow_sources(timeout=max(5.0, settings.interval))
+        collector.prime()
         clock.sleep(settings.interval)
         return collector.collect()
     finally:
