@@ -236,3 +236,11 @@ def test_wait_for_first_polls_without_pods_and_stop_cancels_a_slow_fetch():
         took = time.monotonic() - t0
         assert took < 1.0, f"stop() took {took:.1f} s"
         assert not client._thread.is_alive()  # type: ignore[union-attr]
+
+
+async def test_401_advice_names_the_rbac_the_deploy_docs_grant():
+    # deploy/kubernetes/rbac.yaml grants nodes/pods (1.36+); the advice named only nodes/proxy.
+    calls: list[str] = []
+    with serve_in_thread(_kubelet_app(calls, token="s3cret")) as base:
+        st = await KubeletClient([KubeletEndpoint(base + "/pods")]).fetch_once()
+    assert "nodes/pods" in st.detail and "nodes/pods" in st.extra["fix"]

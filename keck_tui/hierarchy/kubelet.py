@@ -220,7 +220,8 @@ class KubeletClient:
             "kubelet", STATUS_ERROR if self._working else STATUS_UNAVAILABLE,
             "; ".join(errors) + kept,
             extra={"fix": "pass --kubelet URL (e.g. http://127.0.0.1:10255 or https://NODE:10250 with a "
-                          "service-account token allowed to get nodes/proxy); without it pods show by UID"})
+                          "service-account token allowed to get nodes/pods, or nodes/proxy before "
+                          "Kubernetes 1.36); without it pods show by UID"})
         with self._lock:
             self._status = status
         return status
@@ -247,7 +248,7 @@ class KubeletClient:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async with session.get(ep.url, headers=headers, ssl=ssl_arg) as resp:
                     if resp.status in (401, 403):
-                        raise _FetchError(f"HTTP {resp.status} (the token may lack 'get' on nodes/proxy)")
+                        raise _FetchError(f"HTTP {resp.status} (the token may lack 'get' on nodes/pods; nodes/proxy before Kubernetes 1.36)")
                     if resp.status != 200:
                         raise _FetchError(f"HTTP {resp.status}")
                     body = await resp.read()
