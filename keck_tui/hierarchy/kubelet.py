@@ -248,7 +248,8 @@ class KubeletClient:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async with session.get(ep.url, headers=headers, ssl=ssl_arg) as resp:
                     if resp.status in (401, 403):
-                        raise _FetchError(f"HTTP {resp.status} (the token may lack 'get' on nodes/pods; nodes/proxy before Kubernetes 1.36)")
+                        raise _FetchError(f"HTTP {resp.status} (the token may lack 'get' on nodes/pods; "
+                                          "nodes/proxy before Kubernetes 1.36)")
                     if resp.status != 200:
                         raise _FetchError(f"HTTP {resp.status}")
                     body = await resp.read()
