@@ -103,6 +103,8 @@ def _check_section(section: str, table: Mapping[str, Any], where: str) -> dict[s
             want = {"str": "a string", "bool": "true or false", "positive": "a positive number",
                     "count": "a whole number ≥ 1"}[kind]
             raise ConfigError(f"{where}: [{section}] {key} must be {want}, got {value!r}")
+        if kind == "str" and (name.endswith("_file") or name in ("tls_cert", "tls_key")):
+            value = os.path.expanduser(value)  # no shell expands "~" in a config file
         out[name] = value
     if section == "redfish" and out.get("auth", "basic") not in ("basic", "session"):
         raise ConfigError(f"{where}: [redfish] auth must be basic or session, got {out['auth']!r}")

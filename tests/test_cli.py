@@ -270,3 +270,15 @@ def test_once_measures_the_interval_asked_for_even_with_a_slow_bmc(monkeypatch):
     monkeypatch.setattr(wiring, "build_collector", build)
     snap = collect_once(argparse.Namespace(), Settings(interval=0.2))
     assert 0.19 <= snap.interval_s < 0.45, snap.interval_s
+
+
+def test_config_section_paths_expand_the_home_directory(monkeypatch, tmp_path):
+    from keck_tui.config import settings_from_mapping
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = settings_from_mapping({"agent": {"token_file": "~/tok", "tls_cert": "~/c.pem", "listen": "~x"},
+                               "redfish": {"credentials_file": "~/bmc"}, "kubelet": {"ca_file": "~/ca.crt"}})
+    assert s.extra["agent"]["token_file"] == str(tmp_path / "tok")
+    assert s.extra["agent"]["tls_cert"] == str(tmp_path / "c.pem") and s.extra["agent"]["listen"] == "~x"
+    assert s.extra["redfish"]["credentials_file"] == str(tmp_path / "bmc")
+    assert s.extra["kubelet"]["ca_file"] == str(tmp_path / "ca.crt")
