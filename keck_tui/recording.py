@@ -20,9 +20,9 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping
+from typing import IO, Any, Callable, Iterator
 
-from keck_tui.model import Row, Snapshot, SnapshotFormatError
+from keck_tui.model import Snapshot, SnapshotFormatError
 
 CHUNK_BYTES = 1 << 20
 MAX_LINE_BYTES = 256 << 20  # a 200-row snapshot is ~60 KB; 256 MiB is surely corrupt
@@ -644,9 +644,6 @@ class RecordingReader:
         self._on_skip = on_skip
         if not self.path.exists():
             raise RecordingError(f"{self.path}: no such file")
-
-    def lines(self) -> Iterator[tuple[int, bytes]]:
-        return iter_lines(self.path, self.stats)
 
     def __iter__(self) -> Iterator[Snapshot]:
         for lineno, line in iter_lines(self.path, self.stats):

@@ -325,7 +325,6 @@ class Aggregator:
             self.co2e_gap = True
             cint = 0.0
         by_node = self.by == "node"
-        by_pod = self.by == "pod"
         by_ns = self.by == "namespace"
         by_proc = self.by == "process"
         target = self._by

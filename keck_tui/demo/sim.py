@@ -19,7 +19,7 @@ from typing import Iterator
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import FakeClock
 from keck_tui.collector import Collector
-from keck_tui.demo.fleet import DAY, FLAT, NIGHT, OFFICE, SPIKY, NodeSpec, ProcSpec, demo_nodes
+from keck_tui.demo.fleet import DAY, NIGHT, OFFICE, SPIKY, NodeSpec, ProcSpec, demo_nodes
 from keck_tui.hierarchy.types import GroupPath
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.samplers.types import (DOMAIN_DRAM, DOMAIN_GPU, DOMAIN_NODE, DOMAIN_OTHER, DOMAIN_PACKAGE,

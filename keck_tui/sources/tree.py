@@ -27,7 +27,7 @@ def sum_row(level: str, row_id: str, name: str, children: Iterable[Row], **field
                estimated=estimated, components=comps or None, children=kids, **fields)  # type: ignore[arg-type]
 
 
-def unique_ids(rows: Iterable[Row], suffixes: Mapping[int, str] | None = None) -> list[Row]:
+def unique_ids(rows: Iterable[Row]) -> list[Row]:
     """Rows with ids made unique among siblings (a repeated id gets ``@2``, ``@3``…)."""
     seen: dict[str, int] = {}
     out = []

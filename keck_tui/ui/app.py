@@ -198,7 +198,7 @@ class KeckApp(App[int]):
             price_per_kwh=price, co2e_g_per_kwh=co2e, currency=s.currency,
             trend=self.history.spread)
 
-    def _styles(self, prefix: str, widget: Widget) -> dict[str, Style | str]:
+    def _styles(self, widget: Widget) -> dict[str, Style | str]:
         styles = widget.styles_map() if isinstance(widget, TextPanel) else {}
         if not styles:  # not computed yet: repaint once they are
             self.call_after_refresh(self.refresh_header)
@@ -233,14 +233,14 @@ class KeckApp(App[int]):
             return
         state = self.header_state()
         panel.set_class(state.stale, "-stale")
-        panel.show_lines(header_lines(state, self._styles("header", panel), width=self.size.width))
+        panel.show_lines(header_lines(state, self._styles(panel), width=self.size.width))
 
     def refresh_breadcrumb(self) -> None:
         from rich.text import Text
         panel = self._panel("breadcrumb")
         if panel is None:
             return
-        styles = self._styles("header", panel)
+        styles = self._styles(panel)
         text = Text(" ", no_wrap=True, overflow="ellipsis")
         crumbs = self.view.breadcrumb()
         spans = []
@@ -263,7 +263,7 @@ class KeckApp(App[int]):
         panel.show_lines(detail_lines(
             self.view.current, self.snapshot, self.history, panel.size.width or self.size.width,
             span_label=f"last {minutes:g} min", threshold_w=self.view.threshold_w,
-            styles=self._styles("header", panel)))
+            styles=self._styles(panel)))
 
     def _request_subtrees(self) -> None:
         paths = self.view.take_pending_subtrees()
