@@ -465,6 +465,11 @@ def run_tui(feed: SnapshotFeed, *, settings: Settings, title: str | None = None,
     """
     app = KeckApp(feed, settings=settings, title=title, clock=clock, on_record_toggle=on_record_toggle)
     tune_gc()
+    return run_app(app, feed)
+
+
+def run_app(app: App[int], feed: SnapshotFeed) -> int:
+    """Run ``app`` with ``feed`` started (stopped again however the app ends); the exit status."""
     feed.start()
     try:
         result = app.run()

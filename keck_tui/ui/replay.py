@@ -19,7 +19,7 @@ from textual.widget import Widget
 from keck_tui.clock import Clock
 from keck_tui.config import Settings
 from keck_tui.replay import ReplayFeed
-from keck_tui.ui.app import KeckApp
+from keck_tui.ui.app import KeckApp, run_app
 from keck_tui.ui.header import HeaderState
 from keck_tui.ui.history import History
 from keck_tui.ui.widgets import TextPanel
@@ -167,14 +167,4 @@ class ReplayApp(KeckApp):
 
 
 def run_replay(feed: ReplayFeed, *, settings: Settings, title: str | None = None) -> int:
-    app = ReplayApp(feed, settings=settings, title=title)
-    feed.start()
-    try:
-        result = app.run()
-    except KeyboardInterrupt:
-        result = 0
-    finally:
-        feed.stop()
-    if app.return_code not in (None, 0):
-        return int(app.return_code)
-    return int(result or 0)
+    return run_app(ReplayApp(feed, settings=settings, title=title), feed)
