@@ -35,7 +35,6 @@ class Collector:
     idle_learner: IdleLearner = field(default_factory=IdleLearner)
     ledger: EnergyLedger = field(default_factory=EnergyLedger)
     primed: bool = False
-    last_interval_s: float = 0.0
 
     def wait_for_slow_sources(self, timeout: float) -> None:
         """Give sources that poll on their own (a BMC, the kubelet) up to ``timeout`` s for a first reading."""
@@ -47,11 +46,10 @@ class Collector:
             except Exception:  # noqa: BLE001
                 pass
         for wait in waits:
-            if wait is not None:
-                try:
-                    wait(max(0.0, deadline - self.clock.monotonic()))
-                except Exception:  # noqa: BLE001 - its status will say what went wrong
-                    pass
+            try:
+                wait(max(0.0, deadline - self.clock.monotonic()))
+            except Exception:  # noqa: BLE001 - its status will say what went wrong
+                pass
 
     def close(self) -> None:
         """Stop background pollers and child processes of samplers and the grouper."""
@@ -89,7 +87,6 @@ class Collector:
             self.clock.sleep(0.25)
         activity, power, gpus, freq = self._sample_all()
         interval = activity.interval_s if activity.interval_s > 0 else 0.0
-        self.last_interval_s = interval
         groups: dict[int, GroupPath] = {}
         for p in activity.processes:
             try:

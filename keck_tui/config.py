@@ -45,8 +45,9 @@ class Settings:
 
 _FLOAT_KEYS = {"interval", "idle_watts", "tdp", "price_per_kwh", "co2e_g_per_kwh", "history_minutes"}
 _CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "theme": ("dark", "light")}
-# Sections other modules read (agent, fleet, redfish, kubelet, ...): kept, not checked here.
-_SECTIONS = {"agent", "redfish", "kubelet", "gpu", "apple", "fleet", "prometheus", "record", "ui"}
+# Sections other modules read ([agent], [redfish], [kubelet]); their keys are checked in _SECTION_KEYS.
+# Any other table is an unknown key: a typo must not be silently ignored.
+_SECTIONS = {"agent", "redfish", "kubelet"}
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -86,9 +87,7 @@ _SECTION_KEYS: dict[str, dict[str, str]] = {
 
 
 def _check_section(section: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
-    schema = _SECTION_KEYS.get(section)
-    if schema is None:
-        return dict(table)
+    schema = _SECTION_KEYS[section]
     out: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")

@@ -282,3 +282,10 @@ def test_config_section_paths_expand_the_home_directory(monkeypatch, tmp_path):
     assert s.extra["agent"]["tls_cert"] == str(tmp_path / "c.pem") and s.extra["agent"]["listen"] == "~x"
     assert s.extra["redfish"]["credentials_file"] == str(tmp_path / "bmc")
     assert s.extra["kubelet"]["ca_file"] == str(tmp_path / "ca.crt")
+
+
+def test_unknown_config_table_is_an_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[ui]\ntheme = 'light'\n")
+    r = run_cli("--config", str(cfg), "--once", "--json", "--interval", "0.1")
+    assert r.returncode == 2 and "unknown key 'ui'" in r.stderr, r.stderr
