@@ -306,7 +306,12 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     # Proportional idle needs activity to share by; with none, idle stays in (idle).
     proportional = config.idle == "proportional" and (any(v > 0 for v in share.values()) or kshare > 0)
     attributed_cpu = active + (idle_cpu if proportional else 0.0)
-    attributed_err = cpu.error_w + (idle_err if not proportional else 0.0)
+    if idle.method == "estimate-model":
+        # Estimated total and idle come from one model (the same TDP guess): their errors move
+        # together, so the active part is ±40 % of itself, not the sum of both errors.
+        attributed_err = attributed_cpu * ESTIMATE_RELATIVE_ERROR
+    else:
+        attributed_err = cpu.error_w + (idle_err if not proportional else 0.0)
 
     # --- DRAM by PSS ---------------------------------------------------------------------------
     mem = {p.pid: float(p.pss_bytes if p.pss_bytes is not None else (p.rss_bytes or 0)) for p in users}
