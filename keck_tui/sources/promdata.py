@@ -95,23 +95,19 @@ def _exporter(name: str) -> str | None:
 def build_clusters(samples: Iterable[Sample], cfg: LabelConfig = LabelConfig()) -> list[Row]:
     """Cluster rows (children: node rows) from power samples of any supported exporter."""
     # First pass: which exporter describes each node (the highest-priority one present).
-    samples = [s for s in samples if s.value == s.value and _exporter(s.name) is not None]
+    kept: list[tuple[tuple[str, str], str, Sample]] = []
     best: dict[tuple[str, str], str] = {}
     for s in samples:
-        if s.labels.get("state") == "terminated":
+        exp = _exporter(s.name)
+        if exp is None or s.value != s.value or s.labels.get("state") == "terminated":
             continue
         key = (cfg.cluster(s.labels), cfg.node(s.labels))
-        exp = _exporter(s.name)
-        assert exp is not None
+        kept.append((key, exp, s))
         if key not in best or _PRIORITY[exp] < _PRIORITY[best[key]]:
             best[key] = exp
     nodes: dict[tuple[str, str], _Node] = {}
-    for s in samples:
-        if s.labels.get("state") == "terminated":
-            continue
-        key = (cfg.cluster(s.labels), cfg.node(s.labels))
-        exp = _exporter(s.name)
-        if exp != best.get(key):
+    for key, exp, s in kept:
+        if exp != best[key]:
             continue
         node = nodes.setdefault(key, _Node(exporter=exp))
         _feed(node, s)
