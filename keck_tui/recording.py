@@ -440,8 +440,6 @@ def _chunks_zstd(raw: IO[bytes], stats: ReadStats) -> Iterator[bytes]:
 
 def _next_frame(dctx: Any, buf: bytearray, slices: Iterator[bytes]) -> bytes:
     """``buf`` and what follows from ``slices``, from the next frame start that decodes to a line; b"" at the end."""
-    import zstandard
-
     while True:
         i = buf.find(ZSTD_MAGIC)
         if i < 0:
@@ -453,13 +451,20 @@ def _next_frame(dctx: Any, buf: bytearray, slices: Iterator[bytes]) -> bytes:
         del buf[:i]
         while len(buf) < _PROBE_BYTES and (nxt := next(slices, b"")):
             buf += nxt
-        try:
-            out = dctx.decompressobj().decompress(bytes(buf[:_PROBE_BYTES]))
-        except zstandard.ZstdError:
-            out = b""
-        if out.startswith(b"{"):
+        if _frame_starts_line(dctx, bytes(buf[:_PROBE_BYTES])):
             return bytes(buf)
         del buf[:1]
+
+
+def _frame_starts_line(dctx: Any, data: bytes) -> bool:
+    """Whether ``data`` (up to ``_PROBE_BYTES``) begins a zstd frame that decodes to a
+    snapshot line: a real frame start, not the magic bytes by chance."""
+    import zstandard
+
+    try:
+        return dctx.decompressobj().decompress(data).startswith(b"{")
+    except zstandard.ZstdError:
+        return False
 
 
 def _salvage_zstd(dctx: Any, data: bytes, skip: int, step: int = 4096) -> Iterator[bytes]:
@@ -603,6 +608,7 @@ def _next_line(f: IO[bytes], at: int, size: int) -> int | None:
 def _next_zstd_frame(f: IO[bytes], at: int, size: int) -> int | None:
     import zstandard
 
+    dctx = zstandard.ZstdDecompressor()
     pos = at
     while pos < size:
         f.seek(pos)
@@ -615,11 +621,7 @@ def _next_zstd_frame(f: IO[bytes], at: int, size: int) -> int | None:
             continue
         cand = pos + i
         f.seek(cand)
-        try:
-            out = zstandard.ZstdDecompressor().decompressobj().decompress(f.read(_PROBE_BYTES))
-        except zstandard.ZstdError:
-            out = b""
-        if out.startswith(b"{"):
+        if _frame_starts_line(dctx, f.read(_PROBE_BYTES)):
             return cand
         pos = cand + 1
     return None
