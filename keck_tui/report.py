@@ -33,7 +33,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 from keck_tui.cost import J_PER_KWH, Tariff
 from keck_tui.model import Row, Snapshot, SnapshotFormatError
@@ -59,10 +59,6 @@ class GroupTotal:
     present_s: float = 0.0  # seconds of the recording in which the group had a row
     samples: int = 0
     wheres: set[str] = field(default_factory=set)
-
-    @property
-    def wh(self) -> float:
-        return self.joules / 3600.0
 
     def mean_watts(self, duration_s: float) -> tuple[float, float, float]:
         if duration_s <= 0:
@@ -686,7 +682,3 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
     stats.skips = problems[: ReadStats.MAX_PROBLEMS]
     stats.problems = [f"line {n}: {why}" for n, why in stats.skips]
     return agg.result(path, stats, sum(r[3] for r in results))
-
-
-def iter_group_records(report: Report) -> Iterator[dict[str, Any]]:
-    yield from report.rows()

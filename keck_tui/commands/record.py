@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     remote = bool(args.attach or args.fleet or args.keck or args.prometheus)
     progress = not args.quiet and sys.stderr.isatty()
-    state = {"error": None, "done": False}
+    state = {"error": None}
     import threading
 
     done = threading.Event()

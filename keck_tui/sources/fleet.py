@@ -151,15 +151,12 @@ class Fleet:
         self.name = name
         self._wall = wall
         self.interval = 1.0
-        self.last_poll_s: float | None = None
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
-        started = time.monotonic()
         tasks = [s.poll(session) for s in self.others]
         if self.agents is not None:
             tasks.append(self.agents.poll(session))
         await asyncio.gather(*tasks)
-        self.last_poll_s = time.monotonic() - started
 
     def snapshot(self) -> Snapshot:
         clusters: dict[str, list[Row]] = {}

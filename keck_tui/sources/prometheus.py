@@ -172,19 +172,3 @@ def prometheus_source_from_args(url: str, args: argparse.Namespace | None, token
     timeout = float(getattr(args, "timeout", None) or 5.0)
     return PrometheusSource(url, labels, window, token, timeout, ssl_setting)
 
-
-def build_prometheus_feed(url: str, settings: Any, args: argparse.Namespace | None = None) -> Any:
-    """A SnapshotFeed building fleet → cluster → node → … from a Prometheus server (``keck-top --prometheus``)."""
-    from keck_tui.sources.fleet import Fleet, RemoteFeed
-    token = None
-    token_file = getattr(args, "token_file", None)
-    if token_file:
-        from keck_tui.agent.auth import TokenError, load_token
-        from keck_tui.cli import CliError
-        try:
-            token = load_token(token_file)
-        except TokenError as exc:
-            raise CliError(str(exc)) from None
-    source = prometheus_source_from_args(url, args, token)
-    interval = float(getattr(settings, "interval", 1.0) or 1.0)
-    return RemoteFeed(Fleet(None, [source]), interval=interval)

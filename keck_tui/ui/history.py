@@ -107,6 +107,3 @@ class History:
             picks = [round(i * (count - 1) / (n - 1)) for i in range(n)] if n > 1 else [count - 1]
         vals = ring.vals
         return [vals[3 * ((start + k) % ring.cap)] for k in picks]
-
-    def watts(self, path: Path) -> list[float]:
-        return [w for _, w, _, _ in self.series(path)]

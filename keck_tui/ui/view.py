@@ -14,8 +14,8 @@ from keck_tui.model import SYNTHETIC_IDS, Row
 
 Path = tuple[str, ...]
 SORT_KEYS = ("watts", "cpu", "name", "energy")
-HIDDEN_ID = "…"
-COLLAPSED_LEVELS = frozenset({"process"})  # closed until opened, whatever their depth  # last id of the path of a "N rows below threshold" line
+HIDDEN_ID = "…"  # last id of the path of a "N rows below threshold" line
+COLLAPSED_LEVELS = frozenset({"process"})  # closed until opened, whatever their depth
 #: Synthetic rows close their parent in this order: activity-like first, machine-level last.
 SYNTHETIC_ORDER = ("(kernel)", "(residual)", "(dram)", "(idle)", "(platform)")
 _SYNTH_ORDER = {sid: i for i, sid in enumerate(SYNTHETIC_ORDER + tuple(
@@ -125,7 +125,6 @@ class TreeView:
         out: list[tuple[Path, str]] = []
         if self.root is None:
             return out
-        row: Row | None = self.root
         for i in range(1, len(self.zoom) + 1):
             row = self.root.find(self.zoom[:i])
             if row is None:

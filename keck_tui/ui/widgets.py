@@ -249,12 +249,11 @@ class PowerTree(ScrollView, can_focus=True):
         if not 0 <= idx < len(self.view.lines):
             return
         line = self.view.lines[idx]
-        moved = self.view.move_to(idx)
+        self.view.move_to(idx)
         marker_x = 2 * line.depth
         if line.expandable and (event.chain >= 2 or marker_x <= offset.x < marker_x + 2):
             self.view.toggle()
-            moved = True
-        self._changed(moved or True)
+        self._changed(True)
 
 
 class ColumnHeader(Widget):
