@@ -344,7 +344,6 @@ class Aggregator:
                 if not by_node:
                     continue
                 key, where = (cluster[0] + b"/" + rid, cluster[1]) if cluster else (rid, b"")
-                w, lo, hi = node[1], node[2], node[3]
             else:
                 if level == b"namespace":
                     namespace = name
@@ -654,8 +653,7 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
     else:
         tasks = [(path, by, tariff, fast, k, jobs, 0, None, (since, until)) for k in range(jobs)]
     if len(tasks) == 1:
-        agg, stats, bad, fast_lines = _sum_lines(*tasks[0])
-        results = [(agg, stats, bad, fast_lines)]
+        results = [_sum_lines(*tasks[0])]
     else:
         import multiprocessing
 
@@ -677,7 +675,7 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
         stats = results[0][1]
         stats.valid = sum(r[1].valid for r in results)
         bad_all = sorted(b for r in results for b in r[2])
-    problems = sorted(stats.skips + [b for b in bad_all][: ReadStats.MAX_PROBLEMS])
+    problems = sorted(stats.skips + bad_all[: ReadStats.MAX_PROBLEMS])
     stats.skipped += len(bad_all)
     stats.skips = problems[: ReadStats.MAX_PROBLEMS]
     stats.problems = [f"line {n}: {why}" for n, why in stats.skips]
