@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import ssl
 import time
 from dataclasses import dataclass, field, replace
+from ssl import SSLContext
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ class AgentSpec:
     name: str | None = None  # node id to show; default: the agent's own host name
     token: str | None = None
     timeout: float = 2.0
-    ssl: ssl.SSLContext | bool | None = None
+    ssl: SSLContext | bool | None = None
 
     @property
     def base(self) -> str:
