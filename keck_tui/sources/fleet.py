@@ -65,6 +65,12 @@ def _check_url(url: Any, where: str) -> str:
     return url
 
 
+def _timeout(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise FleetError(f"{where}: timeout must be a positive number")
+    return float(value)
+
+
 def load_fleet(path: Path) -> FleetConfig:
     """Parse a fleet file; every problem is a FleetError naming the file and key."""
     try:
@@ -80,9 +86,7 @@ def load_fleet(path: Path) -> FleetConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise FleetError(f"fleet file {path}: unknown key {unknown[0]!r}")
-    timeout = data.get("timeout", 2.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise FleetError(f"fleet file {path}: timeout must be a positive number")
+    timeout = _timeout(data.get("timeout", 2.0), f"fleet file {path}")
     default_token = _token(data.get("token_file"), base, str(path))
     clusters = data.get("clusters")
     if not isinstance(clusters, dict) or not clusters:
@@ -108,10 +112,7 @@ def load_fleet(path: Path) -> FleetConfig:
             ssl_setting = client_ssl(ca, insecure)
         except ValueError as exc:
             raise FleetError(f"{where}: {exc}") from None
-        ctimeout = cdata.get("timeout", timeout)
-        if isinstance(ctimeout, bool) or not isinstance(ctimeout, (int, float)) or not 0 < ctimeout < float("inf"):
-            raise FleetError(f"{where}: timeout must be a positive number")
-        ctimeout = float(ctimeout)
+        ctimeout = _timeout(cdata.get("timeout", timeout), where)
         agents = cdata.get("agents", [])
         if not isinstance(agents, list):
             raise FleetError(f"{where}: agents must be a list")
