@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -218,11 +217,7 @@ async def test_real_prometheus_scraping_two_real_agents(tmp_path) -> None:
     if prom is None:
         pytest.skip("prometheus not installed (Debian package 'prometheus')")
     a = AgentProc(tmp_path, fake_snapshot("alpha", 42.5, namespaces=2, pods=3), interval=0.5)
-    try:
-        from keck_tui import wiring  # noqa: F401 - real sampling available
-        b = AgentProc(tmp_path, None, interval=0.5, extra=["--host-name", "beta", "--no-gpu", "--probes", "procfs"])
-    except ImportError:
-        b = AgentProc(tmp_path, fake_snapshot("beta", 17.25), interval=0.5)
+    b = AgentProc(tmp_path, None, interval=0.5, extra=["--host-name", "beta", "--no-gpu", "--probes", "procfs"])
     port = free_port()
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(f"""

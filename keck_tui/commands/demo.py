@@ -83,20 +83,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.node:
         raise CliError("--node needs --once")
-    if not sys.stdout.isatty():
-        raise CliError("the TUI needs a terminal; use --once --json for pipes")
     from dataclasses import replace
 
+    from keck_tui.commands.local import start_tui
     from keck_tui.feed import ThreadedFeed
-    from keck_tui.recording import Recorder, record_toggle
-    from keck_tui.ui.app import run_tui
 
     fleet = DemoFleet(args.seed, start if start is not None else round(time.time()) - interval, interval)
-    recorder = Recorder()
-    feed = ThreadedFeed(fleet.step, interval=interval, on_snapshot=recorder, name="keck-demo")
+    feed = ThreadedFeed(fleet.step, interval=interval, name="keck-demo")
     settings = replace(settings, interval=interval)
-    try:
-        return run_tui(feed, settings=settings, title=f"demo fleet (seed {args.seed})",
-                       on_record_toggle=record_toggle(recorder))
-    finally:
-        recorder.stop()
+    return start_tui(feed, settings, title=f"demo fleet (seed {args.seed})")

@@ -224,7 +224,7 @@ async def test_selection_survives_new_snapshots(clock):
 
 async def test_history_fills_and_shows_in_detail(clock):
     app, feed = make_app(clock, history_points=4)  # 10 min / 4 points: one sample per 150 s
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE):
         for step in range(1, 4):
             clock.advance(150.0)
             app.show_snapshot(ff.snapshot(step, clock=clock))
