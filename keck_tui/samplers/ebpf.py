@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Protocol
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
+from keck_tui.samplers.fileio import read_bytes
 from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample
 
 NAME = "ebpf"
@@ -60,12 +61,7 @@ def read_schedstat_runtime(procfs_root: str) -> Callable[[int, int], int | None]
 
     def runtime(tgid: int, pid: int) -> int | None:
         try:
-            fd = os.open(f"{procfs_root}/{tgid}/task/{pid}/schedstat", os.O_RDONLY)
-            try:
-                data = os.read(fd, 128)
-            finally:
-                os.close(fd)
-            return int(data.split()[0])
+            return int(read_bytes(f"{procfs_root}/{tgid}/task/{pid}/schedstat", 128).split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
@@ -255,13 +251,13 @@ class EbpfSampler:
         """Name, command, parent, cgroup and kernel flag of a live process from procfs."""
         base = f"{self.procfs_root}/{tgid}"
         try:
-            stat = _read(f"{base}/stat")
+            stat = read_bytes(f"{base}/stat")
             rp = stat.rindex(b")")
             rest = stat[rp + 2:].split()
             name = stat[stat.index(b"(") + 1:rp].decode("utf-8", "replace")
             ppid, flags, start = int(rest[1]), int(rest[6]), int(rest[19])
-            raw = _read(f"{base}/cmdline")
-            cgroup_line = _read(f"{base}/cgroup").decode("utf-8", "replace")
+            raw = read_bytes(f"{base}/cmdline")
+            cgroup_line = read_bytes(f"{base}/cgroup").decode("utf-8", "replace")
         except (OSError, ValueError, IndexError):
             return None
         kernel = bool(flags & PF_KTHREAD) or tgid == 2 or ppid == 2
@@ -359,8 +355,8 @@ def _is_this_kernels_procfs(root: str) -> bool:
     if os.path.realpath(root) == "/proc":
         return True
     try:
-        mine = _read(f"/proc/{os.getpid()}/stat")
-        theirs = _read(f"{root}/{os.getpid()}/stat")
+        mine = read_bytes(f"/proc/{os.getpid()}/stat")
+        theirs = read_bytes(f"{root}/{os.getpid()}/stat")
     except OSError:
         return False
     start = lambda data: data[data.rindex(b")") + 2:].split()[19]  # noqa: E731
@@ -371,14 +367,6 @@ def _is_this_kernels_procfs(root: str) -> bool:
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _read(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, 65536)
-    finally:
-        os.close(fd)
 
 
 def _f1_at(f, ktime: int) -> int:

@@ -14,14 +14,18 @@ from typing import Callable
 ReadFile = Callable[[str], str]
 
 
-def read_file(path: str) -> str:
-    """Read a small pseudo-file with one ``read`` syscall (sysfs values are < 4 KiB)."""
+def read_bytes(path: str, limit: int = 65536) -> bytes:
+    """Read up to ``limit`` bytes of a small pseudo-file with one ``read`` syscall."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.read(fd, 65536)
+        return os.read(fd, limit)
     finally:
         os.close(fd)
-    return data.decode("utf-8", "replace")
+
+
+def read_file(path: str) -> str:
+    """Read a small pseudo-file with one ``read`` syscall (sysfs values are < 4 KiB)."""
+    return read_bytes(path).decode("utf-8", "replace")
 
 
 def read_int(read: ReadFile, path: str) -> int:

@@ -36,6 +36,7 @@ from typing import Mapping
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, SourceStatus
+from keck_tui.samplers.fileio import read_bytes
 from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample
 
 PF_KTHREAD = 0x00200000
@@ -231,8 +232,8 @@ class ProcfsSampler:
         """(Re)read cmdline, cgroup and uid. False when the process is gone."""
         base = f"{self._root}/{name}"
         try:
-            raw = _read_bytes(f"{base}/cmdline")
-            cgroup_line = _read_bytes(f"{base}/cgroup").decode("utf-8", "replace")
+            raw = read_bytes(f"{base}/cmdline")
+            cgroup_line = read_bytes(f"{base}/cgroup").decode("utf-8", "replace")
             uid = os.stat(base).st_uid
         except OSError as exc:
             if exc.errno in _GONE:
@@ -291,7 +292,7 @@ class ProcfsSampler:
             if time.perf_counter() > deadline:
                 break
             try:
-                pss = _parse_pss(_read_bytes(f"{root}/{p.pid}/smaps_rollup"))
+                pss = _parse_pss(read_bytes(f"{root}/{p.pid}/smaps_rollup"))
             except (OSError, ValueError, IndexError):
                 pss = None  # gone, or not ours to read (non-root)
             p.pss_cycle = cycle
@@ -314,7 +315,7 @@ class ProcfsSampler:
             tids = []
         for tid in tids:
             try:
-                data = _read_bytes(f"{task}/{tid}/stat")
+                data = read_bytes(f"{task}/{tid}/stat")
                 rest = data[data.rindex(b")") + 2:].split()
                 ticks = int(rest[11]) + int(rest[12])
                 cpu = int(rest[36])
@@ -376,7 +377,7 @@ class ProcfsSampler:
 
     def _read_uptime(self) -> float | None:
         try:
-            return float(_read_bytes(f"{self._root}/uptime").split()[0])
+            return float(read_bytes(f"{self._root}/uptime").split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
@@ -417,14 +418,6 @@ def _parse_pss(data: bytes) -> int | None:
         return None
     line = data[i + 5:data.find(b"\n", i + 5)]
     return int(line.split()[0]) * 1024
-
-
-def _read_bytes(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, 65536)
-    finally:
-        os.close(fd)
 
 
 def _read_all(path: str) -> bytes:
