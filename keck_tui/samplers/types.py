@@ -93,6 +93,43 @@ class GpuSampler(Protocol):
 
 
 @dataclass(frozen=True)
+class CounterDelta:
+    """Hardware-counter deltas over the interval for one (process, core) or one core.
+
+    Values are already scaled for multiplexing (× time_enabled / time_running);
+    ``running_ratio`` is time_running / time_enabled (1.0 = never multiplexed).
+    A counter the PMU does not have is None, never 0.
+    """
+
+    cycles: float | None = None
+    instructions: float | None = None
+    llc_misses: float | None = None
+    ref_cycles: float | None = None  # or MPERF-equivalent: cycles at the nominal frequency
+    running_ratio: float = 1.0
+
+    @property
+    def ipc(self) -> float | None:
+        if self.cycles and self.instructions is not None:
+            return self.instructions / self.cycles
+        return None
+
+
+@dataclass(frozen=True)
+class CounterReading:
+    """Per-core hardware counters from perf_event_open (no eBPF), or why there are none."""
+
+    source: SourceStatus
+    interval_s: float = 0.0
+    cores: Mapping[int, CounterDelta] = field(default_factory=dict)  # cpu -> deltas
+
+
+class CounterSampler(Protocol):
+    name: str
+
+    def sample(self) -> CounterReading: ...
+
+
+@dataclass(frozen=True)
 class ProcessSample:
     """One process over the interval (threads folded into their process)."""
 
@@ -110,6 +147,8 @@ class ProcessSample:
     start_time: float = 0.0  # boot-relative start, to tell a reused PID apart
     exited: bool = False  # exited during the interval (eBPF keeps its time)
     uid: int | None = None
+    # Hardware counters per core (eBPF reads them at every sched_switch); None without a PMU.
+    counters: Mapping[int, CounterDelta] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +162,7 @@ class CoreSample:
     freq_mhz: float | None = None  # mean frequency over the interval
     freq_nominal: bool = False  # freq_mhz is the nominal value from /proc/cpuinfo
     freq_cubed_weight: float | None = None  # ∫ busy·(f/fmax)³ dt when eBPF gives residency
+    counters: CounterDelta | None = None  # the core's hardware counters over the interval
 
 
 @dataclass(frozen=True)
