@@ -2,7 +2,9 @@
 
 ``OnCpuProbe.open()`` checks the preconditions one by one so that a failure
 says exactly why (``ProbeUnavailable``), compiles ``oncpu.bpf.c`` and attaches
-its raw tracepoints. ``read()`` returns the raw cumulative counters; turning
+its raw tracepoints. The C program lives in the top-level ``probes/`` folder of a
+checkout and is shipped in the wheel as ``keck_tui/probes/bpf/`` (see setup.py);
+``program_path`` finds it in either. ``read()`` returns the raw cumulative counters; turning
 them into per-interval activity is the sampler's job (keck_tui/samplers/ebpf.py).
 """
 from __future__ import annotations
@@ -21,7 +23,21 @@ from typing import Callable, Mapping
 from keck_tui.bcc_import import INSTALL_HINT, load_bcc
 from keck_tui.probes.btf import BtfError, task_offsets
 
-SOURCE = Path(__file__).with_name("oncpu.bpf.c")
+PROGRAM = "oncpu.bpf.c"
+
+
+def program_path(name: str = PROGRAM, package_dir: Path = Path(__file__).parent) -> Path:
+    """Where BPF program ``name`` is: ``keck_tui/probes/bpf/`` in an installed wheel,
+    else ``probes/`` at the root of the checkout this package was imported from.
+    Returns the wheel location when neither exists (the compile error then names it)."""
+    installed = package_dir / "bpf" / name
+    if installed.is_file():
+        return installed
+    checkout = package_dir.parent.parent / "probes" / name
+    return checkout if checkout.is_file() else installed
+
+
+SOURCE = program_path()
 DEFAULT_MAP_ENTRIES = 10240
 DEFAULT_EXIT_ENTRIES = 4096
 SLOTS = 4  # per-CPU cache of recent processes (oncpu.bpf.c); a power of two
