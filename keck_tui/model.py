@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterator, Mapping
 
+from keck_tui.common.text import terminal_safe
+
 SCHEMA = "keck-top/1"
 
 #: Ids of synthetic rows: present so that children sum to their parent.
@@ -51,15 +53,20 @@ class SourceStatus:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "SourceStatus":
+        if not isinstance(data, Mapping):
+            raise SnapshotFormatError("source is not an object")
         _require(data, ("name", "status"), "source")
         known = {"name", "status", "detail", "kind", "watts"}
+        watts = _opt_float(data.get("watts"), "source watts")
+        if watts is not None:
+            _check_range(watts, "source watts", 0.0, MAX_WATTS)
         return cls(
-            name=str(data["name"]),
-            status=str(data["status"]),
-            detail=str(data.get("detail") or ""),
-            kind=str(data.get("kind") or KIND_MEASURED),
-            watts=_opt_float(data.get("watts")),
-            extra={k: v for k, v in data.items() if k not in known},
+            name=_text(data["name"], "source name"),
+            status=_text(data["status"], "source status"),
+            detail=_text(data.get("detail") or "", "source detail", MAX_DETAIL),
+            kind=_text(data.get("kind") or KIND_MEASURED, "source kind"),
+            watts=watts,
+            extra=_extra(data, known, "source"),
         )
 
 
@@ -193,50 +200,8 @@ class Row:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Row":
-        if not isinstance(data, Mapping):
-            raise SnapshotFormatError("row is not an object")
-        _require(data, ("level", "id", "name", "watts"), "row")
-        watts = _float(data["watts"], "watts")
-        kwargs: dict[str, Any] = dict(
-            level=str(data["level"]), id=str(data["id"]), name=str(data["name"]),
-            watts=watts,
-            watts_lo=_float(data.get("watts_lo", watts), "watts_lo"),
-            watts_hi=_float(data.get("watts_hi", watts), "watts_hi"),
-            joules=_float(data.get("joules", 0.0), "joules"),
-            freq_mhz=_opt_float(data.get("freq_mhz")),
-            cpu_util=_opt_float(data.get("cpu_util")),
-            estimated=bool(data.get("estimated", False)),
-            cpu_s=_opt_float(data.get("cpu_s")),
-        )
-        comps = data.get("components")
-        if comps is not None:
-            if not isinstance(comps, Mapping):
-                raise SnapshotFormatError("components is not an object")
-            kwargs["components"] = {str(k): _float(v, "components") for k, v in comps.items()}
-        for name in ("pid", "cpu"):
-            if data.get(name) is not None:
-                kwargs[name] = int(data[name])
-        for name in ("cmd", "pod_uid", "namespace", "container_id", "note", "error"):
-            if data.get(name) is not None:
-                kwargs[name] = str(data[name])
-        for name in ("gpu_watts", "age_s"):
-            if data.get(name) is not None:
-                kwargs[name] = _float(data[name], name)
-        for name in ("freq_nominal", "stale", "has_children"):
-            if data.get(name) is not None:
-                kwargs[name] = bool(data[name])
-        if data.get("sources") is not None:
-            kwargs["sources"] = tuple(str(s) for s in data["sources"])
-        if data.get("labels") is not None:
-            kwargs["labels"] = {str(k): str(v) for k, v in dict(data["labels"]).items()}
-        children = data.get("children")
-        children = [] if children is None else children
-        if not isinstance(children, list):
-            raise SnapshotFormatError("children is not a list")
-        kwargs["children"] = tuple(cls.from_json(c) for c in children)
-        known = set(_ROW_ALWAYS) | set(_ROW_OPTIONAL) | {"children"}
-        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
-        return cls(**kwargs)
+        """Decode and validate a row tree (see :class:`RowDecoder` for the rules)."""
+        return RowDecoder().row(data)
 
 
 @dataclass(frozen=True)
@@ -288,19 +253,25 @@ class Snapshot:
         sources = [] if sources is None else sources
         if not isinstance(sources, list):
             raise SnapshotFormatError("sources is not a list")
+        if len(sources) > MAX_SOURCES:
+            raise SnapshotFormatError(f"more than {MAX_SOURCES} sources")
+        warnings = data.get("warnings") or []
+        if not isinstance(warnings, list) or len(warnings) > MAX_SOURCES:
+            raise SnapshotFormatError(f"warnings is not a list of at most {MAX_SOURCES} strings")
+        idle_policy = data.get("idle_policy")
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(
-            time=_float(data["time"], "time"),
-            interval_s=_float(data["interval_s"], "interval_s"),
-            host=str(data["host"]),
-            model=str(data.get("model") or ""),
+            time=_check_range(_float(data["time"], "time"), "time", 0.0, MAX_TIME),
+            interval_s=_check_range(_float(data["interval_s"], "interval_s"), "interval_s", 0.0, MAX_INTERVAL),
+            host=_text(data["host"], "host"),
+            model=_text(data.get("model") or "", "model"),
             sources=tuple(SourceStatus.from_json(s) for s in sources),
             root=Row.from_json(data["root"]),
             schema=SCHEMA,
-            idle_policy=data.get("idle_policy"),
-            estimated=bool(data.get("estimated", False)),
-            warnings=tuple(str(w) for w in data.get("warnings") or ()),
-            extra={k: v for k, v in data.items() if k not in known},
+            idle_policy=None if idle_policy is None else _text(idle_policy, "idle_policy"),
+            estimated=_bool(data.get("estimated", False), "estimated"),
+            warnings=tuple(_text(w, "warning", MAX_DETAIL) for w in warnings),
+            extra=_extra(data, known, "snapshot"),
         )
 
     @classmethod
@@ -309,7 +280,214 @@ class Snapshot:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SnapshotFormatError(f"not JSON: {exc}") from exc
+        except RecursionError:
+            raise SnapshotFormatError("not JSON: nested too deeply") from None
         return cls.from_json(data)
+
+
+# Limits on documents from outside (agents, recordings, files). A document that breaks one
+# is rejected as a whole with a one-line reason; see docs/design.md, "Trust".
+MAX_DEPTH = 32  # rows nested below the root: fleet→cluster→node→…→core is 8
+MAX_ROWS = 1_000_000  # rows in one document
+MAX_WATTS = 1e10  # 10 GW: more than any fleet one terminal shows
+MAX_JOULES = 1e20  # 10 GW for 300 years
+MAX_TIME = 1e11  # unix seconds (year 5138)
+MAX_INTERVAL = 1e8  # seconds
+MAX_TEXT = 4096  # characters of an id, name or label
+MAX_DETAIL = 16384  # characters of a command line, note, error or source detail
+MAX_LABELS = 256
+MAX_SOURCES = 1024
+MAX_EXTRA_DEPTH = 16  # nesting of unknown fields kept for round trips
+_TOLERANCE = 1e-9  # relative: lo ≤ watts ≤ hi may be off by float rounding
+
+
+class RowDecoder:
+    """Decodes a row tree from JSON, validating every field.
+
+    Types must match (a string is not a number, a list is not an object),
+    numbers must be finite and within range (watts ≥ 0, lo ≤ watts ≤ hi,
+    magnitudes below the MAX_* limits), text is made terminal-safe, and the tree
+    may be at most MAX_DEPTH deep and MAX_ROWS large. Any violation raises
+    :class:`SnapshotFormatError` naming the row's id path and the field.
+    """
+
+    def __init__(self, max_rows: int = MAX_ROWS, max_depth: int = MAX_DEPTH) -> None:
+        self.max_rows = max_rows
+        self.max_depth = max_depth
+        self.rows = 0
+
+    def row(self, data: Any, depth: int = 0, path: str = "") -> Row:
+        if not isinstance(data, Mapping):
+            raise SnapshotFormatError(f"row {path or '(root)'} is not an object")
+        self.rows += 1
+        if self.rows > self.max_rows:
+            raise SnapshotFormatError(f"more than {self.max_rows} rows")
+        _require(data, ("level", "id", "name", "watts"), f"row {path or '(root)'}")
+        row_id = _text(data["id"], "id")
+        here = f"{path}/{row_id}" if path else row_id
+        try:
+            return self._fields(data, depth, here, row_id)
+        except SnapshotFormatError as exc:
+            if str(exc).startswith("row "):
+                raise
+            raise SnapshotFormatError(f"row {here}: {exc}") from None
+
+    def _fields(self, data: Mapping[str, Any], depth: int, here: str, row_id: str) -> Row:
+        watts = _float(data["watts"], "watts")
+        lo = _float(data.get("watts_lo", watts), "watts_lo")
+        hi = _float(data.get("watts_hi", watts), "watts_hi")
+        _check_bounds(watts, lo, hi)
+        kwargs: dict[str, Any] = dict(
+            level=_text(data["level"], "level"), id=row_id, name=_text(data["name"], "name"),
+            watts=watts, watts_lo=lo, watts_hi=hi,
+            joules=_check_range(_float(data.get("joules", 0.0), "joules"), "joules", 0.0, MAX_JOULES),
+            freq_mhz=_opt_range(data.get("freq_mhz"), "freq_mhz", 0.0, 1e6),
+            cpu_util=_opt_range(data.get("cpu_util"), "cpu_util", 0.0, 1e7),
+            estimated=_bool(data.get("estimated", False), "estimated"),
+            cpu_s=_opt_range(data.get("cpu_s"), "cpu_s", 0.0, MAX_INTERVAL * 1e4),
+        )
+        comps = data.get("components")
+        if comps is not None:
+            if not isinstance(comps, Mapping) or len(comps) > MAX_LABELS:
+                raise SnapshotFormatError("components is not an object of numbers")
+            kwargs["components"] = {_text(k, "component"): _check_range(
+                _float(v, "components"), "components", -MAX_WATTS, MAX_WATTS) for k, v in comps.items()}
+        for name, top in (("pid", 2**31 - 1), ("cpu", 2**20)):
+            if data.get(name) is not None:
+                kwargs[name] = _int(data[name], name, 0, top)
+        for name in ("pod_uid", "namespace", "container_id"):
+            if data.get(name) is not None:
+                kwargs[name] = _text(data[name], name)
+        for name in ("cmd", "note", "error"):
+            if data.get(name) is not None:
+                kwargs[name] = _text(data[name], name, MAX_DETAIL)
+        if data.get("gpu_watts") is not None:
+            kwargs["gpu_watts"] = _check_range(_float(data["gpu_watts"], "gpu_watts"), "gpu_watts", 0.0, MAX_WATTS)
+        if data.get("age_s") is not None:
+            kwargs["age_s"] = _check_range(_float(data["age_s"], "age_s"), "age_s", 0.0, MAX_TIME)
+        for name in ("freq_nominal", "stale", "has_children"):
+            if data.get(name) is not None:
+                kwargs[name] = _bool(data[name], name)
+        sources = data.get("sources")
+        if sources is not None:
+            if not isinstance(sources, list) or len(sources) > MAX_SOURCES:
+                raise SnapshotFormatError("sources is not a list of strings")
+            kwargs["sources"] = tuple(_text(s, "sources") for s in sources)
+        labels = data.get("labels")
+        if labels is not None:
+            if not isinstance(labels, Mapping) or len(labels) > MAX_LABELS:
+                raise SnapshotFormatError(f"labels is not an object of at most {MAX_LABELS} strings")
+            kwargs["labels"] = {_text(k, "label"): _text(v, "label") for k, v in labels.items()}
+        children = data.get("children")
+        children = [] if children is None else children
+        if not isinstance(children, list):
+            raise SnapshotFormatError("children is not a list")
+        if children and depth >= self.max_depth:
+            raise SnapshotFormatError(f"rows nested more than {self.max_depth} deep")
+        kwargs["children"] = tuple(self.row(c, depth + 1, here) for c in children)
+        kwargs["extra"] = _extra(data, _ROW_KNOWN, "row")
+        return Row(**kwargs)
+
+
+_ROW_KNOWN = frozenset(_ROW_ALWAYS) | frozenset(_ROW_OPTIONAL) | {"children"}
+
+
+def _check_bounds(watts: float, lo: float, hi: float) -> None:
+    tol = _TOLERANCE * max(1.0, abs(watts))
+    if watts < -tol or lo < -tol:
+        raise SnapshotFormatError(f"negative watts ({lo} ≤ {watts})")
+    if watts > MAX_WATTS or hi > MAX_WATTS:
+        raise SnapshotFormatError(f"watts above {MAX_WATTS:g} ({watts}, hi {hi})")
+    if lo > watts + tol or watts > hi + tol:
+        raise SnapshotFormatError(f"bounds out of order: watts_lo {lo} ≤ watts {watts} ≤ watts_hi {hi} fails")
+
+
+def _check_range(value: float, name: str, low: float, high: float) -> float:
+    if value < low or value > high:
+        raise SnapshotFormatError(f"{name} out of range [{low:g}, {high:g}]: {value}")
+    return value
+
+
+def _opt_range(value: Any, name: str, low: float, high: float) -> float | None:
+    return None if value is None else _check_range(_float(value, name), name, low, high)
+
+
+def _text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise SnapshotFormatError(f"{name} is not a string: {type(value).__name__}")
+    if len(value) > limit:
+        raise SnapshotFormatError(f"{name} longer than {limit} characters")
+    return terminal_safe(value)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise SnapshotFormatError(f"{name} is not true/false: {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SnapshotFormatError(f"{name} is not a whole number: {type(value).__name__}")
+    if not low <= value <= high:
+        raise SnapshotFormatError(f"{name} out of range [{low}, {high}]")
+    return value
+
+
+def _extra(data: Mapping[str, Any], known: frozenset[str] | set[str], what: str) -> dict[str, Any]:
+    """Unknown fields, kept for round trips, once checked to re-encode safely.
+
+    Nesting is bounded (re-encoding must not recurse without end), numbers must be
+    finite (the encoder refuses NaN), and strings are made terminal-safe.
+    """
+    extra = {k: v for k, v in data.items() if k not in known}
+    return {k: _clean_value(v, what, k) for k, v in extra.items()} if extra else extra
+
+
+def _json_int(value: int, what: str, key: str) -> int:
+    if not -(2**63) <= value < 2**64:  # what every JSON encoder here (orjson included) can write
+        raise SnapshotFormatError(f"{what} field {key!r} is out of range")
+    return value
+
+
+def _clean_value(value: Any, what: str, key: str) -> Any:
+    """A copy of a JSON value with terminal-safe strings; iterative, so depth can't exhaust the stack."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return _json_int(value, what, key)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SnapshotFormatError(f"{what} field {key!r} is not finite")
+        return value
+    if isinstance(value, str):
+        return terminal_safe(value)
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]  # (item, parent, slot, depth)
+    while stack:
+        item, parent, slot, depth = stack.pop()
+        if isinstance(item, Mapping):
+            if depth >= MAX_EXTRA_DEPTH:
+                raise SnapshotFormatError(f"{what} field {key!r} nested more than {MAX_EXTRA_DEPTH} deep")
+            copy: Any = {}
+            stack.extend((v, copy, terminal_safe(str(k)), depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            if depth >= MAX_EXTRA_DEPTH:
+                raise SnapshotFormatError(f"{what} field {key!r} nested more than {MAX_EXTRA_DEPTH} deep")
+            copy = [None] * len(item)
+            stack.extend((v, copy, i, depth + 1) for i, v in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise SnapshotFormatError(f"{what} field {key!r} is not finite")
+        elif isinstance(item, str):
+            copy = terminal_safe(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            copy = _json_int(item, what, key)
+        elif item is None or isinstance(item, (bool, float)):
+            copy = item
+        else:
+            raise SnapshotFormatError(f"{what} field {key!r} is not JSON")
+        parent[slot] = copy
+    return root[0]
 
 
 def _require(data: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
@@ -319,16 +497,16 @@ def _require(data: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
 
 
 def _float(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise SnapshotFormatError(f"{name} is not a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SnapshotFormatError(f"{name} is not a number: {type(value).__name__}")
     try:
         out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise SnapshotFormatError(f"{name} is not a number: {value!r}") from exc
+    except OverflowError:  # a 400-digit integer
+        raise SnapshotFormatError(f"{name} is out of range") from None
     if not math.isfinite(out):
         raise SnapshotFormatError(f"{name} is not finite")
     return out
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else _float(value, "value")
+def _opt_float(value: Any, name: str = "value") -> float | None:
+    return None if value is None else _float(value, name)

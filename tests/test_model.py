@@ -10,6 +10,13 @@ from keck_tui.model import SCHEMA, Row, Snapshot, SnapshotFormatError, SourceSta
 
 finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.()", min_size=1, max_size=12)
+# Text that decodes to itself: control/format characters and separators are made terminal-safe
+# on the way in (tested on their own in test_names_from_outside_are_made_terminal_safe).
+safe_chars = st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zs", "Zl", "Zp")) | st.just(" ")
+
+
+def text(max_size):
+    return st.text(alphabet=safe_chars, max_size=max_size)
 
 
 @st.composite
@@ -18,20 +25,20 @@ def rows(draw, depth=0):
     children = draw(st.lists(rows(depth + 1), max_size=3)) if depth < 3 else []
     return Row(
         level=draw(st.sampled_from(["node", "namespace", "pod", "process", "core", "synthetic"])),
-        id=draw(ids), name=draw(st.text(max_size=20)), watts=w, watts_lo=w * 0.9, watts_hi=w * 1.1,
+        id=draw(ids), name=draw(text(20)), watts=w, watts_lo=w * 0.9, watts_hi=w * 1.1,
         joules=draw(finite), freq_mhz=draw(st.none() | finite), cpu_util=draw(st.none() | finite),
         estimated=draw(st.booleans()), cpu_s=draw(st.none() | finite),
         components=draw(st.none() | st.dictionaries(st.sampled_from(["cpu", "dram", "gpu"]), finite)),
-        pid=draw(st.none() | st.integers(1, 4_000_000)), cmd=draw(st.none() | st.text(max_size=30)),
+        pid=draw(st.none() | st.integers(1, 4_000_000)), cmd=draw(st.none() | text(30)),
         cpu=draw(st.none() | st.integers(0, 255)),
-        pod_uid=draw(st.none() | st.uuids().map(str)), note=draw(st.none() | st.text(max_size=10)),
+        pod_uid=draw(st.none() | st.uuids().map(str)), note=draw(st.none() | text(10)),
         sources=draw(st.none() | st.tuples(st.sampled_from(["rapl", "nvml"]))),
         children=tuple(children),
     )
 
 
 @given(rows(), st.lists(st.builds(SourceStatus, name=ids, status=st.sampled_from(["ok", "unavailable", "error"]),
-                                   detail=st.text(max_size=20), watts=st.none() | finite), max_size=4))
+                                   detail=text(20), watts=st.none() | finite), max_size=4))
 @settings(max_examples=60, deadline=None)
 def test_snapshot_round_trips_through_json(root, sources):
     snap = Snapshot(time=1.7e9, interval_s=1.0, host="h", model="cpu-time", sources=tuple(sources),

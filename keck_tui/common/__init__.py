@@ -1,0 +1,1 @@
+"""Mechanisms shared by every layer: no keck-top imports above this package."""
