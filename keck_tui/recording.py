@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from keck_tui.common import safefile
 from keck_tui.model import Snapshot, SnapshotFormatError
 
 CHUNK_BYTES = 1 << 20
@@ -124,7 +125,7 @@ class _ZstdSink:
 class RecordingWriter:
     """Appends snapshots to a recording, one flushed line each. Thread-safe."""
 
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False,
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, overwrite: bool = False,
                  fsync: bool = False, level: int | None = None) -> None:
         self.path = Path(path)
         self.compression = compression_for(self.path)
@@ -137,8 +138,9 @@ class RecordingWriter:
             # would be unreadable. Start a new file instead.
             raise RecordingError(f"cannot append to compressed recording {self.path}: "
                                  "write a new file")
+        mode = safefile.APPEND if append else safefile.OVERWRITE if overwrite else safefile.NEW
         try:
-            self._raw: IO[bytes] = open(self.path, "ab" if append else "wb")
+            self._raw: IO[bytes] = safefile.open_for_writing(self.path, mode)
             if append and self._raw.tell() > 0:
                 with open(self.path, "rb") as f:  # end a line a crash left unfinished
                     f.seek(-1, os.SEEK_END)

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     # leave an empty FILE behind (the next run would refuse to overwrite it).
     feed = _remote_feed(args, settings) if remote else _local_feed(args, settings, sink)
     try:
-        writer = RecordingWriter(args.file, append=args.append, fsync=args.fsync)
+        writer = RecordingWriter(args.file, append=args.append, overwrite=args.force, fsync=args.fsync)
     except RecordingError as exc:
         feed.stop()
         raise CliError(str(exc)) from None
