@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sampling import PS_CMD, cpu_children, cpu_self, kill, spawn  # noqa: E402
-from keck_tui.cli import build_parser, settings_from_args  # noqa: E402
+from keck_tui.config import Settings  # noqa: E402
 from keck_tui.wiring import build_collector  # noqa: E402
 
 
@@ -33,9 +33,7 @@ def main() -> int:
     children = spawn(opts.children)
     try:
         time.sleep(1.0)
-        args = build_parser().parse_args(["--probes", "procfs", "--config", "/dev/null"])
-        settings = settings_from_args(args)
-        collector = build_collector(args, settings)
+        collector = build_collector(Settings(probes="procfs"))
         collector.prime()
         collect, dump, ps = [], [], []
         rows = 0

@@ -50,8 +50,8 @@ def cpu_self() -> float:
 
 
 def overhead(children: int, busy: int, cycles: int, interval: float) -> None:
-    from keck_tui.cli import build_parser, settings_from_args
-    from keck_tui.wiring import build_collector
+    from keck_tui.config import Settings
+    from keck_tui.wiring import LocalSources, build_collector
 
     procs: list = []
     spawn(children, procs)
@@ -60,8 +60,7 @@ def overhead(children: int, busy: int, cycles: int, interval: float) -> None:
             procs.append(subprocess.Popen(["sh", "-c", BLINKER], stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.0)
-        args = build_parser().parse_args(["--probes", "procfs", "--config", "/dev/null", "--no-gpu"])
-        collector = build_collector(args, settings_from_args(args))
+        collector = build_collector(Settings(probes="procfs"), LocalSources(gpu=False))
         collector.prime()
         with tempfile.TemporaryDirectory() as tmp:
             writers = {ext: RecordingWriter(Path(tmp) / f"r.jsonl{ext}") for ext in ("", ".gz", ".zst")}

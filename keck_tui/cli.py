@@ -11,11 +11,14 @@ import importlib
 import math
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from keck_tui import __version__
-from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, ConfigError, Settings, check_value, \
-    default_config_path, load_config
+from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, Settings, check_value, default_config_path, load_config
+from keck_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    from keck_tui.wiring import LocalSources
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class CliError(Exception):
+class CliError(UsageError):
     """A usage problem reported as one line with exit status 2."""
 
 
@@ -163,6 +166,33 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return replace(settings, **overrides)
 
 
+def local_sources_from_args(args: argparse.Namespace, settings: Settings) -> "LocalSources":
+    """The optional local sources: flags first, then the config's ``[redfish]`` and ``[kubelet]``."""
+    from keck_tui.hierarchy.kubelet import KubeletConfig
+    from keck_tui.wiring import LocalSources
+
+    redfish = None
+    section = settings.extra.get("redfish") or {}
+    if getattr(args, "redfish", None) or section.get("url"):
+        from keck_tui.samplers.redfish import RedfishConfig
+
+        redfish = RedfishConfig(
+            url=getattr(args, "redfish", None) or section["url"],
+            credentials_file=getattr(args, "redfish_credentials", None) or section.get("credentials_file"),
+            auth=getattr(args, "redfish_auth", None) or section.get("auth") or "basic",
+            insecure=bool(getattr(args, "redfish_insecure", False) or section.get("insecure", False)),
+            interval=float(getattr(args, "redfish_interval", None) or section.get("interval") or 10.0))
+    kubelet = settings.extra.get("kubelet") or {}
+    return LocalSources(
+        redfish=redfish,
+        kubelet=KubeletConfig(url=getattr(args, "kubelet", None) or kubelet.get("url"),
+                              token_file=kubelet.get("token_file"), ca_file=kubelet.get("ca_file"),
+                              insecure=bool(kubelet.get("insecure", False)),
+                              refresh_s=float(kubelet.get("refresh_s", 30.0))),
+        apple_power=bool(getattr(args, "apple_power", False)),
+        gpu=not getattr(args, "no_gpu", False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -172,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(module.run(args) or 0)
         from keck_tui.commands import local
         return int(local.run(args) or 0)
-    except (ConfigError, CliError) as exc:
+    except UsageError as exc:  # CliError, ConfigError and every library's own usage error
         print(f"keck-top: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

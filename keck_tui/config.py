@@ -10,15 +10,19 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Mapping
+
+from keck_tui.cost import ScheduleError, Tariff, parse_schedule
+from keck_tui.errors import UsageError
 
 MODELS = ("auto", "cpu-time", "frequency-weighted", "full")
 IDLE_POLICIES = ("separate", "proportional", "none")
 PROBES = ("auto", "ebpf", "procfs")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """The config file or a flag value is unusable (reported in one line, exit 2)."""
 
 
@@ -147,12 +151,27 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
     if name == "price_schedule":
         if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
             raise ConfigError(f"{where}: price_schedule must be a list of tables")
-        from keck_tui.cost import parse_schedule  # cost imports this module
-
-        parse_schedule(value, where=f"{where}: price_schedule")  # bad times/rates: fail at start-up
+        try:  # bad times/rates: fail at start-up
+            parse_schedule(value, where=f"{where}: price_schedule")
+        except ScheduleError as exc:
+            raise ConfigError(str(exc)) from None
         return tuple(dict(v) for v in value)
     if name in ("sysfs_root", "procfs_root", "host", "currency"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
         return value
     return value
+
+
+def tariff_from_settings(settings: Settings, tz: tzinfo | None = None) -> Tariff:
+    """The prices and carbon intensity the settings give (``tz``: the schedule's zone, None: local)."""
+    for key in ("price_per_kwh", "co2e_g_per_kwh"):
+        value = getattr(settings, key)
+        if value is not None and not math.isfinite(value):  # TOML allows nan and inf
+            raise ConfigError(f"{key} must be a finite number, got {value}")
+    try:
+        segments = parse_schedule(settings.price_schedule)
+    except ScheduleError as exc:
+        raise ConfigError(str(exc)) from None
+    return Tariff(price_per_kwh=settings.price_per_kwh, co2e_g_per_kwh=settings.co2e_g_per_kwh,
+                  currency=settings.currency, segments=segments, tz=tz)

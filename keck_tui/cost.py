@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Mapping, Sequence
 
-from keck_tui.config import ConfigError, Settings
-
 J_PER_KWH = 3.6e6
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+class ScheduleError(ValueError):
+    """A price schedule entry is unusable (the message names the entry and why)."""
 
 
 @dataclass(frozen=True)
@@ -156,48 +158,34 @@ def _next_boundary(t: float, segments: Sequence[Segment], i: int, tz: tzinfo | N
 
 
 def parse_schedule(entries: Sequence[Mapping[str, Any]], where: str = "price_schedule") -> tuple[Segment, ...]:
-    """Validate and sort schedule entries (raises ConfigError with the reason)."""
+    """Validate and sort schedule entries (raises ScheduleError with the reason)."""
     out: list[Segment] = []
     for n, entry in enumerate(entries, 1):
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where}: entry {n} is not a table")
+            raise ScheduleError(f"{where}: entry {n} is not a table")
         unknown = set(entry) - {"from", "price_per_kwh", "co2e_g_per_kwh"}
         if unknown:
-            raise ConfigError(f"{where}: entry {n}: unknown key {sorted(unknown)[0]!r}")
+            raise ScheduleError(f"{where}: entry {n}: unknown key {sorted(unknown)[0]!r}")
         frm = entry.get("from")
         m = _TIME.match(frm) if isinstance(frm, str) else None
         if m is None:
-            raise ConfigError(f"{where}: entry {n}: 'from' must be a time like \"07:00\", got {frm!r}")
+            raise ScheduleError(f"{where}: entry {n}: 'from' must be a time like \"07:00\", got {frm!r}")
         start = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
         rates = []
         for key in ("price_per_kwh", "co2e_g_per_kwh"):
             v = entry.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
                                   or not math.isfinite(v) or v < 0):
-                raise ConfigError(f"{where}: entry {n}: {key} must be a non-negative number, got {v!r}")
+                raise ScheduleError(f"{where}: entry {n}: {key} must be a non-negative number, got {v!r}")
             rates.append(None if v is None else float(v))
         if rates == [None, None]:
-            raise ConfigError(f"{where}: entry {n} sets neither price_per_kwh nor co2e_g_per_kwh")
+            raise ScheduleError(f"{where}: entry {n} sets neither price_per_kwh nor co2e_g_per_kwh")
         out.append(Segment(start, rates[0], rates[1]))
     out.sort(key=lambda s: s.start_s)
     for a, b in zip(out, out[1:]):
         if a.start_s == b.start_s:
-            raise ConfigError(f"{where}: two entries start at the same time")
+            raise ScheduleError(f"{where}: two entries start at the same time")
     return tuple(out)
-
-
-def tariff_from_settings(settings: Settings, tz: tzinfo | None = None) -> Tariff:
-    for key in ("price_per_kwh", "co2e_g_per_kwh"):
-        value = getattr(settings, key)
-        if value is not None and not math.isfinite(value):  # TOML allows nan and inf
-            raise ConfigError(f"{key} must be a finite number, got {value}")
-    return Tariff(
-        price_per_kwh=settings.price_per_kwh,
-        co2e_g_per_kwh=settings.co2e_g_per_kwh,
-        currency=settings.currency,
-        segments=parse_schedule(settings.price_schedule),
-        tz=tz,
-    )
 
 
 # ---------------------------------------------------------------- pure helpers

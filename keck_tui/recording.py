@@ -699,7 +699,7 @@ def record_toggle(recorder: Recorder, directory: str | os.PathLike[str] = ".",
     Pass the recorder as the feed's ``on_snapshot`` so it sees every snapshot::
 
         recorder = Recorder()
-        feed = build_local_feed(args, settings, on_snapshot=recorder)
+        feed = build_local_feed(settings, sources, on_snapshot=recorder)
         run_tui(feed, settings=settings, on_record_toggle=record_toggle(recorder))
     """
     import time as _time

@@ -1,4 +1,4 @@
-"""Builds the local collector and feed from flags and settings.
+"""Builds the local collector and feed from the settings and a typed :class:`LocalSources`.
 
 Optional sources (eBPF, NVML, Redfish, powermetrics, Kubernetes) are imported
 lazily; a module that is missing or fails to import becomes an ``unavailable``
@@ -6,20 +6,35 @@ source status, never an exception.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import socket
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.collector import Collector
 from keck_tui.config import Settings
+from keck_tui.errors import SourceConfigError
 from keck_tui.feed import ThreadedFeed
+from keck_tui.hierarchy.kubelet import KubeletConfig
 from keck_tui.model import Snapshot, SourceStatus
 from keck_tui.samplers.types import ActivitySampler, GpuSampler, PowerSampler
+
+if TYPE_CHECKING:  # the Redfish module is imported only when a BMC is configured
+    from keck_tui.samplers.redfish import RedfishConfig
+
+
+@dataclass(frozen=True)
+class LocalSources:
+    """The optional local sources beyond sysfs/procfs, as the command line and config chose them."""
+
+    redfish: RedfishConfig | None = None  # a BMC's wall power
+    kubelet: KubeletConfig = field(default_factory=KubeletConfig)  # pod names (auto on a node)
+    apple_power: bool = False  # powermetrics through sudo (also tried when /usr/bin/powermetrics exists)
+    gpu: bool = True  # NVIDIA GPUs through NVML
 
 
 def _optional(module: str, attr: str) -> Callable[..., Any] | None:
@@ -39,9 +54,7 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
 
     if settings.procfs_root != "/proc" and not Path(settings.procfs_root, "stat").exists():
         # Without this, a mistyped --procfs-root silently fell back to psutil (the real /proc).
-        from keck_tui.cli import CliError
-
-        raise CliError(f"--procfs-root {settings.procfs_root}: no {Path(settings.procfs_root, 'stat')} "
+        raise SourceConfigError(f"--procfs-root {settings.procfs_root}: no {Path(settings.procfs_root, 'stat')} "
                        "there (not a procfs)")
     notes: list[SourceStatus] = []
     if settings.probes in ("auto", "ebpf"):
@@ -64,50 +77,56 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
     return make_activity_sampler(settings.procfs_root, clock), notes
 
 
-def build_power(args: argparse.Namespace, settings: Settings, clock: Clock) -> list[PowerSampler]:
+def build_power(sources: LocalSources, settings: Settings, clock: Clock) -> list[PowerSampler]:
     from keck_tui.samplers.hwmon import HwmonSampler
     from keck_tui.samplers.rapl import RaplSampler
 
     samplers: list[PowerSampler] = [RaplSampler(settings.sysfs_root, clock=clock),
                                     HwmonSampler(settings.sysfs_root, clock=clock)]
-    redfish_section = settings.extra.get("redfish") or {}
-    if getattr(args, "redfish", None) or redfish_section.get("url"):
+    if sources.redfish is not None:
         redfish = _optional("keck_tui.samplers.redfish", "RedfishSampler")
         if redfish is not None:
-            samplers.append(redfish.from_args(args, clock, section=redfish_section))
+            try:
+                samplers.append(redfish.from_config(sources.redfish, clock))
+            except SourceConfigError as exc:
+                raise SourceConfigError(f"--redfish: {exc}") from None
     apple = _optional("keck_tui.samplers.powermetrics", "open_powermetrics_sampler")
-    if apple is not None and (getattr(args, "apple_power", False) or Path("/usr/bin/powermetrics").exists()):
-        samplers.append(apple(bool(getattr(args, "apple_power", False)), clock))
+    if apple is not None and (sources.apple_power or Path("/usr/bin/powermetrics").exists()):
+        samplers.append(apple(sources.apple_power, clock))
     return samplers
 
 
-def build_gpus(args: argparse.Namespace, clock: Clock) -> list[GpuSampler]:
-    if getattr(args, "no_gpu", False):
+def build_gpus(sources: LocalSources, clock: Clock) -> list[GpuSampler]:
+    if not sources.gpu:
         return []
     opener = _optional("keck_tui.samplers.nvml", "open_nvml_sampler")
     return [opener(clock)] if opener is not None else []
 
 
-def build_collector(args: argparse.Namespace, settings: Settings, clock: Clock | None = None) -> Collector:
+def check_kubelet_url(url: str) -> None:
+    """A kubelet URL must be http(s) with a host and carry no credentials."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise SourceConfigError("--kubelet: credentials in the URL are refused (they show in ps and in snapshots); "
+                                "the service-account token is sent when present")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SourceConfigError(f"--kubelet: not an http(s) URL: {url!r} (e.g. https://NODE:10250)")
+
+
+def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
+                    clock: Clock | None = None) -> Collector:
+    """This node's collector; a bad source option raises SourceConfigError before anything starts."""
     from keck_tui.hierarchy.grouping import make_grouper
     from keck_tui.samplers.cpufreq import CpufreqSampler
 
     clock = clock or SystemClock()
-    kubelet = getattr(args, "kubelet", None) or (settings.extra.get("kubelet") or {}).get("url")
-    if kubelet:
-        parts = urlsplit(str(kubelet))
-        from keck_tui.cli import CliError
-
-        if parts.username is not None or parts.password is not None:
-            raise CliError("--kubelet: credentials in the URL are refused (they show in ps and in snapshots); "
-                           "the service-account token is sent when present")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise CliError(f"--kubelet: not an http(s) URL: {kubelet!r} (e.g. https://NODE:10250)")
+    if sources.kubelet.url:
+        check_kubelet_url(sources.kubelet.url)
     activity, notes = build_activity(settings, clock)
-    grouper = make_grouper(settings, getattr(args, "kubelet", None), settings.procfs_root)
+    grouper = make_grouper(sources.kubelet, settings.procfs_root)
     return Collector(
         activity=activity, grouper=grouper, host=host_name(settings),
-        power=build_power(args, settings, clock), gpus=build_gpus(args, clock),
+        power=build_power(sources, settings, clock), gpus=build_gpus(sources, clock),
         frequency=CpufreqSampler(settings.sysfs_root, settings.procfs_root),
         config=AttributionConfig(model=settings.model, idle=settings.idle,
                                  idle_watts=settings.idle_watts, tdp=settings.tdp),
@@ -115,7 +134,8 @@ def build_collector(args: argparse.Namespace, settings: Settings, clock: Clock |
     )
 
 
-def build_local_feed(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None,
+def build_local_feed(settings: Settings, sources: LocalSources = LocalSources(), *,
+                     clock: Clock | None = None,
                      on_snapshot: Callable[[Snapshot], None] | None = None) -> ThreadedFeed:
     """A feed that samples this node every ``settings.interval`` seconds on its own thread.
 
@@ -123,7 +143,7 @@ def build_local_feed(args: argparse.Namespace, settings: Settings, *, clock: Clo
     is primed here and the first snapshot arrives after one interval.
     """
     clock = clock or SystemClock()
-    collector = build_collector(args, settings, clock)
+    collector = build_collector(settings, sources, clock)
     collector.prime()
     feed = ThreadedFeed(collector.collect, interval=settings.interval, clock=clock,
                         on_snapshot=on_snapshot, name="keck-collector",

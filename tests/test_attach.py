@@ -229,14 +229,8 @@ keck = "http://keck:8080"
 
 
 def _attach(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    code = ("import sys, argparse\n"
-            "from keck_tui.cli import _Parser, CliError\n"
-            "from keck_tui.sources import command\n"
-            "p = _Parser(prog='keck-top attach'); command.configure(p)\n"
-            "try:\n    sys.exit(command.run(p.parse_args(sys.argv[1:])))\n"
-            "except CliError as e:\n    print(f'keck-top: error: {e}', file=sys.stderr); sys.exit(2)\n")
-    return subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "keck_tui", "attach", *argv], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_attach_once_json_over_two_real_serve_processes(tmp_path) -> None:

@@ -263,12 +263,12 @@ def test_once_measures_the_interval_asked_for_even_with_a_slow_bmc(monkeypatch):
         def sample(self) -> PowerReading:
             return PowerReading(SourceStatus("redfish", "ok", "waiting"))
 
-    def build(args, settings, clock=None):
+    def build(settings, sources, clock=None):
         return Collector(activity=Activity(), grouper=KubernetesGrouper(), host="h", power=[SlowBmc()],
                          clock=SystemClock())
 
     monkeypatch.setattr(wiring, "build_collector", build)
-    snap = collect_once(argparse.Namespace(), Settings(interval=0.2))
+    snap = collect_once(Settings(interval=0.2), wiring.LocalSources())
     assert 0.19 <= snap.interval_s < 0.45, snap.interval_s
 
 

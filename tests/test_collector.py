@@ -12,7 +12,6 @@ from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import FakeClock, SystemClock
 from keck_tui.collector import Collector
 from keck_tui.hierarchy.grouping import make_grouper
-from keck_tui.config import Settings
 from keck_tui.model import Snapshot
 from keck_tui.samplers.procfs import ProcfsSampler
 from keck_tui.samplers.rapl import RaplSampler
@@ -34,7 +33,7 @@ def test_fake_node_end_to_end(tmp_path):
     proc.add_process(100, comm="worker", utime=0, stime=0, processor=0,
                      cgroup="0::/system.slice/worker.service")
     proc.add_process(200, comm="batch", utime=0, stime=0, processor=1, cgroup="0::/user.slice/x.scope")
-    collector = Collector(activity=ProcfsSampler(proc.root, clock=clock), grouper=make_grouper(Settings()),
+    collector = Collector(activity=ProcfsSampler(proc.root, clock=clock), grouper=make_grouper(),
                           host="fake-1", power=[RaplSampler(sys_.root, clock=clock)],
                           config=AttributionConfig(model="cpu-time", idle_watts=10.0), clock=clock)
     collector.prime()
@@ -106,7 +105,7 @@ def test_real_processes_are_attributed_about_two_to_one(tmp_path):
     busy.start()
     half.start()
     try:
-        collector = Collector(activity=ProcfsSampler("/proc", clock=clock), grouper=make_grouper(Settings()),
+        collector = Collector(activity=ProcfsSampler("/proc", clock=clock), grouper=make_grouper(),
                               host="real", power=[RaplSampler(sys_.root, clock=clock)],
                               config=AttributionConfig(model="cpu-time", idle_watts=0.0), clock=clock)
         time.sleep(0.2)

@@ -6,10 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from keck_tui.config import ConfigError, Settings, settings_from_mapping
-from keck_tui.cost import (Segment, Tariff, co2e_per_hour, cost_per_hour, energy_co2e, energy_cost,
-                           format_grams, format_money, joules_cost, parse_schedule,
-                           tariff_from_settings)
+from keck_tui.config import ConfigError, Settings, settings_from_mapping, tariff_from_settings
+from keck_tui.cost import (ScheduleError, Segment, Tariff, co2e_per_hour, cost_per_hour, energy_co2e,
+                           energy_cost, format_grams, format_money, joules_cost, parse_schedule)
 
 UTC = timezone.utc
 
@@ -110,8 +109,12 @@ def test_missing_price_in_part_of_the_interval_is_unknown() -> None:
     (["07:00"], "not a table"),
 ])
 def test_bad_schedules(entries, message) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ScheduleError, match=message):
         parse_schedule(entries)
+    # the config file reports the same reason as its own error (one line, exit 2 on the command line)
+    reason = message if all(isinstance(e, dict) for e in entries) else "must be a list of tables"
+    with pytest.raises(ConfigError, match=f"config: price_schedule.*{reason}"):
+        settings_from_mapping({"price_schedule": entries})
 
 
 def test_settings_to_tariff() -> None:

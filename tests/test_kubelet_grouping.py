@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from keck_tui.config import Settings
 from keck_tui.hierarchy.grouping import UNKNOWN_NAMESPACE_ID, KubernetesGrouper, make_grouper
-from keck_tui.hierarchy.kubelet import (KubeletClient, KubeletEndpoint, endpoints_from_env,
+from keck_tui.hierarchy.kubelet import (KubeletClient, KubeletConfig, KubeletEndpoint, endpoints_from_env,
                                         normalize_url, parse_pod_list)
 from keck_tui.samplers.types import ProcessSample
 from tests.fakes.http_server import serve_in_thread
@@ -56,7 +55,7 @@ def test_parse_pod_list_skips_malformed_items():
 
 
 def test_without_kubelet_pods_show_by_uid():
-    g = make_grouper(Settings(), None, env={})
+    g = make_grouper(KubeletConfig(), env={})
     path = g.group_of(proc(PROXY_LINE))
     assert [(lv.level, lv.id, lv.name) for lv in path] == [
         ("namespace", UNKNOWN_NAMESPACE_ID, "(unknown namespace)"),
@@ -69,7 +68,7 @@ def test_without_kubelet_pods_show_by_uid():
 
 
 def test_non_pod_processes_group_by_systemd_unit_and_docker_container():
-    g = make_grouper(Settings(), None, env={})
+    g = make_grouper(KubeletConfig(), env={})
     svc = g.group_of(proc("0::/system.slice/kubelet.service", cgroup="/system.slice/kubelet.service"))
     assert [(lv.level, lv.id) for lv in svc] == [("slice", "system.slice"), ("service", "kubelet.service")]
     docker = g.group_of(proc("13:hugetlb:/system.slice/docker-2fa3e04b676df750842faf017052dd37ea0cc5bc7259a3487a17"
@@ -85,7 +84,7 @@ def test_non_pod_processes_group_by_systemd_unit_and_docker_container():
 def test_grouper_reads_procfs_when_the_sample_has_no_cgroup(tmp_path):
     (tmp_path / "42").mkdir()
     (tmp_path / "42" / "cgroup").write_text(STATIC_LINE + "\n")
-    g = make_grouper(Settings(), None, str(tmp_path), env={})
+    g = make_grouper(KubeletConfig(), str(tmp_path), env={})
     path = g.group_of(ProcessSample(pid=42, name="etcd", cmd="etcd", cpu_s=0.0))
     assert path[1].id == "pod-46dac9a538838115821dfd9559149484"
     assert g.group_of(ProcessSample(pid=43, name="gone", cmd="gone", cpu_s=0.0)) == ()
@@ -115,7 +114,7 @@ def _wait_for(cond, timeout: float = 5.0) -> None:
 def test_names_from_a_fake_kubelet_in_the_background():
     calls: list[str] = []
     with serve_in_thread(_kubelet_app(calls)) as base:
-        g = make_grouper(Settings(), base, env={})
+        g = make_grouper(KubeletConfig(url=base), env={})
         assert isinstance(g, KubernetesGrouper)
         first = g.group_of(proc(KIND_LINE))  # never blocks: UIDs until the first answer
         assert first[0].id in (UNKNOWN_NAMESPACE_ID, "ml")
@@ -172,7 +171,7 @@ async def test_falls_back_to_second_endpoint_and_remembers_it():
 def test_endpoints_from_env(tmp_path):
     assert endpoints_from_env({}) == []
     eps = endpoints_from_env({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "NODE_IP": "10.0.0.11"},
-                             {"insecure": True}, sa_dir=str(tmp_path))
+                             KubeletConfig(insecure=True), sa_dir=str(tmp_path))
     assert [e.url for e in eps] == ["https://10.0.0.11:10250/pods", "http://10.0.0.11:10255/pods"]
     assert eps[0].token_file == str(tmp_path / "token") and eps[0].verify_tls is False
     assert eps[1].token_file is None
@@ -183,10 +182,10 @@ def test_endpoints_from_env(tmp_path):
 
 
 def test_make_grouper_autodetects_on_a_node():
-    g = make_grouper(Settings(), None, env={"KUBERNETES_SERVICE_HOST": "10.96.0.1"})
+    g = make_grouper(KubeletConfig(), env={"KUBERNETES_SERVICE_HOST": "10.96.0.1"})
     assert g.kubelet is not None
     assert [e.url for e in g.kubelet._endpoints][0] == "https://127.0.0.1:10250/pods"
-    assert make_grouper(Settings(), None, env={}).kubelet is None
+    assert make_grouper(KubeletConfig(), env={}).kubelet is None
 
 
 async def test_authenticated_port_with_ca_file_and_token(tmp_path):
@@ -217,7 +216,7 @@ def test_wait_for_first_polls_without_pods_and_stop_cancels_a_slow_fetch():
     # --once / doctor on a node: the kubelet is asked even before a pod process is seen.
     calls: list[str] = []
     with serve_in_thread(_kubelet_app(calls)) as base:
-        g = make_grouper(Settings(), base, env={})
+        g = make_grouper(KubeletConfig(url=base), env={})
         assert g.wait_for_first(10.0)
         assert g.status().status == "ok" and "4 pods" in g.status().detail
         g.stop()

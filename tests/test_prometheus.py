@@ -295,16 +295,16 @@ scrape_configs:
 
 def test_rate_window_is_checked_up_front() -> None:
     """QA: --rate-window xyz was accepted and every poll then failed with Prometheus's parse error."""
-    import argparse
-
-    from keck_tui.cli import CliError
-    from keck_tui.sources.prometheus import prometheus_source_from_args
+    from keck_tui.errors import SourceConfigError
+    from keck_tui.sources.prometheus import PrometheusConfig, prometheus_source
 
     for bad in ("xyz", "5", "1m ", "m", "1h1x"):
-        with pytest.raises(CliError, match="--rate-window must be a Prometheus duration"):
-            prometheus_source_from_args("http://p:9090", argparse.Namespace(rate_window=bad))
+        with pytest.raises(SourceConfigError, match="--rate-window must be a Prometheus duration"):
+            prometheus_source(PrometheusConfig("http://p:9090", rate_window=bad))
     for good in ("1m", "30s", "1h30m", "500ms", "2d"):
-        assert prometheus_source_from_args("http://p:9090", argparse.Namespace(rate_window=good)).rate_window == good
+        assert prometheus_source(PrometheusConfig("http://p:9090", rate_window=good)).rate_window == good
+    with pytest.raises(SourceConfigError, match="--prometheus URL must start with http"):
+        prometheus_source(PrometheusConfig("p:9090"))
 
 
 def test_prometheus_rows_accumulate_energy_between_good_polls() -> None:

@@ -1,7 +1,6 @@
 """Redfish sampler against the DMTF mockups served by a local aiohttp server."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
@@ -11,10 +10,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from keck_tui.cli import CliError
+from keck_tui.cli import build_parser, local_sources_from_args
 from keck_tui.clock import FakeClock
-from keck_tui.samplers.redfish import DEFAULT_ACCURACY, RedfishSampler, read_credentials
+from keck_tui.config import Settings
+from keck_tui.errors import SourceConfigError
+from keck_tui.samplers.redfish import DEFAULT_ACCURACY, RedfishConfig, RedfishSampler, read_credentials
 from keck_tui.samplers.types import DOMAIN_NODE
+from keck_tui.wiring import LocalSources, build_power
 from tests.conftest import shared_fixture
 from tests.fakes.http_server import serve_in_thread
 
@@ -197,25 +199,28 @@ async def _poll_store(s: RedfishSampler) -> None:
         await s._poll_and_store(session)
 
 
-def test_from_args_credentials_file_env_and_errors(tmp_path):
+def test_from_config_credentials_file_env_and_errors(tmp_path):
     creds = tmp_path / "bmc"
     creds.write_text("root:calvin:x\n")
-    args = argparse.Namespace(redfish="https://bmc.example", redfish_credentials=str(creds),
-                              redfish_auth="session", redfish_insecure=True, redfish_interval=30.0)
-    s = RedfishSampler.from_args(args, FakeClock(), env={})
+    config = RedfishConfig("https://bmc.example", credentials_file=str(creds), auth="session", insecure=True,
+                           interval=30.0)
+    s = RedfishSampler.from_config(config, FakeClock(), env={})
     assert (s.auth, s._credentials, s.verify_tls, s.interval) == ("session", ("root", "calvin:x"), False, 30.0)
-    args = argparse.Namespace(redfish="bmc.example:8443", redfish_credentials=None, redfish_auth=None,
-                              redfish_insecure=False, redfish_interval=None)
-    s = RedfishSampler.from_args(args, FakeClock(), env={"KECK_REDFISH_USER": "u", "KECK_REDFISH_PASSWORD": "p"})
+    s = RedfishSampler.from_config(RedfishConfig("bmc.example:8443"), FakeClock(),
+                                   env={"KECK_REDFISH_USER": "u", "KECK_REDFISH_PASSWORD": "p"})
     assert (s.url, s.auth, s._credentials, s.verify_tls, s.interval) == (
         "https://bmc.example:8443/redfish/v1", "basic", ("u", "p"), True, 10.0)
     assert read_credentials(None, {}) is None
     (tmp_path / "bad").write_text("no-colon\n")
-    for path in (str(tmp_path / "bad"), str(tmp_path / "missing")):
-        with pytest.raises(CliError, match="--redfish"):
-            RedfishSampler.from_args(argparse.Namespace(redfish="https://b", redfish_credentials=path), env={})
-    with pytest.raises(CliError, match="not an http"):
-        RedfishSampler.from_args(argparse.Namespace(redfish="ftp://b"), env={})
+    for path, why in ((str(tmp_path / "bad"), "expected 'user:password'"), (str(tmp_path / "missing"), "cannot read")):
+        with pytest.raises(SourceConfigError, match=why):
+            RedfishSampler.from_config(RedfishConfig("https://b", credentials_file=path), env={})
+        # the command line names the option: one line, exit 2
+        with pytest.raises(SourceConfigError, match=f"^--redfish: .*{why}"):
+            build_power(LocalSources(redfish=RedfishConfig("https://b", credentials_file=path)), Settings(),
+                        FakeClock())
+    with pytest.raises(SourceConfigError, match="not an http"):
+        RedfishSampler.from_config(RedfishConfig("ftp://b"), env={})
 
 
 def test_tls_verified_by_default_and_insecure_accepts_self_signed():
@@ -329,29 +334,27 @@ def test_config_redfish_section_is_used(tmp_path):
     # `[redfish] url = ...` in the config file used to be accepted and silently ignored.
     from keck_tui.clock import SystemClock
     from keck_tui.config import settings_from_mapping
-    from keck_tui.wiring import build_power
 
     creds = tmp_path / "bmc"
     creds.write_text("svc:pw\n")
     settings = settings_from_mapping({"redfish": {"url": "https://bmc.example", "credentials_file": str(creds),
                                                   "auth": "session", "insecure": True, "interval": 30}})
-    args = argparse.Namespace(redfish=None, redfish_credentials=None, redfish_auth=None,
-                              redfish_insecure=False, redfish_interval=None, apple_power=False)
-    bmcs = [s for s in build_power(args, settings, SystemClock()) if isinstance(s, RedfishSampler)]
+    args = build_parser().parse_args([])
+    bmcs = [s for s in build_power(local_sources_from_args(args, settings), settings, SystemClock())
+            if isinstance(s, RedfishSampler)]
     assert len(bmcs) == 1
     s = bmcs[0]
     assert (s.url, s.auth, s.verify_tls, s.interval) == ("https://bmc.example/redfish/v1", "session", False, 30)
     assert s._credentials == ("svc", "pw")
     # flags win over the config
-    args.redfish, args.redfish_auth = "http://other", "basic"
-    s = [s for s in build_power(args, settings, SystemClock()) if isinstance(s, RedfishSampler)][0]
+    args = build_parser().parse_args(["--redfish", "http://other", "--redfish-auth", "basic"])
+    s = [s for s in build_power(local_sources_from_args(args, settings), settings, SystemClock())
+         if isinstance(s, RedfishSampler)][0]
     assert (s.url, s.auth) == ("http://other/redfish/v1", "basic")
 
 
 def test_credentials_in_the_url_are_refused_without_echoing_them():
     # aiohttp would use them, and the URL (password included) went into every snapshot.
-    args = argparse.Namespace(redfish="https://admin:s3cret@bmc.example", redfish_credentials=None,
-                              redfish_auth=None, redfish_insecure=False, redfish_interval=None)
-    with pytest.raises(CliError) as exc:
-        RedfishSampler.from_args(args, env={})
+    with pytest.raises(SourceConfigError) as exc:
+        RedfishSampler.from_config(RedfishConfig("https://admin:s3cret@bmc.example"), env={})
     assert "--redfish-credentials" in str(exc.value) and "s3cret" not in str(exc.value)

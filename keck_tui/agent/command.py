@@ -132,4 +132,6 @@ def _build_feed(args: argparse.Namespace, settings: Any) -> Any:
         from keck_tui.wiring import build_local_feed
     except ImportError:
         raise CliError("local sampling is not available in this build; use --from-file FILE") from None
-    return build_local_feed(args, settings)
+    from keck_tui.cli import local_sources_from_args
+
+    return build_local_feed(settings, local_sources_from_args(args, settings))

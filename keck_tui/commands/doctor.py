@@ -88,13 +88,14 @@ def summary(snap: Snapshot) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keck_tui.cli import settings_from_args
+    from keck_tui.cli import local_sources_from_args, settings_from_args
     from keck_tui.clock import SystemClock
     from keck_tui.wiring import build_collector
 
     settings = settings_from_args(args)
+    sources = local_sources_from_args(args, settings)
     clock = SystemClock()
-    collector = build_collector(args, settings, clock)
+    collector = build_collector(settings, sources, clock)
     try:
         collector.wait_for_slow_sources(timeout=SLOW_SOURCE_WAIT_S)
         collector.prime()
@@ -102,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
         snap = collector.collect()
     finally:
         collector.close()
-    findings = diagnose(snap, redfish_configured=bool(getattr(args, "redfish", None)
-                                                      or (settings.extra.get("redfish") or {}).get("url")))
+    findings = diagnose(snap, redfish_configured=sources.redfish is not None)
     if args.json:
         json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,
                    "summary": summary(snap), "warnings": list(snap.warnings)}, sys.stdout, indent=2)

@@ -5,13 +5,17 @@ import argparse
 import json
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from keck_tui.cli import CliError, settings_from_args
+from keck_tui.cli import CliError, local_sources_from_args, settings_from_args
 from keck_tui.clock import SystemClock
 from keck_tui.config import Settings
 from keck_tui.feed import SnapshotFeed
 from keck_tui.model import Snapshot
 from keck_tui.textout import render_table
+
+if TYPE_CHECKING:
+    from keck_tui.wiring import LocalSources
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,22 +25,22 @@ def run(args: argparse.Namespace) -> int:
     if args.prometheus:
         return _run_prometheus(args, settings)
     if args.once or (args.json and not args.batch):
-        snap = collect_once(args, settings)
+        snap = collect_once(settings, local_sources_from_args(args, settings))
         _print(snap, args.json)
         return 0
     if args.batch:
         return _run_batch(args, settings)
     from keck_tui.wiring import build_local_feed
 
-    return start_tui(build_local_feed(args, settings), settings)
+    return start_tui(build_local_feed(settings, local_sources_from_args(args, settings)), settings)
 
 
-def collect_once(args: argparse.Namespace, settings: Settings) -> Snapshot:
+def collect_once(settings: Settings, sources: LocalSources) -> Snapshot:
     """Sample one interval of this node (blocks for ``settings.interval`` seconds)."""
     from keck_tui.wiring import build_collector
 
     clock = SystemClock()
-    collector = build_collector(args, settings, clock)
+    collector = build_collector(settings, sources, clock)
     try:
         # Slow pollers (BMC, kubelet) first, so that the interval measured is the one asked for.
         collector.wait_for_slow_sources(timeout=max(5.0, settings.interval))
@@ -59,7 +63,7 @@ def _run_batch(args: argparse.Namespace, settings: Settings) -> int:
     from keck_tui.wiring import build_collector
 
     clock = SystemClock()
-    collector = build_collector(args, settings, clock)
+    collector = build_collector(settings, local_sources_from_args(args, settings), clock)
     try:
         return _batch_loop(args, settings, collector, clock)
     finally:

@@ -50,15 +50,14 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _remote_feed(args: argparse.Namespace, settings):  # -> RemoteFeed
-    from keck_tui.sources.command import build_fleet
+    from keck_tui.sources.attach import AttachConfig, build_fleet
     from keck_tui.sources.fleet import RemoteFeed
+    from keck_tui.sources.prometheus import PrometheusConfig
 
-    ns = argparse.Namespace(urls=args.attach, fleet=args.fleet, keck=args.keck, prometheus=args.prometheus,
-                            cluster=None,
-                            token_file=args.token_file, ca_file=args.ca_file, insecure_tls=False,
-                            timeout=None, depth=None)
-    fleet = build_fleet(ns, settings, default_depth=None)
-    return RemoteFeed(fleet, interval=settings.interval)
+    config = AttachConfig(agent_urls=tuple(args.attach), fleet_file=args.fleet, keck_urls=tuple(args.keck),
+                          prometheus=PrometheusConfig(args.prometheus) if args.prometheus else None,
+                          token_file=args.token_file, ca_file=args.ca_file)
+    return RemoteFeed(build_fleet(config), interval=settings.interval)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +141,7 @@ def _stop_on_sigterm(done) -> Callable[[], None]:
 
 
 def _local_feed(args: argparse.Namespace, settings, sink):  # -> ThreadedFeed
+    from keck_tui.cli import local_sources_from_args
     from keck_tui.wiring import build_local_feed
 
-    return build_local_feed(args, settings, on_snapshot=sink)
+    return build_local_feed(settings, local_sources_from_args(args, settings), on_snapshot=sink)

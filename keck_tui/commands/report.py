@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _tariff(args: argparse.Namespace):  # -> Tariff
     from dataclasses import replace
 
-    from keck_tui.cost import tariff_from_settings
+    from keck_tui.config import tariff_from_settings
 
     settings = settings_from_args(args)
     tz = None

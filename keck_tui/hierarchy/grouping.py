@@ -1,6 +1,6 @@
 """Group paths for processes: Kubernetes pods, containers, systemd units.
 
-Contract used by the collector: ``make_grouper(settings, kubelet_url, procfs_root)``
+Contract used by the collector: ``make_grouper(kubelet_config, procfs_root)``
 returns a Grouper whose ``group_of(process)`` never blocks.
 
 - A process in a pod: namespace → pod → container (→ process). Ids are stable
@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from keck_tui.config import Settings
 from keck_tui.hierarchy.cgroup import CgroupInfo, parse_cgroup, unified_path
-from keck_tui.hierarchy.kubelet import KubeletClient, KubeletEndpoint, endpoints_from_env, normalize_url
+from keck_tui.hierarchy.kubelet import (KubeletClient, KubeletConfig, KubeletEndpoint, endpoints_from_env,
+                                       normalize_url)
 from keck_tui.hierarchy.types import GroupLevel, GroupPath, Grouper
 from keck_tui.model import SourceStatus
 from keck_tui.samplers.types import ProcessSample
@@ -140,28 +140,21 @@ class KubernetesGrouper:
         return tuple(levels)
 
 
-def make_grouper(settings: Settings, kubelet_url: str | None = None, procfs_root: str = "/proc",
+def make_grouper(kubelet: KubeletConfig | None = None, procfs_root: str = "/proc",
                  *, env: Mapping[str, str] | None = None) -> Grouper:
-    """The grouper for this node: kubelet from ``kubelet_url``, else auto-detected on a
-    Kubernetes node (``KUBERNETES_SERVICE_HOST``), else UIDs only.
-
-    Config ``[kubelet]``: ``url``, ``token_file``, ``ca_file``, ``insecure`` (skip TLS
-    verification: kubelet serving certificates are often self-signed), ``refresh_s``.
-    """
+    """The grouper for this node: the kubelet at ``kubelet.url``, else auto-detected on a
+    Kubernetes node (``KUBERNETES_SERVICE_HOST``), else UIDs only."""
     env = os.environ if env is None else env
-    options = dict(settings.extra.get("kubelet") or {})
-    url = kubelet_url or options.get("url")
-    refresh = float(options.get("refresh_s", 30.0))
-    if url:
-        url = normalize_url(str(url))
+    config = kubelet or KubeletConfig()
+    if config.url:
+        url = normalize_url(config.url)
         https = url.startswith("https:")
-        token = options.get("token_file")
+        token = config.token_file
         if https and token is None and os.path.exists(os.path.join("/var/run/secrets/kubernetes.io/serviceaccount", "token")):
             token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
         endpoints = [KubeletEndpoint(url, token_file=token if https else None,
-                                     ca_file=options.get("ca_file"),
-                                     verify_tls=not bool(options.get("insecure", False)))]
+                                     ca_file=config.ca_file, verify_tls=not config.insecure)]
     else:
-        endpoints = endpoints_from_env(env, options)
-    kubelet = KubeletClient(endpoints, refresh_s=refresh) if endpoints else None
-    return KubernetesGrouper(kubelet, procfs_root=procfs_root)
+        endpoints = endpoints_from_env(env, config)
+    client = KubeletClient(endpoints, refresh_s=config.refresh_s) if endpoints else None
+    return KubernetesGrouper(client, procfs_root=procfs_root)

@@ -67,6 +67,17 @@ def parse_pod_list(doc: Any) -> dict[str, PodInfo]:
 
 
 @dataclass(frozen=True)
+class KubeletConfig:
+    """How to reach the kubelet (the command line builds it from ``--kubelet`` and ``[kubelet]``)."""
+
+    url: str | None = None  # None: auto-detected on a Kubernetes node
+    token_file: str | None = None  # bearer token (default on https: the service account's)
+    ca_file: str | None = None
+    insecure: bool = False  # skip TLS verification (kubelet serving certificates are often self-signed)
+    refresh_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class KubeletEndpoint:
     """One way to reach the kubelet."""
 
@@ -81,22 +92,22 @@ def normalize_url(url: str) -> str:
     return url if url.endswith("/pods") else url + "/pods"
 
 
-def endpoints_from_env(env: Mapping[str, str], options: Mapping[str, Any] | None = None,
+def endpoints_from_env(env: Mapping[str, str], config: KubeletConfig | None = None,
                        sa_dir: str = SA_DIR) -> list[KubeletEndpoint]:
     """Candidate endpoints when running on a Kubernetes node (``KUBERNETES_SERVICE_HOST`` set).
 
     The node's address comes from ``KECK_NODE_IP`` / ``NODE_IP`` / ``HOST_IP`` (the downward
     API's ``status.hostIP``), else 127.0.0.1 (a hostNetwork DaemonSet).
     """
-    options = options or {}
+    config = config or KubeletConfig()
     if not env.get("KUBERNETES_SERVICE_HOST"):
         return []
     host = env.get("KECK_NODE_IP") or env.get("NODE_IP") or env.get("HOST_IP") or "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    token = options.get("token_file") or os.path.join(sa_dir, "token")
-    ca = options.get("ca_file") or os.path.join(sa_dir, "ca.crt")
-    verify = not bool(options.get("insecure", False))
+    token = config.token_file or os.path.join(sa_dir, "token")
+    ca = config.ca_file or os.path.join(sa_dir, "ca.crt")
+    verify = not config.insecure
     return [
         KubeletEndpoint(f"https://{host}:10250/pods", token_file=token,
                         ca_file=ca if os.path.exists(ca) else None, verify_tls=verify),

@@ -22,7 +22,6 @@ What to read is discovered once and re-discovered after a failure or every
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
@@ -33,6 +32,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from keck_tui.clock import Clock, SystemClock
+from keck_tui.errors import SourceConfigError
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.types import DOMAIN_NODE, PowerDomain, PowerReading
 
@@ -46,6 +46,17 @@ COMPONENT_CHASSIS_TYPES = frozenset({"Card", "Component", "Module", "Expansion",
 
 class RedfishError(Exception):
     """One request or one resource failed (message is shown to the user)."""
+
+
+@dataclass(frozen=True)
+class RedfishConfig:
+    """Which BMC to read and how (the command line builds it from flags and ``[redfish]``)."""
+
+    url: str
+    credentials_file: str | None = None  # "user:password" on its first line; None: the environment
+    auth: str = "basic"  # basic | session
+    insecure: bool = False  # accept a self-signed certificate
+    interval: float = 10.0  # seconds between polls
 
 
 @dataclass
@@ -94,10 +105,10 @@ def read_credentials(path: str | None, env: Mapping[str, str]) -> tuple[str, str
             with open(path, encoding="utf-8") as fh:
                 line = fh.readline().rstrip("\r\n")
         except OSError as exc:
-            raise ValueError(f"cannot read Redfish credentials file {path}: {exc.strerror}") from None
+            raise SourceConfigError(f"cannot read Redfish credentials file {path}: {exc.strerror}") from None
         user, sep, password = line.partition(":")
         if not sep or not user:
-            raise ValueError(f"Redfish credentials file {path}: expected 'user:password' on the first line")
+            raise SourceConfigError(f"Redfish credentials file {path}: expected 'user:password' on the first line")
         return user, password
     user, password = env.get("KECK_REDFISH_USER"), env.get("KECK_REDFISH_PASSWORD")
     if user:
@@ -115,14 +126,14 @@ class RedfishSampler:
                  timeout: float = 5.0) -> None:
         parts = urlsplit(url if "://" in url else "https://" + url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise SourceConfigError(f"not an http(s) URL: {url!r}")
         if parts.username is not None or parts.password is not None:
             # It would be used, and then shown in `ps`, in every snapshot's source status and
             # through the agent's API. The message must not echo it either.
-            raise ValueError("credentials in the URL are refused (they show in ps and in snapshots): "
+            raise SourceConfigError("credentials in the URL are refused (they show in ps and in snapshots): "
                              "use --redfish-credentials FILE or KECK_REDFISH_USER/KECK_REDFISH_PASSWORD")
         if auth not in ("basic", "session"):
-            raise ValueError(f"unknown Redfish auth {auth!r} (basic or session)")
+            raise SourceConfigError(f"unknown Redfish auth {auth!r} (basic or session)")
         self.origin = f"{parts.scheme}://{parts.netloc}"
         path = parts.path.rstrip("/")
         self.root_path = path if path.endswith("/redfish/v1") else "/redfish/v1"
@@ -150,29 +161,15 @@ class RedfishSampler:
         self._session_uri: str | None = None
         self._accuracy_cache: dict[str, float | None] = {}
 
-    # ---- construction from flags ----
     @classmethod
-    def from_args(cls, args: argparse.Namespace, clock: Clock | None = None,
-                  env: Mapping[str, str] | None = None,
-                  section: Mapping[str, Any] | None = None) -> "RedfishSampler":
-        """From ``--redfish`` and friends, else the config's ``[redfish]`` (``url``,
-        ``credentials_file``, ``auth``, ``insecure``, ``interval``). A bad URL or credentials
-        file is a usage error."""
-        from keck_tui.cli import CliError
-
-        env = os.environ if env is None else env
-        section = section or {}
-        try:
-            creds = read_credentials(getattr(args, "redfish_credentials", None) or section.get("credentials_file"),
-                                     env)
-            return cls(getattr(args, "redfish", None) or section["url"],
-                       auth=getattr(args, "redfish_auth", None) or section.get("auth") or "basic",
-                       credentials=creds,
-                       verify_tls=not (getattr(args, "redfish_insecure", False) or section.get("insecure", False)),
-                       interval=getattr(args, "redfish_interval", None) or section.get("interval") or 10.0,
-                       clock=clock)
-        except ValueError as exc:
-            raise CliError(f"--redfish: {exc}") from None
+    def from_config(cls, config: RedfishConfig, clock: Clock | None = None,
+                    env: Mapping[str, str] | None = None) -> "RedfishSampler":
+        """The sampler ``config`` describes, with the credentials from its file, else from
+        ``KECK_REDFISH_USER``/``KECK_REDFISH_PASSWORD`` in ``env``. A bad URL or credentials
+        file raises SourceConfigError."""
+        creds = read_credentials(config.credentials_file, os.environ if env is None else env)
+        return cls(config.url, auth=config.auth, credentials=creds, verify_tls=not config.insecure,
+                   interval=config.interval, clock=clock)
 
     # ---- the collector's side: never blocks ----
     def sample(self) -> PowerReading:

@@ -9,9 +9,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keck_tui.cli import CliError, add_config_option, add_interval_option, add_output_options, settings_from_args
+
+if TYPE_CHECKING:
+    from keck_tui.sources.attach import AttachConfig
+    from keck_tui.sources.fleet import Fleet
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,58 +46,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
 
 
-def _load_token(path: str | None) -> str | None:
-    if not path:
-        return None
-    from keck_tui.agent.auth import TokenError, load_token
-    try:
-        return load_token(path)
-    except TokenError as exc:
-        raise CliError(str(exc)) from None
+def attach_config_from_args(args: argparse.Namespace, default_depth: int | None) -> AttachConfig:
+    """The remote sources the flags name (also for `keck-top --prometheus URL`, which lacks some)."""
+    from keck_tui.sources.attach import DEFAULT_TIMEOUT_S, AttachConfig
+    from keck_tui.sources.prometheus import PrometheusConfig
 
-
-def build_fleet(args: argparse.Namespace, settings: Any, default_depth: int | None) -> Any:
-    from keck_tui.sources.agents import AgentSource, AgentSpec
-    from keck_tui.sources.fleet import Fleet, FleetConfig, FleetError, load_fleet
-    from keck_tui.sources.http import client_ssl
-    from keck_tui.sources.keck import KeckSource
-
-    token = _load_token(getattr(args, "token_file", None))
-    try:
-        ssl_setting = client_ssl(getattr(args, "ca_file", None), bool(getattr(args, "insecure_tls", False)))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
     timeout = getattr(args, "timeout", None)
-    timeout = 2.0 if timeout is None else float(timeout)
-    if not 0 < timeout < float("inf"):  # 0 or nan would silently mean "no timeout"
-        raise CliError("--timeout must be positive")
-    cfg = FleetConfig()
-    if getattr(args, "fleet", None) is not None:
-        try:
-            cfg = load_fleet(args.fleet)
-        except FleetError as exc:
-            raise CliError(str(exc)) from None
-    cluster = getattr(args, "cluster", None)
-    for url in getattr(args, "urls", []) or []:
-        if not url.startswith(("http://", "https://")):
-            raise CliError(f"agent URL must start with http:// or https://, got {url!r}")
-        cfg.agents.append(AgentSpec(url, cluster or "default", None, token, timeout, ssl_setting))
-    others: list[Any] = [KeckSource(u, c, t, timeout=max(timeout, 5.0), ssl_setting=ssl_setting)
-                         for c, u, t in cfg.keck]
-    for url in getattr(args, "keck", []) or []:
-        if not url.startswith(("http://", "https://")):
-            raise CliError(f"--keck URL must start with http:// or https://, got {url!r}")
-        others.append(KeckSource(url, cluster, token, timeout=max(timeout, 5.0), ssl_setting=ssl_setting))
+    prometheus = None
     if getattr(args, "prometheus", None):
-        from keck_tui.sources.prometheus import prometheus_source_from_args
-        others.append(prometheus_source_from_args(args.prometheus, args, token, ssl_setting))
-    if not cfg.agents and not others:
-        raise CliError("nothing to attach to: give agent URLs, --fleet FILE, --keck URL or --prometheus URL")
-    depth = args.depth if getattr(args, "depth", None) is not None else default_depth
-    if depth is not None and depth < 0:
-        raise CliError("--depth must not be negative")
-    agents = AgentSource(cfg.agents, depth=depth) if cfg.agents else None
-    return Fleet(agents, others)
+        prometheus = PrometheusConfig(args.prometheus,
+                                      cluster_label=getattr(args, "cluster_label", None) or "cluster",
+                                      node_label=getattr(args, "node_label", None) or None,
+                                      rate_window=getattr(args, "rate_window", None) or "1m",
+                                      timeout=float(timeout or 5.0))
+    depth = getattr(args, "depth", None)
+    return AttachConfig(agent_urls=tuple(getattr(args, "urls", None) or ()),
+                        fleet_file=getattr(args, "fleet", None), keck_urls=tuple(getattr(args, "keck", None) or ()),
+                        prometheus=prometheus, cluster=getattr(args, "cluster", None),
+                        token_file=getattr(args, "token_file", None), ca_file=getattr(args, "ca_file", None),
+                        insecure_tls=bool(getattr(args, "insecure_tls", False)),
+                        timeout=DEFAULT_TIMEOUT_S if timeout is None else float(timeout),
+                        depth=depth if depth is not None else default_depth)
+
+
+def build_fleet(args: argparse.Namespace, default_depth: int | None) -> Fleet:
+    from keck_tui.sources.attach import build_fleet as build
+
+    return build(attach_config_from_args(args, default_depth))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None and args.iterations < 1:  # as plain keck-top --batch says
         raise CliError("-n/--iterations must be at least 1")
     if args.once or args.batch:
-        fleet = build_fleet(args, settings, default_depth=None)
+        fleet = build_fleet(args, default_depth=None)
     else:
-        fleet = build_fleet(args, settings, default_depth=2)
+        fleet = build_fleet(args, default_depth=2)
     fleet.interval = settings.interval
 
     import asyncio

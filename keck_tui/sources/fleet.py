@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol
 import aiohttp
 
 from keck_tui.agent.auth import TokenError, load_token
+from keck_tui.errors import UsageError
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.http import client_ssl
@@ -35,7 +36,7 @@ from keck_tui.sources.tree import safe_id, sum_row, unique_ids
 FLEET_ID = "fleet"
 
 
-class FleetError(ValueError):
+class FleetError(UsageError):
     """The fleet file or the attach arguments are unusable (one line, exit 2)."""
 
 

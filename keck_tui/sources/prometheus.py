@@ -6,16 +6,16 @@ The decoding lives in :mod:`keck_tui.sources.promdata`.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from keck_tui.errors import SourceConfigError
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
@@ -56,6 +56,17 @@ def parse_vector(doc: Any, name: str | None = None) -> list[Sample]:
         if metric and value == value:
             out.append(Sample(metric, labels, value))
     return out
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """Which Prometheus to read and how its labels name clusters and nodes."""
+
+    url: str
+    cluster_label: str = "cluster"
+    node_label: str | None = None  # None: node, then node_name, then instance
+    rate_window: str = "1m"  # window of rate() over pre-0.10 Kepler joule counters
+    timeout: float = 5.0  # seconds per query
 
 
 class PrometheusSource:
@@ -159,16 +170,13 @@ class PrometheusSource:
                              extra={"url": self.url})]
 
 
-def prometheus_source_from_args(url: str, args: argparse.Namespace | None, token: str | None = None,
-                                ssl_setting: Any = None) -> PrometheusSource:
-    from keck_tui.cli import CliError
-    if not url.startswith(("http://", "https://")):
-        raise CliError(f"--prometheus URL must start with http:// or https://, got {url!r}")
-    labels = LabelConfig(cluster_label=getattr(args, "cluster_label", None) or "cluster",
-                         node_label=getattr(args, "node_label", None) or None)
-    window = getattr(args, "rate_window", None) or "1m"
-    if not _DURATION.match(window):  # else every poll fails with Prometheus's parse error
-        raise CliError(f"--rate-window must be a Prometheus duration like 1m, 30s or 1h30m, got {window!r}")
-    timeout = float(getattr(args, "timeout", None) or 5.0)
-    return PrometheusSource(url, labels, window, token, timeout, ssl_setting)
-
+def prometheus_source(config: PrometheusConfig, token: str | None = None,
+                      ssl_setting: Any = None) -> PrometheusSource:
+    """The source ``config`` describes; a bad URL or rate window raises SourceConfigError up front."""
+    if not config.url.startswith(("http://", "https://")):
+        raise SourceConfigError(f"--prometheus URL must start with http:// or https://, got {config.url!r}")
+    if not _DURATION.match(config.rate_window):  # else every poll fails with Prometheus's parse error
+        raise SourceConfigError(f"--rate-window must be a Prometheus duration like 1m, 30s or 1h30m, "
+                                f"got {config.rate_window!r}")
+    labels = LabelConfig(cluster_label=config.cluster_label, node_label=config.node_label)
+    return PrometheusSource(config.url, labels, config.rate_window, token, config.timeout, ssl_setting)

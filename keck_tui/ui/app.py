@@ -23,8 +23,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input
 
 from keck_tui.clock import Clock, SystemClock
-from keck_tui.config import Settings
-from keck_tui.cost import tariff_from_settings
+from keck_tui.config import Settings, tariff_from_settings
 from keck_tui.feed import SnapshotFeed
 from keck_tui.model import Snapshot
 from keck_tui.ui.columns import CellContext, needs_gpu_column
