@@ -4,7 +4,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import stat
 from pathlib import Path
+
+from keck_tui.common.bounded import SMALL_FILE, BoundedInputError, read_file
 
 
 class TokenError(ValueError):
@@ -15,11 +18,15 @@ def load_token(path: str | os.PathLike[str]) -> str:
     """The token in ``path`` (surrounding whitespace stripped); never echoes its content."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_file(p, SMALL_FILE, "token file").decode("utf-8")
     except FileNotFoundError:
         raise TokenError(f"token file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TokenError(f"cannot read token file {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    except BoundedInputError as exc:
+        raise TokenError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise TokenError(f"token file {p} is not UTF-8 text") from None
+    except OSError as exc:
+        raise TokenError(f"cannot read token file {p}: {exc.strerror or exc}") from None
     token = text.strip()
     if not token:
         raise TokenError(f"token file {p} is empty")
@@ -47,3 +54,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def exposure_warning(path: str | os.PathLike[str], what: str = "token file") -> str | None:
+    """A warning when a secret's file can be read or written by other users, else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"{what} {path} is accessible to other users (mode {stat.S_IMODE(mode):04o}): "
+                f"run chmod 600 {path}")
+    return None

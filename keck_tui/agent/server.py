@@ -9,6 +9,8 @@ from typing import Callable
 
 from aiohttp import web
 
+from keck_tui.agent.protocol import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, SafeAppRunner
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
 
@@ -57,9 +59,12 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 async def serve(app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
-                on_ready: Callable[[str], None] | None = None, access_log: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down cleanly."""
-    runner = web.AppRunner(app, access_log=web.access_logger if access_log else None,
+                on_ready: Callable[[str], None] | None = None, access_log: bool = False,
+                header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+                max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down cleanly (connections handled by agent/protocol.py)."""
+    runner = SafeAppRunner(app, access_log=web.access_logger if access_log else None,
+                           header_timeout=header_timeout, max_connections=max_connections,
                            handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
