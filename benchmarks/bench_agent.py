@@ -51,7 +51,7 @@ def start_agent(tmp: Path, mode: str, interval: float) -> tuple[subprocess.Popen
     port = free_port()
     cfg = tmp / "empty.toml"
     cfg.write_text("")
-    args = [sys.executable, "-m", "keck_tui.agent", "--listen", f"127.0.0.1:{port}", "--interval", str(interval),
+    args = [sys.executable, "-m", "keck_tui", "serve", "--listen", f"127.0.0.1:{port}", "--interval", str(interval),
             "--config", str(cfg)]
     if mode == "file":
         snap = tmp / "snap.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from keck_tui.cost import ScheduleError, Tariff, parse_schedule
-from keck_tui.errors import UsageError
+from keck_tui.common.errors import UsageError
 
 MODELS = ("auto", "cpu-time", "frequency-weighted", "full")
 IDLE_POLICIES = ("separate", "proportional", "none")

@@ -17,7 +17,7 @@ from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.collector import Collector
 from keck_tui.config import Settings
-from keck_tui.errors import SourceConfigError
+from keck_tui.common.errors import SourceConfigError
 from keck_tui.feed import ThreadedFeed
 from keck_tui.hierarchy.kubelet import KubeletConfig
 from keck_tui.model import Snapshot, SourceStatus

@@ -39,13 +39,8 @@ def free_port() -> int:
 
 
 def serve_command() -> list[str]:
-    """`keck-top serve` through the real CLI, or the agent's own entry point while the CLI can't load."""
-    try:
-        from keck_tui.cli import build_parser
-        build_parser()
-    except Exception:  # noqa: BLE001 - another command module not landed yet
-        return [sys.executable, "-m", "keck_tui.agent"]
-    return [sys.executable, "-m", "keck_tui.cli", "serve"]
+    """`keck-top serve` through the real CLI."""
+    return [sys.executable, "-m", "keck_tui", "serve"]
 
 
 class AgentProc:

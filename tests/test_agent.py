@@ -20,6 +20,7 @@ from keck_tui.agent import auth as auth_mod
 from keck_tui.agent.app import AgentService, build_app
 from keck_tui.agent.fake import fake_snapshot
 from keck_tui.agent.history import History
+from keck_tui.common import tokens
 from keck_tui.feed import StaticFeed, ThreadedFeed
 from keck_tui.model import Snapshot
 
@@ -192,12 +193,12 @@ async def test_auth_missing_wrong_right_and_compare_digest_used(monkeypatch) -> 
 def test_token_file_rules(tmp_path) -> None:
     f = tmp_path / "tok"
     f.write_text("  abc123\n")
-    assert auth_mod.load_token(f) == "abc123"
+    assert tokens.load_token(f) == "abc123"
     f.write_text("\n")
-    with pytest.raises(auth_mod.TokenError, match="empty"):
-        auth_mod.load_token(f)
-    with pytest.raises(auth_mod.TokenError, match="does not exist"):
-        auth_mod.load_token(tmp_path / "missing")
+    with pytest.raises(tokens.TokenError, match="empty"):
+        tokens.load_token(f)
+    with pytest.raises(tokens.TokenError, match="does not exist"):
+        tokens.load_token(tmp_path / "missing")
     assert auth_mod.is_loopback("127.0.0.1") and auth_mod.is_loopback("::1")
     assert auth_mod.is_loopback("localhost") and not auth_mod.is_loopback("0.0.0.0")
     assert not auth_mod.is_loopback("example.org")
@@ -351,7 +352,7 @@ async def test_one_collector_serves_a_hundred_clients() -> None:
 
 
 def _serve_args(**kw) -> argparse.Namespace:
-    from keck_tui.agent import command
+    from keck_tui.commands import serve as command
     parser = argparse.ArgumentParser()
     command.configure(parser)
     argv: list[str] = []
@@ -362,8 +363,8 @@ def _serve_args(**kw) -> argparse.Namespace:
 
 
 def test_serve_refuses_non_loopback_without_token(tmp_path, monkeypatch) -> None:
-    from keck_tui.agent import command
-    from keck_tui.cli import CliError
+    from keck_tui.commands import serve as command
+    from keck_tui.commands.base import CliError
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     with pytest.raises(CliError, match="refusing to listen on 0.0.0.0 without a token"):
         command.run(_serve_args(listen="0.0.0.0:9999"))

@@ -5,7 +5,8 @@ import datetime as dt
 
 import pytest
 
-from keck_tui.agent.auth import TokenError, exposure_warning, load_token
+from keck_tui.agent.auth import exposure_warning
+from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.agent.certs import certificate_warnings
 
 trustme = pytest.importorskip("trustme")

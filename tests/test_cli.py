@@ -76,7 +76,7 @@ def test_missing_explicit_config_is_an_error(tmp_path):
 
 
 def test_config_file_values_apply_and_flags_override(tmp_path):
-    from keck_tui.cli import settings_from_args
+    from keck_tui.commands.base import settings_from_args
     cfg = tmp_path / "c.toml"
     cfg.write_text("interval = 2.5\nmodel = 'cpu-time'\nidle = 'proportional'\ntdp = 55\n"
                    "price_per_kwh = 0.3\nco2e_g_per_kwh = 250\n")

@@ -295,7 +295,7 @@ scrape_configs:
 
 def test_rate_window_is_checked_up_front() -> None:
     """QA: --rate-window xyz was accepted and every poll then failed with Prometheus's parse error."""
-    from keck_tui.errors import SourceConfigError
+    from keck_tui.common.errors import SourceConfigError
     from keck_tui.sources.prometheus import PrometheusConfig, prometheus_source
 
     for bad in ("xyz", "5", "1m ", "m", "1h1x"):

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from keck_tui.cli import build_parser, local_sources_from_args
+from keck_tui.cli import build_parser
+from keck_tui.commands.base import local_sources_from_args
 from keck_tui.clock import FakeClock
 from keck_tui.config import Settings
-from keck_tui.errors import SourceConfigError
+from keck_tui.common.errors import SourceConfigError
 from keck_tui.samplers.redfish import DEFAULT_ACCURACY, RedfishConfig, RedfishSampler, read_credentials
 from keck_tui.samplers.types import DOMAIN_NODE
 from keck_tui.wiring import LocalSources, build_power

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from keck_tui.cli import CliError
+from keck_tui.commands.base import CliError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from keck_tui.cli import CliError, add_config_option, settings_from_args
+from keck_tui.commands.base import CliError, add_config_option, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--node needs --once")
     from dataclasses import replace
 
-    from keck_tui.commands.local import start_tui
+    from keck_tui.commands.tui import start_tui
     from keck_tui.feed import ThreadedFeed
 
     fleet = DemoFleet(args.seed, start if start is not None else round(time.time()) - interval, interval)

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from keck_tui.commands.base import add_sampling_options, local_sources_from_args, settings_from_args
 from keck_tui.model import Snapshot, SourceStatus
 
 # Generic advice per source when the sampler gave no specific fix.
@@ -33,8 +34,6 @@ _FIXES = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from keck_tui.cli import add_sampling_options
-
     add_sampling_options(parser)
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
 
@@ -88,7 +87,6 @@ def summary(snap: Snapshot) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keck_tui.cli import local_sources_from_args, settings_from_args
     from keck_tui.clock import SystemClock
     from keck_tui.wiring import build_collector
 

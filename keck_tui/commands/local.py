@@ -1,21 +1,34 @@
-"""The default mode: this node, live (TUI), once (``--once [--json]``) or as text (``--batch``)."""
+"""The default mode, ``keck-top``: this node, live (TUI), once (``--once [--json]``) or as text
+(``--batch``); ``--prometheus URL`` is ``keck-top attach --prometheus URL``."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import threading
 from typing import TYPE_CHECKING
 
-from keck_tui.cli import CliError, local_sources_from_args, settings_from_args
 from keck_tui.clock import SystemClock
+from keck_tui.commands.base import (CliError, add_output_options, add_sampling_options, local_sources_from_args,
+                                    settings_from_args)
+from keck_tui.commands.tui import start_tui
 from keck_tui.config import Settings
-from keck_tui.feed import SnapshotFeed
 from keck_tui.model import Snapshot
 from keck_tui.textout import render_table
 
 if TYPE_CHECKING:
     from keck_tui.wiring import LocalSources
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``keck-top`` itself (the top-level parser: subcommands have their own)."""
+    add_sampling_options(parser)
+    add_output_options(parser)
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="build the fleet tree from a Prometheus server instead of local sources "
+                             "(the same as `keck-top attach --prometheus URL`)")
+    parser.add_argument("--token-file", metavar="FILE",
+                        help="with --prometheus: bearer token for the Prometheus server")
+    parser.add_argument("--theme", choices=("dark", "light"), help="TUI colour theme (default dark)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,57 +106,6 @@ def _batch_loop(args: argparse.Namespace, settings: Settings, collector, clock: 
 
 def _run_prometheus(args: argparse.Namespace, settings: Settings) -> int:
     """`keck-top --prometheus URL` is `keck-top attach --prometheus URL` (TUI, --once, --batch)."""
-    from keck_tui.sources import command as attach
+    from keck_tui.commands import attach
 
     return attach.run(args)
-
-
-def start_tui(feed: SnapshotFeed, settings: Settings, title: str | None = None) -> int:
-    """Run the TUI over any feed, with `r` recording what it shows to a timestamped file."""
-    if not sys.stdout.isatty():
-        raise CliError("the TUI needs a terminal; use --once --json or --batch for pipes")
-    try:
-        from keck_tui.ui.app import run_tui
-    except ImportError as exc:
-        raise CliError(f"the TUI is not available ({exc}); use --once --json or --batch") from None
-    from keck_tui.recording import Recorder, record_toggle
-
-    recorder = Recorder()
-    pump = RecordPump(feed, recorder)
-    pump.start()
-    try:
-        return run_tui(feed, settings=settings, title=title, on_record_toggle=record_toggle(recorder))
-    finally:
-        pump.stop()
-        recorder.stop()
-
-
-class RecordPump:
-    """Hands each new snapshot of a feed to a recorder while it records.
-
-    Works for every feed (local, remote, Prometheus) through ``latest()`` alone;
-    it only polls while the recorder is active.
-    """
-
-    def __init__(self, feed: SnapshotFeed, recorder, poll_s: float = 0.1) -> None:
-        self._feed, self._recorder, self._poll_s = feed, recorder, poll_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="keck-record-pump", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        last = None
-        while not self._stop.wait(self._poll_s):
-            if not self._recorder.active:
-                last = None
-                continue
-            snap = self._feed.latest()
-            if snap is not None and snap is not last:
-                self._recorder(snap)
-                last = snap

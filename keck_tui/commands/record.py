@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from keck_tui.cli import CliError, add_sampling_options, settings_from_args
+from keck_tui.commands.base import CliError, add_sampling_options, local_sources_from_args, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +141,6 @@ def _stop_on_sigterm(done) -> Callable[[], None]:
 
 
 def _local_feed(args: argparse.Namespace, settings, sink):  # -> ThreadedFeed
-    from keck_tui.cli import local_sources_from_args
     from keck_tui.wiring import build_local_feed
 
     return build_local_feed(settings, local_sources_from_args(args, settings), on_snapshot=sink)

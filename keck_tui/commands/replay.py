@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keck_tui.cli import CliError, add_config_option, settings_from_args
+from keck_tui.commands.base import CliError, add_config_option, settings_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from keck_tui.cli import CliError, add_config_option, settings_from_args
+from keck_tui.commands.base import CliError, add_config_option, settings_from_args
 
 FORMATS = ("table", "json", "csv")
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from keck_tui.clock import Clock, SystemClock
-from keck_tui.errors import SourceConfigError
+from keck_tui.common.errors import SourceConfigError
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.types import DOMAIN_NODE, PowerDomain, PowerReading
 

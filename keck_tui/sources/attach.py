@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keck_tui.agent.auth import TokenError, load_token
+from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.fleet import Fleet, FleetConfig, FleetError, load_fleet
 from keck_tui.sources.http import client_ssl

@@ -26,8 +26,8 @@ from typing import Any, Callable, Protocol
 
 import aiohttp
 
-from keck_tui.agent.auth import TokenError, load_token
-from keck_tui.errors import UsageError
+from keck_tui.common.tokens import TokenError, load_token
+from keck_tui.common.errors import UsageError
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.http import client_ssl

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from keck_tui.errors import SourceConfigError
+from keck_tui.common.errors import SourceConfigError
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters

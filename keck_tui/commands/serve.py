@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keck_tui.cli import CliError, add_sampling_options, settings_from_args
+from keck_tui.commands.base import CliError, add_sampling_options, local_sources_from_args, settings_from_args
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
@@ -53,7 +53,8 @@ def _opt(args: argparse.Namespace, section: dict[str, Any], name: str, default: 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     section = dict(settings.extra.get("agent", {}))
-    from keck_tui.agent.auth import TokenError, is_loopback, load_token
+    from keck_tui.agent.auth import is_loopback
+    from keck_tui.common.tokens import TokenError, load_token
     from keck_tui.agent.server import parse_listen
 
     try:
@@ -132,6 +133,4 @@ def _build_feed(args: argparse.Namespace, settings: Any) -> Any:
         from keck_tui.wiring import build_local_feed
     except ImportError:
         raise CliError("local sampling is not available in this build; use --from-file FILE") from None
-    from keck_tui.cli import local_sources_from_args
-
     return build_local_feed(settings, local_sources_from_args(args, settings))

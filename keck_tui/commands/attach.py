@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keck_tui.cli import CliError, add_config_option, add_interval_option, add_output_options, settings_from_args
+from keck_tui.commands.base import (CliError, add_config_option, add_interval_option, add_output_options,
+                                    settings_from_args)
 
 if TYPE_CHECKING:
     from keck_tui.sources.attach import AttachConfig
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             feed.stop()
         return 0
     title = _title(args)
-    from keck_tui.commands.local import start_tui
+    from keck_tui.commands.tui import start_tui
 
     return start_tui(feed, settings, title=title)
 

@@ -1,0 +1,153 @@
+"""What every command shares: the parser class, CliError, option groups and settings from flags.
+
+Library code below ``keck_tui.commands`` never sees argparse: a command turns its
+flags into typed configuration (``Settings``, ``LocalSources``, ``AttachConfig``, …)
+here or in its own module, and library errors (any ``UsageError``) come back to
+``keck_tui.cli.main`` as one line and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keck_tui.common.errors import UsageError
+from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, Settings, check_value, default_config_path, load_config
+
+if TYPE_CHECKING:
+    from keck_tui.wiring import LocalSources
+
+
+class CliError(UsageError):
+    """A usage problem reported as one line with exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but errors are one clear line (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", type=Path,
+                        help="TOML config file (default: ~/.config/keck-top/config.toml when present)")
+
+
+def add_interval_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--interval", metavar="S", type=positive_float,
+                        help="sampling/refresh interval in seconds (default 1.0)")
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """Flags that choose and tune the local power sources and the attribution."""
+    add_config_option(parser)
+    add_interval_option(parser)
+    g = parser.add_argument_group("local sources and attribution")
+    g.add_argument("--sysfs-root", metavar="DIR", help="read sysfs from DIR instead of /sys (testing, containers)")
+    g.add_argument("--procfs-root", metavar="DIR", help="read procfs from DIR instead of /proc")
+    g.add_argument("--model", choices=MODELS,
+                   help="attribution model; auto picks the richest the node supports (default auto)")
+    g.add_argument("--idle", choices=IDLE_POLICIES,
+                   help="idle power: separate (an (idle) row), proportional (shared by activity), "
+                        "none (active power only) (default separate)")
+    g.add_argument("--idle-watts", metavar="W", type=non_negative_float,
+                   help="CPU idle baseline in watts (default: learned as the low-utilisation intercept)")
+    g.add_argument("--tdp", metavar="W", type=positive_float,
+                   help="CPU watts at full load for the estimate when no sensor exists "
+                        "(default 10 W per logical CPU, at least 15 W)")
+    g.add_argument("--probes", choices=PROBES,
+                   help="per-process CPU time from eBPF or procfs; auto uses eBPF when root+bcc work (default auto)")
+    g.add_argument("--host-name", metavar="NAME", help="node name shown and exported (default: hostname)")
+    g.add_argument("--no-gpu", action="store_true", help="do not query NVIDIA GPUs through NVML")
+    g.add_argument("--redfish", metavar="URL", help="read wall power from a Redfish BMC at URL")
+    g.add_argument("--redfish-credentials", metavar="FILE",
+                   help="file with 'user:password' for the BMC (or KECK_REDFISH_USER/KECK_REDFISH_PASSWORD)")
+    g.add_argument("--redfish-auth", choices=("basic", "session"), default=None,
+                   help="Redfish authentication (default basic)")
+    g.add_argument("--redfish-insecure", action="store_true",
+                   help="accept a self-signed BMC certificate (TLS is verified by default)")
+    g.add_argument("--redfish-interval", metavar="S", type=positive_float,
+                   help="seconds between BMC polls (default 10)")
+    g.add_argument("--apple-power", action="store_true",
+                   help="read Apple Silicon power via 'sudo -n powermetrics' (needs the documented sudoers line)")
+    g.add_argument("--kubelet", metavar="URL",
+                   help="kubelet /pods endpoint for pod names (default: auto on a Kubernetes node)")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("output")
+    g.add_argument("--once", action="store_true", help="sample one interval, print it and exit")
+    g.add_argument("--json", action="store_true", help="print the snapshot as keck-top/1 JSON (with --once)")
+    g.add_argument("--batch", action="store_true", help="print a plain table each interval, like top -b")
+    g.add_argument("-n", "--iterations", metavar="N", type=int,
+                   help="with --batch: stop after N tables (default: run until interrupted)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Config file values overridden by the flags that were given."""
+    explicit = getattr(args, "config", None)
+    path = explicit if explicit is not None else default_config_path()
+    settings = load_config(Path(path), explicit=explicit is not None)
+    overrides = {}
+    for flag in ("interval", "model", "idle", "idle_watts", "tdp", "sysfs_root", "procfs_root",
+                 "probes", "theme"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[flag] = check_value(flag, value, where=f"--{flag.replace('_', '-')}")
+    if getattr(args, "host_name", None):
+        overrides["host"] = args.host_name
+    return replace(settings, **overrides)
+
+
+def local_sources_from_args(args: argparse.Namespace, settings: Settings) -> "LocalSources":
+    """The optional local sources: flags first, then the config's ``[redfish]`` and ``[kubelet]``."""
+    from keck_tui.hierarchy.kubelet import KubeletConfig
+    from keck_tui.wiring import LocalSources
+
+    redfish = None
+    section = settings.extra.get("redfish") or {}
+    if getattr(args, "redfish", None) or section.get("url"):
+        from keck_tui.samplers.redfish import RedfishConfig
+
+        redfish = RedfishConfig(
+            url=getattr(args, "redfish", None) or section["url"],
+            credentials_file=getattr(args, "redfish_credentials", None) or section.get("credentials_file"),
+            auth=getattr(args, "redfish_auth", None) or section.get("auth") or "basic",
+            insecure=bool(getattr(args, "redfish_insecure", False) or section.get("insecure", False)),
+            interval=float(getattr(args, "redfish_interval", None) or section.get("interval") or 10.0))
+    kubelet = settings.extra.get("kubelet") or {}
+    return LocalSources(
+        redfish=redfish,
+        kubelet=KubeletConfig(url=getattr(args, "kubelet", None) or kubelet.get("url"),
+                              token_file=kubelet.get("token_file"), ca_file=kubelet.get("ca_file"),
+                              insecure=bool(kubelet.get("insecure", False)),
+                              refresh_s=float(kubelet.get("refresh_s", 30.0))),
+        apple_power=bool(getattr(args, "apple_power", False)),
+        gpu=not getattr(args, "no_gpu", False))
