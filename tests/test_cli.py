@@ -134,18 +134,6 @@ def test_doctor_explains_each_source_and_exits_0():
     assert text.returncode == 0 and "rapl" in text.stdout and ("ESTIMATED" in text.stdout or "MEASURED" in text.stdout)
 
 
-def test_nothing_outside_ui_imports_textual_or_rich():
-    offenders = []
-    for path in (REPO / "keck_tui").rglob("*.py"):
-        if "ui" in path.relative_to(REPO / "keck_tui").parts[:1]:
-            continue
-        for line in path.read_text().splitlines():
-            s = line.strip()
-            if s.startswith(("import textual", "from textual", "import rich", "from rich")):
-                offenders.append(f"{path}: {s}")
-    assert not offenders, offenders
-
-
 def test_once_json_path_does_not_import_textual():
     code = ("import sys; from keck_tui.cli import main; "
             "rc = main(['--once', '--json', '--interval', '0.1', '--probes', 'procfs']); "
