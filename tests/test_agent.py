@@ -376,6 +376,22 @@ def test_serve_refuses_non_loopback_without_token(tmp_path, monkeypatch) -> None
         command.run(_serve_args(listen="127.0.0.1:http"))
 
 
+def test_serve_options_come_from_flags_then_the_agent_table(tmp_path, monkeypatch) -> None:
+    from keck_tui.commands.base import settings_from_args
+    from keck_tui.commands.serve import serve_config
+    tok = tmp_path / "tok"
+    tok.write_text("s3cret\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[agent]\nlisten = '0.0.0.0:9999'\ntoken_file = '{tok}'\nhistory_minutes = 3\ntop_processes = 7\n")
+    args = _serve_args(config=str(cfg), max_pods=9)
+    c = serve_config(args, settings_from_args(args))
+    assert (c.host, c.port, c.token, c.history_minutes, c.top_processes, c.max_pods, c.history_max_mb) == \
+        ("0.0.0.0", 9999, "s3cret", 3.0, 7, 9, 32.0)
+    args = _serve_args(config=str(cfg), listen="127.0.0.1:8000", history_minutes=5)
+    c = serve_config(args, settings_from_args(args))
+    assert (c.host, c.port, c.history_minutes) == ("127.0.0.1", 8000, 5.0)
+
+
 def test_parse_listen() -> None:
     from keck_tui.agent.server import parse_listen
     assert parse_listen("127.0.0.1:9464") == ("127.0.0.1", 9464)

@@ -35,6 +35,21 @@ def test_help_documents_every_flag(capsys):
             assert action.help, action.option_strings
 
 
+def test_every_command_has_help(capsys):
+    from keck_tui.commands import COMMANDS
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: keck-top {name}"), out[:200]
+        parser = build_parser()._subparsers._group_actions[0].choices[name]
+        for action in parser._actions:  # every flag has help text
+            if action.option_strings:
+                assert action.help, (name, action.option_strings)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--bogus"], "unrecognized arguments"),
     (["--interval", "zero"], "not a number"),
@@ -220,7 +235,6 @@ def test_attach_once_with_every_agent_dead_exits_1():
 def test_once_measures_the_interval_asked_for_even_with_a_slow_bmc(monkeypatch):
     # --once --interval 0.2 with a BMC that needs 0.6 s for its first answer used to average
     # over 0.8 s (prime, then wait for the BMC, then the interval).
-    import argparse
     import time as _time
 
     import keck_tui.wiring as wiring

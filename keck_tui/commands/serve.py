@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from keck_tui.commands.base import CliError, add_sampling_options, local_sources_from_args, settings_from_args
+from keck_tui.config import Settings
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
@@ -50,24 +52,38 @@ def _opt(args: argparse.Namespace, section: dict[str, Any], name: str, default: 
     return section.get(name, section.get(name.replace("_", "-"), default))
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    section = dict(settings.extra.get("agent", {}))
-    from keck_tui.agent.auth import is_loopback
-    from keck_tui.common.tokens import TokenError, load_token
-    from keck_tui.agent.server import parse_listen
+@dataclass(frozen=True)
+class ServeConfig:
+    """The agent's options: flags first, then the config's ``[agent]`` table, then defaults."""
 
+    host: str
+    port: int
+    token: str | None  # bearer token required on every endpoint but /healthz
+    token_file: str | None
+    tls_cert: str | None
+    tls_key: str | None
+    history_minutes: float
+    history_max_mb: float
+    top_processes: int
+    max_pods: int
+
+
+def serve_config(args: argparse.Namespace, settings: Settings) -> ServeConfig:
+    """Checks the agent's options (one-line errors) and reads the token file."""
+    from keck_tui.agent.auth import is_loopback
+    from keck_tui.agent.server import parse_listen
+    from keck_tui.common.tokens import TokenError, load_token
+
+    section = dict(settings.extra.get("agent", {}))
     try:
         host, port = parse_listen(str(_opt(args, section, "listen", DEFAULT_LISTEN)))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     token_file = _opt(args, section, "token_file", None)
-    token = None
-    if token_file:
-        try:
-            token = load_token(token_file)
-        except TokenError as exc:
-            raise CliError(str(exc)) from None
+    try:
+        token = load_token(token_file) if token_file else None
+    except TokenError as exc:
+        raise CliError(str(exc)) from None
     insecure = bool(args.insecure_no_auth or section.get("insecure_no_auth", False))
     if token is None and not is_loopback(host) and not insecure:
         raise CliError(f"refusing to listen on {host} without a token: give --token-file FILE "
@@ -83,6 +99,14 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--history-minutes and --history-max-mb must be positive")
     if top < 1 or max_pods < 1:
         raise CliError("--top-processes and --max-pods must be at least 1")
+    return ServeConfig(host=host, port=port, token=token, token_file=str(token_file) if token_file else None,
+                       tls_cert=str(cert) if cert else None, tls_key=str(key) if key else None,
+                       history_minutes=minutes, history_max_mb=max_mb, top_processes=top, max_pods=max_pods)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    config = serve_config(args, settings)
 
     import asyncio
 
@@ -92,20 +116,21 @@ def run(args: argparse.Namespace) -> int:
     from keck_tui.agent.server import serve, tls_context
 
     ssl_ctx = None
-    if cert:
+    if config.tls_cert and config.tls_key:
         try:
-            ssl_ctx = tls_context(str(cert), str(key))
+            ssl_ctx = tls_context(config.tls_cert, config.tls_key)
         except ValueError as exc:
             raise CliError(str(exc)) from None
 
     feed = _build_feed(args, settings)
-    entries = max(1, int(minutes * 60 / max(settings.interval, 0.05)))
-    service = AgentService(feed, History(entries, int(max_mb * 1024 * 1024)),
-                           MetricsState(default_families(max_pods=max_pods, top_processes=top)))
-    app = build_app(service, token)
+    entries = max(1, int(config.history_minutes * 60 / max(settings.interval, 0.05)))
+    service = AgentService(feed, History(entries, int(config.history_max_mb * 1024 * 1024)),
+                           MetricsState(default_families(max_pods=config.max_pods,
+                                                         top_processes=config.top_processes)))
+    app = build_app(service, config.token)
 
     def ready(url: str) -> None:
-        auth = "bearer token required" if token else "no auth"
+        auth = "bearer token required" if config.token else "no auth"
         print(f"keck-top serve: listening on {url} ({auth})", file=sys.stderr, flush=True)
 
     import logging
@@ -114,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     feed.start()
     try:
-        asyncio.run(serve(app, host, port, ssl_ctx, on_ready=ready, access_log=bool(args.access_log)))
+        asyncio.run(serve(app, config.host, config.port, ssl_ctx, on_ready=ready,
+                          access_log=bool(args.access_log)))
     except OSError as exc:
         raise CliError(str(exc)) from None
     finally:
