@@ -8,8 +8,10 @@ number of logical CPUs. The key is also inside the file and checked on load, so
 a file copied from another machine (or a cloned image) is not used. The file
 holds each model's calibration window (``Calibrator.to_json``); the fits are
 recomputed from it, never trusted from the file. It is written atomically and
-never through a symlink, and read size-capped and validated (statefile.py);
-anything wrong with it is reported and calibration starts afresh.
+never through a symlink (common/safefile), in a directory keck-top creates 0700
+and refuses to use when it is a symlink, and read size-capped, without following
+a symlink, and validated (common/bounded, ``Calibrator.load_json``); anything
+wrong with it is reported and calibration starts afresh.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from keck_tui.common.bounded import BoundedInputError, parse_json, read_file
+from keck_tui.common.safefile import replace_atomically
 from keck_tui.samplers.fileio import ReadFile, read_bytes
-from keck_tui.statefile import StateFileError, read_capped, write_atomic
 
 SCHEMA = "keck-top-calibration/1"
 MAX_BYTES = 4 << 20  # a few windows of 600 samples are ~100 KB each
@@ -90,15 +93,14 @@ class CalibrationStore:
         """Read the file into ``entries``; returns what happened, in one line."""
         self.entries = {}
         try:
-            data = read_capped(self.path, MAX_BYTES)
-        except StateFileError as exc:
-            return f"saved calibration not used: {exc}"
-        if data is None:
+            doc = parse_json(read_file(self.path, MAX_BYTES, "saved calibration", follow_symlinks=False),
+                             what=f"saved calibration {self.path}")
+        except FileNotFoundError:
             return f"no saved calibration ({self.path})"
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeError) as exc:
-            return f"saved calibration not used: {self.path} is not JSON ({exc})"
+        except BoundedInputError as exc:
+            return f"saved calibration not used: {exc}"
+        except OSError as exc:
+            return f"saved calibration not used: cannot read {self.path}: {exc.strerror or exc}"
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             return f"saved calibration not used: {self.path} is not a {SCHEMA} file"
         machine = doc.get("machine")
@@ -120,8 +122,18 @@ class CalibrationStore:
         if len(data) > MAX_BYTES:
             return f"calibration not saved: {len(data)} bytes is over the {MAX_BYTES}-byte limit"
         try:
-            write_atomic(self.path, data)
-        except StateFileError as exc:
-            return f"calibration not saved: {exc}"
+            _private_dir(self.directory)
+            replace_atomically(self.path, data, perms=0o600)
+        except OSError as exc:
+            return f"calibration not saved: {exc.strerror or exc}"
         self.entries = merged
         return None
+
+
+def _private_dir(directory: Path) -> None:
+    """Create keck-top's state directory (0700); a symlink there is refused, not followed."""
+    if directory.is_symlink():
+        raise OSError(f"{directory} is a symbolic link: refused")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.is_symlink() or not directory.is_dir():
+        raise OSError(f"{directory} is not a directory: refused")

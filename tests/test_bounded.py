@@ -71,3 +71,14 @@ def test_bad_text_is_a_one_line_error():
     assert "\n" not in str(info.value)
     with pytest.raises(BoundedInputError, match="UTF-8"):
         parse_toml(b"\xff\xfe")
+
+
+def test_read_file_without_following_symlinks(tmp_path):
+    target = tmp_path / "target"
+    target.write_bytes(b"data")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert read_file(link, 100) == b"data"  # followed by default (ConfigMaps are links)
+    with pytest.raises(BoundedInputError, match="symbolic link: refused"):
+        read_file(link, 100, follow_symlinks=False)
+    assert read_file(target, 100, follow_symlinks=False) == b"data"

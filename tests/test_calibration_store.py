@@ -10,7 +10,6 @@ import pytest
 
 from keck_tui.attribution.calibration import Calibrator
 from keck_tui.calibration_store import MAX_BYTES, SCHEMA, CalibrationStore, default_state_dir, machine_identity
-from keck_tui.statefile import StateFileError, read_capped, write_atomic
 from test_calibration import HIDDEN, _drive
 
 
@@ -60,6 +59,17 @@ def test_round_trip_through_the_file_resumes_calibration(tmp_path):
     assert not [p for p in (tmp_path / "state").iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_fifo_or_directory_in_its_place_is_refused_without_blocking(tmp_path):
+    machine = _machine(tmp_path)
+    store = CalibrationStore(tmp_path / "state", machine)
+    store.directory.mkdir(mode=0o700)
+    os.mkfifo(store.path)
+    assert "not a regular file" in store.load()
+    os.unlink(store.path)
+    store.path.mkdir()
+    assert "directory" in store.load()
+
+
 def test_another_machines_file_is_not_used(tmp_path):
     mine, other = _machine(tmp_path), _machine(tmp_path, machine_id="99999999")
     theirs = CalibrationStore(tmp_path / "state", other)
@@ -76,6 +86,7 @@ def test_another_machines_file_is_not_used(tmp_path):
     (b'{"schema": "something/2"}', "not a keck-top-calibration/1 file"),
     (json.dumps({"schema": SCHEMA, "machine": {"key": "x"}}).encode(), "another machine"),
     (b"\xff\xfe\x00garbage", "not JSON"),
+    (b"[" * 10000 + b"]" * 10000, "nested"),
 ])
 def test_corrupt_files_are_reported_and_ignored(tmp_path, content, why):
     machine = _machine(tmp_path)
@@ -92,7 +103,7 @@ def test_oversized_file_is_refused_not_truncated(tmp_path):
     store.directory.mkdir(mode=0o700)
     store.path.write_bytes(b" " * (MAX_BYTES + 1))
     msg = store.load()
-    assert "over the" in msg and "limit" in msg and store.entries == {}
+    assert "larger than" in msg and store.entries == {}
 
 
 def test_a_symlinked_state_file_is_never_read_nor_written_through(tmp_path):
@@ -102,7 +113,7 @@ def test_a_symlinked_state_file_is_never_read_nor_written_through(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("root:$6$hash\n")
     store.path.symlink_to(secret)
-    assert "symlink" in store.load() and store.entries == {}
+    assert "symbolic link: refused" in store.load() and store.entries == {}
     assert store.save({"full": _calibrated().to_json()}, wall=1.0) is None
     assert secret.read_text() == "root:$6$hash\n"  # untouched: the link was replaced, not followed
     assert not store.path.is_symlink() and json.loads(store.path.read_text())["schema"] == SCHEMA
@@ -115,24 +126,8 @@ def test_a_symlinked_state_directory_is_refused(tmp_path):
     (tmp_path / "state").symlink_to(elsewhere)
     store = CalibrationStore(tmp_path / "state", machine)
     err = store.save({"full": _calibrated(80).to_json()}, wall=1.0)
-    assert err is not None and "symlink" in err
+    assert err is not None and "symbolic link: refused" in err
     assert list(elsewhere.iterdir()) == []
-
-
-def test_state_file_helpers(tmp_path):
-    target = tmp_path / "d" / "f.json"
-    write_atomic(target, b"one")
-    write_atomic(target, b"two")
-    assert read_capped(target, 10) == b"two"
-    assert read_capped(tmp_path / "missing", 10) is None
-    with pytest.raises(StateFileError, match="over the 2-byte limit"):
-        read_capped(target, 2)
-    with pytest.raises(StateFileError, match="not a regular file"):
-        read_capped(tmp_path / "d", 10)
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    with pytest.raises(StateFileError, match="not a regular file"):
-        read_capped(fifo, 10)  # O_NONBLOCK: a FIFO never blocks the read
 
 
 def test_default_state_dir_follows_xdg():

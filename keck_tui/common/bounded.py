@@ -25,15 +25,24 @@ class BoundedInputError(ValueError):
     """A document is too large, too deep, not a regular file, or not parseable (one line)."""
 
 
-def read_file(path: str | os.PathLike[str], limit: int, what: str = "file") -> bytes:
+def read_file(path: str | os.PathLike[str], limit: int, what: str = "file", *,
+              follow_symlinks: bool = True) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes.
 
     Symlinks are followed (a Kubernetes ConfigMap is one), but what they lead to
     must be a regular file: FIFOs, sockets and devices are refused without
-    blocking (O_NONBLOCK). A file that grows past ``limit`` while read is
-    refused too. OSErrors other than these propagate (FileNotFoundError …).
+    blocking (O_NONBLOCK). ``follow_symlinks=False`` refuses a symlink (O_NOFOLLOW):
+    for files keck-top wrote itself, which are never links. A file that grows past
+    ``limit`` while read is refused too. OSErrors other than these propagate
+    (FileNotFoundError …).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise BoundedInputError(f"{what} {path} is a symbolic link: refused") from None
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
