@@ -11,7 +11,6 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import urlsplit
 
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import Clock, SystemClock
@@ -104,13 +103,14 @@ def build_gpus(sources: LocalSources, clock: Clock) -> list[GpuSampler]:
 
 
 def check_kubelet_url(url: str) -> None:
-    """A kubelet URL must be http(s) with a host and carry no credentials."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        raise SourceConfigError("--kubelet: credentials in the URL are refused (they show in ps and in snapshots); "
-                                "the service-account token is sent when present")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SourceConfigError(f"--kubelet: not an http(s) URL: {url!r} (e.g. https://NODE:10250)")
+    """A kubelet URL must be http(s) with a host and a valid port, and carry no credentials."""
+    from keck_tui.common.urls import UrlError, check_url
+
+    try:
+        check_url(url, "--kubelet", example="https://NODE:10250",
+                  credentials_hint="the service-account token is sent when present")
+    except UrlError as exc:
+        raise SourceConfigError(str(exc)) from None
 
 
 def build_collector(settings: Settings, sources: LocalSources = LocalSources(),

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.common.errors import SourceConfigError
+from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.types import DOMAIN_NODE, PowerDomain, PowerReading
 
@@ -124,14 +125,12 @@ class RedfishSampler:
     def __init__(self, url: str, *, auth: str = "basic", credentials: tuple[str, str] | None = None,
                  verify_tls: bool = True, interval: float = 10.0, clock: Clock | None = None,
                  timeout: float = 5.0) -> None:
-        parts = urlsplit(url if "://" in url else "https://" + url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SourceConfigError(f"not an http(s) URL: {url!r}")
-        if parts.username is not None or parts.password is not None:
-            # It would be used, and then shown in `ps`, in every snapshot's source status and
-            # through the agent's API. The message must not echo it either.
-            raise SourceConfigError("credentials in the URL are refused (they show in ps and in snapshots): "
-                             "use --redfish-credentials FILE or KECK_REDFISH_USER/KECK_REDFISH_PASSWORD")
+        try:
+            checked = check_url(url, "BMC URL", default_scheme="https", credentials_hint=(
+                "use --redfish-credentials FILE or KECK_REDFISH_USER/KECK_REDFISH_PASSWORD"))
+        except UrlError as exc:
+            raise SourceConfigError(str(exc)) from None
+        parts = urlsplit(checked)
         if auth not in ("basic", "session"):
             raise SourceConfigError(f"unknown Redfish auth {auth!r} (basic or session)")
         self.origin = f"{parts.scheme}://{parts.netloc}"

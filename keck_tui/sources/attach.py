@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keck_tui.common.tokens import TokenError, load_token
+from keck_tui.common.urls import UrlError, check_url
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.fleet import Fleet, FleetConfig, FleetError, load_fleet
 from keck_tui.sources.http import client_ssl
@@ -56,9 +57,10 @@ def _token(path: str | None) -> str | None:
 
 
 def _check_url(url: str, what: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise FleetError(f"{what} must start with http:// or https://, got {url!r}")
-    return url
+    try:
+        return check_url(url, what)
+    except UrlError as exc:
+        raise FleetError(str(exc)) from None
 
 
 def build_fleet(config: AttachConfig) -> Fleet:
@@ -80,7 +82,7 @@ def build_fleet(config: AttachConfig) -> Fleet:
     others: list[Any] = [KeckSource(u, c, t, timeout=keck_timeout, ssl_setting=ssl_setting)
                          for c, u, t in fleet_file.keck]
     for url in config.keck_urls:
-        others.append(KeckSource(_check_url(url, "--keck URL"), config.cluster, token, timeout=keck_timeout,
+        others.append(KeckSource(_check_url(url, "--keck"), config.cluster, token, timeout=keck_timeout,
                                  ssl_setting=ssl_setting))
     if config.prometheus is not None:
         from keck_tui.sources.prometheus import prometheus_source

@@ -26,8 +26,9 @@ from typing import Any, Callable, Protocol
 
 import aiohttp
 
-from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.errors import UsageError
+from keck_tui.common.tokens import TokenError, load_token
+from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.http import client_ssl
@@ -60,10 +61,11 @@ def _token(path: Any, base: Path, where: str) -> str | None:
         raise FleetError(f"{where}: {exc}") from None
 
 
-def _check_url(url: Any, where: str) -> str:
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise FleetError(f"{where}: agent URL must start with http:// or https://, got {url!r}")
-    return url
+def _check_url(url: Any, where: str, what: str = "agent URL") -> str:
+    try:
+        return check_url(url, f"{where}: {what}")
+    except UrlError as exc:
+        raise FleetError(str(exc)) from None
 
 
 def _timeout(value: Any, where: str) -> float:
@@ -129,7 +131,7 @@ def load_fleet(path: Path) -> FleetConfig:
                 raise FleetError(f"{where}: agents[{i}] must be a URL or a table with url")
         keck = cdata.get("keck")
         if keck is not None:
-            cfg.keck.append((cname, _check_url(keck, where), token))
+            cfg.keck.append((cname, _check_url(keck, where, "keck URL"), token))
         if not agents and keck is None:
             raise FleetError(f"{where}: lists no agents and no keck controller")
     return cfg

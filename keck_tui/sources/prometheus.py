@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from keck_tui.common.errors import SourceConfigError
+from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
@@ -173,8 +174,10 @@ class PrometheusSource:
 def prometheus_source(config: PrometheusConfig, token: str | None = None,
                       ssl_setting: Any = None) -> PrometheusSource:
     """The source ``config`` describes; a bad URL or rate window raises SourceConfigError up front."""
-    if not config.url.startswith(("http://", "https://")):
-        raise SourceConfigError(f"--prometheus URL must start with http:// or https://, got {config.url!r}")
+    try:
+        check_url(config.url, "--prometheus")
+    except UrlError as exc:
+        raise SourceConfigError(str(exc)) from None
     if not _DURATION.match(config.rate_window):  # else every poll fails with Prometheus's parse error
         raise SourceConfigError(f"--rate-window must be a Prometheus duration like 1m, 30s or 1h30m, "
                                 f"got {config.rate_window!r}")
