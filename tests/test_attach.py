@@ -217,6 +217,10 @@ keck = "http://keck:8080"
         ("https://10.0.0.2:9464", "prod", "db1", "prod-secret", 1.5)]
     assert cfg.keck == [("lab", "http://keck:8080", None)]
     for text, msg in [("[clusters.x]\nagents = ['ftp://a']", "must start with http"),
+                      ("[clusters.x]\nagents = ['http://']", "must start with http"),  # no host
+                      ("[clusters.x]\nagents = ['http://a:99999']", "bad port"),
+                      ("[clusters.x]\nagents = [{ url = 'http://u:pw@a' }]", "credentials in the URL are refused"),
+                      ("[clusters.x]\nkeck = 'http://'", "keck URL: not an http"),
                       ("[clusters.x]\nagnets = []", "unknown key 'agnets'"),
                       ("timeout = 'x'\n[clusters.x]\nagents=['http://a']", "timeout must be"),
                       ("[clusters.x]\nagents = []", "no agents"),
@@ -275,6 +279,13 @@ def test_attach_usage_errors(tmp_path) -> None:
         "keck-top: error: nothing to attach to: give agent URLs, --fleet FILE, --keck URL or --prometheus URL")
     out = _attach("localhost:9464", "--once", "--config", str(cfg))
     assert out.returncode == 2 and "must start with http" in out.stderr
+    for url in ("http://", "https://:9464"):  # a prefix check let these through to fail at every poll
+        out = _attach(url, "--once", "--config", str(cfg))
+        assert out.returncode == 2 and "name a host" in out.stderr and out.stderr.count("\n") == 1
+    out = _attach("--keck", "http://", "--once", "--config", str(cfg))
+    assert out.returncode == 2 and "--keck: not an http(s) URL" in out.stderr
+    out = _attach("--prometheus", "http://u:pw@p:9090", "--once", "--config", str(cfg))
+    assert out.returncode == 2 and "credentials in the URL" in out.stderr and "pw" not in out.stderr
     out = _attach("--fleet", str(tmp_path / "missing.toml"), "--once", "--config", str(cfg))
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
