@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from keck_tui.clock import Clock, SystemClock
+from keck_tui.common.timeparse import TimeParseError, check_unix_time, parse_time
 from keck_tui.model import Snapshot, SnapshotFormatError
 from keck_tui.recording import (CHUNK_BYTES, MAX_LINE_BYTES, ReadStats, RecordingError, compression_for,
                                 iter_lines, parse_line, peek_header)
@@ -295,12 +296,14 @@ class RecordingIndex:
         try:
             value = float(at)
         except ValueError:
-            from datetime import datetime
-
-            try:  # ISO 8601, like report --since (naive: local time)
-                return self.index_at_time(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp())
-            except ValueError:
+            try:  # ISO 8601, the same rule as report --since (naive: local time)
+                return self.index_at_time(parse_time(at))
+            except TimeParseError:
                 raise ValueError(f"--at must be an index or a unix time (or an ISO 8601 time), got {at!r}") from None
+        try:
+            check_unix_time(value, at)
+        except TimeParseError as exc:  # nan and inf are neither an index nor a time
+            raise ValueError(f"--at: {exc}") from None
         if value.is_integer() and -len(self) <= value < len(self) and abs(value) < 1e8:
             i = int(value)
             return i + len(self) if i < 0 else i

@@ -152,6 +152,11 @@ def test_cli_start_out_of_range_is_one_line_error(capsys: pytest.CaptureFixture[
     """QA: --start nan / inf / 1e20 ended in a ValueError/OverflowError traceback."""
     from keck_tui.cli import main
 
-    for value in ("nan", "inf", "1e20"):
+    # One parser for every time flag (common.timeparse): nan and inf are no unix time (as report
+    # --since says), 1e20 is one that no calendar holds.
+    for value, message in (("nan", "--start: not a unix time or ISO 8601 date: 'nan'"),
+                           ("inf", "--start: not a unix time or ISO 8601 date: 'inf'"),
+                           ("1e20", "--start: not a usable unix time: '1e20'")):
         assert main(["demo", "--once", "--json", "--start", value]) == 2
-        assert "--start: not a usable unix time" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

@@ -221,3 +221,6 @@ def test_cli_at_takes_iso_8601(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert Snapshot.loads(capsys.readouterr().out) == snapshot(2)  # taken at T0 + 3
     assert main(["replay", str(path), "--once", "--json", "--at", "yesterday"]) == 2
     assert "an index or a unix time (or an ISO 8601 time)" in capsys.readouterr().err
+    for bad in ("inf", "nan", "1e300"):  # inf used to mean "the last one"; the rule of every time flag now
+        assert main(["replay", str(path), "--once", "--json", "--at", bad]) == 2
+        assert "--at: not a" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import sys
 import time
 
 from keck_tui.commands.base import CliError, add_config_option, settings_from_args
+from keck_tui.common.timeparse import TIME_FORMS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +15,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "laptop), namespaces, pods and processes with a daily load curve — run through keck-top's real "
         "attribution and fleet merge. Same --seed and --start, same numbers.")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--start", metavar="UNIX|ISO",
-                        help="simulated start time: unix seconds or ISO 8601 (default: now for the TUI, "
+    parser.add_argument("--start", metavar="TIME",
+                        help=f"simulated start time: {TIME_FORMS} (default: now for the TUI, "
                              "2026-06-15T14:00Z with --once)")
     parser.add_argument("--steps", metavar="N", type=int, default=5,
                         help="with --once: intervals simulated before printing (default 5)")
@@ -30,25 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _parse_start(text: str | None) -> float | None:
     if text is None:
         return None
-    from datetime import datetime, timezone
+    from keck_tui.common.timeparse import TimeParseError, parse_time
 
     try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        try:  # nan, inf and times no calendar holds would fail deep in the simulator
-            datetime.fromtimestamp(value, timezone.utc)
-        except (ValueError, OverflowError, OSError):
-            raise CliError(f"--start: not a usable unix time: {text!r}") from None
-        return value
-    try:
-        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"--start: not a unix time or ISO 8601 date: {text!r}") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=timezone.utc)
-    return d.timestamp()
+        return parse_time(text)
+    except TimeParseError as exc:
+        raise CliError(f"--start: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,20 +5,20 @@ import argparse
 import sys
 
 from keck_tui.commands.base import CliError, add_config_option, settings_from_args
+from keck_tui.common.timeparse import TIME_FORMS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Replay a recording in the TUI with a timeline (space: play/pause, . and , step, "
         "[ and ] seek a minute, { and } a tenth, Home/End, + and - speed ×0.5–×16), or print one "
-        "instant with --once --json [--at INDEX|UNIX]. Corrupt or truncated lines are skipped and counted.")
+        "instant with --once --json [--at INDEX|TIME]. Corrupt or truncated lines are skipped and counted.")
     parser.add_argument("file", metavar="FILE", help="a recording (.jsonl, .jsonl.gz or .jsonl.zst)")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
     parser.add_argument("--json", action="store_true", help="print it as keck-top/1 JSON (with --once)")
     parser.add_argument("--at", metavar="INDEX|TIME",
-                        help="which snapshot: an index (0 first, -1 last), or a unix time or ISO 8601 time "
-                             "like 2026-06-15T01:00 (local unless it has a zone): the last snapshot at or "
-                             "before it; default: the last one, or the first for the TUI")
+                        help=f"which snapshot: an index (0 first, -1 last), or a time ({TIME_FORMS}): the "
+                             "last snapshot at or before it; default: the last one, or the first for the TUI")
     parser.add_argument("--speed", metavar="X", type=float, default=1.0, help="replay speed, 0.5 to 16 (default 1)")
     parser.add_argument("--paused", action="store_true", help="start paused")
     parser.add_argument("--loop", action="store_true", help="start again at the end")

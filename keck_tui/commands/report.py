@@ -6,6 +6,8 @@ import json
 import sys
 
 from keck_tui.commands.base import CliError, add_config_option, settings_from_args
+from keck_tui.common.timeparse import TIME_FORMS, TimeParseError
+from keck_tui.common.timeparse import parse_time as common_parse_time
 
 FORMATS = ("table", "json", "csv")
 
@@ -25,9 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--currency", metavar="SYMBOL", help="currency symbol shown with costs")
     parser.add_argument("--tz", metavar="ZONE",
                         help="time zone of the price schedule, e.g. Europe/Berlin (default: local)")
-    parser.add_argument("--since", metavar="TIME",
-                        help="only from TIME: unix seconds, or ISO 8601 like 2026-06-15T01:00 (local time "
-                             "unless it has a zone)")
+    parser.add_argument("--since", metavar="TIME", help=f"only from TIME: {TIME_FORMS}")
     parser.add_argument("--until", metavar="TIME", help="only up to TIME (same forms as --since)")
     parser.add_argument("--jobs", metavar="N", type=int,
                         help="worker processes (default: 1 for small files, else one per CPU up to 4)")
@@ -66,23 +66,13 @@ def _tariff(args: argparse.Namespace):  # -> Tariff
 
 
 def parse_time(text: str | None, flag: str) -> float | None:
-    """Unix seconds or ISO 8601 (naive: local time) → unix seconds."""
+    """``--since``/``--until``: see :mod:`keck_tui.common.timeparse` (naive: local time)."""
     if text is None:
         return None
     try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        if value != value:  # nan compares false both ways: it would silently mean "no limit"
-            raise CliError(f"{flag}: not a unix time or ISO 8601 date: {text!r}")
-        return value
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise CliError(f"{flag}: not a unix time or ISO 8601 date: {text!r}") from None
+        return common_parse_time(text)
+    except TimeParseError as exc:
+        raise CliError(f"{flag}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
