@@ -31,6 +31,7 @@ from typing import Iterable, Mapping
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR, estimate_cpu_power
 from keck_tui.attribution.idle import IdleEstimate
 from keck_tui.attribution.power import Component, NodePower, combine, resolve_node_power
+from keck_tui.common.ids import safe_id
 from keck_tui.hierarchy.types import GroupLevel, GroupPath
 from keck_tui.model import Row
 from keck_tui.samplers.types import (CpuActivity, FrequencyReading, GpuReading, PowerReading,
@@ -210,10 +211,6 @@ class _Node:
         )
 
 
-def _safe_id(text: str) -> str:
-    return text.replace("/", ":") or "?"
-
-
 def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConfig()) -> Attribution:
     """Build the node's power tree for one interval."""
     interval = inp.interval_s if inp.interval_s > 0 else inp.activity.interval_s
@@ -344,7 +341,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
 
     # --- build the tree ---------------------------------------------------------------------
     est_flag = cpu_estimated
-    root = _Node("node", _safe_id(inp.host), inp.host)
+    root = _Node("node", safe_id(inp.host), inp.host)
     root.sources = tuple(dict.fromkeys(total.sources + cpu.sources))
     cpu_sources = cpu.sources
     for p in users:
@@ -360,7 +357,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
             continue
         parent = root
         for level in inp.groups.get(p.pid, ()):
-            parent = parent.child(level.level, _safe_id(level.id), level.name,
+            parent = parent.child(level.level, safe_id(level.id), level.name,
                                   pod_uid=level.pod_uid, namespace=level.namespace,
                                   container_id=level.container_id,
                                   labels=dict(level.labels) or None)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
-from keck_tui.samplers.fileio import ReadFile, read_file, read_opt_int, read_opt_text
+from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_int, read_opt_text
 from keck_tui.samplers.types import CoreFrequency, FrequencyReading
 
 _CPU_RE = re.compile(r"^cpu(\d+)$")
@@ -46,7 +46,7 @@ class CpufreqSampler:
 
     def _sample(self) -> FrequencyReading:
         cpu_dir = self.sysfs_root / "devices" / "system" / "cpu"
-        cpus = sorted(int(m.group(1)) for e in _listdir(cpu_dir) if (m := _CPU_RE.match(e)))
+        cpus = sorted(int(m.group(1)) for e in listdir(cpu_dir) if (m := _CPU_RE.match(e)))
         if not cpus:
             cpus = sorted(self.nominal())
         cores: list[CoreFrequency] = []
@@ -129,10 +129,3 @@ def _ranges(cpus: list[int]) -> str:
         if c is not None:
             start = prev = c
     return ",".join(parts)
-
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []

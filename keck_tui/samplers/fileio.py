@@ -23,6 +23,14 @@ def read_bytes(path: str, limit: int = 65536) -> bytes:
         os.close(fd)
 
 
+def listdir(path: str | os.PathLike[str]) -> list[str]:
+    """The names in a folder, or ``[]`` when it is absent or unreadable (an optional sysfs class)."""
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def read_file(path: str) -> str:
     """Read a small pseudo-file with one ``read`` syscall (sysfs values are < 4 KiB)."""
     return read_bytes(path).decode("utf-8", "replace")

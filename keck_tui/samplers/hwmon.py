@@ -30,7 +30,7 @@ from pathlib import Path
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
-from keck_tui.samplers.fileio import ReadFile, read_file, read_opt_text
+from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_text
 from keck_tui.samplers.types import (
     DOMAIN_CORE, DOMAIN_GPU, DOMAIN_NODE, DOMAIN_OTHER, DOMAIN_PACKAGE, PowerDomain, PowerReading,
 )
@@ -98,15 +98,15 @@ class HwmonSampler:
         used: set[str] = set()
         self._deferred = False
         rapl = self._rapl_present()
-        for hw in sorted(_listdir(base), key=_natural):
+        for hw in sorted(listdir(base), key=_natural):
             if not hw.startswith("hwmon"):
                 continue
             folder = base / hw
             driver = read_opt_text(self._read, str(folder / "name"))
-            files = _listdir(folder)
+            files = listdir(folder)
             if not any(_SENSOR_RE.match(f) for f in files) and "device" in files:
                 folder = folder / "device"  # pre-3.x drivers keep sensors on the device
-                files = _listdir(folder)
+                files = listdir(folder)
                 driver = driver or read_opt_text(self._read, str(folder / "name"))
             driver = driver or hw
             self._devices.append(driver)
@@ -130,9 +130,9 @@ class HwmonSampler:
 
     def _rapl_present(self) -> bool:
         cls = self.sysfs_root / "class" / "powercap"
-        if any(e.startswith("intel-rapl:") for e in _listdir(cls)):
+        if any(e.startswith("intel-rapl:") for e in listdir(cls)):
             return True
-        return bool(_listdir(self.sysfs_root / "devices" / "virtual" / "powercap" / "intel-rapl"))
+        return bool(listdir(self.sysfs_root / "devices" / "virtual" / "powercap" / "intel-rapl"))
 
     def _describe(self, folder: str, hw: str, driver: str, key: str, fname: str,
                   label: str | None, used: set[str]) -> HwmonSensor:
@@ -271,10 +271,3 @@ def _pattern(fname: str) -> str:
 
 def _natural(name: str) -> tuple[object, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
-
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
-from keck_tui.samplers.fileio import ReadFile, read_file, read_opt_int, read_opt_text
+from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_int, read_opt_text
 from keck_tui.samplers.types import (
     DOMAIN_CORE, DOMAIN_DRAM, DOMAIN_OTHER, DOMAIN_PACKAGE, DOMAIN_PSYS, DOMAIN_UNCORE,
     PowerDomain, PowerReading,
@@ -109,14 +109,14 @@ class RaplSampler:
         pattern = re.compile(rf"^{re.escape(control)}:\d+(?::\d+)*$")
         found: dict[str, str] = {}
         class_dir = self.sysfs_root / "class" / "powercap"
-        for entry in _listdir(class_dir):
+        for entry in listdir(class_dir):
             if pattern.match(entry):
                 found[entry] = str(class_dir / entry)
         if not found:
             stack = [self.sysfs_root / "devices" / "virtual" / "powercap" / control]
             while stack:
                 here = stack.pop()
-                for entry in _listdir(here):
+                for entry in listdir(here):
                     if pattern.match(entry) and entry not in found:
                         found[entry] = str(here / entry)
                         stack.append(here / entry)
@@ -156,7 +156,7 @@ class RaplSampler:
 
     def _max_power_w(self, path: str) -> float | None:
         best = 0
-        for entry in _listdir(Path(path)):
+        for entry in listdir(Path(path)):
             if entry.startswith("constraint_") and entry.endswith("_max_power_uw"):
                 best = max(best, read_opt_int(self._read, os.path.join(path, entry)) or 0)
         return best / 1e6 if best > 0 else None
@@ -283,10 +283,3 @@ def _headline_watts(domains: list[PowerDomain]) -> float | None:
     if psys:
         return sum(psys)
     return sum(d.watts for d in domains if d.kind in (DOMAIN_PACKAGE, DOMAIN_DRAM))
-
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []

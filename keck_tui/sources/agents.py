@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SnapshotFormatError, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
-from keck_tui.sources.tree import graft, safe_id
+from keck_tui.sources.tree import graft
 
 EXPAND_DEPTH = 1
 

@@ -29,10 +29,11 @@ import aiohttp
 from keck_tui.common.errors import UsageError
 from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.urls import UrlError, check_url
+from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.http import client_ssl
-from keck_tui.sources.tree import safe_id, sum_row, unique_ids
+from keck_tui.sources.tree import sum_row, unique_ids
 
 FLEET_ID = "fleet"
 

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
+from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.http import FetchError, fetch_json
-from keck_tui.sources.tree import integrate, safe_id, sum_row
+from keck_tui.sources.tree import integrate, sum_row
 
 STALE_AFTER_S = 60.0  # the controller's own staleness threshold
 

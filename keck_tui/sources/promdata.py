@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
+from keck_tui.common.ids import safe_id
 from keck_tui.model import Row
-from keck_tui.sources.tree import safe_id, sum_row
+from keck_tui.sources.tree import sum_row
 
 UW = 1e-6
 AUTO_NODE_LABELS = ("node", "node_name", "instance")

@@ -1,16 +1,11 @@
-"""Tree helpers for remote data: parent rows that sum their children, safe ids, grafting."""
+"""Tree helpers for remote data: parent rows that sum their children, unique ids, grafting."""
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Iterable, Mapping
 
+from keck_tui.common.ids import safe_id
 from keck_tui.model import Row
-
-
-def safe_id(text: str) -> str:
-    """A row id from arbitrary text: ids are joined with '/', so they must not contain it."""
-    text = str(text).strip() or "(unnamed)"
-    return text.replace("/", "∕")  # U+2215 DIVISION SLASH: readable, not a separator
 
 
 def sum_row(level: str, row_id: str, name: str, children: Iterable[Row], **fields: object) -> Row:
