@@ -219,22 +219,3 @@ def joules_cost(joules: float, t: float, tariff: Tariff) -> float | None:
     """Cost of ``joules`` consumed at time ``t`` (short intervals: the rate at t)."""
     price = tariff.price_at(t)
     return None if price is None else joules / J_PER_KWH * price
-
-
-def format_money(value: float | None, currency: str) -> str:
-    """``€0.0123``-style text; small values keep significant digits."""
-    if value is None:
-        return "—"
-    if abs(value) >= 100:
-        return f"{currency}{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{currency}{value:.2f}"
-    return f"{currency}{value:.4f}"
-
-
-def format_grams(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if abs(value) >= 1000:
-        return f"{value / 1000:.2f} kg"
-    return f"{value:.1f} g"

@@ -2,7 +2,7 @@
 
 Pure aggregation, streaming: one pass over the file, memory bounded by the
 number of groups (not by the recording's length). No rich here: the table is
-rendered by ``keck_tui.ui.report_table``; JSON and CSV are plain text.
+rendered by ``keck_tui.textout.render_report``; JSON and CSV are plain text.
 
 What a group is (``--by``):
 

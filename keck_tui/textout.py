@@ -1,17 +1,24 @@
-"""Plain-text rendering of a snapshot (``--batch`` and ``--once`` without JSON).
+"""Plain-text rendering of a snapshot (``--batch`` and ``--once`` without JSON, local and attach).
 
 No colours, no terminal control: for pipes, logs and dumb terminals.
 """
 from __future__ import annotations
 
-import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
+from keck_tui.common.formatting import (fmt_bound, fmt_clock, fmt_duration, fmt_energy, fmt_grams, fmt_mhz,
+                                       fmt_money, fmt_pct, fmt_util, fmt_watts)
+from keck_tui.common import table
+from keck_tui.common.table import Column
 from keck_tui.model import Row, Snapshot
 
+if TYPE_CHECKING:
+    from keck_tui.report import GroupTotal, Report
 
-def fmt_watts(w: float, estimated: bool = False) -> str:
-    return ("~" if estimated else "") + (f"{w:.1f}" if w < 1000 else f"{w:.0f}")
+FLEET_COLUMNS = (Column("NAME", width=40), Column("LEVEL", width=8), Column("WATTS", ">", 10),
+                 Column("LO", ">", 10), Column("HI", ">", 10), Column("STATE", gap=2))
+COLUMNS = (Column("WATTS", ">", 9), Column("±", ">", 6), Column("SHARE", ">", 6), Column("CPU%", ">", 6),
+           Column("MHZ", ">", 6), Column("GROUP", "<", 28, keep_end=True, gap=2), Column("NAME"))
 
 
 def _flatten(row: Row, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Row]]:
@@ -25,9 +32,7 @@ def _flatten(row: Row, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
 def render_table(snap: Snapshot, limit: int = 30) -> str:
     root = snap.root
     est = snap.estimated or root.estimated
-    err = max(root.watts - root.watts_lo, root.watts_hi - root.watts)
-    when = time.strftime("%H:%M:%S", time.localtime(snap.time))
-    comps = " · ".join(f"{k} {v:.1f}" for k, v in (root.components or {}).items())
+    comps = " · ".join(f"{k} {fmt_watts(v)}" for k, v in (root.components or {}).items())
     states = " ".join(f"{s.name}:{s.status if s.kind != 'estimated' else 'estimated'}" for s in snap.sources)
     if snap.estimated:
         note = "  (ESTIMATED: no power sensor; run `keck-top doctor`)"
@@ -38,25 +43,70 @@ def render_table(snap: Snapshot, limit: int = 30) -> str:
     else:
         note = ""
     lines = [
-        f"keck-top {when}  {snap.host}  {fmt_watts(root.watts, est)} W ±{err:.1f}" + note,
+        f"keck-top {fmt_clock(snap.time)}  {snap.host}  {fmt_watts(root.watts, est)} W "
+        f"±{fmt_bound(root.watts, root.watts_lo, root.watts_hi)}" + note,
         f"  {comps}   model {snap.model} · idle {snap.idle_policy or '-'} · interval {snap.interval_s:.2f} s",
         f"  sources: {states}",
     ]
     lines.extend(f"  warning: {w}" for w in snap.warnings)
-    lines.append(f"  {'WATTS':>9} {'±':>6} {'SHARE':>6} {'CPU%':>6} {'MHZ':>6}  {'GROUP':<28} NAME")
     rows = sorted(_flatten(root), key=lambda pr: -pr[1].watts)
+    cells: list[list[str]] = []
     for path, row in rows[:limit]:
         share = 100.0 * row.watts / root.watts if root.watts > 0 else 0.0
-        e = max(row.watts - row.watts_lo, row.watts_hi - row.watts)
-        cpu = f"{row.cpu_util:.1f}" if row.cpu_util is not None else "-"
-        mhz = (f"{row.freq_mhz:.0f}" + ("*" if row.freq_nominal else "")) if row.freq_mhz else "-"
-        group = "/".join(path)[-28:] or "-"
-        lines.append(f"  {fmt_watts(row.watts, row.estimated):>9} {e:>6.1f} {share:>5.1f}% {cpu:>6} {mhz:>6}"
-                     f"  {group:<28} {row.name}")
+        cells.append([fmt_watts(row.watts, row.estimated), fmt_bound(row.watts, row.watts_lo, row.watts_hi),
+                      fmt_pct(share), fmt_util(row.cpu_util) or "-",
+                      fmt_mhz(row.freq_mhz, row.freq_nominal) if row.freq_mhz else "-",
+                      "/".join(path) or "-", row.name])
     if len(rows) > limit:
         rest = sum(r.watts for _, r in rows[limit:])
-        lines.append(f"  {fmt_watts(rest, est):>9} {'':>6} {'':>6} {'':>6} {'':>6}  {'':<28} "
-                     f"…{len(rows) - limit} more rows")
+        cells.append([fmt_watts(rest, est), "", "", "", "", "", f"…{len(rows) - limit} more rows"])
+    lines += table.render_table(COLUMNS, cells, indent="  ")
     if any(r.freq_nominal for _, r in rows[:limit]):
         lines.append("  * nominal frequency (no live cpufreq data)")
     return "\n".join(lines)
+
+
+def render_fleet_table(snap: Snapshot) -> str:
+    """The fleet down to node rows (cluster and fleet sums on top), for ``attach --once/--batch``."""
+    root = snap.root
+    lines = [f"{fmt_clock(snap.time)}  {snap.host}  {fmt_watts(root.watts)} W  "
+             f"({fmt_watts(root.watts_lo)}…{fmt_watts(root.watts_hi)})"]
+    cells = []
+    for path, row in root.walk():
+        if len(path) > 3:
+            continue
+        state = ("stale " + (f"{row.age_s:.0f}s " if row.age_s is not None else "") + (row.error or "")
+                 if row.stale else "")
+        cells.append(["  " * (len(path) - 1) + row.name, row.level, fmt_watts(row.watts), fmt_watts(row.watts_lo),
+                      fmt_watts(row.watts_hi), state])
+    return "\n".join(lines + table.render_table(FLEET_COLUMNS, cells))
+
+
+def render_report(report: "Report") -> str:
+    """``keck-top report`` as a table: a title line, one row per group, a rule, the total."""
+    title = (f"{report.path}: {report.snapshots} snapshots, {fmt_clock(report.start, date=True)} → "
+             f"{fmt_clock(report.end, date=True)} ({fmt_duration(report.duration_s)}), by {report.by}")
+    columns = [Column(report.by, max_width=48), Column("where", max_width=24, gap=2),
+               Column("energy", ">", gap=2), Column("(lo…hi)", ">"), Column("mean W", ">", gap=2),
+               Column("(lo…hi)", ">"), Column("peak W", ">", gap=2), Column("peak at", ">"),
+               Column("share", ">", gap=2)]
+    if report.has_price:
+        columns.append(Column("cost", ">", gap=2))
+    if report.has_co2e:
+        columns.append(Column("CO2e", ">", gap=2))
+    rows: list[list[str] | None] = [_report_cells(report, g) for g in report.groups]
+    rows += [None, _report_cells(report, report.total)]
+    return "\n".join([title] + table.render_table(columns, rows))
+
+
+def _report_cells(report: "Report", g: "GroupTotal") -> list[str]:
+    mean, lo, hi = g.mean_watts(report.duration_s)
+    share = fmt_pct(100 * g.joules / report.total.joules) if report.total.joules > 0 else "—"
+    cells = [g.name, g.where, fmt_energy(g.joules), f"({fmt_energy(g.joules_lo)}…{fmt_energy(g.joules_hi)})",
+             fmt_watts(mean), f"({fmt_watts(lo)}…{fmt_watts(hi)})", fmt_watts(g.peak_watts),
+             fmt_clock(g.peak_time) if g.peak_time else "—", share]
+    if report.has_price:
+        cells.append(fmt_money(g.cost, report.currency, missing="—"))
+    if report.has_co2e:
+        cells.append(fmt_grams(g.co2e_g, unit=True, missing="—"))
+    return cells

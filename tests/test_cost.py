@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from keck_tui.common.formatting import fmt_grams, fmt_money
 from keck_tui.config import ConfigError, Settings, settings_from_mapping, tariff_from_settings
 from keck_tui.cost import (ScheduleError, Segment, Tariff, co2e_per_hour, cost_per_hour, energy_co2e,
-                           energy_cost, format_grams, format_money, joules_cost, parse_schedule)
+                           energy_cost, joules_cost, parse_schedule)
 
 UTC = timezone.utc
 
@@ -127,8 +128,11 @@ def test_settings_to_tariff() -> None:
 
 
 def test_formatting() -> None:
-    assert format_money(0.012345, "€") == "€0.0123"
-    assert format_money(12.345, "$") == "$12.35"
-    assert format_money(1234.5, "$") == "$1,234"
-    assert format_money(None, "$") == "—"
-    assert format_grams(12.34) == "12.3 g" and format_grams(2500) == "2.50 kg"
+    # One money and grams formatter for the TUI and report (common.formatting); report's own
+    # copy showed €0.0123 where the TUI showed €0.012, and 2.50 kg where the TUI showed 2.5k.
+    assert fmt_money(0.012345, "€") == "€0.012"
+    assert fmt_money(12.345, "$") == "$12.35"  # 12.345 is 12.3450000000000006 in binary
+    assert fmt_money(1234.5, "$") == "$1234"
+    assert fmt_money(None, "$", missing="—") == "—"
+    assert fmt_grams(12.34, unit=True) == "12 g" and fmt_grams(2500, unit=True) == "2500 g"
+    assert fmt_grams(12500, unit=True) == "12.5 kg" and fmt_grams(9.94, unit=True) == "9.9 g"

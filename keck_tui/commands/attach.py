@@ -93,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from keck_tui.sources.fleet import RemoteFeed, poll_once
+    from keck_tui.textout import render_fleet_table
 
     if args.once:
         snap = asyncio.run(poll_once(fleet))
         if args.json:
             print(snap.dumps(indent=1))
         else:
-            print(format_table(snap))
+            print(render_fleet_table(snap))
         if snap.sources and not any(s.ok for s in snap.sources):
             # Print what we have (stale rows carry the errors) but tell scripts nothing answered.
             print(f"keck-top: error: no source answered ({'; '.join(s.detail for s in snap.sources)[:300]})",
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             while args.iterations is None or shown < args.iterations:
                 snap = feed.latest()
                 if snap is not None and snap is not last:
-                    print(format_table(snap), flush=True)
+                    print(render_fleet_table(snap), flush=True)
                     print(flush=True)
                     last = snap
                     shown += 1
@@ -140,19 +141,3 @@ def _title(args: argparse.Namespace) -> str:
     if args.prometheus:
         parts.append(f"prometheus {args.prometheus}")
     return "keck-top attach: " + "; ".join(parts)
-
-
-def format_table(snap: Any) -> str:
-    """A plain text table of the fleet down to node rows (cluster and fleet sums on top)."""
-    lines = [f"{time.strftime('%H:%M:%S', time.localtime(snap.time))}  {snap.host}  "
-             f"{snap.root.watts:.1f} W  ({snap.root.watts_lo:.1f}…{snap.root.watts_hi:.1f})"]
-    lines.append(f"{'NAME':<40} {'LEVEL':<8} {'WATTS':>10} {'LO':>10} {'HI':>10}  STATE")
-    for path, row in snap.root.walk():
-        if len(path) > 3:
-            continue
-        state = "stale " + (f"{row.age_s:.0f}s " if row.age_s is not None else "") + (row.error or "") \
-            if row.stale else ""
-        name = "  " * (len(path) - 1) + row.name
-        lines.append(f"{name[:40]:<40} {row.level:<8} {row.watts:>10.1f} {row.watts_lo:>10.1f} "
-                     f"{row.watts_hi:>10.1f}  {state}".rstrip())
-    return "\n".join(lines)

@@ -12,6 +12,7 @@ import os
 import sys
 
 from keck_tui.commands.base import add_sampling_options, local_sources_from_args, settings_from_args
+from keck_tui.common.table import Column, render_table
 from keck_tui.model import Snapshot, SourceStatus
 
 # Generic advice per source when the sampler gave no specific fix.
@@ -107,12 +108,15 @@ def run(args: argparse.Namespace) -> int:
                    "summary": summary(snap), "warnings": list(snap.warnings)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    w = max(len(f["source"]) for f in findings) if findings else 6
     print(f"keck-top doctor: {snap.host} (running as {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())})")
+    rows: list[list[str]] = []
     for f in findings:
-        print(f"  {f['source']:<{w}}  {f['state']:<9}  {f['why']}")
+        rows.append([f["source"], f["state"], f["why"]])
         if f["fix"]:
-            print(f"  {'':<{w}}  {'':<9}  fix: {f['fix']}")
+            rows.append(["", "", f"fix: {f['fix']}"])
+    columns = [Column(), Column(gap=2), Column(gap=2)]
+    for line in render_table(columns, rows, indent="  ", header=False):
+        print(line)
     for warning in snap.warnings:
         print(f"  warning: {warning}")
     print(summary(snap))

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(report.to_csv())
     else:
-        from keck_tui.ui.report_table import print_report
+        from keck_tui.textout import render_report
 
-        print_report(report)
+        sys.stdout.write(render_report(report) + "\n")
     return 0

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from keck_tui.model import Row
-from keck_tui.ui import format as fmt
+from keck_tui.common import formatting as fmt
+from keck_tui.ui import format as bars
 from keck_tui.ui.view import Line
 
 NAME_MIN = 24
@@ -162,11 +163,11 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
     for col in layout.columns:
         k, w = col.key, col.width
         if k == "range":
-            a, b, c = fmt.range_bar(row.watts_lo, row.watts, row.watts_hi, ctx.scale, w)
+            a, b, c = bars.range_bar(row.watts_lo, row.watts, row.watts_hi, ctx.scale, w)
             cells.append((" ", "num"))
-            cells.append((fmt.BAR_LO * a, "bar_lo"))
-            cells.append((fmt.BAR_VALUE * b, "bar_val"))
-            cells.append((fmt.BAR_HI * c, "bar_hi"))
+            cells.append((bars.BAR_LO * a, "bar_lo"))
+            cells.append((bars.BAR_VALUE * b, "bar_val"))
+            cells.append((bars.BAR_HI * c, "bar_hi"))
             cells.append((" " * (w - a - b - c), "num"))
             continue
         if k == "watts":
@@ -194,7 +195,7 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
                 # bound: a swing smaller than the uncertainty must look small.
                 lo = min(min(values), row.watts_lo)
                 hi = max(max(values), row.watts_hi)
-                spark = fmt.sparkline(values, w, top=hi if hi > lo else None, bottom=lo if hi > lo else 0.0)
+                spark = bars.sparkline(values, w, top=hi if hi > lo else None, bottom=lo if hi > lo else 0.0)
             else:
                 spark = ""
             cells.append((" " + spark.ljust(w), "trend"))

@@ -7,7 +7,8 @@ from rich.style import Style
 from rich.text import Text
 
 from keck_tui.model import Snapshot
-from keck_tui.ui import format as fmt
+from keck_tui.common import formatting as fmt
+from keck_tui.ui import format as bars
 from keck_tui.ui.history import History
 from keck_tui.ui.view import Line
 
@@ -83,7 +84,7 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     t.append(" watts  ", st("dim"))
     # Scaled from the lowest lower bound to the highest upper bound in view, so a
     # swing smaller than the uncertainty looks small.
-    t.append(fmt.sparkline(watts, spark_w, top=top if top > bottom else None,
+    t.append(bars.sparkline(watts, spark_w, top=top if top > bottom else None,
                            bottom=bottom if top > bottom else 0.0).ljust(spark_w), st("spark"))
     t.append(f"  now {fmt.fmt_watts(row.watts, est)} W")
     finite = [w for w in watts if math.isfinite(w)]
@@ -94,7 +95,7 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     half = fmt.bound_halfwidth(row.watts, row.watts_lo, row.watts_hi)
     pct = f" ({half / row.watts * 100:.1f} %)" if row.watts > 0 else ""
     t.append(" ±      ", st("dim"))
-    t.append(fmt.sparkline(halves, spark_w, top=max(halves, default=0.0) or None).ljust(spark_w), st("spark_bound"))
+    t.append(bars.sparkline(halves, spark_w, top=max(halves, default=0.0) or None).ljust(spark_w), st("spark_bound"))
     t.append(f"  now ±{fmt.fmt_watts(half)} W{pct}")
     t.append(f"  range {fmt.fmt_watts(row.watts_lo)}–{fmt.fmt_watts(row.watts_hi)} W", st("dim"))
     if len(halves) > 1:

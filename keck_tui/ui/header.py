@@ -13,7 +13,7 @@ from rich.style import Style
 from rich.text import Text
 
 from keck_tui.model import Snapshot, SourceStatus
-from keck_tui.ui import format as fmt
+from keck_tui.common import formatting as fmt
 
 COMPONENT_ORDER = ("cpu", "dram", "gpu", "platform")
 COMPONENT_LABEL = {"cpu": "CPU", "dram": "DRAM", "gpu": "GPU", "platform": "platform"}

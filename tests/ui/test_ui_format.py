@@ -1,11 +1,12 @@
-"""Exact text of the TUI's number formats, bars and sparklines."""
+"""Exact text of the TUI's number formats (common.formatting), bars and sparklines."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from keck_tui.ui import format as fmt
+from keck_tui.common import formatting as fmt
+from keck_tui.ui import format as bars
 
 
 @pytest.mark.parametrize("watts,est,text", [
@@ -38,16 +39,16 @@ def test_small_formats():
 
 def test_range_bar_cells():
     # scale 100 W over 10 cells: lo 40 → 4 █, value 50 → 1 ▒, hi 70 → 2 ░
-    assert fmt.range_bar_text(40, 50, 70, 100, 10) == "████▒░░"
+    assert bars.range_bar_text(40, 50, 70, 100, 10) == "████▒░░"
     # an exact value still shows where it is; an uncertain tiny row gets a shaded cell
-    assert fmt.range_bar_text(50, 50, 50, 100, 10) == "█████"
-    assert fmt.range_bar_text(0.1, 0.2, 0.4, 400, 10) == "▒░"
-    assert fmt.range_bar(0, 0, 0, 0, 10) == (0, 0, 0)
-    assert sum(fmt.range_bar(90, 120, 300, 100, 10)) == 10  # clipped to the bar
+    assert bars.range_bar_text(50, 50, 50, 100, 10) == "█████"
+    assert bars.range_bar_text(0.1, 0.2, 0.4, 400, 10) == "▒░"
+    assert bars.range_bar(0, 0, 0, 0, 10) == (0, 0, 0)
+    assert sum(bars.range_bar(90, 120, 300, 100, 10)) == 10  # clipped to the bar
 
 
 def test_sparkline():
-    assert fmt.sparkline([0, 1, 2, 3, 4, 5, 6, 7], 8) == "▁▂▃▄▅▆▇█"
-    assert fmt.sparkline([1, 2, 3], 2) == "▆█"  # last `width` values
-    assert fmt.sparkline([5, math.nan, 5], 3, top=10) == "▅ ▅"
-    assert fmt.sparkline([], 4) == ""
+    assert bars.sparkline([0, 1, 2, 3, 4, 5, 6, 7], 8) == "▁▂▃▄▅▆▇█"
+    assert bars.sparkline([1, 2, 3], 2) == "▆█"  # last `width` values
+    assert bars.sparkline([5, math.nan, 5], 3, top=10) == "▅ ▅"
+    assert bars.sparkline([], 4) == ""
