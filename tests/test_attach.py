@@ -401,7 +401,7 @@ def test_attach_timeout_zero_is_an_error_not_the_default(tmp_path) -> None:
 async def test_fetch_errors_say_what_went_wrong() -> None:
     """QA: 'Connect call failed (...)' instead of 'Connection refused'; http:// against a TLS agent
     and https:// against a plain one gave no hint."""
-    from keck_tui.sources.http import FetchError, fetch_json
+    from keck_tui.common.http import HttpError, get_json
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1)  # what an https server does with a plain-text request: drops it
@@ -413,14 +413,17 @@ async def test_fetch_errors_say_what_went_wrong() -> None:
     await plain.start()
     try:
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(FetchError) as e:
-                await fetch_json(session, f"http://127.0.0.1:{free_port()}/api/v1/snapshot", timeout=2)
+            with pytest.raises(HttpError) as e:
+                await get_json(session, f"http://127.0.0.1:{free_port()}/api/v1/snapshot", timeout=2,
+                               peer="agent")
             assert str(e.value) == "cannot connect: Connection refused"
-            with pytest.raises(FetchError) as e:
-                await fetch_json(session, f"http://127.0.0.1:{closer_port}/api/v1/snapshot", timeout=2)
+            with pytest.raises(HttpError) as e:
+                await get_json(session, f"http://127.0.0.1:{closer_port}/api/v1/snapshot", timeout=2,
+                               peer="agent")
             assert str(e.value) == "server disconnected (is it an https:// agent?)"
-            with pytest.raises(FetchError) as e:
-                await fetch_json(session, f"https://127.0.0.1:{plain.port}/api/v1/snapshot", timeout=2)
+            with pytest.raises(HttpError) as e:
+                await get_json(session, f"https://127.0.0.1:{plain.port}/api/v1/snapshot", timeout=2,
+                               peer="agent")
             assert "does not speak TLS (is it an http:// agent?)" in str(e.value)
     finally:
         closer.close()

@@ -234,7 +234,7 @@ def test_wait_for_first_polls_without_pods_and_stop_cancels_a_slow_fetch():
         client.stop()
         took = time.monotonic() - t0
         assert took < 1.0, f"stop() took {took:.1f} s"
-        assert not client._thread.is_alive()  # type: ignore[union-attr]
+        assert not client._poller.loop.thread.is_alive()  # type: ignore[union-attr]
 
 
 async def test_401_advice_names_the_rbac_the_deploy_docs_grant():
@@ -243,3 +243,30 @@ async def test_401_advice_names_the_rbac_the_deploy_docs_grant():
     with serve_in_thread(_kubelet_app(calls, token="s3cret")) as base:
         st = await KubeletClient([KubeletEndpoint(base + "/pods")]).fetch_once()
     assert "nodes/pods" in st.detail and "nodes/pods" in st.extra["fix"]
+
+
+def test_a_poll_that_raises_stays_visible_and_the_poller_retries(monkeypatch):
+    """A failure fetch_once does not catch (here a RecursionError from the parser) used to end the
+    kubelet thread silently: the status said 'ok' with the last pod list for ever."""
+    import keck_tui.hierarchy.kubelet as kubelet
+
+    calls: list[str] = []
+    real = kubelet.parse_pod_list
+    failing = {"on": False}
+
+    def parse(doc):
+        if failing["on"]:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(doc)
+
+    monkeypatch.setattr(kubelet, "parse_pod_list", parse)
+    with serve_in_thread(_kubelet_app(calls)) as base:
+        client = KubeletClient([KubeletEndpoint(base + "/pods")], refresh_s=0.1, min_gap_s=0.0)
+        assert client.wait_for_first(10.0) and client.status().status == "ok"
+        failing["on"] = True
+        _wait_for(lambda: client.status().status == "error")
+        assert "RecursionError" in client.status().detail and len(client.pods()) == 4  # the last list is kept
+        failing["on"] = False
+        _wait_for(lambda: client.status().status == "ok")  # and it recovers
+        assert client._poller.loop.thread.is_alive()  # type: ignore[union-attr]
+        client.stop()

@@ -18,7 +18,7 @@ import pytest
 from tests.agent_procs import REPO, AgentProc, free_port
 from tests.conftest import shared_fixture
 from keck_tui.agent.fake import fake_snapshot
-from keck_tui.sources.http import FetchError
+from keck_tui.common.http import HttpError
 from keck_tui.sources.prometheus import PrometheusSource, parse_vector
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters, rates_between, samples_from_text
 
@@ -191,9 +191,9 @@ def test_parse_vector_and_errors() -> None:
     assert parse_vector(doc) == [Sample("keck_node_power_watts", {"node": "a"}, 12.5)]
     assert parse_vector({"status": "success", "data": {"resultType": "vector", "result": [
         {"metric": {"node": "b"}, "value": [1, "2"]}]}}, "x_total") == [Sample("x_total", {"node": "b"}, 2.0)]
-    with pytest.raises(FetchError, match="bad_data"):
+    with pytest.raises(HttpError, match="bad_data"):
         parse_vector({"status": "error", "error": "bad_data"})
-    with pytest.raises(FetchError, match="matrix"):
+    with pytest.raises(HttpError, match="matrix"):
         parse_vector({"status": "success", "data": {"resultType": "matrix", "result": []}})
 
 

@@ -2,23 +2,26 @@
 
 The kubelet serves the node's PodList on its authenticated port (10250, HTTPS,
 bearer token) and, where enabled, its read-only port (10255, plain HTTP). The
-client polls it on its own thread (asyncio + aiohttp), keeps the latest answer
+client polls it on its own thread (:class:`keck_tui.common.bgloop.Poller`, the
+common HTTP JSON client), keeps the latest answer
 and never blocks a caller: ``pods()`` returns what is cached, ``request_refresh()``
 asks for an early poll (an unknown pod UID appeared), rate-limited.
 """
 from __future__ import annotations
 
-import asyncio
 import os
-import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from keck_tui.clock import Clock, SystemClock
+from keck_tui.common.bgloop import Poller
+from keck_tui.common.http import BAD_JSON, TLS, HttpError, bearer, client_session, client_tls, get_json
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+MAX_TOKEN_BYTES = 64 * 1024
+MAX_PODLIST_BYTES = 64 * 1024 * 1024  # a node's PodList: ~10 kB a pod, 110 pods by default, 500+ on big nodes
 
 
 @dataclass(frozen=True)
@@ -123,20 +126,15 @@ class KubeletClient:
     def __init__(self, endpoints: list[KubeletEndpoint], *, refresh_s: float = 30.0,
                  min_gap_s: float = 2.0, timeout: float = 5.0, clock: Clock | None = None) -> None:
         self._endpoints = list(endpoints)
-        self._refresh_s = refresh_s
-        self._min_gap_s = min_gap_s
         self._timeout = timeout
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._pods: dict[str, PodInfo] = {}
         self._status = SourceStatus("kubelet", STATUS_OK, "waiting for the first /pods answer")
-        self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._last_fetch: float | None = None
         self._working: KubeletEndpoint | None = None
-        self._first_done = threading.Event()
-        self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any] | None] | None = None
+        # Early refreshes (an unknown pod UID appeared) are rate-limited by min_gap_s.
+        self._poller = Poller("keck-kubelet", self.fetch_once, refresh_s, from_end=True, min_gap=min_gap_s,
+                              monotonic=self._clock.monotonic)
 
     # ---- called from the collector's thread: never block ----
     def pods(self) -> dict[str, PodInfo]:
@@ -146,77 +144,37 @@ class KubeletClient:
 
     def status(self) -> SourceStatus:
         with self._lock:
-            return self._status
+            status = self._status
+        if self._poller.error:  # fetch_once itself failed: say so rather than go quiet
+            return SourceStatus("kubelet", STATUS_ERROR, f"{status.detail}; poller: {self._poller.error}",
+                                extra=status.extra)
+        return status
 
     def request_refresh(self) -> None:
         self._ensure_started()
-        self._wake.set()
+        self._poller.wake()
 
     def wait_for_first(self, timeout: float) -> bool:
         """Start polling and block until the first fetch finished (either way) or ``timeout``."""
-        self._ensure_started()
-        return self._first_done.wait(timeout) if self._thread is not None else True
+        if not self._endpoints:
+            return True
+        return self._poller.wait_for_first(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        with self._lock:
-            fetch = self._in_flight
-        if fetch is not None:
-            loop, task = fetch
-            try:
-                loop.call_soon_threadsafe(task.cancel)  # type: ignore[union-attr]
-            except RuntimeError:  # the loop has just finished
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=self._timeout + 1)
+        """Stop polling; a fetch in flight (a slow kubelet) is cancelled, not waited for."""
+        self._poller.stop(timeout=self._timeout + 1)
 
     def _ensure_started(self) -> None:
-        if self._thread is None and self._endpoints:
-            self._thread = threading.Thread(target=self._run, name="keck-kubelet", daemon=True)
-            self._thread.start()
-
-    # ---- background thread ----
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                asyncio.run(self._fetch_cancellable())
-            except asyncio.CancelledError:
-                break  # stop() cancelled a fetch in flight
-            finally:
-                self._first_done.set()
-            self._wake.clear()
-            self._wake.wait(self._refresh_s)
-            if self._stop.is_set():
-                break
-            # Rate-limit early refreshes.
-            if self._last_fetch is not None:
-                gap = self._clock.monotonic() - self._last_fetch
-                if gap < self._min_gap_s:
-                    self._stop.wait(self._min_gap_s - gap)
-
-    async def _fetch_cancellable(self) -> SourceStatus:
-        """fetch_once() that stop() can cancel (a slow kubelet must not hold up shutdown)."""
-        with self._lock:
-            self._in_flight = (asyncio.get_running_loop(), asyncio.current_task())
-        try:
-            if self._stop.is_set():
-                raise asyncio.CancelledError
-            return await self.fetch_once()
-        finally:
-            with self._lock:
-                self._in_flight = None
+        if self._endpoints:
+            self._poller.start()
 
     async def fetch_once(self) -> SourceStatus:
         """Poll the endpoints (the one that worked last first); update the cache and status."""
-        import aiohttp
-
-        self._last_fetch = self._clock.monotonic()
         order = ([self._working] if self._working else []) + [e for e in self._endpoints if e != self._working]
         errors: list[str] = []
         for ep in order:
             try:
-                pods = await self._fetch(aiohttp, ep)
+                pods = await self._fetch(ep)
             except _FetchError as exc:
                 errors.append(f"{ep.url}: {exc}")
                 continue
@@ -237,48 +195,41 @@ class KubeletClient:
             self._status = status
         return status
 
-    async def _fetch(self, aiohttp: Any, ep: KubeletEndpoint) -> dict[str, PodInfo]:
-        headers = {"Accept": "application/json"}
-        if ep.token_file:
+    async def _fetch(self, ep: KubeletEndpoint) -> dict[str, PodInfo]:
+        headers: dict[str, str] = {}
+        if ep.token_file:  # re-read each poll: projected service-account tokens rotate
             try:
                 with open(ep.token_file, encoding="utf-8") as fh:
-                    headers["Authorization"] = "Bearer " + fh.read().strip()
+                    headers = bearer(fh.read(MAX_TOKEN_BYTES).strip())
             except OSError as exc:
                 raise _FetchError(f"cannot read token {ep.token_file}: {exc.strerror}") from None
-        ssl_arg: Any = None
+        tls: Any = None
         if ep.url.startswith("https:"):
-            if not ep.verify_tls:
-                ssl_arg = False
-            else:
-                try:
-                    ssl_arg = ssl.create_default_context(cafile=ep.ca_file) if ep.ca_file else None
-                except (OSError, ssl.SSLError) as exc:
-                    raise _FetchError(f"cannot load CA {ep.ca_file}: {exc}") from None
-        timeout = aiohttp.ClientTimeout(total=self._timeout)
+            try:
+                tls = client_tls(ep.ca_file, insecure=not ep.verify_tls)
+            except ValueError as exc:
+                raise _FetchError(str(exc)) from None
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(ep.url, headers=headers, ssl=ssl_arg) as resp:
-                    if resp.status in (401, 403):
-                        raise _FetchError(f"HTTP {resp.status} (the token may lack 'get' on nodes/pods; "
-                                          "nodes/proxy before Kubernetes 1.36)")
-                    if resp.status != 200:
-                        raise _FetchError(f"HTTP {resp.status}")
-                    body = await resp.read()
-        except _FetchError:
-            raise
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise _FetchError(f"TLS verification failed ({exc.certificate_error}); "
-                              "set [kubelet] insecure = true in the config if the kubelet's "
-                              "certificate is self-signed") from None
-        except asyncio.TimeoutError:
-            raise _FetchError(f"timed out after {self._timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise _FetchError(str(exc) or type(exc).__name__) from None
-        import json
+            async with client_session(4) as session:
+                doc = await get_json(session, ep.url, headers=headers, timeout=self._timeout, ssl=tls,
+                                     max_bytes=MAX_PODLIST_BYTES, peer="kubelet")
+        except HttpError as exc:
+            raise _FetchError(_advice(exc)) from None
         try:
-            return parse_pod_list(json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
+            return parse_pod_list(doc)
+        except ValueError as exc:
             raise _FetchError(f"bad PodList: {exc}") from None
+
+
+def _advice(exc: HttpError) -> str:
+    """The client's one line, with what to do for the failures a kubelet typically gives."""
+    if exc.status in (401, 403):
+        return f"HTTP {exc.status} (the token may lack 'get' on nodes/pods; nodes/proxy before Kubernetes 1.36)"
+    if exc.kind == TLS:
+        return f"{exc}; set [kubelet] insecure = true in the config if the kubelet's certificate is self-signed"
+    if exc.kind == BAD_JSON:
+        return f"bad PodList: {exc}"
+    return str(exc)
 
 
 class _FetchError(Exception):

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SnapshotFormatError, SourceStatus, STATUS_ERROR, STATUS_OK
-from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.tree import graft
 
 EXPAND_DEPTH = 1
@@ -82,15 +82,15 @@ class AgentSource:
         a.polls += 1
         params = {} if self.depth is None else {"depth": str(self.depth)}
         try:
-            doc = await fetch_json(session, f"{a.spec.base}/api/v1/snapshot", params=params,
-                                   token=a.spec.token, timeout=a.spec.timeout, ssl_setting=a.spec.ssl)
+            doc = await get_json(session, f"{a.spec.base}/api/v1/snapshot", params=params,
+                                 headers=bearer(a.spec.token), timeout=a.spec.timeout, ssl=a.spec.ssl, peer="agent")
             try:
                 snap = Snapshot.from_json(doc)
             except SnapshotFormatError as exc:
-                raise FetchError(f"not a keck-top snapshot: {exc}") from None
+                raise HttpError(f"not a keck-top snapshot: {exc}") from None
             if a.expanded:
                 await asyncio.gather(*(self._expand_one(session, a, p) for p in list(a.expanded)))
-        except FetchError as exc:
+        except HttpError as exc:
             a.error = str(exc)
             a.failures += 1
             backoff = min(self.max_backoff, 2.0 ** (a.failures - 1))
@@ -106,11 +106,11 @@ class AgentSource:
 
     async def _expand_one(self, session: aiohttp.ClientSession, a: AgentState, path: tuple[str, ...]) -> None:
         try:
-            doc = await fetch_json(session, f"{a.spec.base}/api/v1/snapshot",
-                                   params={"path": "/".join(path), "depth": str(EXPAND_DEPTH)},
-                                   token=a.spec.token, timeout=a.spec.timeout, ssl_setting=a.spec.ssl,
-                                   allow_404=True)
-        except FetchError:
+            doc = await get_json(session, f"{a.spec.base}/api/v1/snapshot",
+                                 params={"path": "/".join(path), "depth": str(EXPAND_DEPTH)},
+                                 headers=bearer(a.spec.token), timeout=a.spec.timeout, ssl=a.spec.ssl,
+                                 allow_404=True, peer="agent")
+        except HttpError:
             return  # keep the old subtree; the main fetch decides staleness
         if doc is None:
             a.expanded.pop(path, None)  # the row is gone

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keck_tui.common.http import client_tls
 from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.fleet import Fleet, FleetConfig, FleetError, load_fleet
-from keck_tui.sources.http import client_ssl
 from keck_tui.sources.keck import KeckSource
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def build_fleet(config: AttachConfig) -> Fleet:
     """The fleet ``config`` names; an unusable part raises FleetError before anything is polled."""
     token = _token(config.token_file)
     try:
-        ssl_setting = client_ssl(config.ca_file, config.insecure_tls)
+        ssl_setting = client_tls(config.ca_file, config.insecure_tls)
     except ValueError as exc:
         raise FleetError(str(exc)) from None
     timeout = float(config.timeout)

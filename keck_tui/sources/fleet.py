@@ -26,13 +26,14 @@ from typing import Any, Callable, Protocol
 
 import aiohttp
 
+from keck_tui.common.bgloop import Poller, describe
 from keck_tui.common.errors import UsageError
+from keck_tui.common.http import client_session, client_tls
+from keck_tui.common.ids import safe_id
 from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.urls import UrlError, check_url
-from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.sources.agents import AgentSource, AgentSpec
-from keck_tui.sources.http import client_ssl
 from keck_tui.sources.tree import sum_row, unique_ids
 
 FLEET_ID = "fleet"
@@ -113,7 +114,7 @@ def load_fleet(path: Path) -> FleetConfig:
         if not isinstance(insecure, bool):  # "false" (a string) must not turn verification off
             raise FleetError(f"{where}: insecure_tls must be true or false, got {insecure!r}")
         try:
-            ssl_setting = client_ssl(ca, insecure)
+            ssl_setting = client_tls(ca, insecure)
         except ValueError as exc:
             raise FleetError(f"{where}: {exc}") from None
         ctimeout = _timeout(cdata.get("timeout", timeout), where)
@@ -208,7 +209,8 @@ class Fleet:
 
 
 class RemoteFeed:
-    """A SnapshotFeed over a :class:`Fleet`: polls on its own thread and asyncio loop.
+    """A SnapshotFeed over a :class:`Fleet`: polls on its own thread and asyncio loop
+    (:class:`keck_tui.common.bgloop.Poller`).
 
     ``latest()`` never blocks; ``request_subtree(path)`` asks for a lazy
     drill-down and returns at once (the subtree appears in a later snapshot).
@@ -222,50 +224,31 @@ class RemoteFeed:
         self._latest: Snapshot | None = None
         self._error: str | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._poller = Poller("keck-remote", self._poll, lambda: self.interval,
+                              on_start=self._open, on_stop=self._close)
         self.polls = 0
 
     def start(self) -> None:
-        if self._thread is None:
-            ready = threading.Event()
-            self._thread = threading.Thread(target=self._run, args=(ready,), name="keck-remote", daemon=True)
-            self._thread.start()
-            ready.wait(5)
+        self._poller.start()
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(ready))
-        finally:
-            loop.close()
+    async def _open(self) -> None:
+        self._session = client_session(self._connections)
 
-    async def _main(self, ready: threading.Event) -> None:
-        self._wake = asyncio.Event()
-        connector = aiohttp.TCPConnector(limit=self._connections)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            self._session = session
-            ready.set()
-            while not self._stop.is_set():
-                started = time.monotonic()
-                await self.poll_once(session)
-                spent = time.monotonic() - started
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, self.interval - spent))
-                except asyncio.TimeoutError:
-                    pass
+    async def _close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _poll(self) -> None:
+        if self._session is not None:
+            await self.poll_once(self._session)
 
     async def poll_once(self, session: aiohttp.ClientSession) -> Snapshot | None:
         try:
             await self.fleet.poll(session)
             snap = self.fleet.snapshot()
         except Exception as exc:  # noqa: BLE001 - a feed must survive its sources
-            self._error = f"{type(exc).__name__}: {exc}"
+            self._error = describe(exc)
             return None
         self._error = None
         with self._lock:
@@ -274,45 +257,33 @@ class RemoteFeed:
         return snap
 
     def stop(self) -> None:
-        self._stop.set()
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval + 10)
+        self._poller.stop(timeout=10.0)
 
     def latest(self) -> Snapshot | None:
         with self._lock:
             return self._latest
 
     def last_error(self) -> str | None:
-        return self._error
+        return self._error or self._poller.error
 
     def set_interval(self, seconds: float) -> None:
         self.interval = max(0.05, float(seconds))
         self.fleet.interval = self.interval
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self._poller.wake()
 
     def request_subtree(self, path: tuple[str, ...] | list[str]) -> None:
-        loop, session = self._loop, self._session
-        if loop is None or session is None or loop.is_closed():
-            return
-
         async def go() -> None:
-            if await self.fleet.expand(session, tuple(path)):
+            session = self._session
+            if session is not None and await self.fleet.expand(session, tuple(path)):
                 snap = self.fleet.snapshot()
                 with self._lock:
                     self._latest = snap
 
-        asyncio.run_coroutine_threadsafe(go(), loop)
+        self._poller.submit(go())
 
 
 async def poll_once(fleet: Fleet, connections: int = 256) -> Snapshot:
     """One poll of every source (for ``--once``)."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+    async with client_session(connections) as session:
         await fleet.poll(session)
         return fleet.snapshot()

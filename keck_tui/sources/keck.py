@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
+from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
-from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.tree import integrate, sum_row
 
 STALE_AFTER_S = 60.0  # the controller's own staleness threshold
@@ -130,8 +130,8 @@ class KeckSource:
         self._joules: dict[tuple[str, ...], float] = {}
 
     async def _get(self, session: aiohttp.ClientSession, path: str, **params: str) -> Any:
-        return await fetch_json(session, f"{self.url}{path}", params=params, token=self.token,
-                                timeout=self.timeout, ssl_setting=self.ssl)
+        return await get_json(session, f"{self.url}{path}", params=params, headers=bearer(self.token),
+                              timeout=self.timeout, ssl=self.ssl)
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
         try:
@@ -140,12 +140,12 @@ class KeckSource:
                 self._get(session, "/api/v1/nodes", method=self.method),
                 self._get(session, "/api/v1/namespaces", method=self.method))
             if not isinstance(cluster, dict) or not isinstance(nodes, list) or not isinstance(namespaces, list):
-                raise FetchError("unexpected answer shape from the Keck controller")
+                raise HttpError("unexpected answer shape from the Keck controller")
             names = [str(n.get("namespace")) for n in namespaces if isinstance(n, dict) and n.get("namespace")]
             pod_lists = await asyncio.gather(*(self._get(session, "/api/v1/pods-by-namespace", ns=ns,
                                                          method=self.method) for ns in names))
             pods = [p for lst in pod_lists if isinstance(lst, list) for p in lst if isinstance(p, dict)]
-        except FetchError as exc:
+        except HttpError as exc:
             self.error = str(exc)
             return
         now = self._mono()

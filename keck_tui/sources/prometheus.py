@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from keck_tui.common.errors import SourceConfigError
+from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
-from keck_tui.sources.http import FetchError, fetch_json
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
 from keck_tui.sources.tree import integrate, sum_row
 
@@ -41,10 +41,10 @@ def parse_vector(doc: Any, name: str | None = None) -> list[Sample]:
     """Samples of an instant-vector answer; ``name`` for results that lost ``__name__``."""
     if not isinstance(doc, dict) or doc.get("status") != "success":
         err = doc.get("error") if isinstance(doc, dict) else None
-        raise FetchError(f"Prometheus query failed: {err or 'unexpected answer'}")
+        raise HttpError(f"Prometheus query failed: {err or 'unexpected answer'}")
     data = doc.get("data") or {}
     if data.get("resultType") != "vector":
-        raise FetchError(f"Prometheus answered {data.get('resultType')!r}, expected a vector")
+        raise HttpError(f"Prometheus answered {data.get('resultType')!r}, expected a vector")
     out = []
     for item in data.get("result") or []:
         try:
@@ -92,8 +92,8 @@ class PrometheusSource:
         self._seen: dict[tuple[str, str], tuple[Row, float, str]] = {}
 
     async def query(self, session: aiohttp.ClientSession, promql: str, name: str | None = None) -> list[Sample]:
-        doc = await fetch_json(session, f"{self.url}/api/v1/query", params={"query": promql},
-                               token=self.token, timeout=self.timeout, ssl_setting=self.ssl)
+        doc = await get_json(session, f"{self.url}/api/v1/query", params={"query": promql},
+                             headers=bearer(self.token), timeout=self.timeout, ssl=self.ssl)
         return parse_vector(doc, name)
 
     async def samples(self, session: aiohttp.ClientSession) -> list[Sample]:
@@ -106,7 +106,7 @@ class PrometheusSource:
         self.polled = True
         try:
             samples = await self.samples(session)
-        except FetchError as exc:
+        except HttpError as exc:
             self.error = str(exc)
             return
         now = self._mono()
