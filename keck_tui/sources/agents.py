@@ -22,6 +22,7 @@ import aiohttp
 from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SnapshotFormatError, SourceStatus, STATUS_ERROR, STATUS_OK
+from keck_tui.sources.remote import never_answered
 from keck_tui.sources.tree import graft
 
 EXPAND_DEPTH = 1
@@ -147,10 +148,8 @@ class AgentSource:
 
     def node_row(self, a: AgentState, now: float) -> Row:
         if a.last is None:
-            return Row(level="node", id=a.node_id, name=a.spec.name or a.spec.label, watts=0.0,
-                       watts_lo=0.0, watts_hi=0.0, stale=True, error=a.error or "not polled yet",
-                       note="never answered: 0 W shown, not measured",
-                       labels={"url": a.spec.url})
+            return never_answered("node", a.node_id, a.spec.name or a.spec.label, a.error, "agent",
+                                  labels={"url": a.spec.url})
         root = a.last.root
         for path, sub in a.expanded.items():
             if sub is not None:

@@ -22,7 +22,8 @@ from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
 from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
-from keck_tui.sources.tree import integrate, sum_row
+from keck_tui.sources.remote import RemoteTrees, never_answered
+from keck_tui.sources.tree import sum_row
 
 STALE_AFTER_S = 60.0  # the controller's own staleness threshold
 
@@ -124,10 +125,19 @@ class KeckSource:
         self.ssl = ssl_setting
         self.method = method
         self._mono = monotonic
-        self.row: Row | None = None
-        self.last_ok: float | None = None
-        self.error: str | None = None
-        self._joules: dict[tuple[str, ...], float] = {}
+        self._trees = RemoteTrees(monotonic)
+
+    @property
+    def row(self) -> Row | None:
+        return self._trees.rows[0] if self._trees.rows else None
+
+    @property
+    def error(self) -> str | None:
+        return self._trees.error
+
+    @property
+    def last_ok(self) -> float | None:
+        return self._trees.last_ok
 
     async def _get(self, session: aiohttp.ClientSession, path: str, **params: str) -> Any:
         return await get_json(session, f"{self.url}{path}", params=params, headers=bearer(self.token),
@@ -146,27 +156,14 @@ class KeckSource:
                                                          method=self.method) for ns in names))
             pods = [p for lst in pod_lists if isinstance(lst, list) for p in lst if isinstance(p, dict)]
         except HttpError as exc:
-            self.error = str(exc)
+            self._trees.failed(str(exc))
             return
-        now = self._mono()
-        # energy since attach: watts × time between two good answers in a row (a gap adds nothing)
-        dt = now - self.last_ok if self.last_ok is not None and self.error is None else 0.0
-        row = cluster_row(self.cluster, cluster, [n for n in nodes if isinstance(n, dict)], pods)
-        (self.row,), self._joules = integrate([row], self._joules, dt)
-        self.last_ok = now
-        self.error = None
+        self._trees.fresh([cluster_row(self.cluster, cluster, [n for n in nodes if isinstance(n, dict)], pods)])
 
     def cluster_rows(self) -> list[Row]:
-        if self.row is None:
-            return [Row(level="cluster", id=safe_id(self.cluster), name=self.cluster, watts=0.0, watts_lo=0.0,
-                        watts_hi=0.0, stale=True, error=self.error or "not polled yet",
-                        note="Keck controller never answered: 0 W shown, not measured")]
-        if self.error is None:
-            return [self.row]
-        age = self._mono() - self.last_ok if self.last_ok is not None else None
-        mark = lambda r: replace(r, stale=True, error=self.error)  # noqa: E731
-        return [replace(self.row, stale=True, error=self.error, age_s=age,
-                        children=tuple(mark(c) for c in self.row.children))]
+        if not self._trees.answered:
+            return [never_answered("cluster", safe_id(self.cluster), self.cluster, self.error, "Keck controller")]
+        return self._trees.current()
 
     def statuses(self) -> list[SourceStatus]:
         return [SourceStatus(name=f"keck {self.cluster}", status=STATUS_OK if self.error is None and self.row

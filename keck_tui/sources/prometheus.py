@@ -20,7 +20,8 @@ from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
-from keck_tui.sources.tree import integrate, sum_row
+from keck_tui.sources.remote import RemoteTrees, never_answered
+from keck_tui.sources.tree import sum_row
 
 GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|process)_power_watts'
                   '|keck_node_power_(lower|upper)_bound_watts'
@@ -83,11 +84,8 @@ class PrometheusSource:
         self.timeout = timeout
         self.ssl = ssl_setting
         self._mono = monotonic
-        self.rows: list[Row] = []
-        self.error: str | None = None
-        self.last_ok: float | None = None
+        self._trees = RemoteTrees(monotonic)
         self.polled = False
-        self._joules: dict[tuple[str, ...], float] = {}
         # (cluster id, node id) → (last row, monotonic time last seen, cluster name)
         self._seen: dict[tuple[str, str], tuple[Row, float, str]] = {}
 
@@ -107,15 +105,21 @@ class PrometheusSource:
         try:
             samples = await self.samples(session)
         except HttpError as exc:
-            self.error = str(exc)
+            self._trees.failed(str(exc))
             return
-        now = self._mono()
-        # energy since attach: watts × time between two good answers in a row (a gap adds nothing)
-        dt = now - self.last_ok if self.last_ok is not None and self.error is None else 0.0
-        fresh, self._joules = integrate(build_clusters(samples, self.labels), self._joules, dt)
-        self.rows = self._with_vanished(fresh, now)
-        self.error = None
-        self.last_ok = now
+        self._trees.fresh(build_clusters(samples, self.labels), finish=self._with_vanished)
+
+    @property
+    def rows(self) -> list[Row]:
+        return self._trees.rows
+
+    @property
+    def error(self) -> str | None:
+        return self._trees.error
+
+    @property
+    def last_ok(self) -> float | None:
+        return self._trees.last_ok
 
     def _with_vanished(self, fresh: list[Row], now: float) -> list[Row]:
         """``fresh`` plus, for VANISHED_KEEP_S, a stale copy of each node that was there before.
@@ -152,16 +156,10 @@ class PrometheusSource:
         return out
 
     def cluster_rows(self) -> list[Row]:
-        if self.error is None:
-            return self.rows
-        age = self._mono() - self.last_ok if self.last_ok is not None else None
-        if not self.rows:
+        if self.error is not None and not self.rows:
             host = urlsplit(self.url).netloc or self.url
-            return [Row(level="cluster", id="(prometheus)", name=f"prometheus {host}", watts=0.0, watts_lo=0.0,
-                        watts_hi=0.0, stale=True, error=self.error, note="Prometheus never answered: 0 W shown")]
-        return [replace(r, stale=True, error=self.error, age_s=age,
-                        children=tuple(replace(c, stale=True, error=self.error, age_s=age) for c in r.children))
-                for r in self.rows]
+            return [never_answered("cluster", "(prometheus)", f"prometheus {host}", self.error, "Prometheus")]
+        return self._trees.current()
 
     def statuses(self) -> list[SourceStatus]:
         ok = self.error is None and self.polled
