@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from keck_tui.commands.base import (CliError, add_config_option, add_interval_option, add_output_options,
                                     settings_from_args)
