@@ -23,12 +23,13 @@ import json
 import os
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Mapping
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Mapping
 
 from keck_tui.common import bounded
 from keck_tui.common.text import terminal_safe
+
+if TYPE_CHECKING:  # aiohttp is imported when a request is made: --once --json never loads it
+    import aiohttp
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = bounded.MAX_NESTING
@@ -78,6 +79,8 @@ def client_tls(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLCon
 
 def client_session(connections: int = 100, **kwargs: Any) -> aiohttp.ClientSession:
     """A session with at most ``connections`` open connections (create it inside the loop)."""
+    import aiohttp
+
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), **kwargs)
 
 
@@ -89,6 +92,8 @@ async def request(session: aiohttp.ClientSession, method: str, url: str, *,
 
     ``peer`` names the other side in hints ("is it an https:// agent?").
     """
+    import aiohttp
+
     secrets = _secrets(headers)
     kwargs: dict[str, Any] = {"params": params, "headers": dict(headers or {}),
                               "timeout": aiohttp.ClientTimeout(total=timeout)}
@@ -173,6 +178,8 @@ def _scrub(text: str, secrets: frozenset[str]) -> str:
 
 
 def _client_error(exc: aiohttp.ClientError, url: str, peer: str, secrets: frozenset[str]) -> HttpError:
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return HttpError(f"TLS verification failed: certificate not trusted ({exc.certificate_error})", TLS)
     if isinstance(exc, aiohttp.ClientConnectorError):
