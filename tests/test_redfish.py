@@ -188,7 +188,7 @@ def test_stale_reading_is_dropped():
     with serve_in_thread(mockup_app(folder)) as base:
         s2 = RedfishSampler(base, interval=10.0, clock=clock, timeout=5.0)
         asyncio.run(_poll_store(s2))
-    s2._thread = object()  # pretend the poller runs; we drive time by hand  # type: ignore[assignment]
+    s2._poller.stop()  # no poller thread: we drive time by hand
     assert s2.sample().domains[0].watts == 374.0
     clock.advance(36.0)  # > 3 intervals + timeout
     r = s2.sample()
@@ -196,8 +196,7 @@ def test_stale_reading_is_dropped():
 
 
 async def _poll_store(s: RedfishSampler) -> None:
-    async with s._session() as session:
-        await s._poll_and_store(session)
+    await s._one_poll(store=True)
 
 
 def test_from_config_credentials_file_env_and_errors(tmp_path):
@@ -310,13 +309,14 @@ def test_stop_cancels_a_poll_in_flight_instead_of_waiting_for_a_slow_bmc():
         s.stop()
         took = time.monotonic() - t0
     assert took < 1.0, f"stop() took {took:.1f} s"
-    assert not s._thread.is_alive()  # type: ignore[union-attr]
+    assert not s._poller.loop.thread.is_alive()  # type: ignore[union-attr]
 
 
 def test_fix_advice_matches_the_failure_and_the_url_is_not_repeated():
     refused = RedfishSampler("http://127.0.0.1:9", clock=FakeClock(), timeout=2.0)
     r = refused.read_now()
-    refused._last_error, refused._polls, refused._thread = r.source.detail, 1, object()  # type: ignore[assignment]
+    refused._last_error, refused._polls = r.source.detail, 1
+    refused._poller.stop()  # no poller thread: the reading above is the one to report
     s = refused.sample()
     # aiohttp says "ssl:default" in every connection error: that is no TLS problem
     assert "insecure" not in s.source.extra["fix"] and "answers at" in s.source.extra["fix"]
