@@ -1,8 +1,8 @@
 """Summaries of a recording: energy, mean/peak watts, cost and CO2e per group.
 
 Pure aggregation, streaming: one pass over the file, memory bounded by the
-number of groups (not by the recording's length). No rich here: the table is
-rendered by ``keck_tui.textout.render_report``; JSON and CSV are plain text.
+number of groups (not by the recording's length). No rich here: the table
+(:func:`render_report`) is plain text, like JSON and CSV.
 
 What a group is (``--by``):
 
@@ -35,6 +35,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from keck_tui.common import table
+from keck_tui.common.formatting import fmt_clock, fmt_duration, fmt_energy, fmt_grams, fmt_money, fmt_pct, fmt_watts
+from keck_tui.common.table import Column
 from keck_tui.cost import J_PER_KWH, Tariff
 from keck_tui.model import Row, Snapshot, SnapshotFormatError
 from keck_tui.recording import ReadStats, RecordingError, iter_lines, split_points
@@ -680,3 +683,33 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
     stats.skips = problems[: ReadStats.MAX_PROBLEMS]
     stats.problems = [f"line {n}: {why}" for n, why in stats.skips]
     return agg.result(path, stats, sum(r[3] for r in results))
+
+
+def render_report(report: Report) -> str:
+    """``keck-top report`` as a table: a title line, one row per group, a rule, the total."""
+    title = (f"{report.path}: {report.snapshots} snapshots, {fmt_clock(report.start, date=True)} → "
+             f"{fmt_clock(report.end, date=True)} ({fmt_duration(report.duration_s)}), by {report.by}")
+    columns = [Column(report.by, max_width=48), Column("where", max_width=24, gap=2),
+               Column("energy", ">", gap=2), Column("(lo…hi)", ">"), Column("mean W", ">", gap=2),
+               Column("(lo…hi)", ">"), Column("peak W", ">", gap=2), Column("peak at", ">"),
+               Column("share", ">", gap=2)]
+    if report.has_price:
+        columns.append(Column("cost", ">", gap=2))
+    if report.has_co2e:
+        columns.append(Column("CO2e", ">", gap=2))
+    rows: list[list[str] | None] = [_report_cells(report, g) for g in report.groups]
+    rows += [None, _report_cells(report, report.total)]
+    return "\n".join([title] + table.render_table(columns, rows))
+
+
+def _report_cells(report: Report, g: GroupTotal) -> list[str]:
+    mean, lo, hi = g.mean_watts(report.duration_s)
+    share = fmt_pct(100 * g.joules / report.total.joules) if report.total.joules > 0 else "—"
+    cells = [g.name, g.where, fmt_energy(g.joules), f"({fmt_energy(g.joules_lo)}…{fmt_energy(g.joules_hi)})",
+             fmt_watts(mean), f"({fmt_watts(lo)}…{fmt_watts(hi)})", fmt_watts(g.peak_watts),
+             fmt_clock(g.peak_time) if g.peak_time else "—", share]
+    if report.has_price:
+        cells.append(fmt_money(g.cost, report.currency, missing="—"))
+    if report.has_co2e:
+        cells.append(fmt_grams(g.co2e_g, unit=True, missing="—"))
+    return cells

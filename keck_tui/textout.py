@@ -4,16 +4,12 @@ No colours, no terminal control: for pipes, logs and dumb terminals.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
-from keck_tui.common.formatting import (fmt_bound, fmt_clock, fmt_duration, fmt_energy, fmt_grams, fmt_mhz,
-                                       fmt_money, fmt_pct, fmt_util, fmt_watts)
+from keck_tui.common.formatting import fmt_bound, fmt_clock, fmt_mhz, fmt_pct, fmt_util, fmt_watts
 from keck_tui.common import table
 from keck_tui.common.table import Column
 from keck_tui.model import Row, Snapshot
-
-if TYPE_CHECKING:
-    from keck_tui.report import GroupTotal, Report
 
 FLEET_COLUMNS = (Column("NAME", width=40), Column("LEVEL", width=8), Column("WATTS", ">", 10),
                  Column("LO", ">", 10), Column("HI", ">", 10), Column("STATE", gap=2))
@@ -80,33 +76,3 @@ def render_fleet_table(snap: Snapshot) -> str:
         cells.append(["  " * (len(path) - 1) + row.name, row.level, fmt_watts(row.watts), fmt_watts(row.watts_lo),
                       fmt_watts(row.watts_hi), state])
     return "\n".join(lines + table.render_table(FLEET_COLUMNS, cells))
-
-
-def render_report(report: "Report") -> str:
-    """``keck-top report`` as a table: a title line, one row per group, a rule, the total."""
-    title = (f"{report.path}: {report.snapshots} snapshots, {fmt_clock(report.start, date=True)} → "
-             f"{fmt_clock(report.end, date=True)} ({fmt_duration(report.duration_s)}), by {report.by}")
-    columns = [Column(report.by, max_width=48), Column("where", max_width=24, gap=2),
-               Column("energy", ">", gap=2), Column("(lo…hi)", ">"), Column("mean W", ">", gap=2),
-               Column("(lo…hi)", ">"), Column("peak W", ">", gap=2), Column("peak at", ">"),
-               Column("share", ">", gap=2)]
-    if report.has_price:
-        columns.append(Column("cost", ">", gap=2))
-    if report.has_co2e:
-        columns.append(Column("CO2e", ">", gap=2))
-    rows: list[list[str] | None] = [_report_cells(report, g) for g in report.groups]
-    rows += [None, _report_cells(report, report.total)]
-    return "\n".join([title] + table.render_table(columns, rows))
-
-
-def _report_cells(report: "Report", g: "GroupTotal") -> list[str]:
-    mean, lo, hi = g.mean_watts(report.duration_s)
-    share = fmt_pct(100 * g.joules / report.total.joules) if report.total.joules > 0 else "—"
-    cells = [g.name, g.where, fmt_energy(g.joules), f"({fmt_energy(g.joules_lo)}…{fmt_energy(g.joules_hi)})",
-             fmt_watts(mean), f"({fmt_watts(lo)}…{fmt_watts(hi)})", fmt_watts(g.peak_watts),
-             fmt_clock(g.peak_time) if g.peak_time else "—", share]
-    if report.has_price:
-        cells.append(fmt_money(g.cost, report.currency, missing="—"))
-    if report.has_co2e:
-        cells.append(fmt_grams(g.co2e_g, unit=True, missing="—"))
-    return cells

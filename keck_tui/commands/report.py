@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(report.to_csv())
     else:
-        from keck_tui.textout import render_report
+        from keck_tui.report import render_report
 
         sys.stdout.write(render_report(report) + "\n")
     return 0
