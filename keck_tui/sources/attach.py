@@ -16,13 +16,12 @@ from keck_tui.common.http import client_tls
 from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.sources.agents import AgentSource, AgentSpec
-from keck_tui.sources.fleet import Fleet, FleetConfig, FleetError, load_fleet
+from keck_tui.sources.fleet import DEFAULT_TIMEOUT_S, Fleet, FleetConfig, FleetError, load_fleet
 from keck_tui.sources.keck import KeckSource
 
 if TYPE_CHECKING:
     from keck_tui.sources.prometheus import PrometheusConfig
 
-DEFAULT_TIMEOUT_S = 2.0
 #: Keck controllers answer for a whole cluster: they get at least this long.
 KECK_MIN_TIMEOUT_S = 5.0
 
