@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from keck_tui.model import Row
 from keck_tui.common import formatting as fmt
+from keck_tui.model import Row
 from keck_tui.ui import format as bars
 from keck_tui.ui.view import Line
 
@@ -123,18 +123,10 @@ def header_cells(layout: Layout, sort_key: str) -> list[tuple[str, str]]:
 
 def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, str]]:
     """The cells of one tree line as (text, style key) pairs, exactly layout.width wide."""
-    indent = "  " * line.depth
     if line.row is None:
-        name = f"{indent}  … {line.hidden_count} row{'s' if line.hidden_count != 1 else ''} below threshold"
-        cells = [(_fit(name, layout.name_width).ljust(layout.name_width), "dim")]
-        for col in layout.columns:
-            text = fmt.fmt_watts(line.hidden_watts, ctx.estimated) if col.key == "watts" else ""
-            cells.append((" " + text.rjust(col.width), "dim"))
-        if layout.pad:
-            cells.append((" " * layout.pad, "dim"))
-        return cells
+        return _hidden_cells(line, layout, ctx)
     row = line.row
-    est = ctx.estimated or row.estimated
+    indent = "  " * line.depth
     marker = ("▾ " if line.expanded else "▸ ") if line.expandable else "  "
     label = row.name
     if row.pid is not None and str(row.pid) not in label:
@@ -161,51 +153,65 @@ def line_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, 
     heat = "synthetic" if synthetic else ("hot" if frac >= 0.25 else ("warm" if frac >= 0.10 else "num"))
     num = "synthetic" if synthetic else "num"
     for col in layout.columns:
-        k, w = col.key, col.width
-        if k == "range":
-            a, b, c = bars.range_bar(row.watts_lo, row.watts, row.watts_hi, ctx.scale, w)
-            cells.append((" ", "num"))
-            cells.append((bars.BAR_LO * a, "bar_lo"))
-            cells.append((bars.BAR_VALUE * b, "bar_val"))
-            cells.append((bars.BAR_HI * c, "bar_hi"))
-            cells.append((" " * (w - a - b - c), "num"))
-            continue
-        if k == "watts":
-            t, key = fmt.fmt_watts(row.watts, est), heat
-        elif k == "bound":
-            t, key = fmt.fmt_bound(row.watts, row.watts_lo, row.watts_hi), num
-        elif k == "share":
-            t, key = fmt.fmt_pct(share), num
-        elif k == "cpu":
-            t, key = fmt.fmt_util(row.cpu_util), num
-        elif k == "mhz":
-            t, key = fmt.fmt_mhz(row.freq_mhz, row.freq_nominal), num
-        elif k == "gpu":
-            t, key = fmt.fmt_watts(row.gpu_watts), num
-        elif k == "energy":
-            t, key = fmt.fmt_energy(row.joules), num
-        elif k == "cost":
-            t, key = fmt.fmt_money(fmt.per_hour(row.watts, ctx.price_per_kwh)), num
-        elif k == "co2":
-            t, key = fmt.fmt_grams(fmt.per_hour(row.watts, ctx.co2e_g_per_kwh)), num
-        elif k == "trend":
-            values = ctx.trend(line.path, w) if ctx.trend is not None else ()
-            if len(values) > 1:
-                # Scaled to the row's own history but never tighter than its current
-                # bound: a swing smaller than the uncertainty must look small.
-                lo = min(min(values), row.watts_lo)
-                hi = max(max(values), row.watts_hi)
-                spark = bars.sparkline(values, w, top=hi if hi > lo else None, bottom=lo if hi > lo else 0.0)
-            else:
-                spark = ""
-            cells.append((" " + spark.ljust(w), "trend"))
-            continue
-        else:  # pragma: no cover - ORDER and BASE agree
-            t, key = "", num
-        cells.append((" " + _fit(t, w).rjust(w), key))
+        cells.extend(_column_cells(col, line, row, ctx, share, heat, num))
     if layout.pad:
         cells.append((" " * layout.pad, "num"))
     return cells
+
+
+def _hidden_cells(line: Line, layout: Layout, ctx: CellContext) -> list[tuple[str, str]]:
+    """The line that stands for the rows below the threshold."""
+    indent = "  " * line.depth
+    name = f"{indent}  … {line.hidden_count} row{'s' if line.hidden_count != 1 else ''} below threshold"
+    cells = [(_fit(name, layout.name_width).ljust(layout.name_width), "dim")]
+    for col in layout.columns:
+        text = fmt.fmt_watts(line.hidden_watts, ctx.estimated) if col.key == "watts" else ""
+        cells.append((" " + text.rjust(col.width), "dim"))
+    if layout.pad:
+        cells.append((" " * layout.pad, "dim"))
+    return cells
+
+
+def _column_cells(col: Column, line: Line, row: Row, ctx: CellContext, share: float | None,
+                  heat: str, num: str) -> list[tuple[str, str]]:
+    """One column's cells of a row's line (one cell, or several for the range bar)."""
+    k, w = col.key, col.width
+    est = ctx.estimated or row.estimated
+    if k == "range":
+        a, b, c = bars.range_bar(row.watts_lo, row.watts, row.watts_hi, ctx.scale, w)
+        return [(" ", "num"), (bars.BAR_LO * a, "bar_lo"), (bars.BAR_VALUE * b, "bar_val"),
+                (bars.BAR_HI * c, "bar_hi"), (" " * (w - a - b - c), "num")]
+    if k == "trend":
+        values = ctx.trend(line.path, w) if ctx.trend is not None else ()
+        spark = ""
+        if len(values) > 1:
+            # Scaled to the row's own history but never tighter than its current
+            # bound: a swing smaller than the uncertainty must look small.
+            lo = min(min(values), row.watts_lo)
+            hi = max(max(values), row.watts_hi)
+            spark = bars.sparkline(values, w, top=hi if hi > lo else None, bottom=lo if hi > lo else 0.0)
+        return [(" " + spark.ljust(w), "trend")]
+    if k == "watts":
+        t, key = fmt.fmt_watts(row.watts, est), heat
+    elif k == "bound":
+        t, key = fmt.fmt_bound(row.watts, row.watts_lo, row.watts_hi), num
+    elif k == "share":
+        t, key = fmt.fmt_pct(share), num
+    elif k == "cpu":
+        t, key = fmt.fmt_util(row.cpu_util), num
+    elif k == "mhz":
+        t, key = fmt.fmt_mhz(row.freq_mhz, row.freq_nominal), num
+    elif k == "gpu":
+        t, key = fmt.fmt_watts(row.gpu_watts), num
+    elif k == "energy":
+        t, key = fmt.fmt_energy(row.joules), num
+    elif k == "cost":
+        t, key = fmt.fmt_money(fmt.per_hour(row.watts, ctx.price_per_kwh)), num
+    elif k == "co2":
+        t, key = fmt.fmt_grams(fmt.per_hour(row.watts, ctx.co2e_g_per_kwh)), num
+    else:  # pragma: no cover - ORDER and BASE agree
+        t, key = "", num
+    return [(" " + _fit(t, w).rjust(w), key)]
 
 
 def needs_gpu_column(root: Row | None) -> bool:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from rich.style import Style
 from rich.text import Text
 
-from keck_tui.model import Snapshot
 from keck_tui.common import formatting as fmt
+from keck_tui.model import Row, Snapshot
 from keck_tui.ui import format as bars
 from keck_tui.ui.history import History
 from keck_tui.ui.view import Line
@@ -24,6 +25,9 @@ SYNTHETIC_WHY = {
 }
 
 DETAIL_LINES = 6
+
+
+Styler = Callable[[str], "Style | str"]  # a style key → the style to draw it with
 
 
 def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
@@ -47,9 +51,15 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
         return out
     row = line.row
     est = snapshot.estimated or row.estimated
+    _identity(out[0], row, line, st)  # 1: identity
+    _history(out[1], out[2], row, est, line, snapshot, history, width, span_label, st)  # 2 and 3: history
+    _provenance(out[3], row, est, snapshot, st)  # 4: provenance
+    _why(out[4], row, st)  # 5 and 6: why (synthetic), errors, labels, per-core breakdown
+    _cores(out[5], row, est, snapshot, st)
+    return out
 
-    # 1: identity
-    t = out[0]
+
+def _identity(t: Text, row: Row, line: Line, st: Styler) -> None:
     t.append(f" {row.name}", st("title"))
     t.append(f" · {row.level}", st("dim"))
     ident = []
@@ -70,7 +80,9 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     else:
         t.append(" · id " + "/".join(line.path), st("dim"))
 
-    # 2 and 3: history
+
+def _history(t: Text, t2: Text, row: Row, est: bool, line: Line, snapshot: Snapshot, history: History,
+             width: int, span_label: str, st: Styler) -> None:
     series = history.series(line.path)
     if not series or series[-1][0] < snapshot.time:  # history is sampled sparsely: add "now"
         series = series + [(snapshot.time, row.watts, row.watts_lo, row.watts_hi)]
@@ -80,7 +92,6 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     recent = series[-spark_w:]
     top = max((hi for _, _, _, hi in recent), default=0.0)
     bottom = min((lo for _, _, lo, _ in recent), default=0.0)
-    t = out[1]
     t.append(" watts  ", st("dim"))
     # Scaled from the lowest lower bound to the highest upper bound in view, so a
     # swing smaller than the uncertainty looks small.
@@ -91,18 +102,17 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     if len(finite) > 1:
         t.append(f"  min {fmt.fmt_watts(min(finite))}  max {fmt.fmt_watts(max(finite))}", st("dim"))
     t.append(f"  {span_label}", st("dim"))
-    t = out[2]
     half = fmt.bound_halfwidth(row.watts, row.watts_lo, row.watts_hi)
     pct = f" ({half / row.watts * 100:.1f} %)" if row.watts > 0 else ""
-    t.append(" ±      ", st("dim"))
-    t.append(bars.sparkline(halves, spark_w, top=max(halves, default=0.0) or None).ljust(spark_w), st("spark_bound"))
-    t.append(f"  now ±{fmt.fmt_watts(half)} W{pct}")
-    t.append(f"  range {fmt.fmt_watts(row.watts_lo)}–{fmt.fmt_watts(row.watts_hi)} W", st("dim"))
+    t2.append(" ±      ", st("dim"))
+    t2.append(bars.sparkline(halves, spark_w, top=max(halves, default=0.0) or None).ljust(spark_w), st("spark_bound"))
+    t2.append(f"  now ±{fmt.fmt_watts(half)} W{pct}")
+    t2.append(f"  range {fmt.fmt_watts(row.watts_lo)}–{fmt.fmt_watts(row.watts_hi)} W", st("dim"))
     if len(halves) > 1:
-        t.append(f"  widest ±{fmt.fmt_watts(max(halves))}", st("dim"))
+        t2.append(f"  widest ±{fmt.fmt_watts(max(halves))}", st("dim"))
 
-    # 4: provenance
-    t = out[3]
+
+def _provenance(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) -> None:
     t.append(" from ", st("dim"))
     bits = []
     if est:
@@ -122,8 +132,8 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
         bits.append(f"on-CPU {row.cpu_s:.2f} s")
     t.append(" · ".join(bits) if bits else "—")
 
-    # 5 and 6: why (synthetic), errors, labels, per-core breakdown
-    t = out[4]
+
+def _why(t: Text, row: Row, st: Styler) -> None:
     if row.synthetic or row.note:
         why = SYNTHETIC_WHY.get(row.id, "")
         text = " · ".join(x for x in (row.note, why) if x)
@@ -139,7 +149,9 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
         t.append(f" energy {fmt.fmt_energy(row.joules)} this session", st("dim"))
         if row.cpu_util is not None:
             t.append(f" · CPU {fmt.fmt_util(row.cpu_util)} %", st("dim"))
-    t = out[5]
+
+
+def _cores(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) -> None:
     cores = [c for c in row.children if c.level == "core"]
     if cores:
         cores.sort(key=lambda c: -c.watts)
@@ -154,4 +166,3 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
         t.append(" labels " + ", ".join(f"{k}={v}" for k, v in sorted(row.labels.items())), st("dim"))
     elif row is snapshot.root and snapshot.warnings:
         t.append(" ⚠ " + " · ".join(snapshot.warnings), st("warn"))
-    return out

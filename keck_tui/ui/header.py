@@ -8,12 +8,13 @@ a glyph.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from rich.style import Style
 from rich.text import Text
 
-from keck_tui.model import Snapshot, SourceStatus
 from keck_tui.common import formatting as fmt
+from keck_tui.model import Snapshot, SourceStatus
 
 COMPONENT_ORDER = ("cpu", "dram", "gpu", "platform")
 COMPONENT_LABEL = {"cpu": "CPU", "dram": "DRAM", "gpu": "GPU", "platform": "platform"}
@@ -71,6 +72,10 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None,
     def st(key: str) -> Style | str:
         return s.get(key, "")
 
+    return [_totals_line(h, width, st), _sources_line(h, st), _status_line(h, st)]
+
+
+def _totals_line(h: HeaderState, width: int, st: Callable[[str], Style | str]) -> Text:
     snap = h.snapshot
     l1 = Text(no_wrap=True, overflow="ellipsis")
     if width >= 100:
@@ -85,49 +90,58 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None,
     l1.append("   ")
     if snap is None:
         l1.append("waiting for the first sample…", st("dim"))
+        return l1
+    root = snap.root
+    half = fmt.bound_halfwidth(root.watts, root.watts_lo, root.watts_hi)
+    if snap.estimated:
+        pct = half / root.watts * 100 if root.watts > 0 else 0.0
+        l1.append(f"~{fmt.fmt_watts(root.watts)} W (estimated, ±{pct:.0f} %)", st("estimated"))
+        l1.append(" — no power sensor; run keck-top doctor", st("warn"))
     else:
-        root = snap.root
-        half = fmt.bound_halfwidth(root.watts, root.watts_lo, root.watts_hi)
-        if snap.estimated:
-            pct = half / root.watts * 100 if root.watts > 0 else 0.0
-            l1.append(f"~{fmt.fmt_watts(root.watts)} W (estimated, ±{pct:.0f} %)", st("estimated"))
-            l1.append(" — no power sensor; run keck-top doctor", st("warn"))
-        else:
-            l1.append(f"{fmt.fmt_watts(root.watts)} W", st("total"))
-            l1.append(f" ±{fmt.fmt_watts(half)}", st("bound"))
-        comps = root.components or {}
-        keys = [k for k in COMPONENT_ORDER if k in comps] + sorted(k for k in comps if k not in COMPONENT_ORDER)
-        if keys:
-            l1.append("   ")
-            for i, k in enumerate(keys):
-                if i:
-                    l1.append(" · ", st("dim"))
-                l1.append(f"{COMPONENT_LABEL.get(k, k)} ", st("dim"))
-                l1.append(_short_watts(comps[k], snap.estimated))
+        l1.append(f"{fmt.fmt_watts(root.watts)} W", st("total"))
+        l1.append(f" ±{fmt.fmt_watts(half)}", st("bound"))
+    comps = root.components or {}
+    keys = [k for k in COMPONENT_ORDER if k in comps] + sorted(k for k in comps if k not in COMPONENT_ORDER)
+    if keys:
+        l1.append("   ")
+        for i, k in enumerate(keys):
+            if i:
+                l1.append(" · ", st("dim"))
+            l1.append(f"{COMPONENT_LABEL.get(k, k)} ", st("dim"))
+            l1.append(_short_watts(comps[k], snap.estimated))
+    return l1
 
+
+def _sources_line(h: HeaderState, st: Callable[[str], Style | str]) -> Text:
+    snap = h.snapshot
     l2 = Text(no_wrap=True, overflow="ellipsis")
     l2.append(" ")
-    if snap is not None:
-        if snap.sources:
-            for i, src in enumerate(snap.sources):
-                if i:
-                    l2.append(" ")
-                l2.append(f"{src.name} {source_glyph(src)}", st(_source_style(src)))
-        else:
-            l2.append("no sources", st("dim"))
-        l2.append("  · ", st("dim"))
-        age = h.age or 0.0
-        if h.stale:
-            l2.append(f" STALE: age {fmt.fmt_age(age)} ", st("stale"))
-        else:
-            l2.append(f"age {fmt.fmt_age(age)}", st("dim"))
-        bits = [f"every {h.interval:g} s"]
-        if snap.model:
-            bits.append(f"model {snap.model}")
-        if snap.idle_policy:
-            bits.append(f"idle {snap.idle_policy}")
-        l2.append(" · " + " · ".join(bits), st("dim"))
+    if snap is None:
+        return l2
+    if snap.sources:
+        for i, src in enumerate(snap.sources):
+            if i:
+                l2.append(" ")
+            l2.append(f"{src.name} {source_glyph(src)}", st(_source_style(src)))
+    else:
+        l2.append("no sources", st("dim"))
+    l2.append("  · ", st("dim"))
+    age = h.age or 0.0
+    if h.stale:
+        l2.append(f" STALE: age {fmt.fmt_age(age)} ", st("stale"))
+    else:
+        l2.append(f"age {fmt.fmt_age(age)}", st("dim"))
+    bits = [f"every {h.interval:g} s"]
+    if snap.model:
+        bits.append(f"model {snap.model}")
+    if snap.idle_policy:
+        bits.append(f"idle {snap.idle_policy}")
+    l2.append(" · " + " · ".join(bits), st("dim"))
+    return l2
 
+
+def _status_line(h: HeaderState, st: Callable[[str], Style | str]) -> Text:
+    snap = h.snapshot
     l3 = Text(no_wrap=True, overflow="ellipsis")
     l3.append(" ")
     parts: list[tuple[str, str]] = []
@@ -153,7 +167,7 @@ def header_lines(h: HeaderState, styles: dict[str, Style | str] | None = None,
         if i:
             l3.append(" · ", st("dim"))
         l3.append(text, st(key) if key != "plain" else "")
-    return [l1, l2, l3]
+    return l3
 
 
 def _short_watts(watts: float, estimated: bool) -> str:
