@@ -13,5 +13,5 @@ PROBES_PACKAGE = "keck_tui.probes.bpf"
 setup(
     packages=find_namespace_packages(include=["keck_tui*"]) + [PROBES_PACKAGE],
     package_dir={PROBES_PACKAGE: "probes"},
-    package_data={"keck_tui": ["ui/*.tcss"], PROBES_PACKAGE: ["*.bpf.c"]},
+    package_data={"keck_tui": ["ui/*.tcss", "data/*.csv", "data/*.toml", "data/*.md"], PROBES_PACKAGE: ["*.bpf.c"]},
 )
