@@ -68,6 +68,9 @@ def test_the_wheel_ships_the_program_and_the_installed_loader_finds_it(tmp_path:
     assert "keck_tui/probes/bpf/oncpu.bpf.c" in names
     assert "keck_tui/ui/app.tcss" in names
     assert "keck_tui/probes/loader.py" in names
+    # the estimate's data tables and their sources (keck_tui/data/SOURCES.md)
+    assert {"keck_tui/data/cpu_tdp.csv", "keck_tui/data/cpu_classes.csv", "keck_tui/data/estimates.toml",
+            "keck_tui/data/SOURCES.md"} <= set(names)
     assert not [n for n in names if n.startswith("probes/")]  # nothing at the top level
 
     site = tmp_path / "site"
