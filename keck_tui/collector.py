@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from keck_tui.attribution.engine import AttributionConfig, AttributionInput, attribute
+from keck_tui.attribution.engine import Attribution, AttributionConfig, AttributionInput, attribute
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
 from keck_tui.attribution.idle import IdleLearner
 from keck_tui.attribution.ledger import EnergyLedger
@@ -116,19 +116,47 @@ class Collector:
             status = grouper_status()
             if status is not None:
                 sources.append(status)
+        warnings = list(result.warnings)
+        for reading in power:
+            if reading.source.extra.get("fallback") and not reading.source.ok:
+                warnings.append(f"{reading.source.name}: {reading.source.detail}")
         if result.cpu.estimated:
+            sources.append(self._estimate_status(result))
+        dram = result.root.components.get("dram") if result.root.components else None
+        memory = self.config.memory
+        if result.node_power.dram is None and memory is not None and dram is not None:
             sources.append(SourceStatus(
-                name="estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=result.cpu.watts,
-                detail=(f"no CPU power sensor: CPU power estimated from utilisation "
-                        f"({100 * result.utilisation:.0f} %) with a ±{100 * ESTIMATE_RELATIVE_ERROR:.0f} % bound; "
-                        "set --tdp/--idle-watts for this CPU, run `keck-top doctor`")))
+                name="memory-estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=dram,
+                detail=f"no DRAM power sensor: DRAM power estimated from the memory size, {memory.why}",
+                extra={"source": memory.source, "watts_lo": round(memory.lo, 3), "watts_hi": round(memory.hi, 3)}))
         return Snapshot(
             time=self.clock.wall(), interval_s=interval, host=self.host, model=result.model,
             sources=tuple(sources), root=root, idle_policy=self.config.idle,
-            estimated=result.estimated, warnings=result.warnings,
+            estimated=result.estimated, warnings=tuple(warnings),
             extra={"model_reason": result.model_reason, "idle_method": result.idle.method,
                    "idle_watts": _round(result.idle.watts)},
         )
+
+
+    def _estimate_status(self, result: "Attribution") -> SourceStatus:
+        """The estimate's source status: which data entry matched, why, and its bound."""
+        util = 100 * result.utilisation
+        cpu = result.cpu
+        profile = self.config.cpu_profile
+        if profile is None:
+            return SourceStatus(
+                name="estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=cpu.watts,
+                detail=(f"no CPU power sensor: CPU power estimated from utilisation ({util:.0f} %) with a "
+                        f"±{100 * ESTIMATE_RELATIVE_ERROR:.0f} % bound; set --tdp/--idle-watts for this CPU, "
+                        "run `keck-top doctor`"))
+        pct = 100 * cpu.rel_error
+        return SourceStatus(
+            name="estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=cpu.watts,
+            detail=(f"no CPU power sensor: {cpu.watts:.1f} W ±{pct:.0f} % at {util:.0f} % utilisation from "
+                    f"{profile.entry} ({profile.method}); run `keck-top doctor` for why"),
+            extra={"entry": profile.entry, "method": profile.method, "why": list(profile.why),
+                   "data": profile.source, "idle_watts": round(profile.idle_w, 3),
+                   "max_watts": round(profile.max_w, 3)})
 
 
 def _round(x: float) -> float:

@@ -51,7 +51,7 @@ _FLOAT_KEYS = {"interval", "idle_watts", "tdp", "price_per_kwh", "co2e_g_per_kwh
 _CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "theme": ("dark", "light")}
 # Sections other modules read ([agent], [redfish], [kubelet]); their keys are checked in _SECTION_KEYS.
 # Any other table is an unknown key: a typo must not be silently ignored.
-_SECTIONS = {"agent", "redfish", "kubelet"}
+_SECTIONS = {"agent", "redfish", "kubelet", "host_power"}
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -84,9 +84,10 @@ def load_config(path: Path | None, *, explicit: bool) -> Settings:
 _SECTION_KEYS: dict[str, dict[str, str]] = {
     "agent": {"listen": "str", "token_file": "str", "insecure_no_auth": "bool", "tls_cert": "str",
               "tls_key": "str", "history_minutes": "positive", "history_max_mb": "positive",
-              "top_processes": "count", "max_pods": "count"},
+              "top_processes": "count", "max_pods": "count", "vm_token_dir": "str", "vm_export_dir": "str"},
     "kubelet": {"url": "str", "token_file": "str", "ca_file": "str", "insecure": "bool", "refresh_s": "positive"},
     "redfish": {"url": "str", "credentials_file": "str", "auth": "str", "insecure": "bool", "interval": "positive"},
+    "host_power": {"url": "str", "vm": "str", "token_file": "str", "stale_after_s": "positive"},
 }
 
 
@@ -106,7 +107,7 @@ def _check_section(section: str, table: Mapping[str, Any], where: str) -> dict[s
             want = {"str": "a string", "bool": "true or false", "positive": "a positive number",
                     "count": "a whole number ≥ 1"}[kind]
             raise ConfigError(f"{where}: [{section}] {key} must be {want}, got {value!r}")
-        if kind == "str" and (name.endswith("_file") or name in ("tls_cert", "tls_key")):
+        if kind == "str" and (name.endswith(("_file", "_dir")) or name in ("tls_cert", "tls_key")):
             value = os.path.expanduser(value)  # no shell expands "~" in a config file
         out[name] = value
     if section == "redfish" and out.get("auth", "basic") not in ("basic", "session"):

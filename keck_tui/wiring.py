@@ -27,6 +27,16 @@ if TYPE_CHECKING:  # the Redfish module is imported only when a BMC is configure
 
 
 @dataclass(frozen=True)
+class HostPowerConfig:
+    """In a VM: where the host's figure for this guest is (``--host-power``, ``[host_power]``)."""
+
+    url: str  # http(s)://HOST:PORT[/api/v1/vm/NAME] or file:///path
+    vm: str | None = None  # the host's name for this VM
+    token_file: str | None = None  # this VM's token, sent only to the URL's origin
+    stale_after_s: float | None = None  # None: max(5 s, 3 host intervals)
+
+
+@dataclass(frozen=True)
 class LocalSources:
     """The optional local sources beyond sysfs/procfs, as the command line and config chose them."""
 
@@ -34,6 +44,7 @@ class LocalSources:
     kubelet: KubeletConfig = field(default_factory=KubeletConfig)  # pod names (auto on a node)
     apple_power: bool = False  # powermetrics through sudo (also tried when /usr/bin/powermetrics exists)
     gpu: bool = True  # NVIDIA GPUs through NVML
+    host_power: HostPowerConfig | None = None  # in a VM: the host's measurement of this guest
 
 
 def _optional(module: str, attr: str) -> Callable[..., Any] | None:
@@ -73,7 +84,10 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
                                   f"{status.detail}; --probes ebpf requested, using procfs instead",
                                   extra=status.extra)
         notes.append(status)
-    return make_activity_sampler(settings.procfs_root, clock), notes
+    from keck_tui.hierarchy.vms import is_vm_process
+
+    # procfs reads per-thread time of VM processes only (their vCPU threads become rows).
+    return make_activity_sampler(settings.procfs_root, clock, thread_detail=is_vm_process), notes
 
 
 def build_power(sources: LocalSources, settings: Settings, clock: Clock) -> list[PowerSampler]:
@@ -89,10 +103,41 @@ def build_power(sources: LocalSources, settings: Settings, clock: Clock) -> list
                 samplers.append(redfish.from_config(sources.redfish, clock))
             except SourceConfigError as exc:
                 raise SourceConfigError(f"--redfish: {exc}") from None
+    if sources.host_power is not None:
+        samplers.append(build_host_power(sources.host_power, settings, clock))
     apple = _optional("keck_tui.samplers.powermetrics", "open_powermetrics_sampler")
     if apple is not None and (sources.apple_power or Path("/usr/bin/powermetrics").exists()):
         samplers.append(apple(sources.apple_power, clock))
     return samplers
+
+
+def build_host_power(config: HostPowerConfig, settings: Settings, clock: Clock) -> PowerSampler:
+    """The guest's --host-power source (a poller of the host's document for this VM)."""
+    from keck_tui.samplers.hostpower import HostPowerError, HostPowerSampler, parse_target
+
+    try:
+        target = parse_target(config.url, config.vm, config.token_file)
+    except HostPowerError as exc:
+        raise SourceConfigError(str(exc)) from None
+    return HostPowerSampler(target, poll_s=min(settings.interval, 5.0), clock=clock,
+                            stale_after_s=config.stale_after_s)
+
+
+def build_estimate(settings: Settings) -> tuple[Any, Any]:
+    """The CPU power profile and DRAM estimate from this machine's data (for when nothing
+    measures them); (None, None) when the tables cannot be read."""
+    from keck_tui.estimate.data import load_estimate_data
+    from keck_tui.estimate.profile import choose_cpu_profile, memory_estimate
+    from keck_tui.samplers.platform import read_platform_facts
+
+    try:
+        data = load_estimate_data()
+    except (OSError, ValueError, KeyError):  # a broken install: the old linear model remains
+        return None, None
+    facts = read_platform_facts(settings.procfs_root, settings.sysfs_root,
+                                "/dev" if settings.procfs_root == "/proc" else None)
+    return (choose_cpu_profile(facts, data, tdp=settings.tdp, idle_watts=settings.idle_watts),
+            memory_estimate(facts, data))
 
 
 def build_gpus(sources: LocalSources, clock: Clock) -> list[GpuSampler]:
@@ -123,13 +168,15 @@ def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
     if sources.kubelet.url:
         check_kubelet_url(sources.kubelet.url)
     activity, notes = build_activity(settings, clock)
+    profile, memory = build_estimate(settings)
     grouper = make_grouper(sources.kubelet, settings.procfs_root)
     return Collector(
         activity=activity, grouper=grouper, host=host_name(settings),
         power=build_power(sources, settings, clock), gpus=build_gpus(sources, clock),
         frequency=CpufreqSampler(settings.sysfs_root, settings.procfs_root),
         config=AttributionConfig(model=settings.model, idle=settings.idle,
-                                 idle_watts=settings.idle_watts, tdp=settings.tdp),
+                                 idle_watts=settings.idle_watts, tdp=settings.tdp,
+                                 cpu_profile=profile, memory=memory),
         clock=clock, extra_sources=tuple(notes),
     )
 

@@ -177,6 +177,7 @@ class FakeThread:
     stime: int = 0
     processor: int = 0
     start_time: int = 0
+    name: str | None = None  # the thread's comm (None: the process's)
 
 
 @dataclass
@@ -341,7 +342,7 @@ class FakeProc:
                     shutil.rmtree(old, ignore_errors=True)
         for t in threads:
             _write(task / str(t.tid) / "stat",
-                   _stat_line(t.tid, p.comm, p.state, p.ppid, flags, t.utime, t.stime, nthreads,
+                   _stat_line(t.tid, t.name or p.comm, p.state, p.ppid, flags, t.utime, t.stime, nthreads,
                               t.start_time or p.start_time, p.rss_pages, t.processor))
         if not full:
             return

@@ -1,7 +1,10 @@
 """The agent's HTTP application (aiohttp): read-only JSON API, history and /metrics.
 
 One :class:`AgentService` owns the feed (the single collector every client
-shares), the history ring buffer and the metrics state. Its ingest task polls
+shares), the history ring buffer and the metrics state; on a hypervisor host it also
+keeps each VM's power document (``GET /api/v1/vm/<name>``, readable with the host's
+token or that VM's own token from ``--vm-token-dir``) and writes it to
+``--vm-export-dir`` (keck_tui/vm/). Its ingest task polls
 ``feed.latest()`` and, once per new snapshot, updates history and counters and
 encodes the JSON body once; requests only read those results, so 100 clients
 cost 100 cheap responses, never 100 samplings.
@@ -22,6 +25,9 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from keck_tui.agent.auth import bearer_ok
+from keck_tui.vm.export import vm_documents
+from keck_tui.vm.files import ExportError, write_vm_file
+from keck_tui.vm.tokens import VmTokens, bearer_value
 from keck_tui.agent.history import History
 from keck_tui.agent.metrics import MetricsState, make_registry
 from keck_tui.feed import SnapshotFeed
@@ -49,7 +55,8 @@ class AgentService:
 
     def __init__(self, feed: SnapshotFeed, history: History | None = None,
                  metrics: MetricsState | None = None, poll_s: float | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, *, vm_tokens: VmTokens | None = None,
+                 vm_export_dir: str | None = None) -> None:
         self.feed = feed
         self.history = history if history is not None else History(max_entries=600)
         self.metrics = metrics if metrics is not None else MetricsState(wall=wall)
@@ -61,6 +68,10 @@ class AgentService:
         self._gzip: bytes | None = None
         self._subtrees: OrderedDict[tuple[tuple[str, ...], int | None], bytes] = OrderedDict()
         self.ingested = 0
+        self.vm_tokens = vm_tokens
+        self.vm_export_dir = vm_export_dir
+        self.vm_bodies: dict[str, bytes] = {}  # VM name -> keck-top-vm/1 document
+        self.vm_export_errors: dict[str, str] = {}  # VM name -> why its file was not written
 
     def ingest(self) -> bool:
         """Take the feed's latest snapshot if it is new; True when it was."""
@@ -74,7 +85,27 @@ class AgentService:
         self.metrics.update(snap)
         self.current = snap
         self.ingested += 1
+        self._ingest_vms(snap)
         return True
+
+    def _ingest_vms(self, snap: Snapshot) -> None:
+        """Each VM's document, once per snapshot; written to the export folder when asked."""
+        docs = vm_documents(snap, seq=self.ingested)
+        self.vm_bodies = {name: doc.dumps() for name, doc in docs.items()}
+        if self.vm_tokens is not None:
+            self.vm_tokens.reload()
+        if self.vm_export_dir is None:
+            return
+        errors: dict[str, str] = {}
+        for name, body in self.vm_bodies.items():
+            try:
+                write_vm_file(self.vm_export_dir, name, body)
+            except ExportError as exc:
+                errors[name] = str(exc)
+        for name, why in errors.items():
+            if self.vm_export_errors.get(name) != why:  # log a problem once, not every interval
+                log.warning("VM %s: cannot write its power file: %s", name, why)
+        self.vm_export_errors = errors
 
     async def run_ingest(self) -> None:
         while True:
@@ -191,9 +222,23 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                    ) -> web.StreamResponse:
-        if token is not None and request.path != "/healthz":
-            if not bearer_ok(request.headers.get("Authorization"), token):
-                return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="keck-top"'})
+        """The host's token reads everything; a VM's token (``--vm-token-dir``) reads that VM's
+        ``/api/v1/vm/<name>`` only. Without a host token the agent is open (loopback), but a
+        request that presents a VM's token is still held to that VM."""
+        if request.path == "/healthz":
+            return await handler(request)
+        header = request.headers.get("Authorization")
+        if token is not None and bearer_ok(header, token):
+            return await handler(request)
+        presented = bearer_value(header)
+        granted = service.vm_tokens.vms_for(presented) if (presented and service.vm_tokens) else set()
+        if granted:
+            name = request.match_info.get("name") if request.match_info.route.name == "vm" else None
+            if name is None or name not in granted:
+                return _error(403, "this token reads its own VM's power only (GET /api/v1/vm/<its name>)")
+            return await handler(request)
+        if token is not None:
+            return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="keck-top"'})
         return await handler(request)
 
     @web.middleware
@@ -242,6 +287,16 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
         }
         return web.json_response(doc)
 
+    async def vm(request: web.Request) -> web.Response:
+        if request.query:
+            raise BadRequest("this endpoint takes no query parameters")
+        need_snapshot()
+        name = request.match_info["name"]
+        body = service.vm_bodies.get(name)
+        if body is None:
+            raise BadRequest(f"no VM named {name[:80]!r} on this host now", status=404)
+        return web.Response(body=body, content_type="application/json")
+
     async def metrics(request: web.Request) -> web.Response:
         need_snapshot()
         body = generate_latest(service.registry)
@@ -257,6 +312,7 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
     app[SERVICE_KEY] = service
     app.router.add_get(f"{API}/snapshot", snapshot)
     app.router.add_get(f"{API}/history", history)
+    app.router.add_get(f"{API}/vm/{{name}}", vm, name="vm")
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR, estimate_cpu_power
 from keck_tui.attribution.idle import IdleEstimate
@@ -36,6 +36,9 @@ from keck_tui.hierarchy.types import GroupLevel, GroupPath
 from keck_tui.model import Row
 from keck_tui.samplers.types import (CpuActivity, FrequencyReading, GpuReading, PowerReading,
                                      ProcessSample)
+
+if TYPE_CHECKING:
+    from keck_tui.estimate.profile import CpuPowerProfile, MemoryEstimate
 
 MODEL_CPU_TIME = "cpu-time"
 MODEL_FREQ = "frequency-weighted"
@@ -48,6 +51,9 @@ NOTE_RESIDUAL = ("measured power no process accounts for: busy time of processes
                  "between samples or were not readable, DRAM of processes without memory data, "
                  "GPU work of processes not visible here, rounding")
 NOTE_DRAM = "this process's share of DRAM power, by PSS"
+NOTE_THREADS = "the VM process's other threads: main loop, emulator and I/O threads"
+#: Node totals that are measured as a whole (the CPU split inside may be estimated).
+WIDE_TOTALS = ("bmc", "psys", "host")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class AttributionConfig:
     idle_watts: float | None = None  # configured CPU idle baseline
     tdp: float | None = None  # for the estimate when no sensor exists
     tick_s: float = 0.01  # procfs accounting granularity per process per interval
+    cpu_profile: "CpuPowerProfile | None" = None  # the estimate from data (keck_tui/estimate)
+    memory: "MemoryEstimate | None" = None  # DRAM watts from the memory size, when no DRAM sensor
 
 
 @dataclass(frozen=True)
@@ -242,28 +250,33 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         cpu = node_power.cpu
         assert cpu is not None
     else:
-        est = estimate_cpu_power(busy_s, capacity_s, n_cpus, config.tdp, config.idle_watts)
+        est = estimate_cpu_power(busy_s, capacity_s, n_cpus, config.tdp, config.idle_watts,
+                                 profile=config.cpu_profile)
         cpu_w = est.watts
-        wide_total = node_power.total_source in ("bmc", "psys")
+        cpu_rel_est = est.watts_error / cpu_w if cpu_w > 0 else est.relative_error
+        wide_total = node_power.total_source in WIDE_TOTALS
         if wide_total:
             # A node total (BMC, psys) but no CPU domain: the estimate splits the total,
             # capped by what the other components leave.
             room = total.watts - (gpu_c.watts if gpu_c else 0.0) - (dram_c.watts if dram_c else 0.0)
             cpu_w = max(0.0, min(cpu_w, room))
-            platform_c = Component(max(0.0, room - cpu_w), total.error_w + cpu_w * ESTIMATE_RELATIVE_ERROR,
+            platform_c = Component(max(0.0, room - cpu_w), total.error_w + cpu_w * cpu_rel_est,
                                    total.sources, estimated=True)
-        cpu = Component(cpu_w, cpu_w * ESTIMATE_RELATIVE_ERROR, ("estimate",), estimated=True)
+        cpu = Component(cpu_w, cpu_w * cpu_rel_est, ("estimate",), estimated=True)
         if not wide_total:
             # The total is only the sum of what was measured (GPUs, DRAM, or nothing):
-            # the estimated CPU adds to it.
+            # the estimated CPU adds to it, and with no DRAM sensor the DRAM estimate too.
             measured_parts = total if measured_any else None
             total = combine(measured_parts, cpu) or cpu
+            if dram_c is None and config.memory is not None and config.memory.watts > 0:
+                dram_c = Component(config.memory.watts, config.memory.error_w, ("estimate",), estimated=True)
+                total = combine(total, dram_c) or dram_c
 
     if config.idle_watts is not None:
         idle = IdleEstimate(config.idle_watts, 0.0, "configured")
     elif cpu_estimated:
-        est = estimate_cpu_power(busy_s, capacity_s, n_cpus, config.tdp, None)
-        idle = IdleEstimate(est.idle_watts, est.idle_watts * ESTIMATE_RELATIVE_ERROR, "estimate-model")
+        est = estimate_cpu_power(busy_s, capacity_s, n_cpus, config.tdp, None, profile=config.cpu_profile)
+        idle = IdleEstimate(est.idle_watts, est.idle_error, "estimate-model")
     elif inp.learned_idle is not None:
         idle = inp.learned_idle
     else:
@@ -304,9 +317,9 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     proportional = config.idle == "proportional" and (any(v > 0 for v in share.values()) or kshare > 0)
     attributed_cpu = active + (idle_cpu if proportional else 0.0)
     if idle.method == "estimate-model":
-        # Estimated total and idle come from one model (the same TDP guess): their errors move
-        # together, so the active part is ±40 % of itself, not the sum of both errors.
-        attributed_err = attributed_cpu * ESTIMATE_RELATIVE_ERROR
+        # Estimated total and idle come from one model (the same data): their errors move
+        # together, so the active part carries the total's relative error, not the sum of both.
+        attributed_err = attributed_cpu * (cpu.rel_error if cpu.watts > 0 else ESTIMATE_RELATIVE_ERROR)
     else:
         attributed_err = cpu.error_w + (idle_err if not proportional else 0.0)
 
@@ -360,17 +373,22 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
             parent = parent.child(level.level, safe_id(level.id), level.name,
                                   pod_uid=level.pod_uid, namespace=level.namespace,
                                   container_id=level.container_id,
-                                  labels=dict(level.labels) or None)
+                                  labels=dict(level.labels) or None,
+                                  extra=dict(level.extra) or None)
         proc = parent.child("process", f"pid-{p.pid}", f"{p.name} ({p.pid})", pid=p.pid,
                             cmd=p.cmd or p.name)
         proc.cpu_s = p.cpu_s
         proc.estimated = est_flag
         proc.sources = cpu_sources + ((dram_c.sources if dram_c and dram_part > 0 else ()))
-        _add_cores(proc, p, cpu_part, cpu_err, infos, est_flag)
+        if p.threads:
+            _add_threads(proc, p, cpu_part, cpu_err, est_flag)
+        else:
+            _add_cores(proc, p, cpu_part, cpu_err, infos, est_flag)
         if dram_part > 0:
             d = proc.child("synthetic", "(dram)", "(dram)", note=NOTE_DRAM)
             d.watts, d.err = dram_part, dram_part * dram_rel
             d.comp = {"dram": dram_part}
+            d.estimated = bool(dram_c and dram_c.estimated)
         for index, (gw, ge) in sorted(gpus.items()):
             g = proc.child("gpu", f"gpu-{index}", f"gpu {index}")
             g.watts, g.err, g.gpu = gw, ge, gw
@@ -412,7 +430,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         synthetic.append(i)
 
     if platform_c is not None and platform_c.watts > 0:
-        what = {"bmc": "BMC", "psys": "RAPL psys"}.get(node_power.total_source, "node")
+        what = {"bmc": "BMC", "psys": "RAPL psys", "host": "host-measured VM"}.get(node_power.total_source, "node")
         pl = _Node("synthetic", "(platform)", "(platform)", note=NOTE_PLATFORM.format(what=what))
         pl.watts, pl.err = platform_c.watts, platform_c.error_w
         pl.comp = {"platform": platform_c.watts}
@@ -458,7 +476,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         freq_nominal=(any(i.nominal for i in infos.values()) if freq_den > 0 else None),
         cpu_util=100.0 * busy_s / interval, cpu_s=busy_s,
         # A BMC or psys total is measured even when the CPU split inside it is estimated.
-        estimated=cpu_estimated and node_power.total_source not in ("bmc", "psys"), components=comps,
+        estimated=cpu_estimated and node_power.total_source not in WIDE_TOTALS, components=comps,
         gpu_watts=(gpu_c.watts if gpu_c else None),
         sources=root.sources or None,
         children=tuple(rows),
@@ -506,6 +524,44 @@ def _add_cores(proc: _Node, p: ProcessSample, cpu_part: float, cpu_err: float,
     proc.freq_num = math.fsum(c.freq_num for c in proc.children if c.level == "core")
     proc.freq_den = math.fsum(c.freq_den for c in proc.children if c.level == "core")
     proc.nominal = any(c.nominal for c in proc.children if c.level == "core")
+
+
+def _add_threads(proc: _Node, p: ProcessSample, cpu_part: float, cpu_err: float, estimated: bool) -> None:
+    """Thread rows under a VM process: one per vCPU thread ("CPU n/KVM"), the rest together.
+
+    The process's CPU watts are split by each thread's on-CPU seconds; the last row takes what
+    rounding leaves, so the rows sum to the process's CPU watts exactly.
+    """
+    from keck_tui.hierarchy.vms import VCPU_THREAD
+
+    if cpu_part <= 0 or p.cpu_s <= 0 or not p.threads:
+        return
+    vcpus: dict[int, tuple[str, float]] = {}
+    for t in p.threads:
+        m = VCPU_THREAD.match(t.name)
+        if m and t.cpu_s > 0:
+            n = int(m.group(1))
+            prev = vcpus.get(n, (t.name, 0.0))
+            vcpus[n] = (t.name, prev[1] + t.cpu_s)
+    vcpu_s = math.fsum(s for _, s in vcpus.values())
+    other_s = max(0.0, p.cpu_s - vcpu_s)
+    parts: list[tuple[str, str, str, float]] = [
+        ("vcpu", f"vcpu-{n}", name, s) for n, (name, s) in sorted(vcpus.items())]
+    if other_s > 0:
+        parts.append(("thread", "threads-other", "(other threads)", other_s))
+    total_s = math.fsum(s for *_, s in parts)
+    if total_s <= 0:
+        return
+    used = 0.0
+    for i, (level, id_, name, secs) in enumerate(parts):
+        row = proc.child(level, id_, name, note=(NOTE_THREADS if level == "thread" else None))
+        share = secs / total_s
+        row.watts = cpu_part - used if i == len(parts) - 1 else cpu_part * share
+        used += row.watts
+        row.err = cpu_err * share
+        row.cpu_s = secs
+        row.estimated = estimated
+        row.comp = {"cpu": row.watts}
 
 
 def iter_rows(row: Row) -> Iterable[Row]:

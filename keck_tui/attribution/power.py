@@ -38,7 +38,7 @@ class NodePower:
     dram: Component | None
     gpu: Component | None
     platform: Component | None  # total minus components (fans, PSU loss, disks)
-    total_source: str  # "bmc" | "psys" | "components" | "none"
+    total_source: str  # "bmc" | "host" | "psys" | "components" | "none"
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -71,7 +71,7 @@ def _wall_total(node: list[tuple[float, float, str]], warnings: list[str]) -> Co
     by_source: dict[str, list[tuple[float, float, str]]] = {}
     for entry in node:
         by_source.setdefault(entry[2], []).append(entry)
-    pick = "redfish" if "redfish" in by_source else next(iter(by_source))
+    pick = "redfish" if "redfish" in by_source else "host" if "host" in by_source else next(iter(by_source))
     total = _sum(by_source[pick])
     assert total is not None
     for name, entries in by_source.items():
@@ -118,7 +118,9 @@ def resolve_node_power(power: tuple[PowerReading, ...], gpus: tuple[GpuReading, 
 
     warnings: list[str] = []
     if node:
-        total, total_source = _wall_total(node, warnings), "bmc"
+        total = _wall_total(node, warnings)
+        # The host's measurement of this VM (samplers/hostpower.py) is the guest's wall power.
+        total_source = "host" if total.sources[:1] == ("host",) else "bmc"
     elif psys:
         psys_c = _sum(psys)
         total, total_source = combine(psys_c, discrete_c), "psys"
@@ -136,7 +138,7 @@ def resolve_node_power(power: tuple[PowerReading, ...], gpus: tuple[GpuReading, 
             platform = Component(gap, total.error_w + comp_sum.error_w,
                                  total.sources + comp_sum.sources)
         else:
-            what = "BMC" if total_source == "bmc" else "psys"
+            what = {"bmc": "BMC", "host": "the host's figure"}.get(total_source, "psys")
             warnings.append(
                 f"{what} reads {total.watts:.1f} W, below its components' {comp_sum.watts:.1f} W: "
                 f"sources disagree; keeping the larger and widening the bound")

@@ -17,7 +17,7 @@ from keck_tui.common.errors import UsageError
 from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, Settings, check_value, default_config_path, load_config
 
 if TYPE_CHECKING:
-    from keck_tui.wiring import LocalSources
+    from keck_tui.wiring import HostPowerConfig, LocalSources
 
 
 class CliError(UsageError):
@@ -81,7 +81,7 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                    help="CPU idle baseline in watts (default: learned as the low-utilisation intercept)")
     g.add_argument("--tdp", metavar="W", type=positive_float,
                    help="CPU watts at full load for the estimate when no sensor exists "
-                        "(default 10 W per logical CPU, at least 15 W)")
+                        "(default: from the CPU model and public data, see `keck-top doctor`)")
     g.add_argument("--probes", choices=PROBES,
                    help="per-process CPU time from eBPF or procfs; auto uses eBPF when root+bcc work (default auto)")
     g.add_argument("--host-name", metavar="NAME", help="node name shown and exported (default: hostname)")
@@ -99,6 +99,15 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                    help="read Apple Silicon power via 'sudo -n powermetrics' (needs the documented sudoers line)")
     g.add_argument("--kubelet", metavar="URL",
                    help="kubelet /pods endpoint for pod names (default: auto on a Kubernetes node)")
+    g.add_argument("--host-power", metavar="URL",
+                   help="in a VM: this guest's power as its host measured it, from the host's `keck-top serve` "
+                        "(http(s)://HOST:9464) or a shared file (file:///MOUNT/power.json); falls back to the "
+                        "estimate, labelled, while the host does not answer")
+    g.add_argument("--vm", metavar="NAME", help="with --host-power URL: this VM's name on the host (libvirt domain, "
+                                                "KubeVirt NAMESPACE.VMI, Firecracker id)")
+    g.add_argument("--host-power-token", metavar="FILE",
+                   help="with --host-power URL: file holding this VM's token (sent only to that URL's origin); "
+                        "at the top level --token-file works too")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +153,7 @@ def local_sources_from_args(args: argparse.Namespace, settings: Settings) -> "Lo
             interval=float(getattr(args, "redfish_interval", None) or section.get("interval") or 10.0))
     kubelet = settings.extra.get("kubelet") or {}
     return LocalSources(
+        host_power=host_power_from_args(args, settings),
         redfish=redfish,
         kubelet=KubeletConfig(url=getattr(args, "kubelet", None) or kubelet.get("url"),
                               token_file=kubelet.get("token_file"), ca_file=kubelet.get("ca_file"),
@@ -151,3 +161,21 @@ def local_sources_from_args(args: argparse.Namespace, settings: Settings) -> "Lo
                               refresh_s=float(kubelet.get("refresh_s", 30.0))),
         apple_power=bool(getattr(args, "apple_power", False)),
         gpu=not getattr(args, "no_gpu", False))
+
+
+def host_power_from_args(args: argparse.Namespace, settings: Settings) -> "HostPowerConfig | None":
+    """``--host-power``/``--vm``/``--host-power-token``, else ``[host_power]`` in the config.
+
+    The top-level ``--token-file`` is this VM's token too; a subcommand's ``--token-file`` (the
+    agent's own token for ``serve``, the agents' for ``record``) never is: it must not be sent.
+    """
+    from keck_tui.wiring import HostPowerConfig
+
+    section = settings.extra.get("host_power") or {}
+    url = getattr(args, "host_power", None) or section.get("url")
+    if not url:
+        return None
+    top_level_token = getattr(args, "token_file", None) if getattr(args, "command", None) is None else None
+    token = getattr(args, "host_power_token", None) or top_level_token or section.get("token_file")
+    return HostPowerConfig(url=str(url), vm=getattr(args, "vm", None) or section.get("vm"),
+                           token_file=str(token) if token else None, stale_after_s=section.get("stale_after_s"))

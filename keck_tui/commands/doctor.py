@@ -29,8 +29,11 @@ _FIXES = {
     "nvml": "install the NVIDIA driver (libnvidia-ml.so) on a machine with an NVIDIA GPU",
     "redfish": "check --redfish URL, credentials (--redfish-credentials FILE) and TLS (--redfish-insecure for self-signed)",
     "powermetrics": "macOS only: pass --apple-power and add the sudoers line shown in README.md",
-    "estimate": "no power sensor: figures are estimates from CPU utilisation; set --tdp and --idle-watts "
-                "for this CPU, or run on a machine with RAPL/hwmon/NVML/Redfish",
+    "estimate": "no power sensor: figures are estimates from CPU utilisation and public data for this CPU "
+                "(keck_tui/data/SOURCES.md); set --tdp and --idle-watts for this CPU, run on a machine with "
+                "RAPL/hwmon/NVML/Redfish, or in a VM read the host's figure with --host-power",
+    "memory-estimate": "no DRAM sensor: DRAM power is estimated from the memory size (0.392 W/GB, Cloud "
+                       "Carbon Footprint); RAPL's dram domain measures it on servers that have one",
 }
 
 
@@ -64,7 +67,14 @@ def diagnose(snap: Snapshot, redfish_configured: bool = True) -> list[dict[str, 
         # A working source can still carry the sampler's own advice (nominal-only cpufreq,
         # eBPF map overflow): show it.
         shown = fix if (not s.ok or s.kind == "estimated" or s.extra.get("fix")) else ""
-        out.append({"source": s.name, "state": _state(s), "why": s.detail or "-", "fix": shown})
+        why = s.detail or "-"
+        reasons = s.extra.get("why")
+        if s.name == "estimate" and isinstance(reasons, list) and reasons:
+            # which data entry matched and why (keck_tui/estimate/profile.py), and the data's source
+            why = f"{why}; matched {s.extra.get('entry')}: " + "; ".join(str(r) for r in reasons)
+            if s.extra.get("data"):
+                why += f" [data: {s.extra['data']}]"
+        out.append({"source": s.name, "state": _state(s), "why": why, "fix": shown})
     if not redfish_configured and not any(s.name == "redfish" for s in snap.sources):
         out.append({"source": "redfish", "state": "missing", "why": _NO_REDFISH[0], "fix": _NO_REDFISH[1]})
     return out

@@ -27,7 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="build the fleet tree from a Prometheus server instead of local sources "
                              "(the same as `keck-top attach --prometheus URL`)")
     parser.add_argument("--token-file", metavar="FILE",
-                        help="with --prometheus: bearer token for the Prometheus server")
+                        help="with --prometheus: bearer token for the Prometheus server; "
+                             "with --host-power URL: this VM's token")
     parser.add_argument("--theme", choices=("dark", "light"), help="TUI colour theme (default dark)")
 
 
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None and args.iterations < 1:
         raise CliError("-n/--iterations must be at least 1")
     if args.prometheus:
+        if getattr(args, "host_power", None):
+            raise CliError("--host-power is for this node's own tree; --prometheus reads a fleet instead")
         return _run_prometheus(args, settings)
     if args.once or (args.json and not args.batch):
         snap = collect_once(settings, local_sources_from_args(args, settings))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,9 @@ DEFAULT_LISTEN = "127.0.0.1:9464"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run keck-top headless and serve its snapshots: GET /api/v1/snapshot[?path=a/b&depth=N], "
-        "/api/v1/history?path=&since=, /metrics (Prometheus) and /healthz. Read-only; loopback "
-        "only unless you give a token. See docs/remote.md.")
+        "/api/v1/history?path=&since=, /metrics (Prometheus), /healthz and, on a hypervisor, "
+        "/api/v1/vm/NAME. Read-only; loopback only unless you give a token. See docs/remote.md "
+        "and docs/vms.md.")
     g = parser.add_argument_group("agent")
     g.add_argument("--listen", metavar="HOST:PORT",
                    help=f"address to listen on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)")
@@ -42,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--from-file", metavar="FILE", type=Path,
                    help="serve snapshots from a keck-top/1 JSON or JSON Lines file (cycled) instead of sampling")
     g.add_argument("--access-log", action="store_true", help="log every request (never the token)")
+    g.add_argument("--vm-token-dir", metavar="DIR",
+                   help="on a hypervisor: one file per VM (DIR/<vm name>) holding that VM's token; it reads "
+                        "GET /api/v1/vm/<vm name> and nothing else (re-read when DIR changes)")
+    g.add_argument("--vm-export-dir", metavar="DIR",
+                   help="on a hypervisor: write each VM's power to DIR/<vm name>/power.json every interval "
+                        "(atomically; share DIR/<vm name> with the guest over virtiofs/9p)")
     add_sampling_options(parser)
 
 
@@ -66,6 +74,8 @@ class ServeConfig:
     history_max_mb: float
     top_processes: int
     max_pods: int
+    vm_token_dir: str | None = None  # one token file per VM: it reads /api/v1/vm/<name> only
+    vm_export_dir: str | None = None  # <dir>/<vm>/power.json written every interval
 
 
 def serve_config(args: argparse.Namespace, settings: Settings) -> ServeConfig:
@@ -99,9 +109,17 @@ def serve_config(args: argparse.Namespace, settings: Settings) -> ServeConfig:
         raise CliError("--history-minutes and --history-max-mb must be positive")
     if top < 1 or max_pods < 1:
         raise CliError("--top-processes and --max-pods must be at least 1")
+    token_dir = _opt(args, section, "vm_token_dir", None)
+    export_dir = _opt(args, section, "vm_export_dir", None)
+    if token_dir and not os.path.isdir(token_dir):
+        raise CliError(f"--vm-token-dir {token_dir}: not a directory")
+    if export_dir and (not os.path.isdir(export_dir) or os.path.islink(export_dir)):
+        raise CliError(f"--vm-export-dir {export_dir}: not a directory (symlinks are refused)")
     return ServeConfig(host=host, port=port, token=token, token_file=str(token_file) if token_file else None,
                        tls_cert=str(cert) if cert else None, tls_key=str(key) if key else None,
-                       history_minutes=minutes, history_max_mb=max_mb, top_processes=top, max_pods=max_pods)
+                       history_minutes=minutes, history_max_mb=max_mb, top_processes=top, max_pods=max_pods,
+                       vm_token_dir=str(token_dir) if token_dir else None,
+                       vm_export_dir=str(export_dir) if export_dir else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,11 +140,20 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc)) from None
 
+    vm_tokens = None
+    if config.vm_token_dir:
+        from keck_tui.vm.tokens import VmTokens
+
+        vm_tokens = VmTokens(config.vm_token_dir)
+        vm_tokens.reload(force=True)
+        for problem in vm_tokens.problems:  # names of files that are no tokens, never their content
+            print(f"keck-top serve: {problem}", file=sys.stderr)
     feed = _build_feed(args, settings)
     entries = max(1, int(config.history_minutes * 60 / max(settings.interval, 0.05)))
     service = AgentService(feed, History(entries, int(config.history_max_mb * 1024 * 1024)),
                            MetricsState(default_families(max_pods=config.max_pods,
-                                                         top_processes=config.top_processes)))
+                                                         top_processes=config.top_processes)),
+                           vm_tokens=vm_tokens, vm_export_dir=config.vm_export_dir)
     app = build_app(service, config.token)
 
     def ready(url: str) -> None:

@@ -13,6 +13,10 @@ returns a Grouper whose ``group_of(process)`` never blocks.
 - A process in a plain container (docker, podman, containerd outside Kubernetes):
   its systemd slice (if any) → container.
 - Anything else: systemd slice → service/scope, from the cgroup path.
+- A virtual machine's processes (QEMU/KVM, KubeVirt, Firecracker, cloud-hypervisor, and any
+  process in a libvirt/Proxmox/jailer VM cgroup; see hierarchy/vms.py) get a ``vm`` level just
+  above the process: it takes the place of the VM's own systemd scope, and sits below the
+  pod/container for KubeVirt. The row carries ``"vm": {"kind", "name", ...}``.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from keck_tui.hierarchy.cgroup import CgroupInfo, parse_cgroup, unified_path
 from keck_tui.hierarchy.kubelet import (KubeletClient, KubeletConfig, KubeletEndpoint, endpoints_from_env,
                                        normalize_url)
 from keck_tui.hierarchy.types import GroupLevel, GroupPath, Grouper
+from keck_tui.hierarchy.vms import VmIdentity, VmNames, detect_vm, vm_row_id
 from keck_tui.model import SourceStatus
 from keck_tui.samplers.types import ProcessSample
 
@@ -61,6 +66,8 @@ class KubernetesGrouper:
         self.kubelet = kubelet
         self._procfs_root = procfs_root
         self._cache: dict[str, CgroupInfo] = {}
+        self._vm_cache: dict[tuple[str, str, str], VmIdentity | None] = {}
+        self._vm_names = VmNames()
 
     def status(self) -> SourceStatus | None:
         """The kubelet's status (for doctor), or None when no kubelet is configured."""
@@ -95,6 +102,24 @@ class KubernetesGrouper:
 
     def group_of(self, process: ProcessSample) -> GroupPath:
         text = self._cgroup_text(process)
+        levels = self._groups(process, text)
+        if process.kernel:
+            return levels
+        vm = self.vm_of(process, unified_path(text) if text and not process.cgroup else process.cgroup)
+        return with_vm_level(levels, vm) if vm is not None else levels
+
+    def vm_of(self, process: ProcessSample, cgroup_path: str) -> VmIdentity | None:
+        """The VM a process belongs to (cached by command line and cgroup), or None."""
+        key = (process.cmd, process.name, cgroup_path)
+        if key in self._vm_cache:
+            vm = self._vm_cache[key]
+        else:
+            if len(self._vm_cache) >= _CACHE_MAX:
+                self._vm_cache.clear()
+            vm = self._vm_cache[key] = detect_vm(process.cmd, process.name, cgroup_path, process.pid)
+        return self._vm_names.resolve(vm) if vm is not None else None
+
+    def _groups(self, process: ProcessSample, text: str) -> GroupPath:
         if not text:
             return ()
         info = self.info_of(text)
@@ -138,6 +163,17 @@ class KubernetesGrouper:
             levels.append(GroupLevel(level="container", id=short_id(cid), name=name, pod_uid=uid,
                                      namespace=ns, container_id=cid))
         return tuple(levels)
+
+
+def with_vm_level(levels: GroupPath, vm: VmIdentity) -> GroupPath:
+    """``levels`` with the VM's level added just above the process; the VM replaces a systemd
+    scope/service of its own (libvirt's machine-qemu…scope, Proxmox's <vmid>.scope)."""
+    out = list(levels)
+    if out and out[-1].level == "service":
+        out.pop()
+    out.append(GroupLevel(level="vm", id=vm_row_id(vm), name=vm.name if not vm.namespace else
+                          f"{vm.namespace}/{vm.name}", namespace=vm.namespace, extra={"vm": vm.to_json()}))
+    return tuple(out)
 
 
 def make_grouper(kubelet: KubeletConfig | None = None, procfs_root: str = "/proc",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 from keck_tui.samplers.types import ProcessSample
 
@@ -19,6 +19,8 @@ class GroupLevel:
     namespace: str | None = None
     container_id: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Optional nested data for the row (e.g. {"vm": {"kind": "qemu", "name": "web1"}}).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 GroupPath = tuple[GroupLevel, ...]

@@ -32,12 +32,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, SourceStatus
 from keck_tui.samplers.fileio import read_bytes
-from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample
+from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample, ThreadSample
 
 PF_KTHREAD = 0x00200000
 _GONE = (errno.ENOENT, errno.ESRCH)
@@ -47,7 +47,8 @@ class _Proc:
     """What we remember about one process between samples."""
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
-                 "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw")
+                 "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw",
+                 "detail", "split")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
@@ -67,6 +68,8 @@ class _Proc:
         self.dirty = True
         self.pss_cycle = -1  # sample number of the last smaps_rollup read (-1: never)
         self.pss_rss = 0  # RSS bytes when PSS was last read
+        self.detail = False  # report per-thread times (a VM process: its vCPU threads)
+        self.split: list[tuple[int, str, int]] = []  # (tid, comm, ticks) of the last thread split
 
 
 class ProcfsSampler:
@@ -78,7 +81,8 @@ class ProcfsSampler:
                  pss_every: int = 10, *, pss_top: int = 8, pss_budget_s: float = 0.005,
                  pss_prime_factor: float = 40.0, refresh_every: int = 30,
                  per_thread: bool = True, clock_ticks: int | None = None,
-                 page_size: int | None = None) -> None:
+                 page_size: int | None = None,
+                 thread_detail: Callable[[str, str], bool] | None = None) -> None:
         self.procfs_root = Path(procfs_root)
         self._root = str(self.procfs_root)
         self.clock: Clock = clock or SystemClock()
@@ -88,6 +92,8 @@ class ProcfsSampler:
         self.pss_prime_factor = pss_prime_factor  # the priming sample may spend this many budgets
         self.refresh_every = max(1, int(refresh_every))
         self.per_thread = per_thread
+        # (comm, cmd) -> whether to report that process's threads one by one (VM processes).
+        self.thread_detail = thread_detail
         self.hz = clock_ticks or os.sysconf("SC_CLK_TCK")
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self._procs: dict[int, _Proc] = {}
@@ -194,6 +200,10 @@ class ProcfsSampler:
         per_thread = self.per_thread and not first
         for p, delta, ppid, kernel, nthreads, processor, rss in rows:
             rss_bytes = rss * page
+            if p.detail and nthreads > 1 and self.per_thread and p.threads_cycle < cycle - 1:
+                self._thread_split(p, 0, processor, cycle, born_after)  # a baseline for its threads
+                if delta > 0:
+                    p.threads_cycle = cycle - 1  # so that this interval's split below uses it
             last = p.last
             if delta == 0 and p.threads_cycle == cycle - 1:
                 p.threads_cycle = cycle  # no CPU used: its threads' counters did not move either
@@ -208,10 +218,14 @@ class ProcfsSampler:
                 per_cpu = self._thread_split(p, delta, processor, cycle, born_after)
             else:
                 per_cpu = {processor: cpu_s}
+            threads = None
+            if p.detail and delta > 0:
+                threads = self._thread_detail(p, delta) if per_thread and nthreads > 1 else \
+                    (ThreadSample(p.pid, p.comm, cpu_s),)
             sample = ProcessSample(
                 pid=p.pid, name=p.comm, cmd=p.cmd, cpu_s=cpu_s, per_cpu_s=per_cpu, ppid=ppid,
                 pss_bytes=p.pss, rss_bytes=rss_bytes, cgroup=p.cgroup, cgroup_line=p.cgroup_line,
-                kernel=kernel, start_time=p.start * inv_hz, uid=p.uid)
+                kernel=kernel, start_time=p.start * inv_hz, uid=p.uid, threads=threads)
             p.last = sample
             p.dirty = False
             procs.append(sample)
@@ -247,6 +261,7 @@ class ProcfsSampler:
             p.cmd, p.cgroup_line, p.uid = cmd, cgroup_line, uid
             p.cgroup = best_cgroup_path(cgroup_line)
             p.dirty = True
+            p.detail = bool(self.thread_detail and not kernel and self.thread_detail(p.comm, cmd))
         return True
 
     def _update_pss(self, rows: list[tuple[_Proc, int, int, bool, int, int, int]],
@@ -308,6 +323,7 @@ class ProcfsSampler:
         task = f"{self._root}/{p.pid}/task"
         threads: dict[int, int] = {}
         by_cpu: dict[int, int] = {}
+        split: list[tuple[int, str, int]] = []
         prev = p.threads if p.threads_cycle == cycle - 1 else None
         try:
             tids = os.listdir(task)
@@ -333,7 +349,10 @@ class ProcfsSampler:
                 d = ticks - before
             if d > 0:
                 by_cpu[cpu] = by_cpu.get(cpu, 0) + d
+                if p.detail:
+                    split.append((t, data[data.index(b"(") + 1:data.rindex(b")")].decode("utf-8", "replace"), d))
         p.threads, p.threads_cycle = threads, cycle
+        p.split = split
         total = sum(by_cpu.values())
         if total <= 0:
             return {processor: delta * inv_hz}
@@ -343,6 +362,20 @@ class ProcfsSampler:
         if rest_ticks > 0:
             out[processor] = out.get(processor, 0.0) + rest_ticks * inv_hz
         return out
+
+    def _thread_detail(self, p: _Proc, delta: int) -> tuple[ThreadSample, ...]:
+        """The last thread split as per-thread seconds, scaled like ``per_cpu_s`` (the ticks of
+        threads that exited in the interval go to a thread named after the process)."""
+        inv_hz = 1.0 / self.hz
+        total = sum(d for _, _, d in p.split)
+        if total <= 0:
+            return (ThreadSample(p.pid, p.comm, delta * inv_hz),)
+        scale = min(1.0, delta / total)
+        out = [ThreadSample(tid, comm, d * scale * inv_hz) for tid, comm, d in p.split]
+        rest = delta - total * scale
+        if rest > 0:
+            out.append(ThreadSample(p.pid, p.comm, rest * inv_hz))
+        return tuple(out)
 
     def _cores(self, first: bool) -> tuple[CoreSample, ...]:
         data = _read_all(f"{self._root}/stat")

@@ -130,6 +130,15 @@ class CounterSampler(Protocol):
 
 
 @dataclass(frozen=True)
+class ThreadSample:
+    """One thread of a process over the interval (read only where it matters: VM processes)."""
+
+    tid: int
+    name: str  # the thread's comm, e.g. "CPU 0/KVM" for a QEMU vCPU thread
+    cpu_s: float  # on-CPU seconds in the interval
+
+
+@dataclass(frozen=True)
 class ProcessSample:
     """One process over the interval (threads folded into their process)."""
 
@@ -149,6 +158,8 @@ class ProcessSample:
     uid: int | None = None
     # Hardware counters per core (eBPF reads them at every sched_switch); None without a PMU.
     counters: Mapping[int, CounterDelta] | None = None
+    # Per-thread time, only for processes whose threads are worth telling apart (a VM's vCPUs).
+    threads: tuple[ThreadSample, ...] | None = None
 
 
 @dataclass(frozen=True)
