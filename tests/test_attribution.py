@@ -10,7 +10,31 @@ from attribution_inputs import activity, bmc, gpu, proc, rapl
 from keck_tui.attribution.engine import AttributionConfig, AttributionInput, attribute
 from keck_tui.hierarchy.types import GroupLevel
 from keck_tui.model import Row, SourceStatus
-from keck_tui.samplers.types import CoreSample, CpuActivity, CoreFrequency, FrequencyReading
+from keck_tui.samplers.types import (CoreSample, CpuActivity, CoreFrequency, FrequencyReading, PowerDomain,
+                                     PowerReading, ThreadSample)
+
+
+def _estimate_data():
+    from keck_tui.estimate.data import load_estimate_data
+    from keck_tui.estimate.profile import PlatformFacts, choose_cpu_profile, memory_estimate
+    from keck_tui.estimate.cpuinfo import CpuIdentity
+
+    data = load_estimate_data()
+    facts = PlatformFacts(identity=CpuIdentity("Intel(R) Xeon(R) Processor", "GenuineIntel", 6, 207, 2,
+                                               flags=frozenset({"hypervisor"})),
+                          logical_cpus=4, virtual=True, virtual_why="test", mem_total_bytes=16 * 1024 ** 3)
+    return choose_cpu_profile(facts, data), memory_estimate(facts, data)
+
+
+PROFILE, MEMORY = _estimate_data()
+
+
+def host_reading(watts: float, cpu_share: float, dram_share: float) -> PowerReading:
+    """What --host-power gives a guest: the host's VM total, with its CPU and DRAM parts."""
+    return PowerReading(SourceStatus("host", "ok"), (
+        PowerDomain("host-vm", "node", watts, 1.0, 0.05),
+        PowerDomain("host-cpu", "package", watts * cpu_share, 1.0, 0.05),
+        PowerDomain("host-dram", "dram", watts * dram_share, 1.0, 0.05)))
 
 
 def check_tree(row: Row) -> None:
@@ -34,11 +58,16 @@ def scenarios(draw):
     procs = []
     for pid in range(1, draw(st.integers(0, 12)) + 1):
         per = {c: draw(st.floats(0, 0.3)) for c in draw(st.sets(st.integers(0, n_cores - 1), max_size=n_cores))}
-        procs.append(proc(pid, per, kernel=draw(st.booleans()) and pid % 5 == 0,
-                          pss=draw(st.none() | st.integers(0, 10**9))))
+        p = proc(pid, per, kernel=draw(st.booleans()) and pid % 5 == 0,
+                 pss=draw(st.none() | st.integers(0, 10**9)))
+        if pid % 3 == 0 and not p.kernel:  # a VM process: vCPU threads and others, not always adding up
+            from dataclasses import replace
+            p = replace(p, threads=tuple(ThreadSample(pid * 10 + i, name, draw(st.floats(0, 0.3)))
+                                         for i, name in enumerate(("CPU 0/KVM", "CPU 1/KVM", "qemu-system-x86"))))
+        procs.append(p)
     act = activity(procs, n_cores, extra_busy=draw(st.floats(0, 0.2)), irq=draw(st.floats(0, 0.05)))
     power = []
-    kind = draw(st.sampled_from(["none", "rapl", "rapl+psys", "rapl+bmc", "bmc"]))
+    kind = draw(st.sampled_from(["none", "rapl", "rapl+psys", "rapl+bmc", "bmc", "host"]))
     pkg = draw(st.floats(1, 300))
     if kind.startswith("rapl"):
         power.append(rapl(pkg, dram=draw(st.none() | st.floats(0, 40)),
@@ -46,15 +75,25 @@ def scenarios(draw):
                           sockets=draw(st.integers(1, 2))))
     if kind.endswith("bmc"):
         power.append(bmc(pkg * draw(st.floats(0.5, 3.0))))
+    if kind == "host":
+        cpu_share = draw(st.floats(0, 1))
+        power.append(host_reading(pkg, cpu_share, draw(st.floats(0, 1 - cpu_share))))
     gpus = ()
     if draw(st.booleans()) and procs:
         shares = {p.pid: draw(st.floats(0, 0.8)) for p in procs[:3]}
         gpus = (gpu(draw(st.floats(0, 700)), shares),)
     groups = {p.pid: (GroupLevel("namespace", f"ns{p.pid % 3}", f"ns{p.pid % 3}"),
                       GroupLevel("pod", f"pod-{p.pid % 2}", f"pod-{p.pid % 2}")) for p in procs if p.pid % 4}
+    for p in procs:  # VM processes: machine.slice -> vm (two VMs)
+        if p.threads:
+            groups[p.pid] = (GroupLevel("slice", "machine.slice", "machine.slice"),
+                             GroupLevel("vm", f"vm-{p.pid % 2}", f"web{p.pid % 2}",
+                                        extra={"vm": {"kind": "qemu", "name": f"web{p.pid % 2}"}}))
+    estimate = draw(st.booleans())
     cfg = AttributionConfig(model=draw(st.sampled_from(["auto", "cpu-time", "frequency-weighted", "full"])),
                             idle=draw(st.sampled_from(["separate", "proportional", "none"])),
-                            idle_watts=draw(st.none() | st.floats(0, 100)))
+                            idle_watts=draw(st.none() | st.floats(0, 100)),
+                            cpu_profile=PROFILE if estimate else None, memory=MEMORY if estimate else None)
     return AttributionInput(host="node-1", interval_s=1.0, activity=act, power=tuple(power), gpus=gpus,
                             groups=groups), cfg
 
@@ -69,6 +108,16 @@ def test_invariants_hold_for_any_input(scenario):
     assert len(ids) == len(set(ids))
     if cfg.idle == "separate":
         assert "(idle)" in ids
+    host = next((r for r in inp.power if r.source.name == "host"), None)
+    if host is not None and not inp.gpus and cfg.idle != "none":
+        # a guest's node total is the host's figure for it, measured
+        assert abs(result.root.watts - host.domains[0].watts) <= 1e-6 * max(1.0, host.domains[0].watts)
+        assert not result.root.estimated and result.node_power.total_source == "host"
+    for _, row in result.root.walk():
+        if row.level == "vm":
+            assert row.extra["vm"]["kind"] == "qemu" and all(c.level == "process" for c in row.children)
+        if row.level == "vcpu":
+            assert row.name.startswith("CPU ") and row.cpu_s is not None
 
 
 @given(st.floats(0.01, 0.5), st.floats(1, 400), st.floats(0, 50), st.sampled_from(["separate", "proportional"]))
