@@ -270,3 +270,22 @@ def test_vm_tokens_compare_every_token_in_constant_time(monkeypatch: pytest.Monk
     monkeypatch.setattr(hmac, "compare_digest", spy)
     assert tokens.vms_for("token-of-a-0123456789") == {"a"}
     assert len(calls) == 3  # no early exit on the first match
+
+
+def test_vm_metrics_family(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from keck_tui.agent.metrics import MetricsState, make_registry
+
+    collector, proc, sys_, clock = fake_host(tmp_path)
+    step(proc, sys_, clock, 1)
+    snap = collector.collect()
+    state = MetricsState()
+    state.update(snap)
+    text = generate_latest(make_registry(state)).decode()
+    samples = {(s.name, s.labels.get("vm")): s.value for fam in text_string_to_metric_families(text)
+               for s in fam.samples if s.name.startswith("keck_vm_")}
+    vm = snap.root.find(["hv1", "machine.slice", "vm-web1"])
+    assert samples[("keck_vm_power_watts", "web1")] == pytest.approx(vm.watts)
+    assert samples[("keck_vm_joules_total", "web1")] == pytest.approx(vm.watts * snap.interval_s)

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from keck_tui.model import Row, Snapshot
+from keck_tui.vm.export import vm_name_of
 
 OTHER = "(other)"
 LABEL_MAX = 128
@@ -46,6 +47,7 @@ def default_families(max_pods: int = 500, top_processes: int = 20) -> dict[str, 
                             2 * max_pods),
         "process": Family("keck_process", f"one of the top {top_processes} processes by watts",
                           ("node", "pid", "comm"), top_processes),
+        "vm": Family("keck_vm", "a virtual machine on this host", ("node", "vm"), max_pods),
     }
 
 
@@ -163,7 +165,7 @@ def _series_of(snap: Snapshot) -> dict[str, dict[tuple[str, ...], float]]:
     out: dict[str, dict[tuple[str, ...], float]] = {
         "node": {(node,): root.watts},
         "component": {(node, _clip(k)): float(v) for k, v in (root.components or {}).items()},
-        "group": {}, "namespace": {}, "pod": {}, "container": {}, "process": {},
+        "group": {}, "namespace": {}, "pod": {}, "container": {}, "process": {}, "vm": {},
     }
     for child in root.children:
         key = (node, _clip(child.level), _clip(child.name or child.id))
@@ -185,6 +187,8 @@ def _series_of(snap: Snapshot) -> dict[str, dict[tuple[str, ...], float]]:
         elif level == "container":
             add("container", (node, _clip(row.namespace or ns or ""), _clip(pod or ""), _clip(row.name)),
                 row.watts)
+        elif level == "vm":
+            add("vm", (node, _clip(vm_name_of(row))), row.watts)
         elif level == "process":
             comm = row.name or (row.cmd or "").split(" ")[0]
             if row.pid is not None and comm.endswith(f" ({row.pid})"):

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Mapping
 
@@ -35,9 +35,46 @@ class ClassCoefficients:
     spec_results: int
 
 
+class TdpTable:
+    """CPU model → TDP, indexed on first use (4,900 names: only bare metal needs them)."""
+
+    def __init__(self, csv_text: str) -> None:
+        self._text = csv_text
+        self._by_key: dict[str, tuple[str, float]] | None = None
+        self._tokens: dict[str, tuple[str, ...]] = {}
+
+    def _index(self) -> dict[str, tuple[str, float]]:
+        if self._by_key is None:
+            by_key: dict[str, tuple[str, float]] = {}
+            tokens: dict[str, list[str]] = {}
+            for row in _csv_rows(self._text):
+                name = row["name"].strip()
+                key = normalise_model_name(name).replace("-", " ")
+                if not key or key in by_key:
+                    continue
+                by_key[key] = (name, _finite(row["tdp_w"]))
+                # Index by the SKU-ish words (with a digit): a name matches when its SKU does.
+                for word in key.split():
+                    if any(ch.isdigit() for ch in word):
+                        tokens.setdefault(word, []).append(key)
+            self._tokens = {k: tuple(v) for k, v in tokens.items()}
+            self._by_key = by_key
+        return self._by_key
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        return self._index().get(key)
+
+    def candidates(self, word: str) -> tuple[str, ...]:
+        self._index()
+        return self._tokens.get(word, ())
+
+
 @dataclass(frozen=True)
 class EstimateData:
-    tdp: Mapping[str, tuple[str, float]]  # normalised model name -> (name as listed, TDP W)
+    tdp: TdpTable  # normalised model name -> (name as listed, TDP W)
     classes: Mapping[tuple[str, str], ClassCoefficients]  # (provider, class) -> coefficients
     curve_u: tuple[float, ...]
     curve_factor: tuple[float, ...]  # share of TDP at curve_u
@@ -46,7 +83,6 @@ class EstimateData:
     memory_lo: float
     memory_hi: float
     memory_source: str
-    tdp_tokens: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # last token -> keys
 
     def lookup_tdp(self, model_name: str) -> tuple[str, float] | None:
         """(listed name, TDP) for a /proc/cpuinfo model name, or None.
@@ -61,11 +97,11 @@ class EstimateData:
         words = set(key.split())
         best: tuple[int, str] | None = None
         for word in words:
-            for cand in self.tdp_tokens.get(word, ()):
+            for cand in self.tdp.candidates(word):
                 cand_words = cand.split()
                 if all(w in words for w in cand_words) and (best is None or len(cand) > best[0]):
                     best = (len(cand), cand)
-        return self.tdp[best[1]] if best else None
+        return self.tdp.get(best[1]) if best else None
 
     def class_coefficients(self, cls: str, provider: str = "aws") -> ClassCoefficients | None:
         return self.classes.get((provider, cls)) or self.classes.get(("aws", cls))
@@ -88,18 +124,7 @@ def _finite(text: str) -> float:
 
 
 def parse_estimate_data(tdp_csv: str, classes_csv: str, toml_text: str) -> EstimateData:
-    tdp: dict[str, tuple[str, float]] = {}
-    tokens: dict[str, list[str]] = {}
-    for row in _csv_rows(tdp_csv):
-        name = row["name"].strip()
-        key = normalise_model_name(name).replace("-", " ")
-        if not key or key in tdp:
-            continue
-        tdp[key] = (name, _finite(row["tdp_w"]))
-        # Index by the SKU-ish words (with a digit): a name matches when its SKU does.
-        for word in key.split():
-            if any(ch.isdigit() for ch in word):
-                tokens.setdefault(word, []).append(key)
+    """The tables from their text; the TDP table is checked when first used."""
     classes: dict[tuple[str, str], ClassCoefficients] = {}
     for row in _csv_rows(classes_csv):
         c = ClassCoefficients(provider=row["provider"], cls=row["class"],
@@ -117,10 +142,9 @@ def parse_estimate_data(tdp_csv: str, classes_csv: str, toml_text: str) -> Estim
     if len(u) != len(f) or len(u) < 2 or u[0] != 0.0 or u[-1] != 1.0 or list(u) != sorted(u):
         raise ValueError("estimates.toml: [curve] utilisation must rise from 0 to 1, one factor each")
     return EstimateData(
-        tdp=tdp, classes=classes, curve_u=u, curve_factor=f, curve_source=str(curve["source"]),
+        tdp=TdpTable(tdp_csv), classes=classes, curve_u=u, curve_factor=f, curve_source=str(curve["source"]),
         memory_w_per_gb=float(memory["watts_per_gb"]), memory_lo=float(memory["watts_per_gb_lo"]),
         memory_hi=float(memory["watts_per_gb_hi"]), memory_source=str(memory["source"]),
-        tdp_tokens={k: tuple(v) for k, v in tokens.items()},
     )
 
 

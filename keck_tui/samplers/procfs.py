@@ -20,6 +20,10 @@ that have several threads and used CPU in the interval (so the cost follows the 
 not the process count); a single-threaded process's time goes on its last CPU. Both are
 guesses (``per_cpu_exact=False``); eBPF gives the exact split.
 
+Per-thread time (``threads``) is reported only for processes ``thread_detail(comm, cmd)`` picks
+(the wiring passes :func:`keck_tui.hierarchy.vms.is_vm_process`: a VM's vCPU threads become rows);
+their threads are read every interval they use CPU, from the same ``task/*/stat`` reads.
+
 A process that exits while it is read is skipped (never an exception). A process first
 seen in this sample counts all its CPU time if it started after the previous sample, so
 short-lived processes between two samples are not lost; one that exits between two
