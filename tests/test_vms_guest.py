@@ -14,7 +14,6 @@ from fakesys import FakeProc
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import FakeClock
 from keck_tui.collector import Collector
-from keck_tui.config import Settings
 from keck_tui.hierarchy.grouping import make_grouper
 from keck_tui.samplers.hostpower import HostPowerError, HostPowerSampler, HostPowerTarget, parse_target
 from keck_tui.samplers.procfs import ProcfsSampler
@@ -35,7 +34,7 @@ def _guest(tmp_path: Path, target: HostPowerTarget) -> tuple[Collector, FakeProc
     proc.add_process(100, comm="postgres", cgroup="0::/system.slice/postgresql.service", pss_kb=400_000)
     proc.add_process(200, comm="nginx", cgroup="0::/system.slice/nginx.service", pss_kb=100_000)
     host = HostPowerSampler(target, clock=clock, autostart=False)
-    collector = Collector(activity=ProcfsSampler(proc.root, clock=clock), grouper=make_grouper(Settings()),
+    collector = Collector(activity=ProcfsSampler(proc.root, clock=clock), grouper=make_grouper(),
                           host="guest1", power=[host], config=AttributionConfig(model="cpu-time"), clock=clock)
     collector.prime()
     return collector, proc, clock, host

@@ -15,7 +15,6 @@ from keck_tui.agent.app import AgentService, build_app
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import FakeClock
 from keck_tui.collector import Collector
-from keck_tui.config import Settings
 from keck_tui.feed import StaticFeed
 from keck_tui.hierarchy.grouping import make_grouper
 from keck_tui.hierarchy.vms import is_vm_process
@@ -52,7 +51,7 @@ def fake_host(tmp_path: Path) -> tuple[Collector, FakeProc, FakeSys, FakeClock]:
                      cgroup="1:cpu:/machine.slice/machine-qemu\\x2d1\\x2dweb1.scope\n0::/\n", pss_kb=10_000)
     proc.add_process(700, comm="nginx", cgroup="0::/system.slice/nginx.service", pss_kb=500_000)
     activity = ProcfsSampler(proc.root, clock=clock, thread_detail=is_vm_process)
-    collector = Collector(activity=activity, grouper=make_grouper(Settings(), procfs_root=str(proc.root)),
+    collector = Collector(activity=activity, grouper=make_grouper(procfs_root=str(proc.root)),
                           host="hv1", power=[RaplSampler(sys_.root, clock=clock)],
                           config=AttributionConfig(model="cpu-time", idle_watts=10.0), clock=clock)
     collector.prime()
