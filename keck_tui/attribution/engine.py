@@ -384,7 +384,11 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
             _add_threads(proc, p, cpu_part, cpu_err, est_flag)
         else:
             _add_cores(proc, p, cpu_part, cpu_err, infos, est_flag)
-        if dram_part > 0:
+        # A process with memory but no CPU or GPU power this interval is one row, without a
+        # (dram) child: on a node with a DRAM figure every process is such a row, and the child
+        # would double the tree for nothing.
+        memory_only = dram_part > 0 and cpu_part <= 0 and not gpus and not proc.children
+        if dram_part > 0 and not memory_only:
             d = proc.child("synthetic", "(dram)", "(dram)", note=NOTE_DRAM)
             d.watts, d.err = dram_part, dram_part * dram_rel
             d.comp = {"dram": dram_part}
@@ -400,7 +404,9 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
             proc.comp["gpu"] = math.fsum(gw for gw, _ in gpus.values())
             proc.gpu = proc.comp["gpu"]
             proc.sources = proc.sources + tuple(r.source.name for r in inp.gpus if r.source.ok)
-        if not proc.children:
+        if memory_only:
+            proc.watts, proc.err = dram_part, dram_part * dram_rel
+        elif not proc.children:
             proc.watts, proc.err = cpu_part, cpu_err
         proc.sources = tuple(dict.fromkeys(proc.sources))  # RAPL gives both cpu and dram
 
