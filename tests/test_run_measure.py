@@ -1,0 +1,187 @@
+"""keck-top run on real processes (in-process measure()): the whole tree is counted, measured energy, launch errors.
+
+The tree's CPU time is compared with the kernel's own accounting of it: this test
+process reaps everything ``measure()`` starts (it is the tree's subreaper), so the
+growth of ``getrusage(RUSAGE_CHILDREN)`` over a run is exactly the tree's CPU time.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fakesys import FakeSys
+from keck_tui.attribution.engine import AttributionConfig
+from keck_tui.collector import Collector
+from keck_tui.cost import Tariff
+from keck_tui.hierarchy.grouping import make_grouper
+from keck_tui.runmeter.launch import LaunchError
+from keck_tui.runmeter.output import measurement_json, render_text
+from keck_tui.runmeter.session import RunRequest, measure
+from keck_tui.runmeter.forks import open_fork_tracker
+from keck_tui.runmeter.tracking import TrackingUnavailable, choose_tracker
+from keck_tui.samplers.procfs import ProcfsSampler
+from keck_tui.samplers.rapl import RaplSampler
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+# A busy child for 2 s of CPU and, beside it, 20 grandchildren of 50 ms of CPU each
+# (forked one after the other by a second child).
+WORKLOAD = r"""
+import os, sys, time
+def burn(s):
+    t = time.process_time()
+    while time.process_time() - t < s:
+        pass
+busy, n, each = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+a = os.fork()
+if a == 0:
+    burn(busy)
+    os._exit(0)
+b = os.fork()
+if b == 0:
+    for i in range(n):
+        g = os.fork()
+        if g == 0:
+            burn(each)
+            os._exit(0)
+        os.waitpid(g, 0)
+        time.sleep(0.02)
+    os._exit(0)
+os.waitpid(a, 0)
+os.waitpid(b, 0)
+"""
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _activity(probes: str):
+    if probes == "ebpf":
+        if os.geteuid() != 0:
+            pytest.skip("eBPF needs root")
+        from keck_tui.samplers.ebpf import open_ebpf_sampler
+        sampler, status = open_ebpf_sampler()
+        if sampler is None:
+            pytest.skip(f"eBPF unavailable here: {status.detail}")
+        return sampler
+    return ProcfsSampler("/proc")
+
+
+def _collector(probes: str = "procfs", power=(), idle_watts: float | None = None) -> Collector:
+    return Collector(activity=_activity(probes), grouper=make_grouper(), host="test-node",
+                     power=list(power),
+                     config=AttributionConfig(model="cpu-time", idle="separate", tick_s=0.0,
+                                              idle_watts=idle_watts))
+
+
+def _choose(track: str):
+    def choose(method: str, name: str):
+        try:
+            return choose_tracker(track if method == "auto" else method, name, ebpf_opener=open_fork_tracker)
+        except TrackingUnavailable as exc:
+            pytest.skip(f"--track {track} unavailable here: {exc}")
+    return choose
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("track,probes", [("cgroup", "procfs"), ("ppid", "procfs"), ("cgroup", "ebpf"),
+                                          ("ebpf", "ebpf")])
+def test_every_process_of_the_tree_is_counted(track, probes):
+    collector = _collector(probes)
+    before = _children_cpu()
+    m = measure(RunRequest((PY, "-c", WORKLOAD, "2.0", "20", "0.05"), interval=0.1), lambda: collector,
+                choose=_choose(track))
+    kernel = _children_cpu() - before
+    run = m.runs[0]
+    e = run.energy
+    assert run.exit_status == 0 and run.tracking == track
+    assert kernel >= 3.0  # 2 s + 20 × 50 ms
+    # the run's CPU time is the kernel's, to within a millisecond per process
+    assert e.kernel_cpu_s == pytest.approx(kernel, abs=0.03)
+    # and the energy follows it: the sampled rows plus the correction at the rows' own rate
+    assert e.cpu_s + e.correction_cpu_s == pytest.approx(kernel, abs=0.03)
+    if probes == "ebpf" and track in ("cgroup", "ebpf"):
+        # eBPF keeps the time of processes that exit between samples, and the tracker knows them all
+        assert e.processes == 23
+        assert e.cpu_s == pytest.approx(kernel, rel=0.01)
+    else:
+        assert e.processes >= 3
+    assert e.active.value > 0 and e.active.lo <= e.active.value <= e.active.hi
+    assert run.snapshot is not None and run.snapshot.estimated  # no power sensor here
+
+
+class FakeRapl(threading.Thread):
+    """A package counter whose truth is known: idle watts plus a fixed energy per busy
+    CPU-second of the whole machine (read from /proc/stat), updated every 5 ms."""
+
+    def __init__(self, sys_: FakeSys, idle_w: float, j_per_cpu_s: float) -> None:
+        super().__init__(daemon=True)
+        self.sys_, self.idle_w, self.k = sys_, idle_w, j_per_cpu_s
+        self.stop = threading.Event()
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.t0 = time.monotonic()
+        self.busy0 = self.busy()
+
+    def busy(self) -> float:
+        line = Path("/proc/stat").read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in line[1:8])
+        return (user + nice + system + irq + softirq) / self.hz
+
+    def run(self) -> None:
+        path = self.sys_.zone_path("intel-rapl:0") / "energy_uj"
+        tmp = path.with_name("energy_uj.tmp")
+        while not self.stop.is_set():
+            joules = self.idle_w * (time.monotonic() - self.t0) + self.k * (self.busy() - self.busy0)
+            tmp.write_text(f"{int(joules * 1e6)}\n")
+            os.replace(tmp, path)  # a reader never sees a half-written counter
+            time.sleep(0.005)
+
+
+@pytest.mark.slow
+def test_with_a_fake_powercap_tree_the_energy_is_measured_and_the_bound_holds_the_truth(tmp_path):
+    sys_ = FakeSys(tmp_path / "sys")
+    sys_.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
+    meter = FakeRapl(sys_, idle_w=8.0, j_per_cpu_s=12.0)
+    meter.start()
+    try:
+        collector = _collector("procfs", power=[RaplSampler(sys_.root)], idle_watts=8.0)
+        before = _children_cpu()
+        m = measure(RunRequest((PY, "-c", WORKLOAD, "1.0", "10", "0.05"), interval=0.1), lambda: collector,
+                    choose=_choose("auto"))
+        kernel = _children_cpu() - before
+    finally:
+        meter.stop.set()
+        meter.join()
+    run = m.runs[0]
+    assert not run.snapshot.estimated
+    truth = 12.0 * kernel  # its CPU seconds at the simulated energy per CPU-second
+    e = run.energy.active
+    assert e.lo <= truth <= e.hi, (e, truth)
+    assert e.value == pytest.approx(truth, rel=0.05)
+    doc = measurement_json(m, "active", Tariff(price_per_kwh=0.3, co2e_g_per_kwh=300))
+    assert doc["estimated"] is False
+    r = doc["runs"][0]
+    assert r["cost"] == pytest.approx(e.value / 3.6e6 * 0.3)
+    assert r["co2e_g"] == pytest.approx(e.value / 3.6e6 * 300)
+    assert "ESTIMATED" not in render_text(doc)
+
+
+def test_a_command_that_cannot_start_is_a_launch_error(tmp_path):
+    with pytest.raises(LaunchError) as err:
+        measure(RunRequest(("no-such-command-keck",)), lambda: _collector())
+    assert err.value.exit_status == 127 and "command not found" in str(err.value)
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)  # no x bit: exec fails with EACCES, even for root
+    with pytest.raises(LaunchError) as err:
+        measure(RunRequest((str(script),)), lambda: _collector(), choose=_choose("ppid"))
+    assert err.value.exit_status == 126 and "Permission denied" in str(err.value)
