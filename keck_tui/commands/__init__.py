@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("keck_tui.commands.attach", "the TUI over remote agents, a fleet file, a Keck controller or Prometheus"),
     "record": ("keck_tui.commands.record", "record snapshots to a JSON Lines file (.gz/.zst by suffix)"),
     "replay": ("keck_tui.commands.replay", "replay a recording in the TUI (or print one instant)"),
+    "run": ("keck_tui.commands.run", "run a command and measure the energy of its process tree (like time/perf stat)"),
     "report": ("keck_tui.commands.report", "energy, mean/peak watts, cost and CO2e per group over a recording"),
     "demo": ("keck_tui.commands.demo", "a simulated fleet, for trying keck-top out"),
     "debug": ("keck_tui.commands.debug", "support tools: parse powermetrics output or cgroup lines"),
