@@ -87,16 +87,17 @@ def client_session(connections: int = 100, **kwargs: Any) -> aiohttp.ClientSessi
 async def request(session: aiohttp.ClientSession, method: str, url: str, *,
                   params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
                   json_body: Any = None, timeout: float = 5.0, ssl: ssl.SSLContext | bool | None = None,
-                  max_bytes: int = MAX_BYTES, peer: str = "server") -> Answer:
+                  max_bytes: int = MAX_BYTES, peer: str = "server", redirects: bool = True) -> Answer:
     """One request; the answer's body read up to ``max_bytes``. Transport failures → HttpError.
 
-    ``peer`` names the other side in hints ("is it an https:// agent?").
+    ``peer`` names the other side in hints ("is it an https:// agent?"). ``redirects=False``
+    answers a 3xx as it is (a caller that sends a token keeps it to the origin it named).
     """
     import aiohttp
 
     secrets = _secrets(headers)
     kwargs: dict[str, Any] = {"params": params, "headers": dict(headers or {}),
-                              "timeout": aiohttp.ClientTimeout(total=timeout)}
+                              "timeout": aiohttp.ClientTimeout(total=timeout), "allow_redirects": redirects}
     if ssl is not None:
         kwargs["ssl"] = ssl
     if json_body is not None:

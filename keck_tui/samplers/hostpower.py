@@ -23,7 +23,11 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from keck_tui.clock import Clock, SystemClock
-from keck_tui.common.bounded import SMALL_FILE, BoundedInputError, read_file
+from keck_tui.common.bgloop import Poller
+from keck_tui.common.bounded import BoundedInputError, read_file
+from keck_tui.common.http import HttpError, bearer, client_session, request, status_error
+from keck_tui.common.tokens import TokenError, load_token
+from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import KIND_ESTIMATED, KIND_MEASURED, STATUS_ERROR, STATUS_OK, SourceStatus
 from keck_tui.samplers.types import DOMAIN_DRAM, DOMAIN_NODE, DOMAIN_PACKAGE, PowerDomain, PowerReading
 from keck_tui.vm.export import MAX_DOCUMENT_BYTES, VmDocumentError, VmPower, parse_vm_document
@@ -69,15 +73,13 @@ def parse_target(spec: str, vm: str | None = None, token_file: str | None = None
         if os.path.isdir(path):
             path = os.path.join(path, FILE_NAME)
         return HostPowerTarget(path=path, vm=vm)
-    parts = urlsplit(spec)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if urlsplit(spec).scheme not in ("http", "https"):
         raise HostPowerError(f"--host-power: not an http(s) or file:// URL: {spec[:80]!r}")
-    if parts.username is not None or parts.password is not None:
-        raise HostPowerError("--host-power: credentials in the URL are refused; use --token-file")
     try:
-        parts.port
-    except ValueError:
-        raise HostPowerError(f"--host-power: bad port in {spec[:80]!r}") from None
+        check_url(spec, "--host-power", credentials_hint="give this VM's token with --token-file")
+    except UrlError as exc:
+        raise HostPowerError(str(exc)) from None
+    parts = urlsplit(spec)
     path = parts.path.rstrip("/")
     if path.startswith(API_PREFIX.rstrip("/")) and len(path) > len(API_PREFIX):
         named = unquote(path[len(API_PREFIX):])
@@ -110,14 +112,15 @@ class HostPowerSampler:
         self._doc: VmPower | None = None
         self._doc_seen: float | None = None  # monotonic time the document last advanced
         self._error: str | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._first = threading.Event()
         self._autostart = autostart  # False: the caller drives poll_once() (tests)
+        self._session: Any = None
+        self._poller = Poller("keck-host-power", self._poll, self.poll_s, on_start=self._open,
+                              on_stop=self._close)
 
     # ---- collector side: never blocks ----
     def sample(self) -> PowerReading:
-        self._ensure_started()
+        if self._autostart:
+            self._poller.start()
         with self._lock:
             doc, seen, error = self._doc, self._doc_seen, self._error
         if doc is None:
@@ -157,34 +160,31 @@ class HostPowerSampler:
         return PowerReading(status, tuple(domains))
 
     def wait_for_first(self, timeout: float) -> bool:
-        self._ensure_started()
-        return self._first.wait(timeout) if self._thread is not None else True
+        if not self._autostart:
+            return True
+        return self._poller.wait_for_first(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s + 1)
+        if self._poller.started:
+            self._poller.stop(self.timeout_s + 1)
 
-    # ---- poller thread ----
-    def _ensure_started(self) -> None:
-        if self._thread is None and self._autostart:
-            self._thread = threading.Thread(target=self._run, name="keck-host-power", daemon=True)
-            self._thread.start()
+    # ---- the poller (common/bgloop), or poll_once() from a test's thread ----
+    async def _open(self) -> None:
+        if self.target.url:
+            self._session = client_session(connections=2)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.poll_once()
-            self._first.set()
-            self._stop.wait(self.poll_s)
+    async def _close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    def poll_once(self) -> None:
-        """Fetch and check the document once; keep it or the reason it failed."""
+    async def _poll(self) -> None:
         try:
-            raw = self._fetch_file() if self.target.path else asyncio.run(self._fetch_http())
+            raw = self._read_file() if self.target.path else await self._fetch_http(self._session)
             doc = parse_vm_document(raw)
             if self.target.vm is not None and doc.vm != self.target.vm:
                 raise VmDocumentError(f"the document is for VM {doc.vm!r}, not {self.target.vm!r}")
-        except (VmDocumentError, HostPowerError, BoundedInputError, OSError) as exc:
+        except (VmDocumentError, HostPowerError, HttpError, BoundedInputError, TokenError, OSError) as exc:
             message = str(exc) if not isinstance(exc, OSError) or not exc.strerror else \
                 f"{exc.strerror}: {exc.filename or self.target.describe()}"
             with self._lock:
@@ -199,60 +199,29 @@ class HostPowerSampler:
                 self._doc_seen = now
             self._error = None
 
-    def _fetch_file(self) -> bytes:
+    def poll_once(self) -> None:
+        """Fetch and check the document once, on the calling thread (tests, one-shot use)."""
+        async def once() -> None:
+            await self._open()
+            try:
+                await self._poll()
+            finally:
+                await self._close()
+        asyncio.run(once())
+
+    def _read_file(self) -> bytes:
         assert self.target.path is not None
         return read_file(self.target.path, MAX_DOCUMENT_BYTES, what="host power file")
 
-    async def _fetch_http(self) -> bytes:
-        import aiohttp
-
-        assert self.target.url is not None
-        headers = {"Accept": "application/json"}
-        if self.target.token_file:
-            try:
-                token = read_file(self.target.token_file, SMALL_FILE, what="token file").decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise HostPowerError(f"token file {self.target.token_file} is not text") from None
-            if not token or any(c.isspace() for c in token):
-                raise HostPowerError(f"token file {self.target.token_file} holds no single token")
-            headers["Authorization"] = f"Bearer {token}"
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(self.target.url, headers=headers, allow_redirects=False) as resp:
-                    if 300 <= resp.status < 400:
-                        raise HostPowerError(f"HTTP {resp.status}: redirects are refused (the token stays "
-                                             "with the origin given)")
-                    body = await _read_capped(resp, MAX_DOCUMENT_BYTES)
-                    if resp.status >= 400:
-                        raise HostPowerError(f"HTTP {resp.status} from {self.target.url}: {_reason(body)}")
-                    return body
-        except asyncio.TimeoutError:
-            raise HostPowerError(f"{self.target.url}: no answer within {self.timeout_s:g} s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise HostPowerError(f"{self.target.url}: cannot connect ({exc.os_error.strerror or exc.os_error})") from None
-        except aiohttp.ClientError as exc:
-            raise HostPowerError(f"{self.target.url}: {type(exc).__name__}") from None
-
-
-async def _read_capped(resp: Any, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(16384):
-        size += len(chunk)
-        if size > limit:
-            raise HostPowerError(f"answer larger than {limit // 1024} KiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _reason(body: bytes) -> str:
-    import json
-
-    try:
-        doc = json.loads(body[:4096])
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return "no JSON error"
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return " ".join(doc["error"].split())[:160]
-    return "no JSON error"
+    async def _fetch_http(self, session: Any) -> bytes:
+        assert self.target.url is not None and session is not None
+        token = load_token(self.target.token_file) if self.target.token_file else None  # re-read: tokens rotate
+        headers = {"Accept": "application/json", **bearer(token)}
+        answer = await request(session, "GET", self.target.url, headers=headers, timeout=self.timeout_s,
+                               max_bytes=MAX_DOCUMENT_BYTES, peer="host agent", redirects=False)
+        if 300 <= answer.status < 400:
+            raise HostPowerError(f"HTTP {answer.status}: redirects are refused (the token stays with the "
+                                 "origin given)")
+        if answer.status >= 400:
+            raise status_error(answer, frozenset({token}) if token else frozenset())
+        return answer.body
