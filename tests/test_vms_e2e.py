@@ -209,3 +209,49 @@ def vm_path(snap: Snapshot, vm_id: str) -> str:
 
     path = next(p for p, r in snap.root.walk() if r.id == vm_id)
     return quote("/".join(path), safe="")
+
+
+def test_guest_serve_and_record_say_their_total_came_from_the_host(tmp_path: Path) -> None:
+    """`serve` and `record` in a guest use --host-power too: their snapshots name the host source."""
+    from keck_tui.recording import read_recording
+    from keck_tui.vm.export import SCHEMA
+    from keck_tui.vm.files import write_vm_file
+
+    doc = {"schema": SCHEMA, "vm": "web1", "kind": "qemu", "host": "hv1", "time": time.time(), "interval_s": 1.0,
+           "watts": 11.25, "watts_lo": 10.0, "watts_hi": 12.5, "joules": 50.0, "components": {"cpu": 8.0, "dram": 3.0},
+           "estimated": False, "sources": ["rapl"], "seq": 1}
+    share = tmp_path / "share"
+    share.mkdir()
+    path = write_vm_file(str(share), "web1", json.dumps(doc).encode())
+    empty_sys = tmp_path / "sys"
+    empty_sys.mkdir()
+    common = ["--probes", "procfs", "--no-gpu", "--sysfs-root", str(empty_sys), "--host-power", f"file://{path}",
+              "--vm", "web1"]
+    rec = tmp_path / "guest.jsonl"
+    r = _run("record", str(rec), "--count", "2", "--interval", "0.3", *common)
+    assert r.returncode == 0, r.stderr
+    snaps, _ = read_recording(rec)
+    assert len(snaps) == 2
+    for snap in snaps:
+        assert snap.source("host").ok and snap.source("host").extra["vm"] == "web1"
+        assert abs(snap.root.watts - 11.25) <= 1e-6 and not snap.estimated
+
+    serve = subprocess.Popen([sys.executable, "-m", "keck_tui", "serve", "--listen", "127.0.0.1:0", "--interval", "0.3",
+                              *common], stderr=subprocess.PIPE, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", serve.stderr.readline())
+        assert m
+        deadline = time.monotonic() + 30
+        while True:
+            status, body = _get(f"{m.group(1)}/api/v1/snapshot", None)
+            if status == 200:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        snap = Snapshot.loads(body)  # what attach decodes
+        assert snap.source("host").ok and abs(snap.root.watts - 11.25) <= 1e-6
+        assert "host" in (snap.root.sources or ())
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
