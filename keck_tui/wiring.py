@@ -74,7 +74,10 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
             sampler = None
         else:
             try:
-                sampler, status = opener(procfs_root=settings.procfs_root, clock=clock)
+                from keck_tui.hierarchy.vms import is_vm_process
+
+                sampler, status = opener(procfs_root=settings.procfs_root, clock=clock,
+                                         thread_detail=is_vm_process)
             except Exception as exc:  # noqa: BLE001
                 sampler, status = None, SourceStatus("ebpf", "error", f"{type(exc).__name__}: {exc}")
         if sampler is not None:

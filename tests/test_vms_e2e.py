@@ -255,3 +255,32 @@ def test_guest_serve_and_record_say_their_total_came_from_the_host(tmp_path: Pat
     finally:
         serve.terminate()
         serve.wait(timeout=10)
+
+
+@pytest.mark.root
+def test_vcpu_threads_with_ebpf_probes(tmp_path: Path) -> None:
+    """With --probes ebpf (root + bcc), the VM's process time is eBPF's and its threads still come
+    from procfs, scaled to that exact total."""
+    if os.geteuid() != 0:
+        pytest.skip("eBPF needs root")
+    exe = _build_spinner(tmp_path)
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-name", "guest=web3,debug-threads=on"], executable=str(exe),
+                            env={"SPIN_THREADS": "2", "SPIN_SECONDS": "30", "SPIN_DUTY": "40"})
+    try:
+        time.sleep(0.3)
+        r = _run("--once", "--json", "--probes", "ebpf", "--interval", "1.5", "--no-gpu", timeout=120)
+        assert r.returncode == 0, r.stderr
+        snap = Snapshot.loads(r.stdout)
+        ebpf = snap.source("ebpf")
+        if ebpf is None or not ebpf.ok or snap.source("procfs") is not None and "procfs instead" in (
+                ebpf.detail if ebpf else ""):
+            pytest.skip(f"eBPF not available here: {ebpf.detail if ebpf else 'no ebpf source'}")
+        vm = next(r for _, r in snap.root.walk() if r.level == "vm" and r.name == "web3")
+        proc = next(c for c in vm.children if c.pid == qemu.pid)
+        vcpus = [c for c in proc.children if c.level == "vcpu"]
+        assert {c.name for c in vcpus} == {"CPU 0/KVM", "CPU 1/KVM"}
+        assert sum(c.cpu_s for c in proc.children if c.cpu_s) == pytest.approx(proc.cpu_s, rel=1e-9)
+        assert abs(sum(c.watts for c in proc.children) - proc.watts) <= 1e-9 * max(1.0, proc.watts)
+    finally:
+        qemu.kill()
+        qemu.wait()

@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Protocol
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.fileio import read_bytes
-from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample
+from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample, ThreadSample
 
 NAME = "ebpf"
 PF_KTHREAD = 0x00200000
@@ -130,13 +130,16 @@ class EbpfSampler:
     def __init__(self, probe: ProbeLike, procfs_root: str = "/proc", clock: Clock | None = None,
                  *, enrich: ActivitySampler | None = None,
                  runtime: Callable[[int, int], int | None] | None = None,
-                 cgroup_root: str | None = None, gc_every: int = 10) -> None:
+                 cgroup_root: str | None = None, gc_every: int = 10,
+                 thread_detail: Callable[[str, str], bool] | None = None) -> None:
         self.probe = probe
         self.procfs_root = str(procfs_root)
         self.clock: Clock = clock or SystemClock()
         if enrich is None:
             from keck_tui.samplers.procfs import ProcfsSampler
-            enrich = ProcfsSampler(self.procfs_root, clock=self.clock, per_thread=False)
+            # per-thread times only for the processes thread_detail picks (a VM's vCPU threads)
+            enrich = ProcfsSampler(self.procfs_root, clock=self.clock, per_thread=False,
+                                   thread_detail=thread_detail)
         self.enrich = enrich
         self.runtime = runtime or read_schedstat_runtime(self.procfs_root)
         self.cgroups = CgroupNames(cgroup_root)
@@ -196,8 +199,9 @@ class EbpfSampler:
             got = per_tgid.pop(p.pid, None)
             if got:
                 per_cpu = {cpu_ids[i]: ns / 1e9 for i, ns in got.items()}
-                p = replace(p, cpu_s=sum(per_cpu.values()), per_cpu_s=per_cpu,
-                            exited=p.pid in read.exited)
+                cpu_s = sum(per_cpu.values())
+                p = replace(p, cpu_s=cpu_s, per_cpu_s=per_cpu, exited=p.pid in read.exited,
+                            threads=_scaled_threads(p.threads, cpu_s))
             elif p.cpu_s or p.per_cpu_s:
                 p = replace(p, cpu_s=0.0, per_cpu_s={})
             procs.append(p)
@@ -374,9 +378,21 @@ def _f1_at(f, ktime: int) -> int:
     return f.f1 + dt * f.khz
 
 
+def _scaled_threads(threads: tuple[ThreadSample, ...] | None, cpu_s: float) -> tuple[ThreadSample, ...] | None:
+    """procfs's per-thread split (tick-grained) scaled to the exact eBPF total of the process."""
+    if not threads:
+        return None
+    total = sum(t.cpu_s for t in threads)
+    if total <= 0:
+        return None
+    return tuple(replace(t, cpu_s=t.cpu_s * cpu_s / total) for t in threads)
+
+
 def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
                       map_entries: int = DEFAULT_MAP_ENTRIES, exit_entries: int | None = None,
-                      freq: bool | None = None) -> tuple[ActivitySampler | None, SourceStatus]:
+                      freq: bool | None = None,
+                      thread_detail: Callable[[str, str], bool] | None = None,
+                      ) -> tuple[ActivitySampler | None, SourceStatus]:
     """(sampler, ok status) when root + bcc + tracepoints work, else (None, why). Never raises."""
     if not _is_this_kernels_procfs(str(procfs_root)):
         return None, SourceStatus(
@@ -397,7 +413,7 @@ def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
         return None, SourceStatus(NAME, STATUS_UNAVAILABLE,
                                   f"probe failed to load: {type(exc).__name__}: {exc}")
     try:
-        sampler = EbpfSampler(probe, procfs_root, clock)
+        sampler = EbpfSampler(probe, procfs_root, clock, thread_detail=thread_detail)
     except Exception as exc:  # noqa: BLE001
         probe.close()
         return None, SourceStatus(NAME, STATUS_ERROR, f"{type(exc).__name__}: {exc}")

@@ -204,7 +204,7 @@ class ProcfsSampler:
         per_thread = self.per_thread and not first
         for p, delta, ppid, kernel, nthreads, processor, rss in rows:
             rss_bytes = rss * page
-            if p.detail and nthreads > 1 and self.per_thread and p.threads_cycle < cycle - 1:
+            if p.detail and nthreads > 1 and p.threads_cycle < cycle - 1:
                 self._thread_split(p, 0, processor, cycle, born_after)  # a baseline for its threads
                 if delta > 0:
                     p.threads_cycle = cycle - 1  # so that this interval's split below uses it
@@ -223,9 +223,13 @@ class ProcfsSampler:
             else:
                 per_cpu = {processor: cpu_s}
             threads = None
-            if p.detail and delta > 0:
-                threads = self._thread_detail(p, delta) if per_thread and nthreads > 1 else \
-                    (ThreadSample(p.pid, p.comm, cpu_s),)
+            if p.detail and delta > 0:  # a VM process: its threads one by one, even without per_thread
+                if nthreads > 1 and not first:
+                    if not (per_thread and nthreads > 1):
+                        self._thread_split(p, delta, processor, cycle, born_after)
+                    threads = self._thread_detail(p, delta)
+                else:
+                    threads = (ThreadSample(p.pid, p.comm, cpu_s),)
             sample = ProcessSample(
                 pid=p.pid, name=p.comm, cmd=p.cmd, cpu_s=cpu_s, per_cpu_s=per_cpu, ppid=ppid,
                 pss_bytes=p.pss, rss_bytes=rss_bytes, cgroup=p.cgroup, cgroup_line=p.cgroup_line,
