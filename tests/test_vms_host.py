@@ -288,3 +288,50 @@ def test_vm_metrics_family(tmp_path: Path) -> None:
     vm = snap.root.find(["hv1", "machine.slice", "vm-web1"])
     assert samples[("keck_vm_power_watts", "web1")] == pytest.approx(vm.watts)
     assert samples[("keck_vm_joules_total", "web1")] == pytest.approx(vm.watts * snap.interval_s)
+
+
+def test_a_vgpu_used_by_the_vm_lands_in_its_row(tmp_path: Path) -> None:
+    """NVML lists the VM's QEMU process on a vGPU: its GPU watts are the VM's."""
+    from keck_tui.model import SourceStatus
+    from keck_tui.samplers.types import GpuDevice, GpuProcess, GpuReading
+
+    class FakeGpu:
+        name = "nvml"
+
+        def sample(self) -> GpuReading:
+            dev = GpuDevice(index=0, name="A100", uuid="GPU-0", watts=200.0, accuracy_w=5.0,
+                            processes=(GpuProcess(500, 0.6),))
+            return GpuReading(SourceStatus("nvml", "ok"), (dev,))
+
+    collector, proc, sys_, clock = fake_host(tmp_path)
+    collector.gpus = [FakeGpu()]
+    step(proc, sys_, clock, 1)
+    snap = collector.collect()
+    _conserved(snap)
+    vm = snap.root.find(["hv1", "machine.slice", "vm-web1"])
+    assert vm.gpu_watts == pytest.approx(120.0) and vm.components["gpu"] == pytest.approx(120.0)
+    assert parse_vm_document(vm_documents(snap)["web1"].dumps()).components["gpu"] == pytest.approx(120.0)
+
+
+def test_host_power_and_vm_export_settings_from_the_config(tmp_path: Path) -> None:
+    import argparse
+
+    from keck_tui.commands.base import local_sources_from_args
+    from keck_tui.config import ConfigError, settings_from_mapping
+
+    s = settings_from_mapping({"host_power": {"url": "http://hv1:9464", "vm": "web1", "token_file": "~/vm.tok",
+                                              "stale_after_s": 7},
+                               "agent": {"vm_token_dir": "~/tokens", "vm_export_dir": "/srv/keck"}})
+    hp = local_sources_from_args(argparse.Namespace(command=None), s).host_power
+    assert (hp.url, hp.vm, hp.stale_after_s) == ("http://hv1:9464", "web1", 7)
+    assert hp.token_file == os.path.expanduser("~/vm.tok") and not hp.token_file.startswith("~")
+    assert s.extra["agent"]["vm_token_dir"] == os.path.expanduser("~/tokens")
+    # the flags win; `serve --token-file` (the agent's own token) is never the VM's token
+    args = argparse.Namespace(command="serve", host_power="file:///mnt/keck", vm=None, token_file="/agent.tok",
+                              host_power_token=None)
+    hp = local_sources_from_args(args, s).host_power
+    assert hp.url == "file:///mnt/keck" and hp.token_file == os.path.expanduser("~/vm.tok")
+    with pytest.raises(ConfigError, match="unknown key"):
+        settings_from_mapping({"host_power": {"ur1": "http://x"}})
+    with pytest.raises(ConfigError):
+        settings_from_mapping({"host_power": {"stale_after_s": -1}})
