@@ -148,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
         vm_tokens.reload(force=True)
         for problem in vm_tokens.problems:  # names of files that are no tokens, never their content
             print(f"keck-top serve: {problem}", file=sys.stderr)
+        from keck_tui.agent.auth import exposure_warning
+
+        for name in sorted(vm_tokens.tokens):
+            warning = exposure_warning(os.path.join(config.vm_token_dir, name), "VM token file")
+            if warning:
+                print(f"keck-top serve: warning: {warning}", file=sys.stderr)
     feed = _build_feed(args, settings)
     entries = max(1, int(config.history_minutes * 60 / max(settings.interval, 0.05)))
     service = AgentService(feed, History(entries, int(config.history_max_mb * 1024 * 1024)),
