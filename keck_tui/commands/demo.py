@@ -6,7 +6,7 @@ import sys
 import time
 
 from keck_tui.commands.base import CliError, add_config_option, settings_from_args
-from keck_tui.common.timeparse import TIME_FORMS
+from keck_tui.common.timeparse import TIME_FORMS, parse_time_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,17 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
 
 
-def _parse_start(text: str | None) -> float | None:
-    if text is None:
-        return None
-    from keck_tui.common.timeparse import TimeParseError, parse_time
-
-    try:
-        return parse_time(text)
-    except TimeParseError as exc:
-        raise CliError(f"--start: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from keck_tui.demo import DemoFleet
 
@@ -50,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not interval >= 0.05:
         raise CliError("--interval must be at least 0.05 s")
     settings = settings_from_args(args)
-    start = _parse_start(args.start)
+    start = parse_time_flag(args.start, "--start")
     if args.once:
         fleet = DemoFleet(args.seed, start, interval)
         snap = None

@@ -6,8 +6,7 @@ import json
 import sys
 
 from keck_tui.commands.base import CliError, add_config_option, settings_from_args
-from keck_tui.common.timeparse import TIME_FORMS, TimeParseError
-from keck_tui.common.timeparse import parse_time as common_parse_time
+from keck_tui.common.timeparse import TIME_FORMS, parse_time_flag
 
 FORMATS = ("table", "json", "csv")
 
@@ -65,16 +64,6 @@ def _tariff(args: argparse.Namespace):  # -> Tariff
     return tariff_from_settings(settings, tz=tz)
 
 
-def parse_time(text: str | None, flag: str) -> float | None:
-    """``--since``/``--until``: see :mod:`keck_tui.common.timeparse` (naive: local time)."""
-    if text is None:
-        return None
-    try:
-        return common_parse_time(text)
-    except TimeParseError as exc:
-        raise CliError(f"{flag}: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from keck_tui.recording import RecordingError
     from keck_tui.report import report_file
@@ -83,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.jobs is not None and args.jobs < 1:
             raise CliError("--jobs must be at least 1")
-        since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+        since, until = parse_time_flag(args.since, "--since"), parse_time_flag(args.until, "--until")
         if since is not None and until is not None and until <= since:
             raise CliError("--until must be after --since")
         report = report_file(args.file, args.by, tariff, fast=not args.full_parse, jobs=args.jobs,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone, tzinfo
 
+from keck_tui.common.errors import UsageError
+
 #: For --help texts: the accepted forms and the rule for naive times.
 TIME_FORMS = "unix seconds or ISO 8601 like 2026-06-15T14:00 (local time unless it has a zone: Z, +02:00)"
 
 
-class TimeParseError(ValueError):
+class TimeParseError(UsageError):
     """One line naming the text that is not a usable time."""
 
 
@@ -29,6 +31,16 @@ def parse_time(text: str, tz: tzinfo | None = None) -> float:
         raise TimeParseError(f"not a unix time or ISO 8601 date: {text!r}")
     check_unix_time(value, text)
     return value
+
+
+def parse_time_flag(text: str | None, flag: str, tz: tzinfo | None = None) -> float | None:
+    """A time flag's value (None when not given); the error names the flag (``--since: …``)."""
+    if text is None:
+        return None
+    try:
+        return parse_time(text, tz)
+    except TimeParseError as exc:
+        raise TimeParseError(f"{flag}: {exc}") from None
 
 
 def check_unix_time(value: float, text: str | None = None) -> float:

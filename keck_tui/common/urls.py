@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
+from keck_tui.common.errors import UsageError
+
 HTTP_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 CREDENTIALS_REFUSED = "credentials in the URL are refused (they show in ps and in snapshots)"
 
 
-class UrlError(ValueError):
+class UrlError(UsageError):
     """A URL is unusable; the message is one line and never contains credentials."""
 
 

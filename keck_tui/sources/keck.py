@@ -22,7 +22,7 @@ from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
 from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
-from keck_tui.sources.remote import RemoteTrees, never_answered
+from keck_tui.sources.remote import RemoteTrees, RemoteTreesSource, never_answered
 from keck_tui.sources.tree import sum_row
 
 STALE_AFTER_S = 60.0  # the controller's own staleness threshold
@@ -112,7 +112,7 @@ def cluster_row(name: str, cluster: Mapping[str, Any] | None, nodes: list[Mappin
     return replace(row, extra=extra)
 
 
-class KeckSource:
+class KeckSource(RemoteTreesSource):
     """Polls one Keck controller; keeps the last good cluster row when it fails."""
 
     def __init__(self, url: str, cluster: str | None = None, token: str | None = None,
@@ -130,14 +130,6 @@ class KeckSource:
     @property
     def row(self) -> Row | None:
         return self._trees.rows[0] if self._trees.rows else None
-
-    @property
-    def error(self) -> str | None:
-        return self._trees.error
-
-    @property
-    def last_ok(self) -> float | None:
-        return self._trees.last_ok
 
     async def _get(self, session: aiohttp.ClientSession, path: str, **params: str) -> Any:
         return await get_json(session, f"{self.url}{path}", params=params, headers=bearer(self.token),

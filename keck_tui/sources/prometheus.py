@@ -20,7 +20,7 @@ from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
-from keck_tui.sources.remote import RemoteTrees, never_answered
+from keck_tui.sources.remote import RemoteTrees, RemoteTreesSource, never_answered
 from keck_tui.sources.tree import sum_row
 
 GAUGE_SELECTOR = ('{__name__=~"keck_(node|component|namespace|pod|container|process)_power_watts'
@@ -71,7 +71,7 @@ class PrometheusConfig:
     timeout: float = 5.0  # seconds per query
 
 
-class PrometheusSource:
+class PrometheusSource(RemoteTreesSource):
     """Polls one Prometheus; keeps the last good tree (marked stale) when it fails."""
 
     def __init__(self, url: str, labels: LabelConfig = LabelConfig(), rate_window: str = "1m",
@@ -112,14 +112,6 @@ class PrometheusSource:
     @property
     def rows(self) -> list[Row]:
         return self._trees.rows
-
-    @property
-    def error(self) -> str | None:
-        return self._trees.error
-
-    @property
-    def last_ok(self) -> float | None:
-        return self._trees.last_ok
 
     def _with_vanished(self, fresh: list[Row], now: float) -> list[Row]:
         """``fresh`` plus, for VANISHED_KEEP_S, a stale copy of each node that was there before.

@@ -30,6 +30,20 @@ def aged(row: Row, error: str, age: float | None) -> Row:
     return replace(row, stale=True, error=error, age_s=round((row.age_s or 0.0) + age, 3))
 
 
+class RemoteTreesSource:
+    """For a source that keeps its cluster rows in ``self._trees``: its error and last good answer."""
+
+    _trees: "RemoteTrees"
+
+    @property
+    def error(self) -> str | None:
+        return self._trees.error
+
+    @property
+    def last_ok(self) -> float | None:
+        return self._trees.last_ok
+
+
 class RemoteTrees:
     """The last good cluster rows of one remote source, their energy, and their staleness."""
 

@@ -58,7 +58,8 @@ def test_unix_times_no_calendar_holds(text):
 def test_every_time_flag_reads_a_naive_time_the_same_way(kolkata, tmp_path, capsys):
     """demo --start took a naive time as UTC, report --since and replay --at as local time."""
     from keck_tui.cli import main
-    from keck_tui.commands.report import parse_time as report_time
+    from keck_tui.common.errors import UsageError
+    from keck_tui.common.timeparse import parse_time_flag
 
     naive, aware = "2026-06-15T14:00", "2026-06-15T14:00+05:30"
     outs = []
@@ -66,7 +67,10 @@ def test_every_time_flag_reads_a_naive_time_the_same_way(kolkata, tmp_path, caps
         assert main(["demo", "--once", "--json", "--steps", "1", "--start", start, "--config", "/dev/null"]) == 0
         outs.append(json.loads(capsys.readouterr().out))
     assert outs[0] == outs[1]
-    assert report_time(naive, "--since") == report_time(aware, "--since") == parse_time(aware)
+    assert parse_time_flag(naive, "--since") == parse_time_flag(aware, "--since") == parse_time(aware)
+    assert parse_time_flag(None, "--since") is None
+    with pytest.raises(UsageError, match=r"^--until: not a unix time or ISO 8601 date: 'x'$"):
+        parse_time_flag("x", "--until")
     for flag in ("nan", "inf"):
         assert main(["report", str(tmp_path / "none.jsonl"), "--since", flag, "--config", "/dev/null"]) == 2
         assert capsys.readouterr().err.count("\n") == 1
