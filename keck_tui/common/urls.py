@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
-from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from keck_tui.common.errors import UsageError
 
@@ -131,10 +131,3 @@ def resolve_same_origin(base: str, ref: str) -> str:
     if not same_origin(base, url):
         raise UrlError(f"refused: {redact(ref)!r} points to another origin than {origin(base)}")
     return url
-
-
-def origin_url(url: str) -> str:
-    """``scheme://host[:port]`` as written in ``url`` (no path, query or credentials)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, "", "", ""))
