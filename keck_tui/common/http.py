@@ -10,7 +10,9 @@ kubelet) comes through here:
 * JSON nested deeper than ``max_depth`` is rejected (:mod:`keck_tui.common.bounded`:
   Python's parser raises RecursionError on very deep nesting, that becomes the same error);
 * headers are per request: the caller attaches credentials (``bearer(token)``) only to
-  requests for its own origin (see :mod:`keck_tui.common.urls`);
+  requests for its own origin (see :mod:`keck_tui.common.urls`); redirects are followed
+  only within the origin asked (aiohttp would carry custom headers such as
+  ``X-Auth-Token`` to any host a redirect names);
 * every failure is an :class:`HttpError` with one short line (``cannot connect: …``,
   ``timed out after 2 s``, ``HTTP 401: …``, ``answer is not JSON: …``) and a ``kind``. No
   message contains a header value sent with the request (a token or password).
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from keck_tui.common import bounded
 from keck_tui.common.text import terminal_safe
+from keck_tui.common.urls import UrlError, redact, resolve_same_origin
 
 if TYPE_CHECKING:  # aiohttp is imported when a request is made: --once --json never loads it
     import aiohttp
@@ -34,6 +37,8 @@ if TYPE_CHECKING:  # aiohttp is imported when a request is made: --once --json n
 MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = bounded.MAX_NESTING
 CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 SECRET_HEADERS = frozenset({"authorization", "x-auth-token", "cookie", "proxy-authorization"})
 #: HttpError kinds.
 TIMEOUT, CONNECT, TLS, STATUS, TOO_LARGE, BAD_JSON, PROTOCOL = (
@@ -104,9 +109,19 @@ async def request(session: aiohttp.ClientSession, method: str, url: str, *,
         kwargs["json"] = json_body
     try:
         async with asyncio.timeout(timeout):
-            async with session.request(method, url, **kwargs) as resp:
-                body = await _read_capped(resp, max_bytes)
-                return Answer(resp.status, resp.reason or "", dict(resp.headers), body)
+            for _ in range(MAX_REDIRECTS + 1):
+                async with session.request(method, url, allow_redirects=False, **kwargs) as resp:
+                    location = resp.headers.get("Location") if resp.status in REDIRECTS else None
+                    if location is None:
+                        body = await _read_capped(resp, max_bytes)
+                        return Answer(resp.status, resp.reason or "", dict(resp.headers), body)
+                    status = resp.status
+                url = _redirect_target(url, location)  # the same origin, or an error: headers carry secrets
+                kwargs["params"] = None  # the new location carries its own query
+                if status == 303 or (status in (301, 302) and method == "POST"):
+                    method = "GET"
+                    kwargs.pop("json", None)
+            raise HttpError(f"more than {MAX_REDIRECTS} redirects", PROTOCOL)
     except HttpError:
         raise
     except (asyncio.TimeoutError, TimeoutError):
@@ -130,6 +145,14 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
             raise HttpError(f"answer too large: more than {max_bytes} bytes", TOO_LARGE)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _redirect_target(url: str, location: str) -> str:
+    try:
+        return resolve_same_origin(url, location)
+    except UrlError:
+        raise HttpError(f"redirected to another origin ({terminal_safe(redact(location), 120)}): not followed",
+                        PROTOCOL) from None
 
 
 def status_error(answer: Answer, secrets: frozenset[str] = frozenset()) -> HttpError:

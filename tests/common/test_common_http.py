@@ -217,3 +217,40 @@ def test_client_tls(tmp_path):
     assert http.client_tls() is None and http.client_tls(insecure=True) is False
     with pytest.raises(ValueError, match="cannot load CA file"):
         http.client_tls(str(tmp_path / "missing.pem"))
+
+
+def test_redirects_stay_on_the_origin_asked():
+    """aiohttp carries custom headers (X-Auth-Token) to any host a redirect names: only
+    redirects within the origin are followed."""
+    seen: list[str] = []
+
+    async def other(request: web.Request) -> web.Response:
+        seen.append(f"{request.path} {request.headers.get('X-Auth-Token', '')}")
+        return web.json_response({"stolen": True})
+
+    evil = web.Application()
+    evil.router.add_get("/{tail:.*}", other)
+    with serve_in_thread(evil) as evil_base:
+        async def hop(request: web.Request) -> web.Response:
+            where = request.query["to"]
+            raise web.HTTPFound(where if where.startswith("http") else where)
+
+        async def final(request: web.Request) -> web.Response:
+            return web.json_response({"token": request.headers.get("X-Auth-Token"), "q": request.query.get("q")})
+
+        async def loop(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/loop")
+
+        app = web.Application()
+        app.router.add_get("/hop", hop)
+        app.router.add_get("/final", final)
+        app.router.add_get("/loop", loop)
+        with serve_in_thread(app) as base:
+            same = asyncio.run(_get(f"{base}/hop", params={"to": "/final?q=1"}, headers={"X-Auth-Token": TOKEN}))
+            assert same == {"token": TOKEN, "q": "1"}
+            with pytest.raises(HttpError) as e:
+                asyncio.run(_get(f"{base}/hop", params={"to": f"{evil_base}/x"}, headers={"X-Auth-Token": TOKEN}))
+            assert "redirected to another origin" in str(e.value) and TOKEN not in str(e.value)
+            with pytest.raises(HttpError, match="more than 5 redirects"):
+                asyncio.run(_get(f"{base}/loop"))
+    assert seen == []
