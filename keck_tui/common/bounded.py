@@ -95,19 +95,23 @@ def parse_toml(data: bytes, *, max_depth: int = MAX_NESTING, what: str = "docume
 
 
 def check_depth(value: Any, max_depth: int, what: str = "document") -> None:
-    """Raise if lists/objects nest deeper than ``max_depth`` (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    """Raise if lists/objects nest deeper than ``max_depth`` (iterative: no recursion).
+
+    Level by level, holding only the containers of one level: every answer an agent sends
+    goes through here, and pushing every scalar too made this cost more than the parse.
+    """
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
         if depth >= max_depth:
             raise BoundedInputError(f"{what} is nested more than {max_depth} deep")
-        stack.extend((child, depth + 1) for child in children)
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, (dict, list)):
+                    below.append(child)
+        level = below
+        depth += 1
 
 
 def _one_line(exc: BaseException) -> str:
