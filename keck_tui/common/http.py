@@ -95,14 +95,14 @@ async def request(session: aiohttp.ClientSession, method: str, url: str, *,
                   max_bytes: int = MAX_BYTES, peer: str = "server", redirects: bool = True) -> Answer:
     """One request; the answer's body read up to ``max_bytes``. Transport failures → HttpError.
 
-    ``peer`` names the other side in hints ("is it an https:// agent?"). ``redirects=False``
-    answers a 3xx as it is (a caller that sends a token keeps it to the origin it named).
+    ``peer`` names the other side in hints ("is it an https:// agent?"). Redirects are followed
+    only within the origin of ``url``; ``redirects=False`` answers a 3xx as it is.
     """
     import aiohttp
 
     secrets = _secrets(headers)
     kwargs: dict[str, Any] = {"params": params, "headers": dict(headers or {}),
-                              "timeout": aiohttp.ClientTimeout(total=timeout), "allow_redirects": redirects}
+                              "timeout": aiohttp.ClientTimeout(total=timeout)}
     if ssl is not None:
         kwargs["ssl"] = ssl
     if json_body is not None:
@@ -111,7 +111,7 @@ async def request(session: aiohttp.ClientSession, method: str, url: str, *,
         async with asyncio.timeout(timeout):
             for _ in range(MAX_REDIRECTS + 1):
                 async with session.request(method, url, allow_redirects=False, **kwargs) as resp:
-                    location = resp.headers.get("Location") if resp.status in REDIRECTS else None
+                    location = resp.headers.get("Location") if redirects and resp.status in REDIRECTS else None
                     if location is None:
                         body = await _read_capped(resp, max_bytes)
                         return Answer(resp.status, resp.reason or "", dict(resp.headers), body)
