@@ -115,7 +115,8 @@ def test_invariants_hold_for_any_input(scenario):
         assert not result.root.estimated and result.node_power.total_source == "host"
     for _, row in result.root.walk():
         if row.level == "vm":
-            assert row.extra["vm"]["kind"] == "qemu" and all(c.level == "process" for c in row.children)
+            assert row.extra["vm"]["kind"] == "qemu"
+            assert all(c.level == "process" or c.id == "(dram)" for c in row.children)
         if row.level == "vcpu":
             assert row.name.startswith("CPU ") and row.cpu_s is not None
 
@@ -337,3 +338,25 @@ def test_two_wall_meters_are_not_summed():
     check_tree(apart.root)
     alone = attribute(AttributionInput("b", 1.0, act, (meter(120.0),)), AttributionConfig(idle_watts=0))
     assert alone.root.watts == pytest.approx(120.0)
+
+
+def test_idle_processes_with_little_memory_are_summed_per_group():
+    """With a DRAM figure, a process that used no CPU gets a row of its own only for at least
+    0.5 % of the node's DRAM; smaller ones are one (dram) row per group (the tree stays small)."""
+    busy = proc(1, {0: 0.5}, pss=10 * 2**20)
+    big_idle = proc(2, {}, pss=500 * 2**20)
+    tiny = [proc(10 + i, {}, pss=2**20) for i in range(50)]
+    groups = {p.pid: (GroupLevel("slice", "system.slice", "system.slice"),) for p in [busy, big_idle] + tiny[:30]}
+    inp = AttributionInput(host="h", interval_s=1.0, activity=activity([busy, big_idle, *tiny], 2),
+                           power=(rapl(50.0, dram=10.0),), groups=groups)
+    res = attribute(inp, AttributionConfig(model="cpu-time", idle_watts=10.0))
+    check_tree(res.root)
+    total_pss = 10 + 500 + 50
+    r = rows_by_id(res.root)
+    assert r["pid-2"].watts == pytest.approx(10.0 * 500 / total_pss)  # 89 % of DRAM: its own row
+    assert not any(f"pid-{10 + i}" in r for i in range(50))
+    in_slice = res.root.find(["h", "system.slice", "(dram)"])
+    at_node = res.root.find(["h", "(dram)"])
+    assert in_slice.watts == pytest.approx(10.0 * 30 / total_pss) and "30 processes" in in_slice.note
+    assert at_node.watts == pytest.approx(10.0 * 20 / total_pss) and "20 processes" in at_node.note
+    assert res.root.components["dram"] == pytest.approx(10.0)

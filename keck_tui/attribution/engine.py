@@ -51,6 +51,8 @@ NOTE_RESIDUAL = ("measured power no process accounts for: busy time of processes
                  "between samples or were not readable, DRAM of processes without memory data, "
                  "GPU work of processes not visible here, rounding")
 NOTE_DRAM = "this process's share of DRAM power, by PSS"
+NOTE_SMALL_DRAM = ("DRAM share (by PSS) of {n} processes that used no CPU this interval, each below "
+                   "{pct:g} % of the node's DRAM power")
 NOTE_THREADS = "the VM process's other threads: main loop, emulator and I/O threads"
 #: Node totals that are measured as a whole (the CPU split inside may be estimated).
 WIDE_TOTALS = ("bmc", "psys", "host")
@@ -65,6 +67,9 @@ class AttributionConfig:
     tick_s: float = 0.01  # procfs accounting granularity per process per interval
     cpu_profile: "CpuPowerProfile | None" = None  # the estimate from data (keck_tui/estimate)
     memory: "MemoryEstimate | None" = None  # DRAM watts from the memory size, when no DRAM sensor
+    # A process that used no CPU gets a row for its DRAM share only from this share of the
+    # node's DRAM up; smaller ones are summed in one (dram) row per group.
+    dram_row_min_share: float = 0.005
 
 
 @dataclass(frozen=True)
@@ -354,6 +359,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
 
     # --- build the tree ---------------------------------------------------------------------
     est_flag = cpu_estimated
+    small_dram: dict[int, tuple[_Node, list[float]]] = {}  # parent -> (node, [watts, processes])
     root = _Node("node", safe_id(inp.host), inp.host)
     root.sources = tuple(dict.fromkeys(total.sources + cpu.sources))
     cpu_sources = cpu.sources
@@ -375,6 +381,13 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
                                   container_id=level.container_id,
                                   labels=dict(level.labels) or None,
                                   extra=dict(level.extra) or None)
+        if cpu_part <= 0 and not gpus and p.cpu_s <= 0 and dram_part < config.dram_row_min_share * dram_w:
+            # Idle this interval and a small share of DRAM: summed per group, not a row each
+            # (with a DRAM figure every process would be a row: 1,000 rows where 20 are busy).
+            small = small_dram.setdefault(id(parent), (parent, [0.0, 0]))[1]
+            small[0] += dram_part
+            small[1] += 1
+            continue
         proc = parent.child("process", f"pid-{p.pid}", f"{p.name} ({p.pid})", pid=p.pid,
                             cmd=p.cmd or p.name)
         proc.cpu_s = p.cpu_s
@@ -409,6 +422,13 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         elif not proc.children:
             proc.watts, proc.err = cpu_part, cpu_err
         proc.sources = tuple(dict.fromkeys(proc.sources))  # RAPL gives both cpu and dram
+
+    for parent, (watts, count) in small_dram.values():
+        d = parent.child("synthetic", "(dram)", "(dram)", note=NOTE_SMALL_DRAM.format(
+            n=int(count), pct=100 * config.dram_row_min_share))
+        d.watts, d.err = watts, watts * dram_rel
+        d.comp = {"dram": watts}
+        d.estimated = bool(dram_c and dram_c.estimated)
 
     kernel_cpu_s = math.fsum(p.cpu_s for p in kernels) + math.fsum(c.irq_s for c in activity.cores)
     kernel_w = attributed_cpu * kshare

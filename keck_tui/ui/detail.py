@@ -21,7 +21,8 @@ SYNTHETIC_WHY = {
     "(platform)": "wall power no component explains: fans, PSU loss, disks, NICs "
                   "(BMC reading minus CPU, DRAM and GPU)",
     "(kernel)": "CPU time in the kernel outside any process: interrupts, softirqs, kernel threads",
-    "(dram)": "memory power (the RAPL dram domain), not split between processes",
+    "(dram)": "memory (DRAM) power split by PSS: a process's share, or the summed share of small "
+              "processes that used no CPU this interval",
 }
 
 DETAIL_LINES = 6
