@@ -67,6 +67,21 @@ def _get(url: str, token: str | None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def _listening(serve: subprocess.Popen) -> str:
+    """The agent's URL from its "listening on" line (warnings may come first)."""
+    seen = []
+    for _ in range(20):
+        line = serve.stderr.readline()
+        seen.append(line)
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if m:
+            assert not any("warning" in ln for ln in seen), seen
+            return m.group(1)
+        if not line:
+            break
+    raise AssertionError(f"no 'listening on' line: {seen}")
+
+
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "keck_tui", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -106,6 +121,7 @@ def test_host_agent_and_guest(tmp_path: Path) -> None:
         tokens = tmp_path / "vm-tokens"
         tokens.mkdir()
         (tokens / "web1").write_text(VM_TOKEN + "\n")
+        (tokens / "web1").chmod(0o600)
         export = tmp_path / "export"
         export.mkdir()
         serve = subprocess.Popen(
@@ -114,10 +130,7 @@ def test_host_agent_and_guest(tmp_path: Path) -> None:
              "--token-file", str(tmp_path / "host.token"), "--vm-token-dir", str(tokens),
              "--vm-export-dir", str(export)],
             stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-        line = serve.stderr.readline()
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        assert m, line
-        base = m.group(1)
+        base = _listening(serve)
         deadline = time.monotonic() + 30
         while True:
             status, body = _get(f"{base}/api/v1/vm/web1", VM_TOKEN)
@@ -240,11 +253,10 @@ def test_guest_serve_and_record_say_their_total_came_from_the_host(tmp_path: Pat
                               *common], stderr=subprocess.PIPE, text=True, cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", serve.stderr.readline())
-        assert m
+        base = _listening(serve)
         deadline = time.monotonic() + 30
         while True:
-            status, body = _get(f"{m.group(1)}/api/v1/snapshot", None)
+            status, body = _get(f"{base}/api/v1/snapshot", None)
             if status == 200:
                 break
             assert time.monotonic() < deadline
