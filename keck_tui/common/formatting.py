@@ -135,6 +135,47 @@ def fmt_clock(t: float | None, date: bool = False, missing: str = "—") -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(t))
 
 
+#: SI prefixes for :func:`fmt_si` (the value's magnitude picks the first that fits).
+SI: Sequence[tuple[float, str]] = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"))
+
+
+def fmt_si(value: float | None, unit: str, digits: int = 3, estimated: bool = False, missing: str = "") -> str:
+    """Three significant digits and an SI prefix: 0.51 J · 2.12 mJ · 850 µJ · 11.6 J · 1.3 kJ ·
+    6.86 W · 540 mW — for figures that span many magnitudes (a run's energy, joules per token).
+    Values from 0.1 to 1 keep the plain unit (0.51 J, not 510 mJ)."""
+    if not _finite(value):
+        return missing
+    r = abs(float(f"{value:.{digits}g}"))  # the prefix follows the rounded value (999.96 → 1 k)
+    scale, prefix = 1.0, ""
+    if r >= 1e3:
+        scale, prefix = next((s, p) for s, p in SI if r >= s)
+    elif 0 < r < 0.1:
+        scale, prefix = next(((s, p) for s, p in SI if s < 1 and r >= s), SI[-1])
+    v = value / scale  # type: ignore[operator]
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        text = f"{v:.0f}"
+    return ("~" if estimated else "") + f"{text} {prefix}{unit}"
+
+
+def fmt_rate(value: float | None, missing: str = "") -> str:
+    """Units per second: 3.5 · 412 · 1.2k · 46k · 1.2M (short, for a column)."""
+    if not _finite(value):
+        return missing
+    a = abs(value)  # type: ignore[arg-type]
+    if f"{a:.1f}" != "10.0" and a < 9.95:
+        return f"{value:.1f}"
+    if a < 999.5:
+        return f"{value:.0f}"
+    for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        v = value / scale  # type: ignore[operator]
+        if abs(v) < 9.95:
+            return f"{v:.1f}{suffix}"
+        if abs(v) < 999.5 or suffix == "G":
+            return f"{v:.0f}{suffix}"
+    return f"{value:.0f}"  # pragma: no cover
+
+
 def per_hour(watts: float, per_kwh: float | None) -> float | None:
     """Cost (or grams) per hour of a constant ``watts`` at ``per_kwh``."""
     if per_kwh is None:

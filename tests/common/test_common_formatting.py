@@ -65,3 +65,19 @@ def test_clock_is_local_time():
     t = 1_781_532_000.0
     assert f.fmt_clock(t) == time.strftime("%H:%M:%S", time.localtime(t))
     assert f.fmt_clock(t, date=True) == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def test_si_figures_keep_three_significant_digits_across_magnitudes():
+    from keck_tui.common.formatting import fmt_si
+
+    got = [fmt_si(x, "J") for x in (0.509709, 0.00212, 0.00085, 1300.0, 4.0, 11.64, 0.1, 0.0999, 2.5e6, 0.0)]
+    assert got == ["0.51 J", "2.12 mJ", "850 µJ", "1.3 kJ", "4 J", "11.6 J", "0.1 J", "99.9 mJ", "2.5 MJ", "0 J"]
+    assert fmt_si(6.862, "W", estimated=True) == "~6.86 W" and fmt_si(0.54, "W") == "0.54 W"
+    assert fmt_si(999.96, "J") == "1 kJ" and fmt_si(None, "J", missing="—") == "—"
+
+
+def test_rates():
+    from keck_tui.common.formatting import fmt_rate
+
+    assert [fmt_rate(x) for x in (3.46, 9.96, 412.0, 1234.0, 45_600.0, 1.2e6)] == ["3.5", "10", "412", "1.2k", "46k",
+                                                                                "1.2M"]
