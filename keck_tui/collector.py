@@ -6,8 +6,8 @@ must not: the idle learner and the session energy ledger.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Sequence
 
 from keck_tui.attribution.engine import Attribution, AttributionConfig, AttributionInput, attribute
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
@@ -19,6 +19,9 @@ from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
 from keck_tui.samplers.types import (ActivitySampler, FrequencySampler, GpuReading, GpuSampler,
                                      PowerReading, PowerSampler)
+
+if TYPE_CHECKING:  # imported only where work counters are configured or detected
+    from keck_tui.work.attach import WorkMonitor
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Collector:
     extra_sources: Sequence[SourceStatus] = ()  # e.g. why eBPF is not used
     idle_learner: IdleLearner = field(default_factory=IdleLearner)
     ledger: EnergyLedger = field(default_factory=EnergyLedger)
+    work: "WorkMonitor | None" = None  # work counters: J per token/request on matched rows
     primed: bool = False
 
     def wait_for_slow_sources(self, timeout: float) -> None:
@@ -53,7 +57,7 @@ class Collector:
 
     def close(self) -> None:
         """Stop background pollers and child processes of samplers and the grouper."""
-        for obj in (self.activity, *self.power, *self.gpus, self.frequency, self.grouper):
+        for obj in (self.activity, *self.power, *self.gpus, self.frequency, self.grouper, self.work):
             for name in ("stop", "close"):
                 fn = getattr(obj, name, None)
                 if callable(fn):
@@ -63,9 +67,21 @@ class Collector:
                         pass
                     break
 
+    def settle_work(self, timeout: float) -> None:
+        """One-shot modes (``--once``): scrape the work counters now and wait (at most
+        ``timeout``) for the answers, so that the snapshot that follows has their rates.
+        The live loop never calls this: there a slow endpoint only makes its row wait."""
+        if self.work is not None:
+            self.work.settle(timeout)
+
     def prime(self) -> None:
         """First read of every counter; the next ``collect()`` measures from here."""
-        self._sample_all()
+        activity, _power, _gpus, _freq = self._sample_all()
+        if self.work is not None:
+            try:
+                self.work.prime(activity)  # a first scrape now: the first snapshot can have a rate
+            except Exception:  # noqa: BLE001 - the first annotate says what is wrong
+                pass
         self.primed = True
 
     def _sample_all(self) -> tuple:
@@ -85,6 +101,8 @@ class Collector:
         if not self.primed:
             self.prime()
             self.clock.sleep(0.25)
+        if self.work is not None:
+            self.work.kick()  # scrapes run beside the sampling, on their own thread
         activity, power, gpus, freq = self._sample_all()
         interval = activity.interval_s if activity.interval_s > 0 else 0.0
         groups: dict[int, GroupPath] = {}
@@ -129,13 +147,20 @@ class Collector:
                 name="memory-estimate", status=STATUS_OK, kind=KIND_ESTIMATED, watts=dram,
                 detail=f"no DRAM power sensor: DRAM power estimated from the memory size, {memory.why}",
                 extra={"source": memory.source, "watts_lo": round(memory.lo, 3), "watts_hi": round(memory.hi, 3)}))
-        return Snapshot(
+        snap = Snapshot(
             time=self.clock.wall(), interval_s=interval, host=self.host, model=result.model,
             sources=tuple(sources), root=root, idle_policy=self.config.idle,
             estimated=result.estimated, warnings=tuple(warnings),
             extra={"model_reason": result.model_reason, "idle_method": result.idle.method,
                    "idle_watts": _round(result.idle.watts)},
         )
+        if self.work is not None:
+            try:
+                snap = self.work.annotate(snap, activity)
+            except Exception as exc:  # noqa: BLE001 - work counters must not cost the snapshot
+                snap = replace(snap, sources=snap.sources + (
+                    SourceStatus("work", "error", f"{type(exc).__name__}: {exc}"),))
+        return snap
 
 
     def _estimate_status(self, result: "Attribution") -> SourceStatus:

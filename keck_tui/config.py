@@ -44,6 +44,9 @@ class Settings:
     host: str | None = None  # node name override
     history_minutes: float = 10.0
     theme: str = "dark"
+    # [[work]] entries (keck_tui.work.spec.WorkSpec) and whether inference servers are detected
+    work: tuple[Any, ...] = ()
+    work_presets: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)  # [sections] for other parts
 
 
@@ -124,6 +127,14 @@ def settings_from_mapping(data: Mapping[str, Any], where: str = "config") -> Set
         if key in _SECTIONS and isinstance(value, Mapping):
             extra[key] = _check_section(key, value, where)
             continue
+        if name == "work":
+            from keck_tui.work.spec import WorkSpecError, parse_entries
+
+            try:
+                values["work"] = parse_entries(value, where)
+            except WorkSpecError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         if name not in known:
             raise ConfigError(f"{where}: unknown key {key!r}")
         values[name] = check_value(name, value, where)
@@ -157,6 +168,10 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
         except ScheduleError as exc:
             raise ConfigError(str(exc)) from None
         return tuple(dict(v) for v in value)
+    if name == "work_presets":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: work_presets must be true or false, got {value!r}")
+        return value
     if name in ("sysfs_root", "procfs_root", "host", "currency"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name} must be a string, got {value!r}")

@@ -19,6 +19,11 @@ groups always add up to the total. A snapshot's row holds its mean watts over
 likewise), priced with the tariff in force over that interval
 (``keck_tui.cost``, schedule boundaries split exactly).
 
+Work counters (``work`` objects on rows, see keck_tui/work): per source, unit and row,
+the units counted over the window and the energy of the rows they were divided into,
+so joules per unit (with its bound), units per second and cost/CO2e per million units
+(``work`` in the JSON report). Only lines that carry work are parsed a second time.
+
 Speed: a long recording is mostly JSON. For lines written by keck-top's
 recorder (canonical key order, no escapes) the rows of the wanted levels are
 picked out with one regular expression instead of building every Row; the
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -36,11 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from keck_tui.common import table
-from keck_tui.common.formatting import fmt_clock, fmt_duration, fmt_energy, fmt_grams, fmt_money, fmt_pct, fmt_watts
+from keck_tui.common.formatting import (fmt_clock, fmt_duration, fmt_energy, fmt_grams, fmt_money, fmt_pct, fmt_rate,
+                                         fmt_si, fmt_watts)
 from keck_tui.common.table import Column
 from keck_tui.cost import J_PER_KWH, Tariff
 from keck_tui.model import Row, Snapshot, SnapshotFormatError
 from keck_tui.recording import ReadStats, RecordingError, iter_lines, split_points
+from keck_tui.work.totals import WorkTotals, work_objects
 
 BY_LEVELS = ("node", "namespace", "pod", "process")
 
@@ -84,6 +92,7 @@ class Report:
     has_price: bool
     has_co2e: bool
     fast_lines: int = 0  # lines summed by the fast path (the rest were fully parsed)
+    work: list[dict[str, Any]] = field(default_factory=list)  # energy per unit of work, per source
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat record per group, then the total (what JSON and CSV hold)."""
@@ -125,6 +134,7 @@ class Report:
             "currency": self.currency,
             "groups": [self._record(g) for g in self.groups],
             "total": self._record(self.total),
+            "work": self.work,
         }
 
     def to_csv(self) -> str:
@@ -289,6 +299,7 @@ class Aggregator:
         self.end: float | None = None
         self.price_gap = False  # some interval had no price: costs are unknown
         self.co2e_gap = False
+        self.work = WorkTotals()
         self._piece: tuple[float, float, float | None, float | None] | None = None
         self._names: dict[bytes, dict[bytes, tuple[bytes, bytes]]] = {}  # node → row name → (key, name)
 
@@ -513,13 +524,26 @@ class Aggregator:
             setattr(self, attr, pick(values) if values else None)
         self.price_gap |= other.price_gap
         self.co2e_gap |= other.co2e_gap
+        self.work.merge(other.work)
+
+    def add_work(self, t: float, dt: float, line: bytes, share: float = 1.0) -> None:
+        """The ``work`` objects of one snapshot line (only lines that have any pay for the parse)."""
+        try:
+            doc = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            return
+        root = doc.get("root") if isinstance(doc, dict) else None
+        if not isinstance(root, dict):
+            return
+        pint, cint = self._rates(t - dt, t)
+        self.work.add(dt, work_objects(root), share=share, price_s=pint, co2_s=cint)
 
     def state(self) -> dict[str, Any]:
         """Picklable totals, for sending from a worker process."""
         self.settle()
         return {"groups": self.groups, "total": self.total, "snapshots": self.snapshots,
                 "duration_s": self.duration_s, "start": self.start, "end": self.end,
-                "price_gap": self.price_gap, "co2e_gap": self.co2e_gap}
+                "price_gap": self.price_gap, "co2e_gap": self.co2e_gap, "work": self.work}
 
     @classmethod
     def from_state(cls, by: str, tariff: Tariff, state: dict[str, Any]) -> "Aggregator":
@@ -553,7 +577,7 @@ class Aggregator:
                       start=self.start, end=self.end, stats=stats,
                       has_price=self.tariff.has_price and not self.price_gap,
                       has_co2e=self.tariff.has_co2e and not self.co2e_gap,
-                      fast_lines=fast_lines)
+                      fast_lines=fast_lines, work=self.work.results())
 
 
 def report_snapshots(snapshots: Iterable[Snapshot], by: str, tariff: Tariff,
@@ -564,6 +588,8 @@ def report_snapshots(snapshots: Iterable[Snapshot], by: str, tariff: Tariff,
     for snap in snapshots:
         stats.valid += 1
         agg.add(snap.time, snap.interval_s, rows_of_snapshot(snap, agg.levels))
+        if any("work" in row.extra for _, row in snap.root.walk()):
+            agg.add_work(snap.time, snap.interval_s, snap.dumps().encode())
     return agg.result(path, stats)
 
 
@@ -614,14 +640,18 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
             bad.append((lineno, (str(exc).splitlines() or ["unreadable"])[0][:200]))
             continue
         mine += 1
+        share = 1.0
         if since is not None or until is not None:
             # Only the part of the snapshot's interval inside the window counts.
             lo = t - dt if since is None else max(t - dt, since)
             hi = t if until is None else min(t, until)
             if hi <= lo:
                 continue
+            share = (hi - lo) / dt if dt > 0 else 1.0
             t, dt = hi, hi - lo
         add(t, dt, rows)
+        if b'"work"' in line:
+            agg.add_work(t, dt, line, share)
     stats.valid = mine
     return agg, stats, bad, extract.fast_lines
 
@@ -699,7 +729,27 @@ def render_report(report: Report) -> str:
         columns.append(Column("CO2e", ">", gap=2))
     rows: list[list[str] | None] = [_report_cells(report, g) for g in report.groups]
     rows += [None, _report_cells(report, report.total)]
-    return "\n".join([title] + table.render_table(columns, rows))
+    return "\n".join([title] + table.render_table(columns, rows) + _work_lines(report))
+
+
+def _work_lines(report: Report) -> list[str]:
+    """Energy per unit of work over the window (Σ energy ÷ Σ units), one row per source and unit."""
+    if not report.work:
+        return []
+    columns = [Column("work", max_width=24), Column("unit", max_width=16, gap=2), Column("row", max_width=32, gap=2),
+               Column("units", ">", gap=2), Column("units/s", ">"), Column("J/unit", ">", gap=2),
+               Column("(lo…hi)", ">"), Column("per M units", ">", gap=2)]
+    rows = []
+    for w in report.work:
+        per = w["j_per_unit"]
+        cost = fmt_money(w["cost_per_m"], report.currency) if w["cost_per_m"] is not None else ""
+        co2 = fmt_grams(w["co2e_g_per_m"], unit=True) if w["co2e_g_per_m"] is not None else ""
+        rows.append([w["work"], w["unit"], w["row"], fmt_rate(w["units"]), fmt_rate(w["units_per_s"]),
+                     fmt_si(per, "J", missing="—"),
+                     f"({fmt_si(w['j_per_unit_lo'], 'J', missing='?')}…{fmt_si(w['j_per_unit_hi'], 'J', missing='?')})"
+                     if per is not None else "",
+                     " · ".join(x for x in (cost, co2) if x) or "—"])
+    return ["", "energy per unit of work over the window:"] + table.render_table(columns, rows)
 
 
 def _report_cells(report: Report, g: GroupTotal) -> list[str]:

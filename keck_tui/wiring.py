@@ -180,8 +180,20 @@ def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
         config=AttributionConfig(model=settings.model, idle=settings.idle,
                                  idle_watts=settings.idle_watts, tdp=settings.tdp,
                                  cpu_profile=profile, memory=memory),
-        clock=clock, extra_sources=tuple(notes),
+        clock=clock, extra_sources=tuple(notes), work=build_work(settings),
     )
+
+
+def build_work(settings: Settings):  # -> WorkMonitor | None
+    """Work counters: the config's [[work]] entries and detected inference servers (none: None)."""
+    if not settings.work and not settings.work_presets:
+        return None
+    from keck_tui.config import tariff_from_settings
+    from keck_tui.work.attach import WorkMonitor
+    from keck_tui.work.scraper import Scraper
+
+    return WorkMonitor(settings.work, Scraper(), presets=settings.work_presets,
+                       tariff=tariff_from_settings(settings))
 
 
 def build_local_feed(settings: Settings, sources: LocalSources = LocalSources(), *,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -24,6 +24,9 @@ from keck_tui.vm.export import vm_name_of
 
 OTHER = "(other)"
 LABEL_MAX = 128
+#: Work series (one per work source × unit × row that carries it): at most this many.
+MAX_WORK_SERIES = 64
+WORK_LABELS = ("node", "work", "unit", "row")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class MetricsState:
         self.counters: dict[str, OrderedDict[tuple[str, ...], float]] = {
             k: OrderedDict() for k in self.families}
         self.overflow: dict[str, int] = {k: 0 for k in self.families}  # rows folded into (other)
+        # work counters: the latest gauges, and units / basis energy integrated since start
+        self.work: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.work_units: OrderedDict[tuple[str, ...], float] = OrderedDict()
+        self.work_joules: OrderedDict[tuple[str, ...], float] = OrderedDict()
 
     def update(self, snap: Snapshot) -> None:
         raw = _series_of(snap)
@@ -81,6 +88,14 @@ class MetricsState:
                 counters.move_to_end(labels)
             while len(counters) > 4 * fam.max_series:
                 counters.popitem(last=False)
+        self.work = _work_of(snap)
+        for labels, w in self.work.items():
+            for store, add in ((self.work_units, w.get("units")),
+                               (self.work_joules, (w.get("watts") or 0.0) * snap.interval_s)):
+                store[labels] = store.get(labels, 0.0) + (add if isinstance(add, (int, float)) else 0.0)
+                store.move_to_end(labels)
+                while len(store) > 4 * MAX_WORK_SERIES:
+                    store.popitem(last=False)
         self.snapshot = snap
 
     def collect(self) -> Iterator[object]:
@@ -134,12 +149,64 @@ class MetricsState:
                                 labels=("node",))
         age.add_metric((node,), max(0.0, self._wall() - snap.time))
         yield age
+        yield from self._work_families()
         ov = GaugeMetricFamily("keck_series_folded_rows",
                                "Rows summed into an (other) series because a family hit its series cap.",
                                labels=("node", "family"))
         for key in self.families:
             ov.add_metric((node, key), float(self.overflow[key]))
         yield ov
+
+
+    def _work_families(self) -> Iterator[object]:
+        """Work counters (units/s, J per unit with its bound) and, for any window in PromQL,
+        ``increase(keck_work_energy_joules_total) / increase(keck_work_units_total)``."""
+        gauges = (("keck_work_units_per_second", "Units of work per second (a work counter's rate).", "rate"),
+                  ("keck_work_joules_per_unit", "Joules per unit of work over the last interval.", "j_per_unit"),
+                  ("keck_work_joules_per_unit_lower_bound", "Lower bound of joules per unit of work.",
+                   "j_per_unit_lo"),
+                  ("keck_work_joules_per_unit_upper_bound", "Upper bound of joules per unit of work.",
+                   "j_per_unit_hi"))
+        for name, text, key in gauges:
+            g = GaugeMetricFamily(name, text, labels=WORK_LABELS)
+            for labels, w in self.work.items():
+                value = w.get(key)
+                if isinstance(value, (int, float)):
+                    g.add_metric(labels, float(value))
+            yield g
+        up = GaugeMetricFamily("keck_work_up", "1 when a work counter was read in the last interval, else 0.",
+                               labels=WORK_LABELS)
+        for labels, w in self.work.items():
+            up.add_metric(labels, 1.0 if w.get("status") in ("ok", "warming up", "waiting", "reset") else 0.0)
+        yield up
+        for name, text, store in (
+                ("keck_work_units", "Units of work counted since the agent started.", self.work_units),
+                ("keck_work_energy_joules", "Energy of the rows a work counter's units are divided into, "
+                                            "since the agent started, in joules.", self.work_joules)):
+            c = CounterMetricFamily(name, text, labels=WORK_LABELS)
+            for labels, value in store.items():
+                c.add_metric(labels, value)
+            yield c
+
+
+def _work_of(snap: Snapshot) -> dict[tuple[str, ...], dict[str, Any]]:
+    """(node, work, unit, row) → the work figures of every row that carries a ``work`` object."""
+    node = _clip(snap.host)
+    out: dict[tuple[str, ...], dict[str, Any]] = {}
+    stack = [snap.root]
+    while stack and len(out) < MAX_WORK_SERIES:
+        row = stack.pop()
+        stack.extend(row.children)
+        obj = row.extra.get("work") if row.extra else None
+        if not isinstance(obj, dict):
+            continue
+        for w in [obj, *(m for m in obj.get("more") or () if isinstance(m, dict))]:
+            entries = [w, *(a for a in w.get("also") or () if isinstance(a, dict))]
+            for e in entries:
+                figures = dict(e)
+                figures["watts"] = w.get("watts")  # every unit of a source divides the same energy
+                out[(node, _clip(w.get("name")), _clip(e.get("unit")), _clip(row.name))] = figures
+    return out
 
 
 class StateCollector(Collector):

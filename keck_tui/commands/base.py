@@ -108,6 +108,9 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--host-power-token", metavar="FILE",
                    help="with --host-power URL: file holding this VM's token (sent only to that URL's origin); "
                         "at the top level --token-file works too")
+    g.add_argument("--no-work-presets", action="store_true",
+                   help="do not look for inference servers (vLLM, llama.cpp, TGI, SGLang) to count their "
+                        "tokens; [[work]] entries of the config still apply")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +135,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             overrides[flag] = check_value(flag, value, where=f"--{flag.replace('_', '-')}")
     if getattr(args, "host_name", None):
         overrides["host"] = args.host_name
+    if getattr(args, "no_work_presets", False):
+        overrides["work_presets"] = False
     return replace(settings, **overrides)
 
 

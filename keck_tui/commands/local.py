@@ -62,6 +62,7 @@ def collect_once(settings: Settings, sources: LocalSources) -> Snapshot:
         collector.wait_for_slow_sources(timeout=max(5.0, settings.interval))
         collector.prime()
         clock.sleep(settings.interval)
+        collector.settle_work(timeout=2.0)  # one snapshot: let its work counters have a rate
         return collector.collect()
     finally:
         collector.close()
