@@ -62,6 +62,7 @@ class KeckApp(App[int]):
         Binding("s", "cycle_sort", "sort"),
         Binding("t", "threshold", "small rows"),
         Binding("c", "cost", "cost"),
+        Binding("w", "work", "work", show=False),
         Binding("p", "pause", "pause"),
         Binding("r", "record", "record"),
         Binding("i", "detail", "detail"),
@@ -93,6 +94,7 @@ class KeckApp(App[int]):
         self.paused = False
         self.recording = False
         self.show_cost = False
+        self.show_work = False
         self.detail_mode: bool | None = None  # None: automatic by terminal height
         self.applied = 0  # snapshots applied (tests, benchmarks)
         self.theme = "textual-light" if self.settings.theme == "light" else "textual-dark"
@@ -340,6 +342,17 @@ class KeckApp(App[int]):
                         severity="warning", timeout=4)
         self.refresh_all(columns_changed=True)
 
+    def action_work(self) -> None:
+        """Work counters' columns: units per second and joules per unit (and the cost per
+        million units when a price is configured)."""
+        self.show_work = not self.show_work
+        self.power_tree.show_work = self.show_work
+        self.power_tree.work_cost = self.tariff.has_price
+        if self.show_work and not _has_work(self.snapshot):
+            self.notify("no work counters yet: no inference server found and no [[work]] in the config "
+                        "(docs/work.md)", severity="warning", timeout=4)
+        self.refresh_all(columns_changed=True)
+
     def action_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
@@ -425,6 +438,7 @@ class KeckApp(App[int]):
         yield SystemCommand("Filter rows", "incremental filter by name (/)", self.action_filter)
         yield SystemCommand("Toggle small rows", "hide rows below 1 % of the root (t)", self.action_threshold)
         yield SystemCommand("Toggle cost columns", "money and gCO2e per hour (c)", self.action_cost)
+        yield SystemCommand("Toggle work columns", "units per second and joules per unit (w)", self.action_work)
         yield SystemCommand("Pause / resume", "freeze the screen on the last sample (p)", self.action_pause)
         yield SystemCommand("Record on/off", "record snapshots to a file (r)", self.action_record)
         yield SystemCommand("Toggle detail pane", "history, bounds and provenance (i)", self.action_detail)
@@ -441,6 +455,12 @@ class KeckApp(App[int]):
 #: Python's defaults (700, 10, 10) that triggers frequent full collections that
 #: scan everything, which showed as 30–50 ms spikes in benchmarks/bench_ui.py.
 GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _has_work(snapshot: Snapshot | None) -> bool:
+    if snapshot is None:
+        return False
+    return any(row.extra and "work" in row.extra for _, row in snapshot.root.walk())
 
 
 def tune_gc() -> None:

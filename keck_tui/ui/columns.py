@@ -5,6 +5,7 @@ widget maps to styles, so the exact text of every column is unit-testable.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -38,10 +39,18 @@ BASE = {
     "cost": Column("cost", "/h", 8),
     "co2": Column("co2", "gCO2e/h", 8),
     "trend": Column("trend", "TREND", 10),
+    # work counters (w): units per second and joules per unit of the rows that have them
+    "wrate": Column("wrate", "WORK/s", 10),
+    "jpu": Column("jpu", "J/UNIT", 9),
+    "wcost": Column("wcost", "/M", 8),
 }
-ORDER = ("watts", "bound", "range", "trend", "share", "cpu", "mhz", "gpu", "energy", "cost", "co2")
+ORDER = ("watts", "bound", "range", "trend", "share", "cpu", "mhz", "gpu", "energy", "cost", "co2",
+         "wrate", "jpu", "wcost")
+WORK_KEYS = ("wrate", "jpu", "wcost")
 #: Dropped first to last when the terminal is narrow; WATTS and ± never are.
-DROP_ORDER = ("energy", "gpu", "mhz", "range", "co2", "cost", "cpu", "share")
+DROP_ORDER = ("energy", "gpu", "mhz", "range", "co2", "cost", "wcost", "cpu", "share", "wrate", "jpu")
+#: Short unit names for the WORK/s column.
+UNIT_ABBREV = {"token": "tok", "prompt token": "ptok", "request": "req", "frame": "frm", "byte": "B"}
 
 
 @dataclass(frozen=True)
@@ -56,14 +65,20 @@ class Layout:
 
 
 def compute_layout(width: int, *, show_gpu: bool = False, show_cost: bool = False,
-                   currency: str = "€", show_trend: bool = True) -> Layout:
+                   currency: str = "€", show_trend: bool = True, show_work: bool = False,
+                   work_cost: bool = False) -> Layout:
     """Fit columns into ``width`` cells, dropping them in DROP_ORDER; TREND (a
-    sparkline of the row's history) only appears when the name keeps ample room."""
+    sparkline of the row's history) only appears when the name keeps ample room.
+    ``show_work``: the work columns (units/s, J per unit, and with ``work_cost`` the
+    cost per million units)."""
     keys = [k for k in ORDER if k != "trend" and (k != "gpu" or show_gpu)
-            and (k not in ("cost", "co2") or show_cost)]
+            and (k not in ("cost", "co2") or show_cost)
+            and (k not in WORK_KEYS or (show_work and (k != "wcost" or work_cost)))]
     cols = {k: BASE[k] for k in keys}
     if "cost" in cols:
         cols["cost"] = Column("cost", f"{currency}/h", 8)
+    if "wcost" in cols:
+        cols["wcost"] = Column("wcost", f"{currency}/M", 8)
 
     def used() -> int:
         return sum(c.width + 1 for c in cols.values())
@@ -209,9 +224,96 @@ def _column_cells(col: Column, line: Line, row: Row, ctx: CellContext, share: fl
         t, key = fmt.fmt_money(fmt.per_hour(row.watts, ctx.price_per_kwh)), num
     elif k == "co2":
         t, key = fmt.fmt_grams(fmt.per_hour(row.watts, ctx.co2e_g_per_kwh)), num
+    elif k in WORK_KEYS:
+        t, key = work_cell(k, row.extra.get("work") if row.extra else None, est), num
     else:  # pragma: no cover - ORDER and BASE agree
         t, key = "", num
     return [(" " + _fit(t, w).rjust(w), key)]
+
+
+def fmt_rate(value: float) -> str:
+    """Units per second: 3.5 · 412 · 1.2k · 45k · 1.2M."""
+    a = abs(value)
+    if a < 9.95:
+        return f"{value:.1f}"
+    if a < 999.5:
+        return f"{value:.0f}"
+    for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        v = value / scale
+        if abs(v) < 9.95:
+            return f"{v:.1f}{suffix}"
+        if abs(v) < 999.5 or suffix == "G":
+            return f"{v:.0f}{suffix}"
+    return f"{value:.0f}"  # pragma: no cover
+
+
+def unit_abbrev(unit: str) -> str:
+    return UNIT_ABBREV.get(unit, unit[:4])
+
+
+def fmt_joules_small(joules: float | None, estimated: bool = False) -> str:
+    """Joules per unit: 0.51 J · 2.12 mJ · 850 µJ · 1.3 kJ (three significant digits)."""
+    if joules is None or not math.isfinite(joules):
+        return ""
+    for floor, scale, unit in ((1e3, 1e3, "kJ"), (0.1, 1.0, "J"), (1e-3, 1e-3, "mJ"), (0.0, 1e-6, "µJ")):
+        if abs(joules) >= floor:
+            v = joules / scale
+            text = f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+            return ("~" if estimated else "") + f"{text} {unit}"
+    return ""  # pragma: no cover
+
+
+def work_cell(key: str, work: object, estimated: bool = False) -> str:
+    """A work column's text for a row's ``work`` object (empty for rows without one)."""
+    if not isinstance(work, dict):
+        return ""
+    status = work.get("status")
+    if key == "wrate":
+        rate = work.get("rate")
+        if status != "ok" or not isinstance(rate, (int, float)):
+            return {"error": "error", "unavailable": "no ctr", "reset": "reset"}.get(str(status), "…")
+        return f"{fmt_rate(rate)} {unit_abbrev(str(work.get('unit', '')))}"
+    if key == "jpu":
+        j = work.get("j_per_unit")
+        return fmt_joules_small(j, estimated) if isinstance(j, (int, float)) else ""
+    cost = work.get("cost_per_m")
+    return fmt.fmt_money(cost) if isinstance(cost, (int, float)) else ""
+
+
+def work_summary(work: object, estimated: bool = False) -> str:
+    """One line for the detail pane: the work source, its rate, joules per unit with the
+    bound, units per watt, cost and CO2e per million, or why there are none."""
+    if not isinstance(work, dict):
+        return ""
+    unit = str(work.get("unit", "unit"))
+    head = f"{work.get('name', '?')} ({work.get('source', '')})"
+    status = work.get("status")
+    if status != "ok" or not isinstance(work.get("rate"), (int, float)):
+        why = work.get("why") or ""
+        where = f" · {work['url']}" if work.get("url") else ""
+        return f"{head} {status}{': ' + why if why else ''}{where}"
+    parts = [f"{head} {fmt_rate(work['rate'])} {unit}/s"]
+    j = work.get("j_per_unit")
+    if isinstance(j, (int, float)):
+        lo, hi = work.get("j_per_unit_lo"), work.get("j_per_unit_hi")
+        rng = (f" ({fmt_joules_small(lo)}–{fmt_joules_small(hi) if hi is not None else '?'})"
+               if isinstance(lo, (int, float)) else "")
+        parts.append(f"{fmt_joules_small(j, estimated)}/{unit}{rng}")
+    elif work.get("why"):
+        parts.append(str(work["why"]))
+    if isinstance(work.get("units_per_j"), (int, float)):
+        parts.append(f"{work['units_per_j']:.3g} {unit}/s per W")
+    if isinstance(work.get("cost_per_m"), (int, float)):
+        parts.append(f"{fmt.fmt_money(work['cost_per_m'], str(work.get('currency', '')))}/M")
+    if isinstance(work.get("co2e_g_per_m"), (int, float)):
+        parts.append(f"{work['co2e_g_per_m']:.3g} gCO2e/M")
+    parts.append(f"over {work.get('rows', 0)} rows {fmt.fmt_watts(work.get('watts'), estimated)} W")
+    for a in work.get("also") or ():
+        if isinstance(a, dict) and isinstance(a.get("rate"), (int, float)):
+            aj = a.get("j_per_unit")
+            parts.append(f"{a.get('unit')} {fmt_rate(a['rate'])}/s"
+                         + (f" {fmt_joules_small(aj, estimated)}" if isinstance(aj, (int, float)) else ""))
+    return " · ".join(parts)
 
 
 def needs_gpu_column(root: Row | None) -> bool:

@@ -10,6 +10,7 @@ from rich.text import Text
 from keck_tui.common import formatting as fmt
 from keck_tui.model import Row, Snapshot
 from keck_tui.ui import format as bars
+from keck_tui.ui.columns import work_summary
 from keck_tui.ui.history import History
 from keck_tui.ui.view import Line
 
@@ -55,7 +56,7 @@ def detail_lines(line: Line | None, snapshot: Snapshot | None, history: History,
     _identity(out[0], row, line, st)  # 1: identity
     _history(out[1], out[2], row, est, line, snapshot, history, width, span_label, st)  # 2 and 3: history
     _provenance(out[3], row, est, snapshot, st)  # 4: provenance
-    _why(out[4], row, st)  # 5 and 6: why (synthetic), errors, labels, per-core breakdown
+    _why(out[4], row, est, st)  # 5 and 6: work, why (synthetic), errors, labels, per-core breakdown
     _cores(out[5], row, est, snapshot, st)
     return out
 
@@ -134,8 +135,12 @@ def _provenance(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) ->
     t.append(" · ".join(bits) if bits else "—")
 
 
-def _why(t: Text, row: Row, st: Styler) -> None:
-    if row.synthetic or row.note:
+def _why(t: Text, row: Row, est: bool, st: Styler) -> None:
+    work = row.extra.get("work") if row.extra else None
+    if isinstance(work, dict):
+        t.append(" work ", st("dim"))
+        t.append(work_summary(work, est), st("bad") if work.get("status") == "error" else "")
+    elif row.synthetic or row.note:
         why = SYNTHETIC_WHY.get(row.id, "")
         text = " · ".join(x for x in (row.note, why) if x)
         t.append(" why  ", st("dim"))

@@ -25,6 +25,7 @@ HELP_TEXT = """\
   /        filter rows by name, pid command or id (incremental; Esc clears)
   t        hide rows below 1 % of the zoomed root's watts (they are summed in a "…" line)
   c        cost columns: money and gCO2e per hour at the configured price and intensity
+  w        work columns: units/s and joules per unit (tokens of inference servers, [[work]])
   i        detail pane on/off        T  light/dark theme
   + -      refresh faster / slower   p  pause (the screen keeps the last sample)
   r        start/stop recording      d  sources: what works, what failed, how to fix
@@ -40,6 +41,7 @@ HELP_TEXT = """\
   CPU%     CPU utilisation        MHz  frequency; [b]*[/b] = nominal (no cpufreq), not measured
   GPU W    GPU watts attributed to the row    ENERGY  energy this session (J, Wh, kWh)
   TREND    (wide terminals) the row's watts over the history span, scaled to its own range
+  WORK/s   units of work per second (w)   J/UNIT  joules per unit   /M  cost per million units
 
 [b]Rows[/b]
   ▸ closed  ▾ open   [i](idle) (residual) (platform) (kernel) (dram)[/i] are synthetic rows:

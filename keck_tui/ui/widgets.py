@@ -86,6 +86,8 @@ class PowerTree(ScrollView, can_focus=True):
         self.ctx = CellContext(scale=1.0, total=1.0)
         self.show_gpu = False
         self.show_cost = False
+        self.show_work = False  # work counters' columns (w)
+        self.work_cost = False  # with them, cost per million units (a price is configured)
         self.currency = "€"
         self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] | None = None
@@ -105,7 +107,8 @@ class PowerTree(ScrollView, can_focus=True):
         lay = self._layout
         if lay is None or lay.width != width:
             lay = self._layout = compute_layout(width, show_gpu=self.show_gpu,
-                                                show_cost=self.show_cost, currency=self.currency)
+                                                show_cost=self.show_cost, currency=self.currency,
+                                                show_work=self.show_work, work_cost=self.work_cost)
         return lay
 
     def styles_map(self) -> dict[str, Style]:
