@@ -165,3 +165,27 @@ def test_choose_tracker_explains_why_not_cgroup(tmp_path):
     assert "cgroup v2: not mounted" in text and "systemd-run not found" in text and "needs root" in text
     with pytest.raises(TrackingUnavailable):
         choose_tracker("cgroup", "x", euid=1000, procfs_root=str(tmp_path))
+
+
+def test_work_counted_on_the_commands_rows_gives_joules_per_unit_of_the_run():
+    from keck_tui.runmeter.meter import interval_of
+
+    work = {"name": "vllm", "unit": "token", "units": 300.0,
+            "also": [{"unit": "prompt token", "units": 100.0}]}
+    server = Row("process", "pid-10", "python3 (10)", 20.0, 18.0, 22.0, pid=10, cpu_s=1.0,
+                 components={"cpu": 20.0}, extra={"work": work})
+    root = Row("node", "n", "n", 20.0, 18.0, 22.0, cpu_s=1.0, components={"cpu": 20.0}, children=(server,))
+    snap = Snapshot(time=1.0, interval_s=1.0, host="n", model="cpu-time", sources=(), root=root)
+    e = finish([interval_of(snap, {10}), interval_of(snap, {10})])
+    assert e.work == {("vllm", "token"): 600.0, ("vllm", "prompt token"): 200.0}
+    assert finish([interval_of(snap, {99})]).work == {}  # another tree's server does not count
+    from keck_tui.cost import Tariff
+    from keck_tui.runmeter.output import run_json
+    from keck_tui.runmeter.session import RunOutcome
+
+    run = RunOutcome(index=0, exit_status=0, signal=None, wall_s=2.0, start=0.0, end=2.0, energy=e, user_s=None,
+                     system_s=None, tracking="ppid", tracking_detail="", leftover=0, interrupted=False,
+                     own_cpu_s=0.0, snapshot=snap)
+    got = {w["unit"]: w for w in run_json(run, "active", Tariff())["work"]}
+    assert got["token"]["units"] == 600.0
+    assert got["token"]["j_per_unit"]["value"] == pytest.approx(40.0 / 600.0)

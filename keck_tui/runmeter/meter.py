@@ -65,6 +65,7 @@ class IntervalEnergy:
     busy_s: float  # the node's busy CPU seconds
     pids: frozenset[int] = frozenset()
     pid_cpu_s: Mapping[int, float] = field(default_factory=dict)
+    work: tuple[tuple[str, str, float], ...] = ()  # (source, unit, units) counted on the command's rows
 
 
 def process_rows(root: Row, pids: set[int] | frozenset[int]) -> list[Row]:
@@ -112,7 +113,24 @@ def interval_of(snap: Snapshot, pids: set[int] | frozenset[int],
         busy_s=root.cpu_s or 0.0,
         pids=frozenset(r.pid for r in rows if r.pid is not None),
         pid_cpu_s={r.pid: r.cpu_s or 0.0 for r in rows if r.pid is not None},
+        work=tuple(_work_units(rows)),
     )
+
+
+def _work_units(rows: list[Row]) -> list[tuple[str, str, float]]:
+    """Units of work counted this interval by work objects on the command's own rows
+    (an inference server it started, a [[work]] entry matching one of its processes)."""
+    out = []
+    for r in rows:
+        obj = r.extra.get("work") if r.extra else None
+        if not isinstance(obj, dict):
+            continue
+        for w in [obj, *(m for m in obj.get("more") or () if isinstance(m, dict))]:
+            for e in [w, *(a for a in w.get("also") or () if isinstance(a, dict))]:
+                units = e.get("units")
+                out.append((str(w.get("name", "")), str(e.get("unit", "")),
+                            float(units) if isinstance(units, (int, float)) else 0.0))
+    return out
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,7 @@ class RunEnergy:
     processes: int  # distinct PIDs with a row
     intervals: int
     measured_s: float  # Σ intervals (≥ the wall time: the first and last overlap the run)
+    work: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (source, unit) -> units
 
     def total(self, policy: str) -> Bounded:
         if policy == "active":
@@ -200,7 +219,10 @@ def finish(intervals: Iterable[IntervalEnergy], *, kernel_total_cpu_s: float | N
     peak = ZERO
     peak_t: float | None = None
     measured = 0.0
+    work: dict[tuple[str, str], float] = {}
     for iv in ivs:
+        for name, unit, units in iv.work:
+            work[(name, unit)] = work.get((name, unit), 0.0) + units
         dt = iv.dt
         measured += dt
         rows = rows + Bounded(iv.watts * dt, iv.lo * dt, iv.hi * dt)
@@ -262,7 +284,7 @@ def finish(intervals: Iterable[IntervalEnergy], *, kernel_total_cpu_s: float | N
         peak_w=peak, peak_time=peak_t, cpu_s=cpu_s, correction_cpu_s=corr_s, correction_j=corr_j,
         kernel_cpu_s=kernel_cpu, kernel_source=("cgroup" if per_interval else
                                                 (kernel_source if kernel_total_cpu_s is not None else "none")),
-        processes=len(pids), intervals=len(ivs), measured_s=measured)
+        processes=len(pids), intervals=len(ivs), measured_s=measured, work=work)
 
 
 def _cpu_rate(rows_cpu_j: float, rows_cpu_s: float, node_active_j: float, node_busy_s: float) -> float:

@@ -68,6 +68,9 @@ def run_json(run: RunOutcome, policy: str, tariff: Tariff) -> dict[str, Any]:
         "measured_s": e.measured_s,
         "leftover_processes": run.leftover,
         "keck_top_cpu_s": run.own_cpu_s,
+        "work": [{"work": name, "unit": unit, "units": units,
+                  "j_per_unit": _b(total.scaled(1.0 / units)) if units > 0 else None}
+                 for (name, unit), units in sorted(e.work.items())],
     }
 
 
@@ -234,6 +237,10 @@ def _run_lines(r: dict[str, Any], doc: dict[str, Any], est: str) -> list[str]:
     out.append(_label("share of node", (f"{100 * share:.1f} % of the node's {est}{_j(node)} over the run"
                                         if share is not None else "—")))
     out.append(_label("cost · carbon", _cost_text(r, doc)))
+    for w in r.get("work") or ():
+        per = (f": {est}{_j(w['j_per_unit']['value'])} per {w['unit']} "
+               f"({_j(w['j_per_unit']['lo'])} … {_j(w['j_per_unit']['hi'])})" if w["j_per_unit"] else "")
+        out.append(_label("work", f"{w['units']:.6g} {w['unit']} ({w['work']}){per}"))
     return out
 
 
