@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from keck_tui.common.formatting import fmt_grams, fmt_money, fmt_si
 from keck_tui.cost import J_PER_KWH, Tariff
 from keck_tui.runmeter.meter import IDLE_POLICIES, Bounded
 from keck_tui.runmeter.session import Measurement, RunOutcome, argv_text
@@ -143,24 +144,15 @@ def measurement_json(m: Measurement, policy: str, tariff: Tariff) -> dict[str, A
 
 
 def _j(x: float) -> str:
-    """Joules with 3 significant digits (kJ/MJ beyond 10⁴)."""
-    a = abs(x)
-    if a >= 1e7:
-        return f"{x / 1e6:.3g} MJ"
-    if a >= 1e4:
-        return f"{x / 1e3:.3g} kJ"
-    if a >= 100:
-        return f"{x:.0f} J"
-    return f"{x:.3g} J"
+    return fmt_si(x, "J")
 
 
 def _w(x: float) -> str:
-    return f"{x:.3g} W" if abs(x) < 1000 else f"{x:.0f} W"
+    return fmt_si(x, "W")
 
 
 def _wh(x_j: float) -> str:
-    wh = x_j / 3600.0
-    return f"{wh:.3g} Wh" if wh >= 0.01 else f"{wh * 1000:.3g} mWh"
+    return fmt_si(x_j / 3600.0, "Wh")
 
 
 def _range(b: dict[str, float], unit=_j) -> str:
@@ -169,17 +161,16 @@ def _range(b: dict[str, float], unit=_j) -> str:
 
 
 def _money(v: float | None, currency: str) -> str:
+    """A run's cost is often a millionth of a cent: significant digits, not fixed decimals."""
     if v is None:
         return "—"
-    if v == 0:
-        return f"{currency}0"
-    return f"{currency}{v:.3g}" if abs(v) < 1 else f"{currency}{v:,.2f}"
+    return f"{currency}{v:.3g}" if abs(v) < 0.1 else fmt_money(v, currency)
 
 
 def _grams(v: float | None) -> str:
     if v is None:
         return "—"
-    return f"{v:.3g} g" if v < 1000 else f"{v / 1000:.3g} kg"
+    return fmt_si(v, "g") if v < 1000 else fmt_grams(v, unit=True)
 
 
 def render_text(doc: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ widget maps to styles, so the exact text of every column is unit-testable.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -231,36 +230,8 @@ def _column_cells(col: Column, line: Line, row: Row, ctx: CellContext, share: fl
     return [(" " + _fit(t, w).rjust(w), key)]
 
 
-def fmt_rate(value: float) -> str:
-    """Units per second: 3.5 · 412 · 1.2k · 45k · 1.2M."""
-    a = abs(value)
-    if a < 9.95:
-        return f"{value:.1f}"
-    if a < 999.5:
-        return f"{value:.0f}"
-    for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
-        v = value / scale
-        if abs(v) < 9.95:
-            return f"{v:.1f}{suffix}"
-        if abs(v) < 999.5 or suffix == "G":
-            return f"{v:.0f}{suffix}"
-    return f"{value:.0f}"  # pragma: no cover
-
-
 def unit_abbrev(unit: str) -> str:
     return UNIT_ABBREV.get(unit, unit[:4])
-
-
-def fmt_joules_small(joules: float | None, estimated: bool = False) -> str:
-    """Joules per unit: 0.51 J · 2.12 mJ · 850 µJ · 1.3 kJ (three significant digits)."""
-    if joules is None or not math.isfinite(joules):
-        return ""
-    for floor, scale, unit in ((1e3, 1e3, "kJ"), (0.1, 1.0, "J"), (1e-3, 1e-3, "mJ"), (0.0, 1e-6, "µJ")):
-        if abs(joules) >= floor:
-            v = joules / scale
-            text = f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-            return ("~" if estimated else "") + f"{text} {unit}"
-    return ""  # pragma: no cover
 
 
 def work_cell(key: str, work: object, estimated: bool = False) -> str:
@@ -272,10 +243,10 @@ def work_cell(key: str, work: object, estimated: bool = False) -> str:
         rate = work.get("rate")
         if status != "ok" or not isinstance(rate, (int, float)):
             return {"error": "error", "unavailable": "no ctr", "reset": "reset"}.get(str(status), "…")
-        return f"{fmt_rate(rate)} {unit_abbrev(str(work.get('unit', '')))}"
+        return f"{fmt.fmt_rate(rate)} {unit_abbrev(str(work.get('unit', '')))}"
     if key == "jpu":
         j = work.get("j_per_unit")
-        return fmt_joules_small(j, estimated) if isinstance(j, (int, float)) else ""
+        return fmt.fmt_si(j, "J", estimated=estimated) if isinstance(j, (int, float)) else ""
     cost = work.get("cost_per_m")
     return fmt.fmt_money(cost) if isinstance(cost, (int, float)) else ""
 
@@ -292,13 +263,13 @@ def work_summary(work: object, estimated: bool = False) -> str:
         why = work.get("why") or ""
         where = f" · {work['url']}" if work.get("url") else ""
         return f"{head} {status}{': ' + why if why else ''}{where}"
-    parts = [f"{head} {fmt_rate(work['rate'])} {unit}/s"]
+    parts = [f"{head} {fmt.fmt_rate(work['rate'])} {unit}/s"]
     j = work.get("j_per_unit")
     if isinstance(j, (int, float)):
         lo, hi = work.get("j_per_unit_lo"), work.get("j_per_unit_hi")
-        rng = (f" ({fmt_joules_small(lo)}–{fmt_joules_small(hi) if hi is not None else '?'})"
+        rng = (f" ({fmt.fmt_si(lo, 'J')}–{fmt.fmt_si(hi, 'J') if hi is not None else '?'})"
                if isinstance(lo, (int, float)) else "")
-        parts.append(f"{fmt_joules_small(j, estimated)}/{unit}{rng}")
+        parts.append(f"{fmt.fmt_si(j, 'J', estimated=estimated)}/{unit}{rng}")
     elif work.get("why"):
         parts.append(str(work["why"]))
     if isinstance(work.get("units_per_j"), (int, float)):
@@ -311,8 +282,8 @@ def work_summary(work: object, estimated: bool = False) -> str:
     for a in work.get("also") or ():
         if isinstance(a, dict) and isinstance(a.get("rate"), (int, float)):
             aj = a.get("j_per_unit")
-            parts.append(f"{a.get('unit')} {fmt_rate(a['rate'])}/s"
-                         + (f" {fmt_joules_small(aj, estimated)}" if isinstance(aj, (int, float)) else ""))
+            parts.append(f"{a.get('unit')} {fmt.fmt_rate(a['rate'])}/s"
+                         + (f" {fmt.fmt_si(aj, 'J', estimated=estimated)}" if isinstance(aj, (int, float)) else ""))
     return " · ".join(parts)
 
 

@@ -8,8 +8,7 @@ from ui_helpers import RecordingFeed
 from keck_tui.clock import FakeClock
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.ui.app import KeckApp
-from keck_tui.ui.columns import (CellContext, compute_layout, fmt_joules_small, fmt_rate, line_cells, work_cell,
-                                 work_summary)
+from keck_tui.ui.columns import CellContext, compute_layout, line_cells, work_cell, work_summary
 from keck_tui.ui.view import TreeView
 from ui_helpers import SETTINGS
 
@@ -28,13 +27,6 @@ def _snap(work=WORK, t=1_700_000_000.0) -> Snapshot:
     root = Row("node", "n", "n", 215.0, 194.5, 235.5, children=(server, other))
     return Snapshot(time=t, interval_s=1.0, host="n", model="cpu-time",
                     sources=(SourceStatus("rapl", "ok"), SourceStatus("work", "ok", "vllm: 412 token/s")), root=root)
-
-
-def test_number_forms():
-    assert [fmt_rate(x) for x in (3.46, 412.0, 1234.0, 45_600.0, 1.2e6)] == ["3.5", "412", "1.2k", "46k", "1.2M"]
-    assert [fmt_joules_small(x) for x in (0.509709, 0.00212, 0.00085, 1300.0, 4.0)] == \
-        ["0.51 J", "2.12 mJ", "850 µJ", "1.3 kJ", "4 J"]
-    assert fmt_joules_small(0.5, estimated=True) == "~0.5 J"
 
 
 def test_work_cells_and_layout():
