@@ -185,3 +185,26 @@ def test_a_command_that_cannot_start_is_a_launch_error(tmp_path):
     with pytest.raises(LaunchError) as err:
         measure(RunRequest((str(script),)), lambda: _collector(), choose=_choose("ppid"))
     assert err.value.exit_status == 126 and "Permission denied" in str(err.value)
+
+
+def test_the_cgroup_is_removed_and_a_process_that_outlives_cmd_is_moved_out(tmp_path):
+    pidfile = tmp_path / "pid"
+    m = measure(RunRequest(("sh", "-c", f"sleep 30 & echo $! > {pidfile}; exit 0"), interval=0.1),
+                lambda: _collector(), choose=_choose("cgroup"))
+    run = m.runs[0]
+    assert run.tracking == "cgroup" and run.leftover == 1
+    pid = int(pidfile.read_text())
+    try:
+        path = next(line[3:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                    if line.startswith("0::"))
+        assert "keck-top-run" not in path  # back in keck-top's own cgroup
+        mount = next(line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+                     if line.split()[2] == "cgroup2")
+        assert not list(Path(mount).rglob("keck-top-run-*")) or all(
+            str(os.getpid()) not in p.name for p in Path(mount).rglob("keck-top-run-*"))
+    finally:
+        os.kill(pid, 9)
+        try:
+            os.waitpid(pid, 0)  # keck-top's measure() made this process the orphans' subreaper
+        except ChildProcessError:
+            pass
