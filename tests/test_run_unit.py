@@ -189,3 +189,46 @@ def test_work_counted_on_the_commands_rows_gives_joules_per_unit_of_the_run():
     got = {w["unit"]: w for w in run_json(run, "active", Tariff())["work"]}
     assert got["token"]["units"] == 600.0
     assert got["token"]["j_per_unit"]["value"] == pytest.approx(40.0 / 600.0)
+
+
+def test_a_user_scope_that_does_not_work_is_not_used(tmp_path):
+    """A systemd-run that fails must not run in CMD's place: the probe says why and ppid is used."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "systemd-run"
+    fake.write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    runtime = tmp_path / "run"
+    (runtime / "systemd").mkdir(parents=True)
+    (runtime / "systemd" / "private").write_text("")
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "mounts").write_text(f"cgroup2 {tmp_path}/cg cgroup2 rw 0 0\n")
+    (proc / "self" / "cgroup").write_text("0::/user.slice\n")
+    (tmp_path / "cg" / "user.slice").mkdir(parents=True)
+    import os as _os
+    from keck_tui.runmeter.tracking import probe_user_scope
+    env = {"PATH": f"{bindir}:{_os.environ.get('PATH', '')}", "XDG_RUNTIME_DIR": str(runtime)}
+    old = _os.environ["PATH"]
+    _os.environ["PATH"] = env["PATH"]
+    try:
+        choice = choose_tracker("auto", "x", euid=1000, env=env, procfs_root=str(proc),
+                                probe_scope=probe_user_scope)
+    finally:
+        _os.environ["PATH"] = old
+    assert choice.tracker.method == "ppid"
+    assert any("No medium found" in n for n in choice.notes), choice.notes
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    good = ok / "systemd-run"
+    good.write_text("#!/bin/sh\nexit 0\n")
+    good.chmod(0o755)
+    _os.environ["PATH"] = f"{ok}:{old}"
+    try:
+        chosen = choose_tracker("auto", "keck-top-run-1-0", euid=1000, env={"PATH": _os.environ["PATH"],
+                                "XDG_RUNTIME_DIR": str(runtime)}, procfs_root=str(proc), probe_scope=probe_user_scope)
+    finally:
+        _os.environ["PATH"] = old
+    assert chosen.tracker.method == "systemd-scope"
+    assert chosen.tracker.wrap(["make"]) == ["systemd-run", "--user", "--scope", "--quiet", "--collect",
+                                             "--unit=keck-top-run-1-0.scope", "--", "make"]

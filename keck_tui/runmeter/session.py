@@ -28,7 +28,7 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import Snapshot
 from keck_tui.runmeter.launch import Credentials, LaunchError, PendingLaunch, exit_status, prepare
 from keck_tui.runmeter.meter import RunEnergy, RunMeter, finish
-from keck_tui.runmeter.tracking import Choice, Tracker, TrackingUnavailable, choose_tracker
+from keck_tui.runmeter.tracking import Choice, Tracker, TrackingUnavailable, choose_tracker, probe_user_scope
 from keck_tui.samplers.types import ActivitySampler, CpuActivity
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -237,7 +237,8 @@ def measure(request: RunRequest, build_collector: Callable[[], CollectorLike], *
         from keck_tui.runmeter.forks import open_fork_tracker
 
         def choose(method: str, name: str) -> Choice:
-            return choose_tracker(method, name, procfs_root=procfs_root, ebpf_opener=open_fork_tracker)
+            return choose_tracker(method, name, procfs_root=procfs_root, ebpf_opener=open_fork_tracker,
+                                  probe_scope=probe_user_scope)
     become_subreaper()
     out = Measurement(request)
     collector: CollectorLike | None = None

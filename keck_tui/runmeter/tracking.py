@@ -283,6 +283,24 @@ def _systemd_user_manager(env: Mapping[str, str]) -> str | None:
     return None
 
 
+def probe_user_scope(timeout: float = 5.0) -> str | None:
+    """Why ``systemd-run --user --scope`` does not work here (it is tried with ``true``), or None.
+
+    Without this, a user manager that does not answer would make systemd-run fail in
+    CMD's place, and keck-top would report systemd-run's exit status as CMD's."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["systemd-run", "--user", "--scope", "--quiet", "--collect", "--", "true"],
+                           capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"systemd-run could not be tried: {exc}"
+    if r.returncode != 0:
+        text = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        return "systemd-run --user --scope failed" + (f": {text[-1][:160]}" if text else "")
+    return None
+
+
 def choose_tracker(request: str, name: str, *, euid: int | None = None,
                    env: Mapping[str, str] | None = None, procfs_root: str = "/proc",
                    cgroup_mount: str | None = None, ebpf_opener=None,
