@@ -208,3 +208,25 @@ def test_the_cgroup_is_removed_and_a_process_that_outlives_cmd_is_moved_out(tmp_
             os.waitpid(pid, 0)  # keck-top's measure() made this process the orphans' subreaper
         except ChildProcessError:
             pass
+
+
+@pytest.mark.slow
+def test_repeats_keep_one_loaded_fork_probe():
+    if os.geteuid() != 0:
+        pytest.skip("eBPF needs root")
+    opened = []
+
+    def choose(method, name):
+        def opener():
+            tracker = open_fork_tracker()
+            opened.append(tracker)
+            return tracker
+        try:
+            return choose_tracker("ebpf", name, ebpf_opener=opener)
+        except TrackingUnavailable as exc:
+            pytest.skip(f"eBPF fork tracker unavailable: {exc}")
+
+    m = measure(RunRequest(("sh", "-c", "sh -c true; sh -c true"), interval=0.1, repeat=2), lambda: _collector(),
+                choose=choose)
+    assert [r.tracking for r in m.runs] == ["ebpf", "ebpf"] and len(opened) == 1
+    assert opened[0]._closed  # unloaded at the end

@@ -22,6 +22,7 @@ DEFAULT_MAX_MEMBERS = 65536
 class ForkTracker:
     method = "ebpf"
     exact = True
+    reusable = True  # --repeat keeps the loaded probe: adopt() starts each run's tree afresh
 
     def __init__(self, bpf: object, max_members: int) -> None:
         self.bpf = bpf
@@ -68,13 +69,16 @@ class ForkTracker:
         return None
 
     def close(self) -> int:
+        """The end of one run (the probe stays loaded for the next; :meth:`dispose` unloads it)."""
+        return 0
+
+    def dispose(self) -> None:
         if not self._closed:
             self._closed = True
             try:
                 self.bpf.cleanup()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001
                 pass
-        return 0
 
 
 def open_fork_tracker(max_members: int = DEFAULT_MAX_MEMBERS) -> ForkTracker:

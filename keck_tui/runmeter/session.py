@@ -244,14 +244,20 @@ def measure(request: RunRequest, build_collector: Callable[[], CollectorLike], *
     collector: CollectorLike | None = None
     tee: ActivityTee | None = None
     method = request.track
+    kept: Tracker | None = None  # a tracker that serves every repeat (the loaded eBPF probe)
     try:
         with _Signals() as sigs:
             for index in range(request.repeat):
-                choice = choose(method, f"keck-top-run-{os.getpid()}-{index}")
-                if index == 0:
-                    out.tracking_notes = choice.notes
-                    method = choice.tracker.method  # the same method for every repeat
-                tracker = choice.tracker
+                if kept is not None:
+                    tracker = kept
+                else:
+                    choice = choose(method, f"keck-top-run-{os.getpid()}-{index}")
+                    if index == 0:
+                        out.tracking_notes = choice.notes
+                        method = choice.tracker.method  # the same method for every repeat
+                    tracker = choice.tracker
+                    if getattr(tracker, "reusable", False):
+                        kept = tracker
                 try:
                     pending = prepare(tracker.wrap(request.argv), request.env, request.credentials)
                 except LaunchError:
@@ -286,6 +292,9 @@ def measure(request: RunRequest, build_collector: Callable[[], CollectorLike], *
     finally:
         if collector is not None:
             collector.close()
+        dispose = getattr(kept, "dispose", None)
+        if callable(dispose):
+            dispose()
     return out
 
 
