@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -119,48 +118,44 @@ def test_every_process_of_the_tree_is_counted(track, probes):
     assert run.snapshot is not None and run.snapshot.estimated  # no power sensor here
 
 
-class FakeRapl(threading.Thread):
-    """A package counter whose truth is known: idle watts plus a fixed energy per busy
-    CPU-second of the whole machine (read from /proc/stat), updated every 5 ms."""
+class SimulatedRapl:
+    """A RAPL sampler over a fake powercap tree whose package counter follows a known truth:
+    idle watts plus a fixed energy per busy CPU-second of the whole machine (/proc/stat).
+
+    The counter is brought up to date right before each read, in the sampling thread: the
+    collector reads /proc first and power a moment later, so the simulated energy covers the
+    interval the busy time was measured over (a background writer falls behind when the
+    machine is loaded, and the simulation would then disagree with itself)."""
+
+    name = "rapl"
 
     def __init__(self, sys_: FakeSys, idle_w: float, j_per_cpu_s: float) -> None:
-        super().__init__(daemon=True)
         self.sys_, self.idle_w, self.k = sys_, idle_w, j_per_cpu_s
-        self.stop = threading.Event()
         self.hz = os.sysconf("SC_CLK_TCK")
         self.t0 = time.monotonic()
         self.busy0 = self.busy()
+        self.inner = RaplSampler(sys_.root)
 
     def busy(self) -> float:
         line = Path("/proc/stat").read_text().splitlines()[0].split()
         user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in line[1:8])
         return (user + nice + system + irq + softirq) / self.hz
 
-    def run(self) -> None:
-        path = self.sys_.zone_path("intel-rapl:0") / "energy_uj"
-        tmp = path.with_name("energy_uj.tmp")
-        while not self.stop.is_set():
-            joules = self.idle_w * (time.monotonic() - self.t0) + self.k * (self.busy() - self.busy0)
-            tmp.write_text(f"{int(joules * 1e6)}\n")
-            os.replace(tmp, path)  # a reader never sees a half-written counter
-            time.sleep(0.005)
+    def sample(self):
+        joules = self.idle_w * (time.monotonic() - self.t0) + self.k * (self.busy() - self.busy0)
+        self.sys_.set_energy("intel-rapl:0", int(joules * 1e6))
+        return self.inner.sample()
 
 
 @pytest.mark.slow
 def test_with_a_fake_powercap_tree_the_energy_is_measured_and_the_bound_holds_the_truth(tmp_path):
     sys_ = FakeSys(tmp_path / "sys")
     sys_.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
-    meter = FakeRapl(sys_, idle_w=8.0, j_per_cpu_s=12.0)
-    meter.start()
-    try:
-        collector = _collector("procfs", power=[RaplSampler(sys_.root)], idle_watts=8.0)
-        before = _children_cpu()
-        m = measure(RunRequest((PY, "-c", WORKLOAD, "1.0", "10", "0.05"), interval=0.1), lambda: collector,
-                    choose=_choose("auto"))
-        kernel = _children_cpu() - before
-    finally:
-        meter.stop.set()
-        meter.join()
+    collector = _collector("procfs", power=[SimulatedRapl(sys_, idle_w=8.0, j_per_cpu_s=12.0)], idle_watts=8.0)
+    before = _children_cpu()
+    m = measure(RunRequest((PY, "-c", WORKLOAD, "1.0", "10", "0.05"), interval=0.1), lambda: collector,
+                choose=_choose("auto"))
+    kernel = _children_cpu() - before
     run = m.runs[0]
     assert not run.snapshot.estimated
     truth = 12.0 * kernel  # its CPU seconds at the simulated energy per CPU-second

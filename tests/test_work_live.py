@@ -187,7 +187,7 @@ def test_a_hanging_endpoint_times_out_and_never_delays_a_snapshot(tmp_path, serv
     from keck_tui.work.spec import parse_entries
 
     spec = parse_entries([{"cmdline": f"keck-hang-{os.getpid()}", "url": f"http://127.0.0.1:{server.port}/slow/metrics",
-                           "counter": "x_total", "unit": "thing", "timeout": 0.3}])
+                           "counter": "x_total", "unit": "thing", "timeout": 2.0}])
     p = subprocess.Popen([sys.executable, "-c", BUSY, f"keck-hang-{os.getpid()}"])
     try:
         scraper = Scraper()
@@ -197,7 +197,8 @@ def test_a_hanging_endpoint_times_out_and_never_delays_a_snapshot(tmp_path, serv
         collector.prime()
         worst = 0.0
         w = None
-        for _ in range(4):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (w and w["status"] == "error"):
             time.sleep(0.25)
             t0 = time.monotonic()
             snap = collector.collect()
@@ -206,8 +207,10 @@ def test_a_hanging_endpoint_times_out_and_never_delays_a_snapshot(tmp_path, serv
                 if row.pid == p.pid:
                     w = row.extra.get("work", w)
         collector.close()
-        assert worst < 0.25
-        assert w is not None and w["status"] == "error" and "timed out after 0.3 s" in w["why"]
+        # the endpoint hangs for 30 s and each scrape waits 2 s for it: no snapshot waited
+        # for either (a sample of /proc takes well under a second even on a loaded machine)
+        assert worst < 1.5
+        assert w is not None and w["status"] == "error" and "timed out after 2 s" in w["why"]
     finally:
         p.kill()
         p.wait()
