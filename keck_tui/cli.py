@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad flag: its one line is printed; --help and --version exit 0
+        if exc.code == 2:
+            return 2
+        raise
     try:
         module = importlib.import_module(args._module) if args.command else local
         return int(module.run(args) or 0)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Mapping
 
 from keck_tui.cost import ScheduleError, Tariff, parse_schedule
+from keck_tui.common.bounded import CONFIG_FILE, BoundedInputError, parse_toml, read_file
 from keck_tui.common.errors import UsageError
+from keck_tui.common.ranges import RANGES, RangeError
 
 MODELS = ("auto", "cpu-time", "frequency-weighted", "full")
 IDLE_POLICIES = ("separate", "proportional", "none")
@@ -64,33 +65,38 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
-    """Read a config file. A missing default file is fine; a missing explicit one is not."""
+    """Read a config file. A missing default file is fine; a missing explicit one is not.
+
+    Read bounded (regular file, at most 4 MiB, nesting at most 64 deep): ``/dev/zero``,
+    a FIFO or ``a = [[[[…]]]]`` are one-line errors, not a hang or a RecursionError.
+    """
     if path is None:
         return Settings()
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, CONFIG_FILE, "config file")
+        data = parse_toml(raw, what=f"config file {path}")
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"config file {path} does not exist") from None
         return Settings()
+    except BoundedInputError as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     return settings_from_mapping(data, where=str(path))
 
 
-# Keys of the sections this package reads, with their types ("positive", "count" = int ≥ 1).
-# A typo or a wrong type there is an error like at the top level, not a silent default.
+# Keys of the sections this package reads: "str", "bool", or the name of a number's range in
+# keck_tui.common.ranges.RANGES. A typo or a wrong type there is an error like at the top level.
 _SECTION_KEYS: dict[str, dict[str, str]] = {
     "agent": {"listen": "str", "token_file": "str", "insecure_no_auth": "bool", "tls_cert": "str",
-              "tls_key": "str", "history_minutes": "positive", "history_max_mb": "positive",
-              "top_processes": "count", "max_pods": "count", "vm_token_dir": "str", "vm_export_dir": "str"},
-    "kubelet": {"url": "str", "token_file": "str", "ca_file": "str", "insecure": "bool", "refresh_s": "positive"},
-    "redfish": {"url": "str", "credentials_file": "str", "auth": "str", "insecure": "bool", "interval": "positive"},
-    "host_power": {"url": "str", "vm": "str", "token_file": "str", "stale_after_s": "positive"},
+              "tls_key": "str", "history_minutes": "history_minutes", "history_max_mb": "history_max_mb",
+              "top_processes": "top_processes", "max_pods": "max_pods", "vm_token_dir": "str", "vm_export_dir": "str"},
+    "kubelet": {"url": "str", "token_file": "str", "ca_file": "str", "insecure": "bool",
+                "refresh_s": "kubelet_refresh_s"},
+    "redfish": {"url": "str", "credentials_file": "str", "auth": "str", "insecure": "bool",
+                "interval": "redfish_interval"},
+    "host_power": {"url": "str", "vm": "str", "token_file": "str", "stale_after_s": "host_power_stale_s"},
 }
 
 
@@ -102,13 +108,13 @@ def _check_section(section: str, table: Mapping[str, Any], where: str) -> dict[s
         kind = schema.get(name)
         if kind is None:
             raise ConfigError(f"{where}: unknown key {key!r} in [{section}]")
-        ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
-              "positive": (isinstance(value, (int, float)) and not isinstance(value, bool)
-                           and math.isfinite(value) and value > 0),
-              "count": isinstance(value, int) and not isinstance(value, bool) and value >= 1}[kind]
-        if not ok:
-            want = {"str": "a string", "bool": "true or false", "positive": "a positive number",
-                    "count": "a whole number ≥ 1"}[kind]
+        if kind in RANGES:
+            try:
+                value = RANGES[kind].check(value, f"{where}: [{section}] {key}")
+            except RangeError as exc:
+                raise ConfigError(str(exc)) from None
+        elif not isinstance(value, {"str": str, "bool": bool}[kind]):
+            want = {"str": "a string", "bool": "true or false"}[kind]
             raise ConfigError(f"{where}: [{section}] {key} must be {want}, got {value!r}")
         if kind == "str" and (name.endswith(("_file", "_dir")) or name in ("tls_cert", "tls_key")):
             value = os.path.expanduser(value)  # no shell expands "~" in a config file
@@ -148,14 +154,10 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: {name} must be a finite number, got {value}")
-        if value < 0 or (name in ("interval", "history_minutes") and value <= 0):
-            raise ConfigError(f"{where}: {name} must be positive, got {value}")
-        if name == "interval" and value < 0.05:
-            raise ConfigError(f"{where}: interval must be at least 0.05 s, got {value}")
-        return value
+        try:
+            return float(RANGES[name].check(value, f"{where}: {name}"))
+        except RangeError as exc:
+            raise ConfigError(str(exc)) from None
     if name in _CHOICES:
         if value not in _CHOICES[name]:
             raise ConfigError(f"{where}: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}")

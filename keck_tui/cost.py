@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Mapping, Sequence
 
+from keck_tui.common.ranges import RANGES, RangeError
+
 J_PER_KWH = 3.6e6
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
@@ -174,9 +176,11 @@ def parse_schedule(entries: Sequence[Mapping[str, Any]], where: str = "price_sch
         rates = []
         for key in ("price_per_kwh", "co2e_g_per_kwh"):
             v = entry.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                                  or not math.isfinite(v) or v < 0):
-                raise ScheduleError(f"{where}: entry {n}: {key} must be a non-negative number, got {v!r}")
+            if v is not None:
+                try:
+                    v = RANGES[key].check(v, f"{where}: entry {n}: {key}")
+                except RangeError as exc:
+                    raise ScheduleError(str(exc)) from None
             rates.append(None if v is None else float(v))
         if rates == [None, None]:
             raise ScheduleError(f"{where}: entry {n} sets neither price_per_kwh nor co2e_g_per_kwh")

@@ -271,7 +271,7 @@ def test_time_window_clips_intervals(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_rejects_infinite_or_nan_prices(rec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """QA: --price inf (or nan/inf in the config) ended in a ValueError traceback from json.dumps."""
     assert main(["report", str(rec), "--price", "inf", "--format", "json"]) == 2
-    assert "--price must be a non-negative number" in capsys.readouterr().err
+    assert "argument --price: must be a finite number (0 – 1000 per kWh)" in capsys.readouterr().err
     assert main(["report", str(rec), "--co2e", "inf", "--format", "json"]) == 2
     capsys.readouterr()
     for text in ("co2e_g_per_kwh = nan\n", "price_per_kwh = inf\n"):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keck_tui.commands.base import (CliError, add_config_option, add_interval_option, add_output_options,
-                                    settings_from_args)
+                                    ranged, settings_from_args)
 
 if TYPE_CHECKING:
     from keck_tui.sources.attach import AttachConfig
@@ -33,10 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--token-file", metavar="FILE", help="bearer token for agent URLs, --keck and --prometheus")
     g.add_argument("--ca-file", metavar="PEM", help="trust this CA for https:// sources")
     g.add_argument("--insecure-tls", action="store_true", help="do not verify https:// certificates")
-    g.add_argument("--timeout", metavar="S", type=float, default=None, help="per-request timeout in seconds (default 2)")
-    g.add_argument("--depth", metavar="N", type=int,
-                   help="levels fetched below each agent's node (default: 2 in the TUI, all with --once); "
-                        "deeper rows are fetched when expanded")
+    timeout, depth = ranged("timeout"), ranged("depth")
+    g.add_argument("--timeout", metavar="S", type=timeout, default=None,
+                   help=f"per-request timeout in seconds {timeout.help('2')}")
+    g.add_argument("--depth", metavar="N", type=depth,
+                   help="levels fetched below each agent's node; deeper rows are fetched when expanded "
+                        f"{depth.help('2 in the TUI, all with --once')}")
     p = parser.add_argument_group("prometheus")
     p.add_argument("--cluster-label", metavar="LABEL", help="label naming the cluster (default 'cluster')")
     p.add_argument("--node-label", metavar="LABEL",
@@ -82,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--once and --batch don't go together")
     if args.json and not args.once:
         raise CliError("--json needs --once")
-    if args.iterations is not None and args.iterations < 1:  # as plain keck-top --batch says
-        raise CliError("-n/--iterations must be at least 1")
     if args.once or args.batch:
         fleet = build_fleet(args, default_depth=None)
     else:

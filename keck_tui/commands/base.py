@@ -8,12 +8,12 @@ here or in its own module, and library errors (any ``UsageError``) come back to
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keck_tui.common.errors import UsageError
+from keck_tui.common.ranges import RANGES, RangeError
 from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, Settings, check_value, default_config_path, load_config
 
 if TYPE_CHECKING:
@@ -31,28 +31,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
-    return value
+class ranged:
+    """An argparse ``type`` for the number ``name`` of :data:`keck_tui.common.ranges.RANGES`.
 
+    Out of range, not finite or not a number: ``keck-top: error: argument --x: …`` and exit 2.
+    Every numeric flag uses one (tests/test_ranges.py checks), so each has a documented range.
+    """
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
+    def __init__(self, name: str) -> None:
+        self.range = RANGES[name]
+        self.name = name
+        self.__name__ = name  # argparse names the type in some messages
+
+    def __call__(self, text: str) -> Any:
+        try:
+            return self.range.parse(text, "the value")
+        except RangeError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("the value ")) from None
+
+    def help(self, default: str) -> str:
+        """``(default 1.0; 0.05 – 3600 s)`` for the flag's help text."""
+        return f"(default {default}; {self.range.text()})" if default else f"({self.range.text()})"
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +60,9 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_interval_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval", metavar="S", type=positive_float,
-                        help="sampling/refresh interval in seconds (default 1.0)")
+    kind = ranged("interval")
+    parser.add_argument("--interval", metavar="S", type=kind,
+                        help=f"sampling/refresh interval in seconds {kind.help('1.0')}")
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -77,11 +77,13 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--idle", choices=IDLE_POLICIES,
                    help="idle power: separate (an (idle) row), proportional (shared by activity), "
                         "none (active power only) (default separate)")
-    g.add_argument("--idle-watts", metavar="W", type=non_negative_float,
-                   help="CPU idle baseline in watts (default: learned as the low-utilisation intercept)")
-    g.add_argument("--tdp", metavar="W", type=positive_float,
+    idle_watts, tdp = ranged("idle_watts"), ranged("tdp")
+    g.add_argument("--idle-watts", metavar="W", type=idle_watts,
+                   help="CPU idle baseline in watts "
+                        f"{idle_watts.help('learned as the low-utilisation intercept')}")
+    g.add_argument("--tdp", metavar="W", type=tdp,
                    help="CPU watts at full load for the estimate when no sensor exists "
-                        "(default: from the CPU model and public data, see `keck-top doctor`)")
+                        f"{tdp.help('from the CPU model and public data, see `keck-top doctor`')}")
     g.add_argument("--probes", choices=PROBES,
                    help="per-process CPU time from eBPF or procfs; auto uses eBPF when root+bcc work (default auto)")
     g.add_argument("--host-name", metavar="NAME", help="node name shown and exported (default: hostname)")
@@ -93,8 +95,8 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                    help="Redfish authentication (default basic)")
     g.add_argument("--redfish-insecure", action="store_true",
                    help="accept a self-signed BMC certificate (TLS is verified by default)")
-    g.add_argument("--redfish-interval", metavar="S", type=positive_float,
-                   help="seconds between BMC polls (default 10)")
+    g.add_argument("--redfish-interval", metavar="S", type=ranged("redfish_interval"),
+                   help=f"seconds between BMC polls {ranged('redfish_interval').help('10')}")
     g.add_argument("--apple-power", action="store_true",
                    help="read Apple Silicon power via 'sudo -n powermetrics' (needs the documented sudoers line)")
     g.add_argument("--kubelet", metavar="URL",
@@ -118,8 +120,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--once", action="store_true", help="sample one interval, print it and exit")
     g.add_argument("--json", action="store_true", help="print the snapshot as keck-top/1 JSON (with --once)")
     g.add_argument("--batch", action="store_true", help="print a plain table each interval, like top -b")
-    g.add_argument("-n", "--iterations", metavar="N", type=int,
-                   help="with --batch: stop after N tables (default: run until interrupted)")
+    g.add_argument("-n", "--iterations", metavar="N", type=ranged("iterations"),
+                   help="with --batch: stop after N tables "
+                        f"{ranged('iterations').help('run until interrupted')}")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from keck_tui.commands.base import CliError, add_config_option, settings_from_args
+from keck_tui.commands.base import CliError, add_config_option, ranged, settings_from_args
 from keck_tui.common.timeparse import TIME_FORMS, parse_time_flag
 
 
@@ -14,17 +14,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "A simulated fleet — 2 clusters, 5 nodes (CPU-only Intel and AMD, a GPU node with a BMC, an Apple "
         "laptop), namespaces, pods and processes with a daily load curve — run through keck-top's real "
         "attribution and fleet merge. Same --seed and --start, same numbers.")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--seed", type=ranged("seed"), default=1, help=f"random seed {ranged('seed').help('1')}")
     parser.add_argument("--start", metavar="TIME",
                         help=f"simulated start time: {TIME_FORMS} (default: now for the TUI, "
                              "2026-06-15T14:00Z with --once)")
-    parser.add_argument("--steps", metavar="N", type=int, default=5,
-                        help="with --once: intervals simulated before printing (default 5)")
+    parser.add_argument("--steps", metavar="N", type=ranged("steps"), default=5,
+                        help=f"with --once: intervals simulated before printing {ranged('steps').help('5')}")
     parser.add_argument("--node", metavar="NAME", help="with --once: print that node's own snapshot")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
     parser.add_argument("--json", action="store_true", help="as keck-top/1 JSON (with --once)")
-    parser.add_argument("--interval", metavar="S", type=float, default=None,
-                        help="simulated interval and refresh in seconds (default 1)")
+    parser.add_argument("--interval", metavar="S", type=ranged("interval"), default=None,
+                        help=f"simulated interval and refresh in seconds {ranged('interval').help('1')}")
     add_config_option(parser)
 
 
@@ -33,11 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json and not args.once:
         raise CliError("--json needs --once")
-    if args.steps < 1:
-        raise CliError("--steps must be at least 1")
     interval = args.interval if args.interval is not None else 1.0
-    if not interval >= 0.05:
-        raise CliError("--interval must be at least 0.05 s")
     settings = settings_from_args(args)
     start = parse_time_flag(args.start, "--start")
     if args.once:

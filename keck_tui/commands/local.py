@@ -34,8 +34,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    if args.iterations is not None and args.iterations < 1:
-        raise CliError("-n/--iterations must be at least 1")
     if args.prometheus:
         if getattr(args, "host_power", None):
             raise CliError("--host-power is for this node's own tree; --prometheus reads a fleet instead")

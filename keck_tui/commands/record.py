@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from keck_tui.commands.base import CliError, add_sampling_options, local_sources_from_args, settings_from_args
+from keck_tui.commands.base import (CliError, add_sampling_options, local_sources_from_args, ranged,
+                                    settings_from_args)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "FILE ending in .zst or .gz is compressed. Stop with Ctrl-C, --duration or --count. "
         "See docs/record-replay.md.")
     parser.add_argument("file", metavar="FILE", type=Path, help="where to record (.jsonl, .jsonl.zst, .jsonl.gz)")
-    parser.add_argument("--duration", metavar="S", type=float, help="stop after S seconds")
-    parser.add_argument("--count", metavar="N", type=int, help="stop after N snapshots")
+    parser.add_argument("--duration", metavar="S", type=ranged("duration"),
+                        help=f"stop after S seconds {ranged('duration').help('')}")
+    parser.add_argument("--count", metavar="N", type=ranged("count"),
+                        help=f"stop after N snapshots {ranged('count').help('')}")
     parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     parser.add_argument("--append", action="store_true", help="append to FILE (plain .jsonl only)")
     parser.add_argument("--fsync", action="store_true",
@@ -37,10 +40,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.duration is not None and not args.duration > 0:
-        raise CliError("--duration must be positive")
-    if args.count is not None and args.count < 1:
-        raise CliError("--count must be at least 1")
     if args.force and args.append:
         raise CliError("--force and --append don't go together")
     if args.file.exists() and not (args.force or args.append):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keck_tui.commands.base import CliError, add_config_option, settings_from_args
+from keck_tui.commands.base import CliError, add_config_option, ranged, settings_from_args
 from keck_tui.common.timeparse import TIME_FORMS
 
 
@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", metavar="INDEX|TIME",
                         help=f"which snapshot: an index (0 first, -1 last), or a time ({TIME_FORMS}): the "
                              "last snapshot at or before it; default: the last one, or the first for the TUI")
-    parser.add_argument("--speed", metavar="X", type=float, default=1.0, help="replay speed, 0.5 to 16 (default 1)")
+    parser.add_argument("--speed", metavar="X", type=ranged("speed"), default=1.0,
+                        help=f"replay speed {ranged('speed').help('1')}")
     parser.add_argument("--paused", action="store_true", help="start paused")
     parser.add_argument("--loop", action="store_true", help="start again at the end")
     add_config_option(parser)

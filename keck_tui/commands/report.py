@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from keck_tui.commands.base import CliError, add_config_option, settings_from_args
+from keck_tui.commands.base import CliError, add_config_option, ranged, settings_from_args
 from keck_tui.common.timeparse import TIME_FORMS, parse_time_flag
 
 FORMATS = ("table", "json", "csv")
@@ -19,17 +19,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="what a row of the report is (default process: per command name and node)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (default), json or csv")
-    parser.add_argument("--price", metavar="PER_KWH", type=float,
-                        help="price per kWh (overrides price_per_kwh and the config's schedule)")
-    parser.add_argument("--co2e", metavar="G_PER_KWH", type=float,
-                        help="grams CO2e per kWh (overrides co2e_g_per_kwh)")
+    parser.add_argument("--price", metavar="PER_KWH", type=ranged("price_per_kwh"),
+                        help="price per kWh (overrides price_per_kwh and the config's schedule) "
+                             f"{ranged('price_per_kwh').help('')}")
+    parser.add_argument("--co2e", metavar="G_PER_KWH", type=ranged("co2e_g_per_kwh"),
+                        help=f"grams CO2e per kWh (overrides co2e_g_per_kwh) {ranged('co2e_g_per_kwh').help('')}")
     parser.add_argument("--currency", metavar="SYMBOL", help="currency symbol shown with costs")
     parser.add_argument("--tz", metavar="ZONE",
                         help="time zone of the price schedule, e.g. Europe/Berlin (default: local)")
     parser.add_argument("--since", metavar="TIME", help=f"only from TIME: {TIME_FORMS}")
     parser.add_argument("--until", metavar="TIME", help="only up to TIME (same forms as --since)")
-    parser.add_argument("--jobs", metavar="N", type=int,
-                        help="worker processes (default: 1 for small files, else one per CPU up to 4)")
+    parser.add_argument("--jobs", metavar="N", type=ranged("jobs"),
+                        help="worker processes "
+                             f"{ranged('jobs').help('1 for small files, else one per CPU up to 4')}")
     parser.add_argument("--full-parse", action="store_true",
                         help="parse every line completely (slower; the fast path is checked anyway)")
     add_config_option(parser)
@@ -49,9 +51,6 @@ def _tariff(args: argparse.Namespace):  # -> Tariff
             tz = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise CliError(f"--tz: unknown time zone {args.tz!r}") from None
-    for flag, value in (("--price", args.price), ("--co2e", args.co2e)):
-        if value is not None and not 0 <= value < float("inf"):
-            raise CliError(f"{flag} must be a non-negative number")
     if args.price is not None:
         settings = replace(settings, price_per_kwh=args.price, price_schedule=())
     if args.co2e is not None:
@@ -70,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
     tariff = _tariff(args)
     try:
-        if args.jobs is not None and args.jobs < 1:
-            raise CliError("--jobs must be at least 1")
         since, until = parse_time_flag(args.since, "--since"), parse_time_flag(args.until, "--until")
         if since is not None and until is not None and until <= since:
             raise CliError("--until must be after --since")

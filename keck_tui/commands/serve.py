@@ -5,14 +5,14 @@ Cheap to import: aiohttp and prometheus-client are imported inside run().
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keck_tui.commands.base import CliError, add_sampling_options, local_sources_from_args, settings_from_args
+from keck_tui.commands.base import (CliError, add_sampling_options, local_sources_from_args, ranged,
+                                    settings_from_args)
 from keck_tui.config import Settings
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
@@ -33,14 +33,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="allow listening beyond loopback without a token (anyone who can reach it can read it)")
     g.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
     g.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
-    g.add_argument("--history-minutes", metavar="M", type=float,
-                   help="minutes of per-row history kept for /api/v1/history (default 10)")
-    g.add_argument("--history-max-mb", metavar="MB", type=float,
-                   help="memory cap for the history in MiB; oldest entries go first (default 32)")
-    g.add_argument("--top-processes", metavar="N", type=int,
-                   help="processes exported to /metrics (top N by watts, rest summed as (other); default 20)")
-    g.add_argument("--max-pods", metavar="N", type=int,
-                   help="pod series in /metrics before the smallest are summed as (other) (default 500)")
+    minutes, max_mb = ranged("history_minutes"), ranged("history_max_mb")
+    top, pods = ranged("top_processes"), ranged("max_pods")
+    g.add_argument("--history-minutes", metavar="M", type=minutes,
+                   help=f"minutes of per-row history kept for /api/v1/history {minutes.help('10')}")
+    g.add_argument("--history-max-mb", metavar="MB", type=max_mb,
+                   help=f"memory cap for the history in MiB; oldest entries go first {max_mb.help('32')}")
+    g.add_argument("--top-processes", metavar="N", type=top,
+                   help=f"processes exported to /metrics (top N by watts, rest summed as (other)) {top.help('20')}")
+    g.add_argument("--max-pods", metavar="N", type=pods,
+                   help=f"pod series in /metrics before the smallest are summed as (other) {pods.help('500')}")
     g.add_argument("--from-file", metavar="FILE", type=Path,
                    help="serve snapshots from a keck-top/1 JSON or JSON Lines file (cycled) instead of sampling")
     g.add_argument("--access-log", action="store_true", help="log every request (never the token)")
@@ -101,14 +103,12 @@ def serve_config(args: argparse.Namespace, settings: Settings) -> ServeConfig:
     cert, key = _opt(args, section, "tls_cert", None), _opt(args, section, "tls_key", None)
     if bool(cert) != bool(key):
         raise CliError("--tls-cert and --tls-key go together")
+    # Flags are checked by their argparse type and the [agent] table by the config loader,
+    # both against keck_tui.common.ranges.
     minutes = float(_opt(args, section, "history_minutes", settings.history_minutes))
     max_mb = float(_opt(args, section, "history_max_mb", 32.0))
     top = int(_opt(args, section, "top_processes", 20))
     max_pods = int(_opt(args, section, "max_pods", 500))
-    if not (minutes > 0 and math.isfinite(minutes)) or not (max_mb > 0 and math.isfinite(max_mb)):
-        raise CliError("--history-minutes and --history-max-mb must be positive")
-    if top < 1 or max_pods < 1:
-        raise CliError("--top-processes and --max-pods must be at least 1")
     token_dir = _opt(args, section, "vm_token_dir", None)
     export_dir = _opt(args, section, "vm_export_dir", None)
     if token_dir and not os.path.isdir(token_dir):

@@ -31,10 +31,10 @@ def read_file(path: str | os.PathLike[str], limit: int, what: str = "file", *,
 
     Symlinks are followed (a Kubernetes ConfigMap is one), but what they lead to
     must be a regular file: FIFOs, sockets and devices are refused without
-    blocking (O_NONBLOCK). ``follow_symlinks=False`` refuses a symlink (O_NOFOLLOW):
-    for files keck-top wrote itself, which are never links. A file that grows past
-    ``limit`` while read is refused too. OSErrors other than these propagate
-    (FileNotFoundError …).
+    blocking (O_NONBLOCK); only the null device is read, as empty.
+    ``follow_symlinks=False`` refuses a symlink (O_NOFOLLOW): for files keck-top
+    wrote itself, which are never links. A file that grows past ``limit`` while
+    read is refused too. OSErrors other than these propagate (FileNotFoundError …).
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
@@ -45,6 +45,8 @@ def read_file(path: str | os.PathLike[str], limit: int, what: str = "file", *,
         raise
     try:
         info = os.fstat(fd)
+        if _is_null_device(info):  # `--config /dev/null`: the usual way to say "nothing"
+            return b""
         if not stat.S_ISREG(info.st_mode):
             raise BoundedInputError(f"{what} {path} is not a regular file")
         if info.st_size > limit:
@@ -66,6 +68,16 @@ def read_file(path: str | os.PathLike[str], limit: int, what: str = "file", *,
         raise
     finally:
         os.close(fd)
+
+
+def _is_null_device(info: os.stat_result) -> bool:
+    if not stat.S_ISCHR(info.st_mode):
+        return False
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(null.st_mode) and info.st_rdev == null.st_rdev
 
 
 def parse_json(data: bytes | str, *, max_depth: int = MAX_NESTING, what: str = "document") -> Any:
