@@ -10,6 +10,7 @@ import threading
 from typing import Callable, Protocol, Sequence
 
 from keck_tui.clock import Clock, SystemClock
+from keck_tui.common.ranges import RANGES
 from keck_tui.model import Snapshot
 
 
@@ -21,6 +22,7 @@ class SnapshotFeed(Protocol):
     def latest(self) -> Snapshot | None: ...
     def set_interval(self, seconds: float) -> None: ...
     def last_error(self) -> str | None: ...
+    # Optional: ``alive() -> bool``, False when the feed's thread ended without stop().
 
 
 class ThreadedFeed:
@@ -39,7 +41,7 @@ class ThreadedFeed:
         self._produce = produce
         self._on_stop = on_stop
         self._initial_delay = initial_delay
-        self.interval = interval
+        self.interval = _clamp_interval(interval)
         self._clock = clock or SystemClock()
         self._on_snapshot = on_snapshot
         self._latest: Snapshot | None = None
@@ -73,33 +75,61 @@ class ThreadedFeed:
     def last_error(self) -> str | None:
         return self._error
 
+    def alive(self) -> bool:
+        """False once the thread has ended without ``stop()`` (it never should: see ``_loop``)."""
+        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+
     def set_interval(self, seconds: float) -> None:
-        self.interval = max(0.05, float(seconds))
+        self.interval = _clamp_interval(seconds)
         self._wake.set()
 
     def _loop(self) -> None:
-        if self._initial_delay > 0:
-            self._wake.wait(self._initial_delay)
-            self._wake.clear()
-        while not self._stop.is_set():
-            started = self._clock.monotonic()
+        try:
+            if self._initial_delay > 0:
+                self._wake.wait(_wait_s(self._initial_delay))
+                self._wake.clear()
+            while not self._stop.is_set():
+                started = self._clock.monotonic()
+                self._step()
+                spent = self._clock.monotonic() - started
+                self._wake.clear()
+                self._wake.wait(_wait_s(self.interval - spent))
+        except BaseException as exc:  # a feed must never end silently: say why it stopped
+            self._error = f"{self._name} thread stopped: {type(exc).__name__}: {exc}"
+
+    def _step(self) -> None:
+        """One ``produce()``; whatever it (or ``on_snapshot``) raises becomes ``last_error()``."""
+        try:
+            snap = self._produce()
+        except Exception as exc:  # noqa: BLE001 - a feed must survive its source
+            self._error = f"{type(exc).__name__}: {exc}"
+            return
+        self._error = None
+        with self._lock:
+            self._latest = snap
+        self.produced += 1
+        if self._on_snapshot is not None:
             try:
-                snap = self._produce()
-            except Exception as exc:  # noqa: BLE001 - a feed must survive its source
+                self._on_snapshot(snap)
+            except Exception as exc:  # noqa: BLE001
                 self._error = f"{type(exc).__name__}: {exc}"
-            else:
-                self._error = None
-                with self._lock:
-                    self._latest = snap
-                self.produced += 1
-                if self._on_snapshot is not None:
-                    try:
-                        self._on_snapshot(snap)
-                    except Exception as exc:  # noqa: BLE001
-                        self._error = f"{type(exc).__name__}: {exc}"
-            spent = self._clock.monotonic() - started
-            self._wake.clear()
-            self._wake.wait(max(0.0, self.interval - spent))
+
+
+#: The interval a feed accepts (keck_tui.common.ranges "interval"); a wait is never longer.
+MIN_INTERVAL_S = RANGES["interval"].low
+MAX_INTERVAL_S = RANGES["interval"].high
+
+
+def _clamp_interval(seconds: float) -> float:
+    seconds = float(seconds)
+    return min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, seconds)) if seconds == seconds else 1.0
+
+
+def _wait_s(seconds: float) -> float:
+    """A timeout ``Event.wait`` accepts: finite, 0 … MAX_INTERVAL_S (1e308 overflowed it)."""
+    if not seconds > 0:  # also nan
+        return 0.0
+    return min(seconds, MAX_INTERVAL_S)
 
 
 class StaticFeed:

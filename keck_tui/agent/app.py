@@ -39,6 +39,9 @@ API = "/api/v1"
 MAX_DEPTH = 64
 MAX_PATH_CHARS = 4096
 _CACHE_ENTRIES = 256
+#: How long /healthz says "starting" beyond 3 intervals + 10 s before the first snapshot
+#: (a BMC or the kubelet is waited for first, and eBPF takes seconds to load).
+STARTUP_GRACE_S = 60.0
 
 
 
@@ -72,20 +75,39 @@ class AgentService:
         self.vm_export_dir = vm_export_dir
         self.vm_bodies: dict[str, bytes] = {}  # VM name -> keck-top-vm/1 document
         self.vm_export_errors: dict[str, str] = {}  # VM name -> why its file was not written
+        self.ingest_error: str | None = None
+        self._rejected: Snapshot | None = None
+        self._created_at = self._ingested_at = time.monotonic()
 
     def ingest(self) -> bool:
-        """Take the feed's latest snapshot if it is new; True when it was."""
+        """Take the feed's latest snapshot if it is new; True when it was.
+
+        A snapshot that cannot be served (it does not encode, history or metrics
+        refuse it) is skipped and said by ``/healthz``; the previous one stays.
+        """
         snap = self.feed.latest()
-        if snap is None or snap is self.current:
+        if snap is None or snap is self.current or snap is self._rejected:
             return False
-        self.body = snap.dumps().encode("utf-8")
+        try:
+            body = snap.dumps().encode("utf-8")
+            self.history.add(snap)
+            self.metrics.update(snap)
+        except Exception as exc:  # noqa: BLE001 - a bad snapshot must not take the agent down
+            self._rejected = snap
+            self.ingest_error = f"a snapshot could not be served: {type(exc).__name__}: {exc}"[:500]
+            log.warning("%s", self.ingest_error)
+            return False
+        self.body = body
         self._gzip = None
         self._subtrees.clear()
-        self.history.add(snap)
-        self.metrics.update(snap)
         self.current = snap
+        self.ingest_error = None
+        self._ingested_at = time.monotonic()
         self.ingested += 1
-        self._ingest_vms(snap)
+        try:
+            self._ingest_vms(snap)
+        except Exception:  # noqa: BLE001 - the node's snapshot is served even if a VM's is not
+            log.exception("could not build the VM documents")
         return True
 
     def _ingest_vms(self, snap: Snapshot) -> None:
@@ -106,6 +128,27 @@ class AgentService:
             if self.vm_export_errors.get(name) != why:  # log a problem once, not every interval
                 log.warning("VM %s: cannot write its power file: %s", name, why)
         self.vm_export_errors = errors
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz says: ``ok`` (a new snapshot within 3 intervals + 10 s), ``starting``
+        (none yet, no error), ``failing`` (none that recent, or none yet and an error) or
+        ``stopped`` (the feed's thread ended: it never recovers, restart the agent).
+        ``error`` is the feed's last error or why the last snapshot could not be served."""
+        snap = self.current
+        age = None if snap is None else max(0.0, self._wall() - snap.time)
+        error = self.ingest_error or self.feed.last_error()
+        alive = getattr(self.feed, "alive", None)
+        interval = getattr(self.feed, "interval", 1.0) or 1.0
+        since = time.monotonic() - (self._ingested_at if snap is not None else self._created_at)
+        if callable(alive) and not alive():
+            status = "stopped"
+        elif snap is not None and since <= 3 * interval + 10.0:
+            status = "ok"
+        elif snap is None and error is None and since <= 3 * interval + 10.0 + STARTUP_GRACE_S:
+            status = "starting"
+        else:
+            status = "failing"
+        return {"status": status, "snapshot_age_s": age, "error": error}
 
     async def run_ingest(self) -> None:
         while True:
@@ -303,10 +346,8 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def healthz(request: web.Request) -> web.Response:
-        snap = service.current
-        age = None if snap is None else max(0.0, time.time() - snap.time)
-        return web.json_response({"status": "ok" if snap is not None else "starting",
-                                  "snapshot_age_s": age, "error": service.feed.last_error()})
+        doc = service.health()
+        return web.json_response(doc, status=200 if doc["status"] in ("ok", "starting") else 503)
 
     app = web.Application(middlewares=[errors, auth, params], client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
