@@ -41,6 +41,13 @@ class SourceStatus:
     watts: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A source's detail often quotes a peer (an HTTP error body, a BMC's message).
+        for name in ("name", "status", "detail", "kind"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isprintable():
+                object.__setattr__(self, name, terminal_safe(value))
+
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
@@ -70,6 +77,8 @@ class SourceStatus:
         )
 
 
+# Row fields holding text (checked by Row.__post_init__).
+_ROW_TEXT = ("level", "id", "name", "cmd", "pod_uid", "namespace", "container_id", "note", "error")
 # Row fields that are always written (null when unknown), then the optional ones
 # that are written only when set.
 _ROW_ALWAYS = ("level", "id", "name", "watts", "watts_lo", "watts_hi", "joules",
@@ -117,6 +126,32 @@ class Row:
     has_children: bool | None = None  # children exist but were not sent (depth limit)
     children: tuple["Row", ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Text from outside — other users' process names and command lines, pod and
+        # namespace names, labels, a peer's errors — is made terminal-safe here, where
+        # every row of every source is built, so no output (TUI, tables, JSON that a
+        # user prints) ever carries an escape sequence. The common case (all printable)
+        # costs one join and one str.isprintable() in C.
+        try:
+            if ("".join(filter(None, (self.level, self.id, self.name, self.cmd, self.pod_uid, self.namespace,
+                                      self.container_id, self.note, self.error))).isprintable()
+                    and (self.sources is None or "".join(self.sources).isprintable())
+                    and (not self.labels or "".join(f"{k}{v}" for k, v in self.labels.items()).isprintable())):
+                return
+        except TypeError:  # not text where text belongs: let the slow path leave it alone
+            pass
+        self._make_terminal_safe()
+
+    def _make_terminal_safe(self) -> None:
+        for name in _ROW_TEXT:
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isprintable():
+                object.__setattr__(self, name, terminal_safe(value))
+        if self.sources is not None and not all(s.isprintable() for s in self.sources):
+            object.__setattr__(self, "sources", tuple(terminal_safe(s) for s in self.sources))
+        if self.labels and not all(k.isprintable() and v.isprintable() for k, v in self.labels.items()):
+            object.__setattr__(self, "labels", {terminal_safe(k): terminal_safe(v) for k, v in self.labels.items()})
 
     @property
     def synthetic(self) -> bool:
@@ -219,6 +254,14 @@ class Snapshot:
     estimated: bool = False  # no measured power source: every watt is a guess
     warnings: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("host", "model", "idle_policy"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isprintable():
+                object.__setattr__(self, name, terminal_safe(value))
+        if not all(isinstance(w, str) and w.isprintable() for w in self.warnings):
+            object.__setattr__(self, "warnings", tuple(terminal_safe(str(w)) for w in self.warnings))
 
     def source(self, name: str) -> SourceStatus | None:
         return next((s for s in self.sources if s.name == name), None)

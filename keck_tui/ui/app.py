@@ -17,12 +17,14 @@ from typing import Callable, Iterable
 
 from rich.style import Style
 from textual.app import App, ComposeResult, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 
 from keck_tui.clock import Clock, SystemClock
+from keck_tui.common.text import terminal_safe
 from keck_tui.config import Settings, tariff_from_settings
 from keck_tui.feed import SnapshotFeed
 from keck_tui.model import Snapshot
@@ -81,7 +83,7 @@ class KeckApp(App[int]):
         self.settings = settings or Settings()
         # Prices and carbon intensity may follow a time-of-day schedule (config price_schedule).
         self.tariff = tariff_from_settings(self.settings)
-        self.header_title = title
+        self.header_title = None if title is None else terminal_safe(title)
         self.clock = clock or SystemClock()
         self.on_record_toggle = on_record_toggle
         self.auto_poll = auto_poll
@@ -98,6 +100,13 @@ class KeckApp(App[int]):
         self.detail_mode: bool | None = None  # None: automatic by terminal height
         self.applied = 0  # snapshots applied (tests, benchmarks)
         self.theme = "textual-light" if self.settings.theme == "light" else "textual-dark"
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's notify, but plain text by default: messages quote row ids, paths and a
+        peer's errors, and "[bold]" or "[link=…]" in a remote pod's name must show as written."""
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,
+                       timeout=timeout, markup=markup)
 
     # ---- composition ----------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -146,7 +155,7 @@ class KeckApp(App[int]):
         try:
             snap = None if self.paused else self.feed.latest()
         except Exception as exc:  # noqa: BLE001 - a broken feed must not take the screen down
-            self._poll_error = f"{type(exc).__name__}: {exc}"
+            self._poll_error = terminal_safe(f"{type(exc).__name__}: {exc}")
             snap = None
         else:
             self._poll_error = None
@@ -470,9 +479,10 @@ def tune_gc() -> None:
 
 def _feed_error(feed: SnapshotFeed) -> str | None:
     try:
-        return feed.last_error()
+        error = feed.last_error()
     except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
+    return None if error is None else terminal_safe(error)
 
 
 def run_tui(feed: SnapshotFeed, *, settings: Settings, title: str | None = None,
