@@ -144,3 +144,17 @@ def test_interval_1e308_under_serve_is_exit_2_not_a_dead_collector(tmp_path) -> 
     r = subprocess.run([sys.executable, "-m", "keck_tui", "--once", "--json", "--config", str(cfg)],
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 2 and "tdp must be 1 – 10000 W, got 1e+308" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("where", ["top", "cluster"])
+def test_fleet_file_timeout_1e308_is_a_one_line_error(tmp_path, where) -> None:
+    """QA: a fleet `timeout = 1e308` passed as "positive" and overflowed the request timeout."""
+    from keck_tui.sources.fleet import FleetError, load_fleet
+
+    top = "timeout = 1e308\n" if where == "top" else ""
+    cluster = "timeout = 1e308\n" if where == "cluster" else ""
+    f = tmp_path / "fleet.toml"
+    f.write_text(f'{top}[clusters.a]\nagents = ["http://127.0.0.1:1"]\n{cluster}')
+    with pytest.raises(FleetError) as exc:
+        load_fleet(f)
+    assert "timeout must be > 0 – 300 s, got 1e+308" in str(exc.value) and "\n" not in str(exc.value)

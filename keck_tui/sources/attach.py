@@ -7,12 +7,12 @@ The command line builds the config from its flags; everything here raises
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keck_tui.common.http import client_tls
+from keck_tui.common.ranges import RANGES, RangeError
 from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.sources.agents import AgentSource, AgentSpec
@@ -69,9 +69,10 @@ def build_fleet(config: AttachConfig) -> Fleet:
         ssl_setting = client_tls(config.ca_file, config.insecure_tls)
     except ValueError as exc:
         raise FleetError(str(exc)) from None
-    timeout = float(config.timeout)
-    if not 0 < timeout < math.inf:  # 0 or nan would silently mean "no timeout"
-        raise FleetError("--timeout must be positive")
+    try:  # 0 or nan would silently mean "no timeout", 1e308 overflowed it
+        timeout = float(RANGES["timeout"].check(config.timeout, "--timeout"))
+    except RangeError as exc:
+        raise FleetError(str(exc)) from None
     fleet_file = load_fleet(config.fleet_file) if config.fleet_file is not None else FleetConfig()
     agents = list(fleet_file.agents)
     for url in config.agent_urls:

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 from keck_tui.common import bounded
 from keck_tui.common.errors import UsageError
 from keck_tui.common.http import client_tls
+from keck_tui.common.ranges import RANGES, RangeError
 from keck_tui.common.tokens import TokenError, load_token
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.sources.agents import AgentSpec
@@ -68,9 +69,10 @@ def _check_url(url: Any, where: str, what: str = "agent URL") -> str:
 
 
 def _timeout(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise FleetError(f"{where}: timeout must be a positive number")
-    return float(value)
+    try:  # 1e308 passed "positive" and overflowed the request timeout
+        return float(RANGES["timeout"].check(value, f"{where}: timeout"))
+    except RangeError as exc:
+        raise FleetError(str(exc)) from None
 
 
 def _unknown(data: Mapping[str, Any], known: frozenset[str], where: str) -> None:
