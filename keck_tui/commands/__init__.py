@@ -8,6 +8,8 @@ Adding to the command line:
   ``configure``; a flag every sampling command shares (``keck-top``, ``serve``, ``record``,
   ``doctor``): ``add_sampling_options`` in ``commands/base.py``, turned into typed
   configuration in ``settings_from_args`` / ``local_sources_from_args`` there.
+- A numeric flag takes ``type=ranged("name")`` (``commands/base.py``) with its range in
+  ``keck_tui/common/ranges.RANGES`` and README's ranges table (tests/test_ranges.py checks all three).
 - Flags become typed configuration objects (frozen dataclasses) *here*; the library below
   never sees argparse. Library errors subclass ``keck_tui.common.errors.UsageError`` and
   are reported by ``keck_tui.cli.main`` as one line, exit 2; ``CliError`` is the commands'

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import IO
 
-from keck_tui.commands.base import (CliError, add_sampling_options, local_sources_from_args, positive_float,
+from keck_tui.commands.base import (CliError, add_sampling_options, local_sources_from_args, ranged,
                                     settings_from_args)
 
 DEFAULT_INTERVAL_S = 0.1
@@ -32,10 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # run's own --interval default and --idle choices replace the shared ones
     parser.conflict_handler = "resolve"
     g = parser.add_argument_group("run")
-    g.add_argument("--interval", metavar="S", type=positive_float,
+    g.add_argument("--interval", metavar="S", type=ranged("interval"),
                    help=f"sampling period in seconds (default: {DEFAULT_INTERVAL_S:g}, lengthened up to 1 s "
                         "when sampling this machine costs more than 5 %% of a CPU; peak watts are means over it, "
-                        "energy totals do not depend on it)")
+                        f"energy totals do not depend on it) {ranged('interval').help('')}")
     g.add_argument("--idle", dest="run_idle", choices=IDLE_POLICIES + ("separate", "none"),
                    help="the command's share of the node's idle power: active (none of it; = separate, "
                         "none), proportional (by its share of activity) or whole (all of it while it ran). "
@@ -44,8 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="print the keck-top-run/1 JSON document instead of text")
     g.add_argument("--output", "-o", metavar="FILE",
                    help="write the report to FILE instead of stderr (never through a symbolic link)")
-    g.add_argument("--repeat", "-r", metavar="N", type=int, default=1,
-                   help="run CMD N times; report the mean ± 95 %% confidence interval (default 1)")
+    g.add_argument("--repeat", "-r", metavar="N", type=ranged("repeat"), default=1,
+                   help=f"run CMD N times; report the mean ± 95 %% confidence interval {ranged('repeat').help('1')}")
     g.add_argument("--keep-going", action="store_true",
                    help="with --repeat: go on after a run that exits non-zero (default: stop there)")
     g.add_argument("--track", choices=METHODS, default="auto",

@@ -130,6 +130,7 @@ RANGES: dict[str, Range] = {
     "iterations": Range(1, 10**9, integer=True, what="tables printed (--batch -n)"),
     "duration": Range(0.0, 1e9, "s", low_open=True, what="recording length (record --duration)"),
     "count": Range(1, 10**12, integer=True, what="snapshots recorded (record --count)"),
+    "repeat": Range(1, 10_000, integer=True, what="runs of the command (run --repeat)"),
     "speed": Range(0.5, 16.0, "×", what="replay speed (replay --speed)"),
     "jobs": Range(1, 256, integer=True, what="worker processes (report --jobs)"),
     "seed": Range(0, 2**32 - 1, integer=True, what="demo random seed (demo --seed)"),
