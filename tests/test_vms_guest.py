@@ -124,6 +124,9 @@ def test_an_estimated_host_figure_is_labelled(tmp_path: Path) -> None:
     _tick(proc, clock, 1)
     snap = collector.collect()
     assert snap.source("host").kind == "estimated" and "estimated by the host" in snap.source("host").detail
+    # the host had no sensor: the guest's figures are estimates, and say so
+    assert snap.estimated and snap.root.estimated
+    assert all(r.estimated for _, r in snap.root.walk() if r.level == "process")
 
 
 @pytest.mark.parametrize("spec,vm,token,msg", [

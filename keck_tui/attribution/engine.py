@@ -33,7 +33,7 @@ from keck_tui.attribution.idle import IdleEstimate
 from keck_tui.attribution.power import Component, NodePower, combine, resolve_node_power
 from keck_tui.common.ids import safe_id
 from keck_tui.hierarchy.types import GroupLevel, GroupPath
-from keck_tui.model import Row
+from keck_tui.model import KIND_ESTIMATED, Row
 from keck_tui.samplers.types import (CpuActivity, FrequencyReading, GpuReading, PowerReading,
                                      ProcessSample)
 
@@ -358,7 +358,10 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
             gpu_unattributed_err += dev.accuracy_w * rest_fraction
 
     # --- build the tree ---------------------------------------------------------------------
-    est_flag = cpu_estimated
+    # A guest's total from a host that itself had no sensor (--host-power) is an estimate too.
+    host_estimated = node_power.total_source == "host" and any(
+        r.source.name == "host" and r.source.ok and r.source.kind == KIND_ESTIMATED for r in inp.power)
+    est_flag = cpu_estimated or host_estimated
     small_dram: dict[int, tuple[_Node, list[float]]] = {}  # parent -> (node, [watts, processes])
     root = _Node("node", safe_id(inp.host), inp.host)
     root.sources = tuple(dict.fromkeys(total.sources + cpu.sources))
@@ -502,7 +505,8 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
         freq_nominal=(any(i.nominal for i in infos.values()) if freq_den > 0 else None),
         cpu_util=100.0 * busy_s / interval, cpu_s=busy_s,
         # A BMC or psys total is measured even when the CPU split inside it is estimated.
-        estimated=cpu_estimated and node_power.total_source not in WIDE_TOTALS, components=comps,
+        estimated=(cpu_estimated and node_power.total_source not in WIDE_TOTALS) or host_estimated,
+        components=comps,
         gpu_watts=(gpu_c.watts if gpu_c else None),
         sources=root.sources or None,
         children=tuple(rows),
@@ -510,7 +514,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     if node_row.watts_lo > node_row.watts or node_row.watts_hi < node_row.watts:
         node_row = _widen(node_row)
     return Attribution(root=node_row, model=model, model_reason=model_reason,
-                       estimated=not measured_any, node_power=node_power, cpu=cpu, idle=idle,
+                       estimated=not measured_any or host_estimated, node_power=node_power, cpu=cpu, idle=idle,
                        utilisation=utilisation, warnings=tuple(warnings))
 
 
