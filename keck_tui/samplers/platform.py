@@ -19,6 +19,7 @@ import os
 import struct
 from pathlib import Path
 
+from keck_tui.common.bounded import BoundedInputError, read_file
 from keck_tui.estimate.cpuinfo import parse_cpuinfo_identity
 from keck_tui.estimate.profile import PlatformFacts
 
@@ -40,24 +41,11 @@ _HYPERVISOR_SIGNATURES = {b"KVMKVMKVM\0\0\0": "KVM", b"Microsoft Hv": "Hyper-V",
 
 
 def _read_capped(path: Path, limit: int) -> str | None:
+    """A small pseudo-file as text (common/bounded: regular files only, capped), None if unreadable."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        return read_file(path, limit, "platform file").decode("utf-8", "replace")
+    except (OSError, BoundedInputError):
         return None
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, min(262144, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks).decode("utf-8", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _online_cpus(text: str | None) -> int | None:

@@ -1,8 +1,8 @@
 """Per-VM bearer tokens: a directory with one file per VM (``serve --vm-token-dir DIR``).
 
 ``DIR/<vm name>`` holds that VM's token (one line, at least 16 characters, no blanks inside).
-A request carrying it may read ``/api/v1/vm/<vm name>`` and nothing else. Files are read with
-``O_NOFOLLOW`` and a size cap; a bad file is skipped and reported (never its content). The
+A request carrying it may read ``/api/v1/vm/<vm name>`` and nothing else. Files are read through
+common/bounded (no symlinks, regular files only, a size cap); a bad file is skipped and reported (never its content). The
 directory is re-read when its modification time changes, so tokens can be added and revoked
 while the agent runs. Every presented token is compared with every VM's token in constant time.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hmac
 import os
-import stat
 from dataclasses import dataclass, field
+
+from keck_tui.common.bounded import BoundedInputError, read_file
 
 MAX_TOKEN_FILE = 4096
 MIN_TOKEN_LEN = 16
@@ -56,22 +57,12 @@ class VmTokens:
     def _read(self, name: str, problems: list[str]) -> bytes | None:
         path = os.path.join(self.directory, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-        except OSError as exc:
-            problems.append(f"{path}: {exc.strerror or exc} (a symlink or unreadable): skipped")
+            data = read_file(path, MAX_TOKEN_FILE, "VM token file", follow_symlinks=False)
+        except BoundedInputError as exc:  # a symlink, not a regular file, too large
+            problems.append(f"{exc}: skipped")
             return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                problems.append(f"{path}: not a regular file: skipped")
-                return None
-            data = os.read(fd, MAX_TOKEN_FILE + 1)
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror or exc}: skipped")
-            return None
-        finally:
-            os.close(fd)
-        if len(data) > MAX_TOKEN_FILE:
-            problems.append(f"{path}: larger than {MAX_TOKEN_FILE} bytes: skipped")
             return None
         token = data.strip()
         if len(token) < MIN_TOKEN_LEN or any(ch in b" \t\r\n" for ch in token):
