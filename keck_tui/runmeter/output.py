@@ -296,8 +296,10 @@ def _common_lines(doc: dict[str, Any], last: dict[str, Any]) -> list[str]:
     if extra:
         out.append(_label("", "; ".join(extra)))
     srcs = [s["name"] for s in doc["sources"] if s["status"] == "ok"]
-    what = "ESTIMATED: no power sensor, CPU power from utilisation (±40 %)" if doc.get("estimated") else "measured"
-    out.append(_label("sources", f"{', '.join(srcs) or '—'} ({what})"))
+    out.append(_label("sources", ", ".join(srcs) or "—"))
+    if doc.get("estimated"):
+        est = next((s["detail"] for s in doc["sources"] if s["name"] == "estimate" and s.get("detail")), "")
+        out.append(_label("", "ESTIMATED: " + (est or "no power sensor, CPU power from utilisation")))
     base = doc.get("idle_baseline") or {}
     idle = (f"; idle baseline {base['watts']:.3g} W ({base['method']})"
             if base.get("watts") is not None else "")
