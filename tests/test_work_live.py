@@ -177,7 +177,7 @@ def test_counter_reset_and_dead_endpoint_are_said_and_the_sampler_never_waits(bu
             snap = collector.collect()
             w = _work_row(snap, busy_vllm.pid).extra["work"]
         assert w["status"] == "error" and "cannot connect" in w["why"] and w["j_per_unit"] is None
-        assert spent < 0.5  # one sample of /proc, not a network wait
+        assert spent < 1.5  # a sample of /proc, not a 2-s scrape timeout (the hanging-endpoint test is the proof)
         assert "error" in snap.source("work").detail
     finally:
         collector.close()
