@@ -30,8 +30,9 @@ def main() -> int:
     ap.add_argument("--children", type=int, default=1000)
     ap.add_argument("--cycles", type=int, default=10)
     opts = ap.parse_args()
-    children = spawn(opts.children)
+    children: list[subprocess.Popen[bytes]] = []
     try:
+        spawn(opts.children, children)
         time.sleep(1.0)
         collector = build_collector(Settings(probes="procfs"))
         collector.prime()

@@ -191,7 +191,7 @@ class KeckApp(App[int]):
             return
         self._update_ctx()
         self.power_tree.sync(columns_changed=columns_changed, anchor=anchor, follow=follow)
-        self.column_header.refresh()
+        self.column_header.sync()
         self.refresh_header()
         self.refresh_breadcrumb()
         self.refresh_detail()

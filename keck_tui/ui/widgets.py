@@ -12,10 +12,11 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.visual import Visual, visualize
 from textual.widget import Widget
 
 from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cells, line_cells
@@ -94,6 +95,10 @@ class PowerTree(ScrollView, can_focus=True):
         self._styles_key: tuple[str, str] | None = None
         self._layout: Layout | None = None
         self._content_width: int | None = None  # cached: computing it is not free
+        # What the last sync put on screen: (scroll y, width) and each screen
+        # line's strip. The next sync repaints only the lines whose strip changed.
+        self._painted_key: tuple[int, int] | None = None
+        self._painted: list[Strip] = []
 
     # ---- layout and styles ---------------------------------------------
     @property
@@ -132,11 +137,13 @@ class PowerTree(ScrollView, can_focus=True):
         super().notify_style_update()
         self._styles = None
         self._cache.clear()
+        self._painted_key = None
 
     def _on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
         self._layout = None
         self._content_width = None
+        self._painted_key = None
 
     # ---- data -----------------------------------------------------------
     def sync(self, *, columns_changed: bool = False, anchor: int | None = None,
@@ -148,17 +155,45 @@ class PowerTree(ScrollView, can_focus=True):
         """
         if columns_changed:
             self._layout = None
+            self._painted_key = None
         self._content_width = None
         self.styles_map()  # re-check the theme once per sync
         self._cache.clear()
-        self.virtual_size = Size(self.content_width, len(self.view.lines))
+        # Never below the visible height: a tree that fits on screen keeps the same virtual
+        # size when rows come and go, so Textual does not lay out the screen again.
+        lines = max(len(self.view.lines), self.scrollable_content_region.height)
+        self.virtual_size = Size(self.content_width, lines)
         if anchor is not None:
             target = max(0, min(self.view.cursor - anchor, self.max_scroll_y))
             if target != round(self.scroll_y):
                 self.scroll_to(y=target, animate=False, immediate=True)
         elif follow:
             self._scroll_to_cursor()
-        self.refresh()
+        self._repaint_changed()
+
+    def _repaint_changed(self) -> None:
+        """Refresh only the screen lines whose content changed since the last sync.
+
+        Most of an idle screen's numbers do not move from one second to the next, and a
+        full refresh makes Textual re-style and re-composite every line of the tree.
+        Anything that moves all lines (scroll, width, theme, columns) repaints them all.
+        """
+        height = self.scrollable_content_region.height
+        key = (round(self.scroll_y), self.content_width)
+        old = self._painted if self._painted_key == key else None
+        new = [self.render_line(y) for y in range(height)]
+        self._painted, self._painted_key = new, key
+        if old is None or len(old) != height:
+            self.refresh()
+            return
+        start = None
+        for y in range(height + 1):
+            same = y == height or new[y] == old[y]
+            if not same and start is None:
+                start = y
+            elif same and start is not None:
+                self.refresh_lines(key[0] + start, y - start)
+                start = None
 
     def cursor_screen_row(self) -> int | None:
         """The cursor's row within the visible lines, or None when scrolled off screen."""
@@ -269,6 +304,15 @@ class ColumnHeader(Widget):
     def __init__(self, tree: PowerTree, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.power_tree = tree
+        self._shown: tuple[object, ...] | None = None  # what the titles were drawn from
+
+    def sync(self) -> None:
+        """Repaint when the titles would change (layout, sort order, theme); not every second."""
+        tree = self.power_tree
+        key = (tree.current_layout(), tree.view.sort_key, tree.styles_map())
+        if key != self._shown:
+            self._shown = key
+            self.refresh()
 
     class SortClicked(Message):
         """A sortable column title was clicked."""
@@ -321,8 +365,11 @@ class TextPanel(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._text = Text()
+        self._lines: list[Text] = []
         self._styles: dict[str, Style] | None = None
         self._styles_key: tuple[str, str] | None = None
+        # y -> (the Text it came from, width, base style, strip): see render_line.
+        self._strips: dict[int, tuple[Text | None, int, object, Strip]] = {}
 
     def styles_map(self) -> dict[str, Style]:
         """Rich styles of the header--* classes, by short name; cached until the theme
@@ -344,17 +391,53 @@ class TextPanel(Widget):
         self._styles = None
 
     def show_lines(self, lines: list[Text]) -> None:
+        old_lines = self._lines
+        if len(lines) == len(old_lines) and all(
+                a.plain == b.plain and a.spans == b.spans and a.style == b.style
+                for a, b in zip(lines, old_lines)):
+            return  # unchanged: a repaint would cost CPU several times a second for nothing
         text = Text("\n").join(lines)
         text.no_wrap = True
         text.overflow = "ellipsis"
-        old = self._text
-        if text.plain == old.plain and text.spans == old.spans:
-            return  # unchanged: a repaint would cost CPU several times a second for nothing
         self._text = text
-        self.refresh()
+        self._lines = list(lines)
+        if len(lines) != len(old_lines) or not self.is_mounted:
+            self.refresh()
+            return
+        # Only the lines that changed: Textual then re-styles and re-composites just those.
+        width = self.size.width
+        for y, (a, b) in enumerate(zip(lines, old_lines)):
+            if not (a.plain == b.plain and a.spans == b.spans and a.style == b.style):
+                self.refresh(Region(0, y, width, 1))
 
     def render(self) -> Text:
         return self._text
+
+    def render_line(self, y: int) -> Strip:
+        """Line ``y`` rendered on its own and kept until that line changes.
+
+        Textual renders a widget's whole text again for any dirty line; the header and
+        detail change a few lines a second, so each line is rendered by itself (the same
+        strips: the panel never wraps). A text selection goes the usual way.
+        """
+        lines = self._lines
+        if self.text_selection is not None or any("\n" in line.plain for line in lines):
+            return super().render_line(y)
+        width = self.size.width
+        style = self.visual_style
+        line = lines[y] if y < len(lines) else None
+        cached = self._strips.get(y)
+        if cached is not None and cached[0] is line and cached[1] == width and cached[2] == style:
+            return cached[3]
+        if line is None:
+            strip = Strip.blank(width, style.rich_style)
+        else:
+            text = line.copy()
+            text.no_wrap = True
+            text.overflow = "ellipsis"
+            strip = Visual.to_strips(self, visualize(self, text), width, 1, style)[0]
+        self._strips[y] = (line, width, style, strip)
+        return strip
 
 
 class Breadcrumb(TextPanel):
