@@ -385,3 +385,119 @@ def test_benchmark_script_runs_small(capsys):
     assert "ratio sampler/ps" in out and "ProcfsSampler cycle: median" in out
     after = ProcfsSampler("/proc").sample().processes
     assert not [p for p in after if p.pid not in before and p.cmd == "sleep 3600"]  # children reaped
+
+
+# -- stat files kept open, PSS tiers ------------------------------------------------------
+
+def _sleeper():
+    return subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc on this system")
+def test_real_proc_keeps_stat_files_open_and_closes_those_of_exited_processes():
+    child = _sleeper()
+    base = _fd_count()
+    s = ProcfsSampler("/proc")
+    try:
+        assert s.max_open > 0  # the real procfs: files are kept
+        first = by_pid(s.sample())
+        assert child.pid in first
+        held = s._open
+        assert held == sum(1 for p in s._procs.values() if p.fd >= 0) == min(len(first), s.max_open)
+        assert s._procs[child.pid].fd >= 0
+        assert _fd_count() >= base + held - 2
+        child.kill()
+        child.wait()
+        time.sleep(0.05)
+        second = by_pid(s.sample())  # the kept file answers ESRCH: closed, process gone
+        assert child.pid not in second
+        assert s._open == sum(1 for p in s._procs.values() if p.fd >= 0)
+        assert child.pid not in s._procs
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        s.close()
+    assert s._open == 0
+    assert _fd_count() <= base + 2  # every kept file closed (a couple of fds for slack)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc on this system")
+def test_kept_files_give_the_same_numbers_as_fresh_reads(busy_child):
+    kept, fresh = ProcfsSampler("/proc"), ProcfsSampler("/proc", keep_open=False)
+    try:
+        kept.sample(), fresh.sample()
+        time.sleep(0.5)
+        a, b = by_pid(kept.sample()), by_pid(fresh.sample())
+        assert fresh.max_open == 0 and fresh._open == 0
+        child_a, child_b = a[busy_child.pid], b[busy_child.pid]
+        assert kept._procs[busy_child.pid].fd >= 0
+        assert child_a.cpu_s > 0.2 and child_b.cpu_s > 0.2  # the kept file is read anew, never stale
+        assert (child_a.start_time, child_a.cmd, child_a.ppid) == (child_b.start_time, child_b.cmd, child_b.ppid)
+    finally:
+        kept.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc on this system")
+def test_max_open_caps_the_kept_files():
+    s = ProcfsSampler("/proc", max_open=3)
+    try:
+        s.sample()
+        s.sample()
+        assert s._open == 3 == sum(1 for p in s._procs.values() if p.fd >= 0)
+        assert len(s._procs) > 3  # the rest are read with open+read+close
+    finally:
+        s.close()
+
+
+def test_fake_trees_are_never_kept_open(tmp_path):
+    """A deleted fake file still reads its old text: only the real procfs says ESRCH."""
+    proc, clock, s = setup(tmp_path)
+    proc.add_process(700, comm="a", utime=5)
+    s.sample()
+    assert s.max_open == 0 and s._open == 0
+    proc.remove_process(700)
+    proc.add_process(700, comm="b", utime=1, start_time=999)  # the pid reused
+    step(proc, clock)
+    assert by_pid(s.sample())[700].name == "b"
+
+
+def test_kept_open_fake_file_is_reread_in_place_and_pid_reuse_is_noticed(tmp_path):
+    proc, clock, s = setup(tmp_path, keep_open=True, max_open=10)
+    proc.add_process(710, comm="a", utime=5)
+    s.sample()
+    assert s._open == 1
+    proc.update_process(710, utime=25)  # rewritten in place: the kept file sees it
+    step(proc, clock)
+    assert by_pid(s.sample())[710].cpu_s == pytest.approx(0.2)
+    proc.remove_process(710)
+    step(proc, clock)
+    assert 710 not in by_pid(s.sample()) and s._open == 0
+
+
+def test_pss_default_is_the_slow_tier_and_rss_moves(tmp_path):
+    proc, clock, s = setup(tmp_path)
+    assert (s.pss_every, s.pss_top) == (30, 0)
+    proc.add_process(720, comm="busy", pss_kb=100, rss_pages=1000)
+    s.sample()
+    proc.update_process(720, pss_kb=200)
+    for i in range(5):  # busy, RSS unchanged: the cached PSS stands
+        step(proc, clock)
+        proc.update_process(720, utime=10 * (i + 1))
+        assert by_pid(s.sample())[720].pss_bytes == 100 * 1024
+    proc.update_process(720, rss_pages=1500, pss_kb=300)
+    step(proc, clock)
+    assert by_pid(s.sample())[720].pss_bytes == 300 * 1024
+
+
+def test_pss_off_reads_no_smaps(tmp_path):
+    proc, clock, s = setup(tmp_path, pss=False)
+    proc.add_process(730, comm="p", pss_kb=100, rss_pages=10)
+    s.sample()
+    step(proc, clock)
+    p = by_pid(s.sample())[730]
+    assert p.pss_bytes is None and p.rss_bytes == 10 * 4096

@@ -68,6 +68,7 @@ class KubernetesGrouper:
         self._cache: dict[str, CgroupInfo] = {}
         self._vm_cache: dict[tuple[str, str, str], VmIdentity | None] = {}
         self._vm_names = VmNames()
+        self._paths: dict[tuple[str, str], GroupPath] = {}
 
     def status(self) -> SourceStatus | None:
         """The kubelet's status (for doctor), or None when no kubelet is configured."""
@@ -125,7 +126,17 @@ class KubernetesGrouper:
         info = self.info_of(text)
         if info.pod_uid:
             return self._pod_path(info, process)
-        path = process.cgroup or unified_path(text)
+        key = (text, process.cgroup)
+        cached = self._paths.get(key)
+        if cached is None:  # the same few cgroups every second: worked out once each
+            if len(self._paths) >= _CACHE_MAX:
+                self._paths.clear()
+            cached = self._paths[key] = self._plain_path(info, text, process.cgroup)
+        return cached
+
+    def _plain_path(self, info: CgroupInfo, text: str, cgroup: str) -> GroupPath:
+        """slice → service, or slice → container, of a process outside any pod."""
+        path = cgroup or unified_path(text)
         levels = systemd_levels(path)
         if info.container_id and not info.conmon:
             if levels and levels[-1].level == "service":

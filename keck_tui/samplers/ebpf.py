@@ -154,6 +154,9 @@ class EbpfSampler:
 
     def close(self) -> None:
         self.probe.close()
+        close_enrich = getattr(self.enrich, "close", None)
+        if callable(close_enrich):
+            close_enrich()
 
     def sample(self) -> CpuActivity:
         try:

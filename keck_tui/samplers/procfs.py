@@ -6,13 +6,17 @@ global state, and its per-process objects cost more than the parsing itself):
 - per core, ``/proc/stat``: busy = user+nice+system+irq+softirq (guest is inside user;
   steal is time the core was *not* ours, so it is left out), irq = irq+softirq;
 - per process, ``/proc/<pid>/stat``: utime+stime (clock ticks), ppid, flags (PF_KTHREAD),
-  num_threads, start time, RSS and the CPU it last ran on (field 39);
+  num_threads, start time, RSS and the CPU it last ran on (field 39). On the real procfs
+  the file of a known process stays open and is re-read with ``pread`` (a third cheaper
+  than open+read+close; a process that exited answers ESRCH, so a reused pid is never
+  read through the old file), up to ``max_open`` files;
 - on first sight and then every ``refresh_every`` samples (staggered by pid): ``cmdline``,
   ``cgroup`` and the owner uid (the owner of ``/proc/<pid>``: the effective uid);
 - PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
-  sight, then every ``pss_every`` samples staggered by pid, when RSS moved by > 10 %,
-  and every sample for the ``pss_top`` busiest processes — all within a time budget
-  per sample (``pss_budget_s``); cached in between (see ``_update_pss``).
+  sight, when RSS moved by > 10 %, and on a slow tier every ``pss_every`` samples
+  staggered by pid (and every sample for the ``pss_top`` busiest processes, 0 by
+  default) — all within a time budget per sample (``pss_budget_s``); cached in between
+  (see ``_update_pss``). ``pss=False`` reads none (RSS stands in).
 
 Per-core split of a process's time (``per_cpu_s``): the time of each *thread* is placed on
 the CPU that thread last ran on, read from ``/proc/<pid>/task/*/stat`` only for processes
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -52,7 +57,7 @@ class _Proc:
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
                  "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw",
-                 "detail", "split")
+                 "detail", "split", "fd", "raw", "fields")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
@@ -74,6 +79,9 @@ class _Proc:
         self.pss_rss = 0  # RSS bytes when PSS was last read
         self.detail = False  # report per-thread times (a VM process: its vCPU threads)
         self.split: list[tuple[int, str, int]] = []  # (tid, comm, ticks) of the last thread split
+        self.fd = -1  # /proc/<pid>/stat kept open (-1: none)
+        self.raw = b""  # the stat line last parsed
+        self.fields: tuple[int, bool, int, int, int] = (0, False, 0, 0, 0)  # its ppid, kernel, threads, cpu, rss
 
 
 class ProcfsSampler:
@@ -82,14 +90,16 @@ class ProcfsSampler:
     name = "procfs"
 
     def __init__(self, procfs_root: Path | str = "/proc", clock: Clock | None = None,
-                 pss_every: int = 10, *, pss_top: int = 8, pss_budget_s: float = 0.005,
+                 pss_every: int = 30, *, pss_top: int = 0, pss_budget_s: float = 0.005,
                  pss_prime_factor: float = 40.0, refresh_every: int = 30,
                  per_thread: bool = True, clock_ticks: int | None = None,
-                 page_size: int | None = None,
+                 page_size: int | None = None, pss: bool = True,
+                 keep_open: bool | None = None, max_open: int | None = None,
                  thread_detail: Callable[[str, str], bool] | None = None) -> None:
         self.procfs_root = Path(procfs_root)
         self._root = str(self.procfs_root)
         self.clock: Clock = clock or SystemClock()
+        self.pss = pss
         self.pss_every = max(1, int(pss_every))
         self.pss_top = max(0, int(pss_top))
         self.pss_budget_s = pss_budget_s  # wall time per sample for smaps_rollup reads
@@ -105,6 +115,24 @@ class ProcfsSampler:
         self._prev_t: float | None = None
         self._prev_uptime: float | None = None
         self._cycle = 0
+        if keep_open is None:  # only where an exited process's file says so (ESRCH)
+            keep_open = os.path.realpath(self._root) == "/proc"
+        self.max_open = (max_open if max_open is not None else default_max_open()) if keep_open else 0
+        self._open = 0  # stat files kept open now
+
+    def close(self) -> None:
+        """Close the kept-open stat files (the collector calls this on exit)."""
+        for p in self._procs.values():
+            if p.fd >= 0:
+                _close(p.fd)
+                p.fd = -1
+        self._open = 0
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def sample(self) -> CpuActivity:
         try:
@@ -142,16 +170,44 @@ class ProcfsSampler:
         rows: list[tuple[_Proc, int, int, bool, int, int, int]] = []
         born_after = None if self._prev_uptime is None else self._prev_uptime - 1.0 / hz
         skipped = 0
+        max_open = self.max_open
         for name in names:
             if not name.isdigit():
                 continue
             pid = int(name)
-            try:
-                fd = os.open(f"{root}/{name}/stat", os.O_RDONLY)
+            p = old.get(pid)
+            fd = -1
+            data = b""
+            if p is not None and p.fd >= 0:
+                fd = p.fd
                 try:
-                    data = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
+                    data = os.pread(fd, 4096, 0)
+                except OSError:  # exited (ESRCH): a process now under this pid is read afresh
+                    _close(fd)
+                    self._open -= 1
+                    p.fd = fd = -1
+                    data = b""
+            try:
+                if fd < 0:
+                    new_fd = os.open(f"{root}/{name}/stat", os.O_RDONLY)
+                    try:
+                        data = os.read(new_fd, 4096)
+                    except OSError:
+                        _close(new_fd)
+                        raise
+                    if self._open < max_open:
+                        self._open += 1
+                        fd = new_fd
+                    else:
+                        _close(new_fd)
+                if p is not None and data == p.raw:
+                    # Byte for byte the line parsed last time (a sleeper): nothing moved.
+                    if (pid + cycle) % refresh_every == 0 and not self._refresh(p, name, p.fields[1]):
+                        raise ProcessLookupError(pid)
+                    p.fd = fd
+                    seen[pid] = p
+                    rows.append((p, 0, *p.fields))
+                    continue
                 rp = data.rindex(b")")
                 rest = data[rp + 2:].split(None, 37)  # up to field 39 (processor)
                 ppid = int(rest[1])
@@ -163,9 +219,13 @@ class ProcfsSampler:
                 processor = int(rest[36])
             except (OSError, ValueError, IndexError):
                 skipped += 1  # gone, or a partial line from an exiting process
+                if fd >= 0:  # closed below with the others that left
+                    if p is not None and p.fd == fd:
+                        continue
+                    _close(fd)
+                    self._open -= 1
                 continue
             kernel = bool(flags & PF_KTHREAD) or pid == 2 or ppid == 2
-            p = old.get(pid)
             comm = data[data.index(b"(") + 1:rp]
             if p is not None and p.start == start:
                 delta = ticks - p.ticks
@@ -181,6 +241,11 @@ class ProcfsSampler:
                     skipped += 1
                     continue
             else:  # new, or the pid was reused
+                if p is not None and p.fd >= 0:
+                    if p.fd != fd:
+                        _close(p.fd)
+                        self._open -= 1
+                    p.fd = -1  # a file still in use moves to the new record below
                 p = _Proc(pid, start)
                 if first:
                     delta = 0
@@ -191,12 +256,25 @@ class ProcfsSampler:
                 p.comm_raw, p.comm = comm, comm.decode("utf-8", "replace")
                 if not self._refresh(p, name, kernel):
                     skipped += 1
+                    if fd >= 0:
+                        _close(fd)
+                        self._open -= 1
                     continue
+            p.fd = fd
             p.ticks = ticks
+            p.raw = data
+            p.fields = (ppid, kernel, nthreads, processor, rss)
             seen[pid] = p
             rows.append((p, delta, ppid, kernel, nthreads, processor, rss))
+        if self._open:
+            for pid, gone in old.items():  # close the files of processes that left
+                if gone.fd >= 0 and seen.get(pid) is not gone:
+                    _close(gone.fd)
+                    self._open -= 1
+                    gone.fd = -1
         self._procs = seen
-        self._update_pss(rows, first, cycle)
+        if self.pss:
+            self._update_pss(rows, first, cycle)
 
         procs: list[ProcessSample] = []
         page = self.page_size
@@ -421,6 +499,28 @@ class ProcfsSampler:
             return float(read_bytes(f"{self._root}/uptime").split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+
+def default_max_open() -> int:
+    """How many stat files a sampler may keep open: its share of RLIMIT_NOFILE.
+
+    Leaves 512 descriptors to everything else, and never passes 4096 (a process with
+    more than ~4,000 processes to watch pays open+close for the rest).
+    """
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return 0
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(0, min(4096, soft - 512))
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def best_cgroup_path(text: str) -> str:
