@@ -159,14 +159,32 @@ class Tmux:
             self.started = False
 
 
+#: Runs keck-top from a given source tree (``python -c``; argv[1:] are its flags).
+RUN_FROM = "import sys; sys.path.insert(0, {tree!r}); from keck_tui.cli import main; sys.exit(main())"
+
+
+def keck_trees(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """(source tree, label suffix): this checkout, and the baseline tree when given."""
+    trees = [(REPO, "")]
+    if args.baseline_tree is not None:
+        trees.append((args.baseline_tree.resolve(), " (baseline)"))
+    return trees
+
+
+def wname(label: str) -> str:
+    """A tmux window name for a label (letters, digits, - and _ only)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+
+
 def tui_programs(args: argparse.Namespace) -> tuple[dict[str, tuple[list[str], str]], list[str]]:
     """name -> (argv, quit key); and notes on the peers that are missing."""
     notes: list[str] = []
     progs: dict[str, tuple[list[str], str]] = {}
-    for i, extra in enumerate(args.keck_args):
-        label = "keck-top" + (f" {extra}" if extra else "")
-        progs[label] = ([sys.executable, "-m", "keck_tui", "--interval", "1", "--config", "/dev/null",
-                         *shlex.split(extra)], "q")
+    for tree, tag in keck_trees(args):
+        for extra in args.keck_args:
+            label = "keck-top" + tag + (f" {extra}" if extra else "")
+            progs[label] = ([sys.executable, "-c", RUN_FROM.format(tree=str(tree)), "--interval", "1",
+                             "--config", "/dev/null", *shlex.split(extra)], "q")
     glances = args.glances or shutil.which("glances")
     if glances and Path(glances).exists():
         progs["glances"] = ([glances, "-t", "1"], "q")
@@ -190,14 +208,14 @@ def bench_tui(args: argparse.Namespace) -> dict:
     load0 = load_avg()
     try:
         for name, (argv, _key) in progs.items():
-            pids[name] = tmux.window(name.replace(" ", "_"), argv, env)
+            pids[name] = tmux.window(wname(name), argv, env)
         time.sleep(args.warmup)
-        dead = [n for n in progs if not tmux.alive(n.replace(" ", "_"))]
+        dead = [n for n in progs if not tmux.alive(wname(n))]
         if dead:
             for n in dead:
-                print(f"{n} exited early; its screen:\n{tmux.screen(n.replace(' ', '_'))}", file=sys.stderr)
+                print(f"{n} exited early; its screen:\n{tmux.screen(wname(n))}", file=sys.stderr)
             raise SystemExit(1)
-        sizes = {n: tmux.size(n.replace(" ", "_")) for n in progs}
+        sizes = {n: tmux.size(wname(n)) for n in progs}
         before = {n: tree_cpu_s(p) for n, p in pids.items()}
         w0 = time.monotonic()
         time.sleep(args.seconds)
@@ -205,7 +223,7 @@ def bench_tui(args: argparse.Namespace) -> dict:
         wall = time.monotonic() - w0
         rss = {n: rss_mib(p) for n, p in pids.items()}
         for n, (_argv, key) in progs.items():
-            tmux.keys(n.replace(" ", "_"), key)
+            tmux.keys(wname(n), key)
         time.sleep(1.0)
     finally:
         tmux.kill()
@@ -222,12 +240,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_agent(probes: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+def start_agent(probes: str, extra: list[str], tree: Path = REPO) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    argv = [sys.executable, "-m", "keck_tui.agent", "--listen", f"127.0.0.1:{port}", "--interval", "1",
-            "--config", "/dev/null", "--no-gpu", "--probes", probes, *extra]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    argv = [sys.executable, "-c", RUN_FROM.format(tree=str(tree)), "serve", "--listen", f"127.0.0.1:{port}",
+            "--interval", "1", "--config", "/dev/null", "--no-gpu", "--probes", probes, *extra]
+    proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(tree)})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -257,9 +275,9 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def bench_agent(args: argparse.Namespace, probes: str) -> dict:
+def bench_agent(args: argparse.Namespace, probes: str, tree: Path = REPO, tag: str = "") -> dict:
     load0 = load_avg()
-    proc, url = start_agent(probes, shlex.split(args.agent_args))
+    proc, url = start_agent(probes, shlex.split(args.agent_args), tree)
     try:
         time.sleep(args.warmup)
         info = snapshot_extra(url)  # one query before the window, none during it
@@ -288,7 +306,7 @@ def bench_agent(args: argparse.Namespace, probes: str) -> dict:
             proc.kill()
             proc.wait()
     per_cycle = cpu / wall  # 1 s interval: CPU seconds per wall second = per cycle
-    return {"probes": probes, "activity": info["activity"], "processes": info["processes"],
+    return {"probes": probes, "tag": tag, "activity": info["activity"], "processes": info["processes"],
             "wall_s": wall, "cpu_s": cpu, "per_cycle_ms": per_cycle * 1e3,
             "ps_ms": statistics.median(ps) * 1e3, "ps_runs": len(ps), "rss_mib": rss,
             "load_before": load0, "load_after": load_avg()}
@@ -308,6 +326,9 @@ def print_tui(r: dict) -> None:
     for n, used in cpu.items():
         print(f"  {n:32s} {used:6.2f} s CPU = {used / wall * 100:5.2f} % of one CPU   RSS {r['rss_mib'][n]:6.1f} MiB")
     for k in kecks:
+        base = k.replace("keck-top", "keck-top (baseline)", 1)
+        if base != k and base in cpu and cpu[base] > 0:
+            print(f"  ratio {k} / {base}: {cpu[k] / cpu[base]:.2f}")
         for n, used in cpu.items():
             if n in kecks:
                 continue
@@ -316,7 +337,7 @@ def print_tui(r: dict) -> None:
 
 
 def print_agent(r: dict) -> None:
-    print(f"agent, --probes {r['probes']} (source {r['activity']}, {r['processes']} processes), nobody "
+    print(f"agent{r['tag']}, --probes {r['probes']} (source {r['activity']}, {r['processes']} processes), nobody "
           f"querying, {r['wall_s']:.1f} s; load average {r['load_before']} before, {r['load_after']} after")
     print(f"  agent: {r['cpu_s']:.2f} s CPU = {r['per_cycle_ms']:.1f} ms per 1 s cycle; RSS {r['rss_mib']:.1f} MiB")
     print(f"  ps -e -o pid,stat,time,rss,cmd: median {r['ps_ms']:.1f} ms CPU per run ({r['ps_runs']} runs)")
@@ -337,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agent-probes", action="append", default=None, metavar="PROBES",
                     help="agent variants by --probes value (default: procfs)")
     ap.add_argument("--agent-args", default="", metavar="ARGS", help="extra flags for every agent run")
+    ap.add_argument("--baseline-tree", metavar="DIR", type=Path,
+                    help="also run keck-top from this source tree (e.g. `git archive` of an older "
+                         "commit), labelled (baseline), in the same run")
     ap.add_argument("--skip-tui", action="store_true")
     ap.add_argument("--skip-agent", action="store_true")
     ap.add_argument("--json", metavar="FILE", type=Path, help="also write every result as JSON here")
@@ -359,9 +383,10 @@ def main(argv: list[str] | None = None) -> int:
                 spawn(args.children, children)
                 time.sleep(1.0)
                 for probes in args.agent_probes:
-                    r = bench_agent(args, probes)
-                    results["agent"].append(r)
-                    print_agent(r)
+                    for tree, tag in keck_trees(args):
+                        r = bench_agent(args, probes, tree, tag)
+                        results["agent"].append(r)
+                        print_agent(r)
             finally:
                 kill(children)
     if args.repeat > 1:
@@ -370,17 +395,19 @@ def main(argv: list[str] | None = None) -> int:
             kecks = [n for n in r0["cpu_s"] if n.startswith("keck-top")]
             for k in kecks:
                 for n in r0["cpu_s"]:
-                    if n in kecks:
+                    if n in kecks and n != k.replace("keck-top", "keck-top (baseline)", 1):
+                        continue
+                    if n == k:
                         continue
                     ratios = [r["cpu_s"][k] / r["cpu_s"][n] for r in results["tui"] if r["cpu_s"][n] > 0]
                     if ratios:
                         print(f"  {k} / {n}: median ratio {statistics.median(ratios):.2f} "
                               f"(runs: {', '.join(f'{x:.2f}' for x in ratios)})")
-        for probes in args.agent_probes:
-            rs = [r for r in results["agent"] if r["probes"] == probes]
+        for probes, (_tree, tag) in ((p, t) for p in args.agent_probes for t in keck_trees(args)):
+            rs = [r for r in results["agent"] if r["probes"] == probes and r["tag"] == tag]
             ratios = [r["per_cycle_ms"] / r["ps_ms"] for r in rs if r["ps_ms"] > 0]
             if ratios:
-                print(f"  agent --probes {probes} / ps: median ratio {statistics.median(ratios):.2f} "
+                print(f"  agent{tag} --probes {probes} / ps: median ratio {statistics.median(ratios):.2f} "
                       f"(runs: {', '.join(f'{x:.2f}' for x in ratios)}); per cycle "
                       f"{statistics.median(r['per_cycle_ms'] for r in rs):.1f} ms, "
                       f"RSS {statistics.median(r['rss_mib'] for r in rs):.1f} MiB")
