@@ -21,6 +21,7 @@ from keck_tui.common.ranges import RANGES, RangeError
 MODELS = ("auto", "cpu-time", "frequency-weighted", "full")
 IDLE_POLICIES = ("separate", "proportional", "none")
 PROBES = ("auto", "ebpf", "procfs")
+PROFILES = ("minimal", "standard", "full")  # cheapest first; what each sets: keck_tui/profiles.py
 
 
 class ConfigError(UsageError):
@@ -42,6 +43,7 @@ class Settings:
     sysfs_root: str = "/sys"
     procfs_root: str = "/proc"
     probes: str = "auto"
+    profile: str = "standard"  # how much keck-top itself may cost (keck_tui/profiles.py)
     host: str | None = None  # node name override
     history_minutes: float = 10.0
     theme: str = "dark"
@@ -52,7 +54,8 @@ class Settings:
 
 
 _FLOAT_KEYS = {"interval", "idle_watts", "tdp", "price_per_kwh", "co2e_g_per_kwh", "history_minutes"}
-_CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "theme": ("dark", "light")}
+_CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "profile": PROFILES,
+            "theme": ("dark", "light")}
 # Sections other modules read ([agent], [redfish], [kubelet]); their keys are checked in _SECTION_KEYS.
 # Any other table is an unknown key: a typo must not be silently ignored.
 _SECTIONS = {"agent", "redfish", "kubelet", "host_power"}
@@ -91,7 +94,8 @@ def load_config(path: Path | None, *, explicit: bool) -> Settings:
 _SECTION_KEYS: dict[str, dict[str, str]] = {
     "agent": {"listen": "str", "token_file": "str", "insecure_no_auth": "bool", "tls_cert": "str",
               "tls_key": "str", "history_minutes": "history_minutes", "history_max_mb": "history_max_mb",
-              "top_processes": "top_processes", "max_pods": "max_pods", "vm_token_dir": "str", "vm_export_dir": "str"},
+              "top_processes": "top_processes", "max_pods": "max_pods", "vm_token_dir": "str", "vm_export_dir": "str",
+              "budget_cpu": "budget_cpu", "budget_mem": "budget_mem"},
     "kubelet": {"url": "str", "token_file": "str", "ca_file": "str", "insecure": "bool",
                 "refresh_s": "kubelet_refresh_s"},
     "redfish": {"url": "str", "credentials_file": "str", "auth": "str", "insecure": "bool",

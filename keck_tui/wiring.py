@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,7 +20,9 @@ from keck_tui.common.errors import SourceConfigError
 from keck_tui.feed import ThreadedFeed
 from keck_tui.hierarchy.kubelet import KubeletConfig
 from keck_tui.model import Snapshot, SourceStatus
+from keck_tui.profiles import Profile, apply_tiers, interval_for, model_for, profile_named, trim_detail
 from keck_tui.samplers.types import ActivitySampler, GpuSampler, PowerSampler
+from keck_tui.selfwatch import RECOVER_S, SUSTAIN_S, Budget, SelfUsage, SelfWatch
 
 if TYPE_CHECKING:  # the Redfish module is imported only when a BMC is configured
     from keck_tui.samplers.redfish import RedfishConfig
@@ -77,7 +79,8 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
                 from keck_tui.hierarchy.vms import is_vm_process
 
                 sampler, status = opener(procfs_root=settings.procfs_root, clock=clock,
-                                         thread_detail=is_vm_process)
+                                         thread_detail=is_vm_process,
+                                         map_entries=profile_named(settings.profile).ebpf_map_entries)
             except Exception as exc:  # noqa: BLE001
                 sampler, status = None, SourceStatus("ebpf", "error", f"{type(exc).__name__}: {exc}")
         if sampler is not None:
@@ -170,14 +173,16 @@ def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
     clock = clock or SystemClock()
     if sources.kubelet.url:
         check_kubelet_url(sources.kubelet.url)
+    sampling = profile_named(settings.profile)
     activity, notes = build_activity(settings, clock)
     profile, memory = build_estimate(settings)
+    apply_tiers(activity, sampling)
     grouper = make_grouper(sources.kubelet, settings.procfs_root)
     return Collector(
         activity=activity, grouper=grouper, host=host_name(settings),
         power=build_power(sources, settings, clock), gpus=build_gpus(sources, clock),
         frequency=CpufreqSampler(settings.sysfs_root, settings.procfs_root),
-        config=AttributionConfig(model=settings.model, idle=settings.idle,
+        config=AttributionConfig(model=model_for(sampling, settings.model), idle=settings.idle,
                                  idle_watts=settings.idle_watts, tdp=settings.tdp,
                                  cpu_profile=profile, memory=memory),
         clock=clock, extra_sources=tuple(notes), work=build_work(settings),
@@ -196,10 +201,23 @@ def build_work(settings: Settings):  # -> WorkMonitor | None
                        tariff=tariff_from_settings(settings))
 
 
+@dataclass(frozen=True)
+class SelfLimit:
+    """What `keck-top serve` asks of the local feed: budgets to keep, and trimmed snapshots."""
+
+    budget: Budget | None = None  # step profiles down when keck-top costs more (None: never)
+    upstream: bool = False  # snapshots go to other machines: apply the profile's row detail
+    usage: SelfUsage | None = None  # tests inject a fake reader of this process's CPU and RSS
+    sustain_s: float = SUSTAIN_S  # over budget this long: one profile down
+    recover_s: float = RECOVER_S  # well under this long: one profile up
+
+
 def build_local_feed(settings: Settings, sources: LocalSources = LocalSources(), *,
                      clock: Clock | None = None,
-                     on_snapshot: Callable[[Snapshot], None] | None = None) -> ThreadedFeed:
-    """A feed that samples this node every ``settings.interval`` seconds on its own thread.
+                     on_snapshot: Callable[[Snapshot], None] | None = None,
+                     limit: SelfLimit = SelfLimit()) -> ThreadedFeed:
+    """A feed that samples this node every ``settings.interval`` seconds on its own thread
+    (at the fastest the profile's interval), under ``settings.profile``.
 
     Each ``collect()`` measures the interval since the previous one: the collector
     is primed here and the first snapshot arrives after one interval.
@@ -207,7 +225,46 @@ def build_local_feed(settings: Settings, sources: LocalSources = LocalSources(),
     clock = clock or SystemClock()
     collector = build_collector(settings, sources, clock)
     collector.prime()
-    feed = ThreadedFeed(collector.collect, interval=settings.interval, clock=clock,
+    produce = ProfiledCollect(collector, settings, limit, clock)
+    interval = interval_for(produce.profile, settings.interval)
+    feed = ThreadedFeed(produce, interval=interval, clock=clock,
                         on_snapshot=on_snapshot, name="keck-collector",
-                        initial_delay=settings.interval, on_stop=collector.close)
+                        initial_delay=interval, on_stop=collector.close)
+    produce.feed = feed
     return feed
+
+
+class ProfiledCollect:
+    """``collector.collect()`` under a profile: the snapshot says which, and with a budget
+    the profile steps down (and back up) as keck-top's own CPU and RSS demand."""
+
+    def __init__(self, collector: Collector, settings: Settings, limit: SelfLimit, clock: Clock) -> None:
+        self.collector = collector
+        self.settings = settings
+        self.limit = limit
+        self.profile = profile_named(settings.profile)
+        self.feed: ThreadedFeed | None = None
+        self.watch = None if limit.budget is None else SelfWatch(
+            self.profile, limit.budget, self.apply, usage=limit.usage, clock=clock,
+            sustain_s=limit.sustain_s, recover_s=limit.recover_s)
+
+    def apply(self, profile: Profile) -> None:
+        """Switch the running collector to ``profile`` (the eBPF map keeps its size until restart)."""
+        self.profile = profile
+        apply_tiers(self.collector.activity, profile)
+        self.collector.config = replace(self.collector.config, model=model_for(profile, self.settings.model))
+        if self.feed is not None:
+            self.feed.set_interval(interval_for(profile, self.settings.interval))
+
+    def __call__(self) -> Snapshot:
+        snap = self.collector.collect()
+        if self.watch is not None:
+            self.watch.check()
+            state = self.watch.state()
+        else:
+            state = {"name": self.profile.name, "configured": self.settings.profile}
+        root = snap.root
+        if self.limit.upstream:
+            root = trim_detail(root, per_core_rows=self.profile.per_core_rows,
+                               process_rows=self.profile.process_rows)
+        return replace(snap, root=root, extra={**snap.extra, "profile": state})

@@ -150,6 +150,7 @@ class MetricsState:
         age.add_metric((node,), max(0.0, self._wall() - snap.time))
         yield age
         yield from self._work_families()
+        yield from _profile_metrics(node, snap.extra.get("profile"))
         ov = GaugeMetricFamily("keck_series_folded_rows",
                                "Rows summed into an (other) series because a family hit its series cap.",
                                labels=("node", "family"))
@@ -207,6 +208,27 @@ def _work_of(snap: Snapshot) -> dict[tuple[str, ...], dict[str, Any]]:
                 figures["watts"] = w.get("watts")  # every unit of a source divides the same energy
                 out[(node, _clip(w.get("name")), _clip(e.get("unit")), _clip(row.name))] = figures
     return out
+
+
+def _profile_metrics(node: str, info: object) -> Iterator[object]:
+    """The agent's profile, its own CPU and RSS, its budget and how often it stepped."""
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+        return
+    g = GaugeMetricFamily("keck_profile_info", "1 for the profile in force (configured: the one asked for).",
+                          labels=("node", "profile", "configured"))
+    g.add_metric((node, _clip(info["name"]), _clip(info.get("configured"))), 1.0)
+    yield g
+    for key, name, scale, text in (
+            ("cpu_pct", "keck_self_cpu_percent", 1.0, "keck-top's own CPU use, percent of one CPU"),
+            ("rss_mib", "keck_self_resident_bytes", 2.0**20, "keck-top's own resident memory, bytes"),
+            ("budget_cpu_pct", "keck_budget_cpu_percent", 1.0, "CPU budget, percent of one CPU"),
+            ("budget_mem_mib", "keck_budget_resident_bytes", 2.0**20, "Resident memory budget, bytes"),
+            ("steps", "keck_profile_steps", 1.0, "Profile steps (down or up) since the agent started")):
+        value = info.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            m = GaugeMetricFamily(name, text + ".", labels=("node",))
+            m.add_metric((node,), float(value) * scale)
+            yield m
 
 
 class StateCollector(Collector):

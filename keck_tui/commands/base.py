@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from keck_tui.common.errors import UsageError
 from keck_tui.common.ranges import RANGES, RangeError
-from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, Settings, check_value, default_config_path, load_config
+from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, PROFILES, Settings, check_value, default_config_path, load_config
 
 if TYPE_CHECKING:
     from keck_tui.wiring import HostPowerConfig, LocalSources
@@ -86,6 +86,10 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                         f"{tdp.help('from the CPU model and public data, see `keck-top doctor`')}")
     g.add_argument("--probes", choices=PROBES,
                    help="per-process CPU time from eBPF or procfs; auto uses eBPF when root+bcc work (default auto)")
+    g.add_argument("--profile", choices=PROFILES,
+                   help="how much keck-top itself may cost: minimal (every 5 s at the fastest, no PSS, "
+                        "cpu-time model), standard, full (PSS of the busiest every sample, per-core "
+                        "rows, full model); see README 'Profiles' (default standard)")
     g.add_argument("--host-name", metavar="NAME", help="node name shown and exported (default: hostname)")
     g.add_argument("--no-gpu", action="store_true", help="do not query NVIDIA GPUs through NVML")
     g.add_argument("--redfish", metavar="URL", help="read wall power from a Redfish BMC at URL")
@@ -132,7 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     settings = load_config(Path(path), explicit=explicit is not None)
     overrides = {}
     for flag in ("interval", "model", "idle", "idle_watts", "tdp", "sysfs_root", "procfs_root",
-                 "probes", "theme"):
+                 "probes", "profile", "theme"):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[flag] = check_value(flag, value, where=f"--{flag.replace('_', '-')}")

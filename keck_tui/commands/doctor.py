@@ -10,10 +10,14 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from keck_tui.commands.base import add_sampling_options, local_sources_from_args, settings_from_args
 from keck_tui.common.table import Column, render_table
+from keck_tui.config import Settings
 from keck_tui.model import Snapshot, SourceStatus
+from keck_tui.profiles import interval_for, profile_named
+from keck_tui.selfwatch import ProcSelfUsage
 
 # Generic advice per source when the sampler gave no specific fix.
 _FIXES = {
@@ -105,17 +109,22 @@ def run(args: argparse.Namespace) -> int:
     sources = local_sources_from_args(args, settings)
     clock = SystemClock()
     collector = build_collector(settings, sources, clock)
+    usage = ProcSelfUsage()
     try:
         collector.wait_for_slow_sources(timeout=SLOW_SOURCE_WAIT_S)
         collector.prime()
         clock.sleep(min(settings.interval, 0.5))
+        cpu0, _ = usage()
         snap = collector.collect()
+        cpu1, rss = usage()
     finally:
         collector.close()
     findings = diagnose(snap, redfish_configured=sources.redfish is not None)
+    cost = profile_cost(settings, cpu1 - cpu0, rss)
     if args.json:
         json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,
-                   "summary": summary(snap), "warnings": list(snap.warnings)}, sys.stdout, indent=2)
+                   "summary": summary(snap), "warnings": list(snap.warnings), "profile": cost},
+                  sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     print(f"keck-top doctor: {snap.host} (running as {'root' if os.geteuid() == 0 else 'uid ' + str(os.geteuid())})")
@@ -130,4 +139,28 @@ def run(args: argparse.Namespace) -> int:
     for warning in snap.warnings:
         print(f"  warning: {warning}")
     print(summary(snap))
+    print(profile_line(cost))
     return 0
+
+
+def profile_cost(settings: Settings, sample_cpu_s: float, rss_bytes: int) -> dict[str, Any]:
+    """The profile, what one sample cost here, and the budget `serve` would keep it to."""
+    profile = profile_named(settings.profile)
+    section = settings.extra.get("agent") or {}
+    interval = interval_for(profile, settings.interval)
+    return {"name": profile.name, "interval_s": interval,
+            "sample_cpu_ms": round(sample_cpu_s * 1e3, 1),
+            "cpu_pct": round(100.0 * sample_cpu_s / interval, 2), "rss_mib": round(rss_bytes / 2**20, 1),
+            "budget_cpu_pct": float(section.get("budget_cpu", profile.budget_cpu_pct)),
+            "budget_mem_mib": float(section.get("budget_mem", profile.budget_mem_mib))}
+
+
+def profile_line(cost: dict[str, Any]) -> str:
+    over = [what for what, value, budget in (("CPU", cost["cpu_pct"], cost["budget_cpu_pct"]),
+                                              ("memory", cost["rss_mib"], cost["budget_mem_mib"]))
+            if value > budget]
+    verdict = ("within budget" if not over else
+               f"OVER the {' and '.join(over)} budget: serve would step down a profile (--profile minimal)")
+    return (f"profile {cost['name']}: one sample cost {cost['sample_cpu_ms']:.1f} ms CPU "
+            f"(~{cost['cpu_pct']:.1f} % of one CPU every {cost['interval_s']:g} s), RSS {cost['rss_mib']:.0f} MiB; "
+            f"serve's budget {cost['budget_cpu_pct']:g} % CPU, {cost['budget_mem_mib']:g} MiB: {verdict}")

@@ -14,6 +14,10 @@ from typing import Any
 from keck_tui.commands.base import (CliError, add_sampling_options, local_sources_from_args, ranged,
                                     settings_from_args)
 from keck_tui.config import Settings
+from keck_tui.profiles import PROFILES as PROFILE_LIST, profile_named
+from keck_tui.selfwatch import Budget
+from keck_tui.profiles import PROFILES as PROFILE_LIST, profile_named
+from keck_tui.selfwatch import Budget
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
@@ -52,6 +56,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vm-export-dir", metavar="DIR",
                    help="on a hypervisor: write each VM's power to DIR/<vm name>/power.json every interval "
                         "(atomically; share DIR/<vm name> with the guest over virtiofs/9p)")
+    g.add_argument("--budget-cpu", metavar="PCT", type=ranged("budget_cpu"),
+                   help="CPU budget in percent of one CPU: over it for 30 s, the agent steps down one "
+                        "profile (back up after 5 min under half of it) (default per profile: "
+                        + ", ".join(f"{p.name} {p.budget_cpu_pct:g}" for p in PROFILE_LIST) + ")")
+    g.add_argument("--budget-mem", metavar="MIB", type=ranged("budget_mem"),
+                   help="memory (RSS) budget in MiB, the same way (default per profile: "
+                        + ", ".join(f"{p.name} {p.budget_mem_mib:g}" for p in PROFILE_LIST) + ")")
     add_sampling_options(parser)
 
 
@@ -76,6 +87,7 @@ class ServeConfig:
     history_max_mb: float
     top_processes: int
     max_pods: int
+    budget: Budget = Budget(cpu_pct=5.0, mem_mib=128.0)  # own CPU and RSS kept to by stepping profiles down
     vm_token_dir: str | None = None  # one token file per VM: it reads /api/v1/vm/<name> only
     vm_export_dir: str | None = None  # <dir>/<vm>/power.json written every interval
 
@@ -115,10 +127,13 @@ def serve_config(args: argparse.Namespace, settings: Settings) -> ServeConfig:
         raise CliError(f"--vm-token-dir {token_dir}: not a directory")
     if export_dir and (not os.path.isdir(export_dir) or os.path.islink(export_dir)):
         raise CliError(f"--vm-export-dir {export_dir}: not a directory (symlinks are refused)")
+    profile = profile_named(settings.profile)
+    budget = Budget(cpu_pct=float(_opt(args, section, "budget_cpu", profile.budget_cpu_pct)),
+                    mem_mib=float(_opt(args, section, "budget_mem", profile.budget_mem_mib)))
     return ServeConfig(host=host, port=port, token=token, token_file=str(token_file) if token_file else None,
                        tls_cert=str(cert) if cert else None, tls_key=str(key) if key else None,
                        history_minutes=minutes, history_max_mb=max_mb, top_processes=top, max_pods=max_pods,
-                       vm_token_dir=str(token_dir) if token_dir else None,
+                       budget=budget, vm_token_dir=str(token_dir) if token_dir else None,
                        vm_export_dir=str(export_dir) if export_dir else None)
 
 
@@ -154,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             warning = exposure_warning(os.path.join(config.vm_token_dir, name), "VM token file")
             if warning:
                 print(f"keck-top serve: warning: {warning}", file=sys.stderr)
-    feed = _build_feed(args, settings)
+    feed = _build_feed(args, settings, config.budget)
     entries = max(1, int(config.history_minutes * 60 / max(settings.interval, 0.05)))
     service = AgentService(feed, History(entries, int(config.history_max_mb * 1024 * 1024)),
                            MetricsState(default_families(max_pods=config.max_pods,
@@ -181,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_feed(args: argparse.Namespace, settings: Any) -> Any:
+def _build_feed(args: argparse.Namespace, settings: Any, budget: Budget) -> Any:
     if args.from_file is not None:
         from keck_tui.agent.filefeed import CyclingFeed, read_snapshots
         try:
@@ -189,7 +204,8 @@ def _build_feed(args: argparse.Namespace, settings: Any) -> Any:
         except ValueError as exc:
             raise CliError(str(exc)) from None
     try:
-        from keck_tui.wiring import build_local_feed
+        from keck_tui.wiring import SelfLimit, build_local_feed
     except ImportError:
         raise CliError("local sampling is not available in this build; use --from-file FILE") from None
-    return build_local_feed(settings, local_sources_from_args(args, settings))
+    return build_local_feed(settings, local_sources_from_args(args, settings),
+                            limit=SelfLimit(budget=budget, upstream=True))

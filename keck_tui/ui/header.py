@@ -137,6 +137,11 @@ def _sources_line(h: HeaderState, st: Callable[[str], Style | str]) -> Text:
     if snap.idle_policy:
         bits.append(f"idle {snap.idle_policy}")
     l2.append(" · " + " · ".join(bits), st("dim"))
+    profile = profile_text(snap)
+    if profile is not None:
+        text, stepped = profile
+        l2.append(" · ", st("dim"))
+        l2.append(text, st("warn") if stepped else st("dim"))
     return l2
 
 
@@ -168,6 +173,20 @@ def _status_line(h: HeaderState, st: Callable[[str], Style | str]) -> Text:
             l3.append(" · ", st("dim"))
         l3.append(text, st(key) if key != "plain" else "")
     return l3
+
+
+def profile_text(snap: Snapshot) -> tuple[str, bool] | None:
+    """``profile standard``, or ``profile minimal ↓ from standard (CPU 7.2 % > budget 5 %…)``
+    after a step down; and whether it stepped down. None when the snapshot names no profile."""
+    info = snap.extra.get("profile")
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+        return None
+    name = info["name"]
+    if not info.get("stepped_down"):
+        return f"profile {name}", False
+    step = info.get("last_step")
+    why = step.get("reason") if isinstance(step, dict) else None
+    return f"profile {name} ↓ from {info.get('configured')}" + (f" ({why})" if why else ""), True
 
 
 def _short_watts(watts: float, estimated: bool) -> str:
