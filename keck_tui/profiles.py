@@ -36,13 +36,13 @@ class Profile:
 PROFILES: tuple[Profile, ...] = (
     Profile("minimal", min_interval=5.0, refresh_every=60, pss=False, pss_every=60, pss_top=0,
             ebpf_map_entries=4096, per_core_rows=False, process_rows=False, model="cpu-time",
-            budget_cpu_pct=1.0, budget_mem_mib=128.0),
+            budget_cpu_pct=1.0, budget_mem_mib=64.0),
     Profile("standard", min_interval=0.0, refresh_every=30, pss=True, pss_every=30, pss_top=0,
             ebpf_map_entries=10240, per_core_rows=False, process_rows=True, model="auto",
-            budget_cpu_pct=5.0, budget_mem_mib=256.0),
+            budget_cpu_pct=5.0, budget_mem_mib=128.0),
     Profile("full", min_interval=0.0, refresh_every=10, pss=True, pss_every=10, pss_top=8,
             ebpf_map_entries=32768, per_core_rows=True, process_rows=True, model="full",
-            budget_cpu_pct=10.0, budget_mem_mib=512.0),
+            budget_cpu_pct=10.0, budget_mem_mib=256.0),
 )
 DEFAULT_PROFILE = "standard"
 

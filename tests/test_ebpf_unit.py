@@ -258,7 +258,7 @@ def test_open_without_root_is_unavailable(monkeypatch):
 def test_open_reports_missing_bcc(monkeypatch):
     monkeypatch.setattr(loader, "check_privileges", lambda: None)
     monkeypatch.setattr(loader, "load_bcc", lambda: (None, loader.INSTALL_HINT))
-    sampler, status = ebpf.open_ebpf_sampler()
+    sampler, status = ebpf.open_ebpf_sampler(pinned=False)  # in this process: the patched load_bcc
     assert sampler is None
     assert status.detail == "bcc not installed (apt install python3-bpfcc)"
 

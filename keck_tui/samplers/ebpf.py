@@ -395,20 +395,37 @@ def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
                       map_entries: int = DEFAULT_MAP_ENTRIES, exit_entries: int | None = None,
                       freq: bool | None = None,
                       thread_detail: Callable[[str, str], bool] | None = None,
-                      ) -> tuple[ActivitySampler | None, SourceStatus]:
-    """(sampler, ok status) when root + bcc + tracepoints work, else (None, why). Never raises."""
+                      pinned: bool = True) -> tuple[ActivitySampler | None, SourceStatus]:
+    """(sampler, ok status) when root + bcc + tracepoints work, else (None, why). Never raises.
+
+    ``pinned``: compile and attach in a helper process and read the maps from bpffs pins
+    (keck_tui/probes/pinned.py: no bcc/LLVM in this process, ~140 MiB less); when pinning
+    is impossible the probe is loaded here and the status says why."""
     if not _is_this_kernels_procfs(str(procfs_root)):
         return None, SourceStatus(
             NAME, STATUS_UNAVAILABLE,
             f"procfs root {procfs_root} is not this kernel's /proc (eBPF sees the real kernel)",
             extra={"fix": "use --probes procfs with a re-rooted procfs"})
     try:
-        from keck_tui.probes.loader import DEFAULT_EXIT_ENTRIES, OnCpuProbe, ProbeUnavailable
+        from keck_tui.probes.loader import DEFAULT_EXIT_ENTRIES, OnCpuProbe, ProbeUnavailable, check_privileges
     except Exception as exc:  # noqa: BLE001
         return None, SourceStatus(NAME, STATUS_UNAVAILABLE, f"probe loader failed to import: {exc}")
+    pin_note = None
     try:
-        probe = OnCpuProbe.open(map_entries=map_entries,
-                                exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
+        probe = None
+        if pinned:
+            check_privileges()  # before importing more: the same "needs root" as in-process
+            from keck_tui.probes.pinned import PinningUnavailable, open_pinned
+            try:
+                probe = open_pinned(map_entries=map_entries,
+                                    exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
+            except PinningUnavailable as exc:
+                pin_note = f"loaded in this process ({exc})"
+        if probe is None:
+            probe = OnCpuProbe.open(map_entries=map_entries,
+                                    exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
+            if pin_note:
+                probe.notes.append(pin_note)
     except ProbeUnavailable as exc:
         extra = {"fix": exc.fix} if exc.fix else {}
         return None, SourceStatus(NAME, STATUS_UNAVAILABLE, str(exc), extra=extra)
