@@ -93,12 +93,16 @@ while time.time() < end:
 spun = time.process_time() - c0  # the kernel's own account of this process's CPU time
 act = s.sample()
 me = [p for p in act.processes if p.pid == os.getpid()]
+table = s.probe.bpf[b"oncpu"]
+batch = {k.value for k, _ in table.items_lookup_batch()}  # a few syscalls ...
+walk = {k.value for k, _ in table.items()}  # ... or one per key: the same entries (more may come)
 pin_dir = f"/sys/fs/bpf/keck-top/{os.getpid()}"
 print(json.dumps({
     "status": act.source.status, "own_cpu_s": me[0].cpu_s if me else 0.0, "spun_s": spun, "exact": act.per_cpu_exact,
     "bcc_loaded": any(m == "bcc" or m.startswith("bcc.") for m in sys.modules),
     "rss_mib": int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20,
-    "pins": sorted(os.listdir(pin_dir + "/links")), "pin_dir": pin_dir}), flush=True)
+    "pins": sorted(os.listdir(pin_dir + "/links")), "pin_dir": pin_dir,
+    "batch_ok": bool(batch) and batch <= walk and os.getpid() in batch}), flush=True)
 if sys.argv[1] == "crash":
     os._exit(1)  # no close(): the pins stay, as after a crash
 s.close()
@@ -125,6 +129,7 @@ def test_pinned_probe_measures_without_bcc_in_the_process_and_unpins_on_close():
     assert not first["bcc_loaded"]
     assert first["rss_mib"] < 64, first  # no LLVM here (in-process bcc: ~190 MiB)
     assert first["pins"] == ["sched_process_exit", "sched_switch"]
+    assert first["batch_ok"]
     assert last == {"pins_after_close": False}
 
 

@@ -11,11 +11,13 @@ import ctypes as ct
 import os
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 # bpf(2) system call numbers; other architectures: no pinned maps (the loader falls back).
 _SYSCALL = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
 BPF_OBJ_PIN, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD = 6, 7, 15
+BPF_MAP_LOOKUP_BATCH = 24
 #: Map types whose values come one per possible CPU.
 PERCPU_TYPES = {5: "percpu_hash", 6: "percpu_array", 10: "lru_percpu_hash"}
 MAP_TYPES = {1: "hash", 2: "array", 4: "perf_event_array", 9: "lru_hash", **PERCPU_TYPES}
@@ -141,3 +143,36 @@ def next_key(fd: int, key: object | None, out: object) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def lookup_batch(fd: int, key_type: Any, value_type: Any, max_entries: int) -> list[tuple[Any, Any]]:
+    """Every (key, value) of a hash map in a few system calls (``BPF_MAP_LOOKUP_BATCH``).
+
+    Raises OSError (e.g. EINVAL on kernels before 5.6 or map types without batches):
+    the caller then walks the keys one by one."""
+    chunk = max(1, min(max_entries, 4096))
+    keys = (key_type * chunk)()
+    values = (value_type * chunk)()
+    token_in, token_out = ct.c_uint64(0), ct.c_uint64(0)
+    out: list[tuple[Any, Any]] = []
+    first = True
+    while True:
+        attr = _Attr()
+        attr.w[0] = 0 if first else ct.addressof(token_in)
+        attr.w[1] = ct.addressof(token_out)
+        attr.w[2] = ct.addressof(keys)
+        attr.w[3] = ct.addressof(values)
+        attr.w[4] = _u32_pair(chunk, fd)
+        done = False
+        try:
+            _bpf(BPF_MAP_LOOKUP_BATCH, attr)
+        except FileNotFoundError:
+            done = True  # the last batch (maybe with entries: count says)
+        count = attr.w[4] & 0xFFFFFFFF
+        ks, vs = ct.sizeof(key_type), ct.sizeof(value_type)
+        for i in range(count):
+            out.append((key_type.from_buffer_copy(keys, i * ks), value_type.from_buffer_copy(values, i * vs)))
+        if done:
+            return out
+        token_in.value = token_out.value
+        first = False

@@ -123,6 +123,12 @@ class PinnedTable:
             yield nxt
             key = nxt
 
+    def items_lookup_batch(self) -> list[tuple[Any, Any]]:
+        """All entries in a few system calls (hash maps); raises where batches don't work."""
+        if self.info.type not in (1, 5, 9, 10):  # hash, percpu_hash, lru_hash, lru_percpu_hash
+            raise OSError(22, "batch lookups are for hash maps here")
+        return bpfsys.lookup_batch(self.map_fd, self.Key, self.Leaf, self.info.max_entries)
+
     def items(self) -> Iterator[tuple[Any, Any]]:
         for key in list(self.keys()):
             try:
