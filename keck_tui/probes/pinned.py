@@ -309,7 +309,8 @@ def open_pinned(*, map_entries: int, exit_entries: int, freq: bool | None,
     remove_stale(root)
     pin_dir = root / str(os.getpid())
     remove_pins(pin_dir)
-    pin_dir.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pin_dir.mkdir(mode=0o700)
     arg_freq = "auto" if freq is None else ("on" if freq else "off")
     try:
         command = helper or [sys.executable, "-m", "keck_tui.probes.pinned"]
