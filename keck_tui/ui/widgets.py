@@ -183,7 +183,7 @@ class PowerTree(ScrollView, can_focus=True):
         old = self._painted if self._painted_key == key else None
         new = [self.render_line(y) for y in range(height)]
         self._painted, self._painted_key = new, key
-        if old is None or len(old) != height:
+        if old is None or len(old) != height or self.size.width <= 0:
             self.refresh()
             return
         start = None
@@ -401,11 +401,11 @@ class TextPanel(Widget):
         text.overflow = "ellipsis"
         self._text = text
         self._lines = list(lines)
-        if len(lines) != len(old_lines) or not self.is_mounted:
-            self.refresh()
+        width = self.size.width
+        if len(lines) != len(old_lines) or not self.is_mounted or width <= 0:
+            self.refresh()  # whole: before the first layout a line's region would be empty
             return
         # Only the lines that changed: Textual then re-styles and re-composites just those.
-        width = self.size.width
         for y, (a, b) in enumerate(zip(lines, old_lines)):
             if not (a.plain == b.plain and a.spans == b.spans and a.style == b.style):
                 self.refresh(Region(0, y, width, 1))
