@@ -38,7 +38,7 @@ PROFILES: tuple[Profile, ...] = (
             ebpf_map_entries=4096, per_core_rows=False, process_rows=False, model="cpu-time",
             budget_cpu_pct=1.0, budget_mem_mib=64.0),
     Profile("standard", min_interval=0.0, refresh_every=30, pss=True, pss_every=30, pss_top=0,
-            ebpf_map_entries=10240, per_core_rows=False, process_rows=True, model="auto",
+            ebpf_map_entries=10240, per_core_rows=True, process_rows=True, model="auto",
             budget_cpu_pct=5.0, budget_mem_mib=128.0),
     Profile("full", min_interval=0.0, refresh_every=10, pss=True, pss_every=10, pss_top=8,
             ebpf_map_entries=32768, per_core_rows=True, process_rows=True, model="full",
@@ -92,7 +92,9 @@ def apply_tiers(sampler: object, profile: Profile) -> None:
 def trim_detail(root: Row, *, per_core_rows: bool, process_rows: bool) -> Row:
     """The tree with the detail a profile leaves out, watts kept whole.
 
-    Without per-core rows a process row loses its children (it keeps its own totals).
+    Without per-core rows a process row whose children are all per-core rows (or the
+    ``(cpu)`` row) loses them and keeps its own totals; other children (a VM's vCPU
+    threads) stay.
     Without process rows the process children of a row become one synthetic
     ``(processes)`` row with their sums, so children still add up to their parent.
     """
@@ -103,7 +105,9 @@ def trim_detail(root: Row, *, per_core_rows: bool, process_rows: bool) -> Row:
 
 def _trim(row: Row, per_core: bool, processes: bool) -> Row:
     if row.level == "process":
-        return row if per_core or not row.children else replace(row, children=())
+        if per_core or not row.children or not all(c.level == "core" or c.id == "(cpu)" for c in row.children):
+            return row
+        return replace(row, children=())
     if not row.children:
         return row
     kept: list[Row] = []

@@ -89,6 +89,9 @@ def test_trim_keeps_every_parent_whole():
     agg = svc.children[0]
     assert (agg.watts, agg.watts_lo, agg.watts_hi, agg.joules, agg.cpu_util) == pytest.approx((4.5, 4.05, 4.95, 45.0, 60.0))
     assert "2 processes" in agg.note
+    threads = (_leaf("thread", "tid-7", 1.0), _leaf("thread", "tid-8", 2.0))
+    vm = Row(level="process", id="pid-7", name="qemu", watts=3.0, watts_lo=2.7, watts_hi=3.3, children=threads)
+    assert trim_detail(vm, per_core_rows=False, process_rows=True).children == threads  # vCPU rows stay
     for _path, row in groups.walk():  # conservation at every level
         if row.children:
             assert math.isclose(sum(c.watts for c in row.children), row.watts)
