@@ -34,7 +34,7 @@ def test_profile_in_config_and_agent_budgets():
     assert Settings().profile == "standard"
     with pytest.raises(ConfigError, match="profile must be one of minimal, standard, full"):
         settings_from_mapping({"profile": "cheap"})
-    with pytest.raises(ConfigError, match="budget_cpu must be a positive number"):
+    with pytest.raises(ConfigError, match=r"budget_cpu must be positive \(> 0 – 10000\), got 0"):
         settings_from_mapping({"agent": {"budget_cpu": 0}})
 
 

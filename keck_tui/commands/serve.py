@@ -56,13 +56,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vm-export-dir", metavar="DIR",
                    help="on a hypervisor: write each VM's power to DIR/<vm name>/power.json every interval "
                         "(atomically; share DIR/<vm name> with the guest over virtiofs/9p)")
-    g.add_argument("--budget-cpu", metavar="PCT", type=ranged("budget_cpu"),
+    cpu_budget, mem_budget = ranged("budget_cpu"), ranged("budget_mem")
+    g.add_argument("--budget-cpu", metavar="PCT", type=cpu_budget,
                    help="CPU budget in percent of one CPU: over it for 30 s, the agent steps down one "
-                        "profile (back up after 5 min under half of it) (default per profile: "
-                        + ", ".join(f"{p.name} {p.budget_cpu_pct:g}" for p in PROFILE_LIST) + ")")
-    g.add_argument("--budget-mem", metavar="MIB", type=ranged("budget_mem"),
-                   help="memory (RSS) budget in MiB, the same way (default per profile: "
-                        + ", ".join(f"{p.name} {p.budget_mem_mib:g}" for p in PROFILE_LIST) + ")")
+                        "profile (back up after 5 min under half of it) " + cpu_budget.help(
+                            ", ".join(f"{p.name} {p.budget_cpu_pct:g}" for p in PROFILE_LIST)))
+    g.add_argument("--budget-mem", metavar="MIB", type=mem_budget,
+                   help="memory (RSS) budget in MiB, the same way " + mem_budget.help(
+                       ", ".join(f"{p.name} {p.budget_mem_mib:g}" for p in PROFILE_LIST)))
     add_sampling_options(parser)
 
 

@@ -119,7 +119,7 @@ RANGES: dict[str, Range] = {
     "history_minutes": Range(0.0, WEEK_MINUTES, "min", low_open=True,
                              what="history kept (history_minutes, serve --history-minutes)"),
     "history_max_mb": Range(1.0, 65536.0, "MiB", what="agent history memory cap (serve --history-max-mb)"),
-    "budget_cpu": Range(0.0, 10_000.0, "%", low_open=True,
+    "budget_cpu": Range(0.0, 10_000.0, "", low_open=True,
                         what="agent CPU budget, percent of one CPU (serve --budget-cpu, [agent] budget_cpu)"),
     "budget_mem": Range(1.0, 1_048_576.0, "MiB", what="agent memory budget (serve --budget-mem, [agent] budget_mem)"),
     "top_processes": Range(1, 10_000, integer=True, what="processes in /metrics (serve --top-processes)"),
