@@ -1,12 +1,13 @@
 """Bearer-token checks for the agent: constant-time compare, tokens never logged.
 
-Reading a token file is :func:`keck_tui.common.tokens.load_token` (clients use it too)."""
+Reading a token file is :func:`keck_tui.common.tokens.load_token` and the warning for one
+others can read :func:`keck_tui.common.tokens.exposure_warning` (clients use them too)."""
 from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
-import stat
+
+from keck_tui.common.tokens import exposure_warning  # noqa: F401 - its home is common.tokens
 
 
 def bearer_ok(header: str | None, token: str) -> bool:
@@ -28,15 +29,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def exposure_warning(path: str | os.PathLike[str], what: str = "token file") -> str | None:
-    """A warning when a secret's file can be read or written by other users, else None."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return (f"{what} {path} is accessible to other users (mode {stat.S_IMODE(mode):04o}): "
-                f"run chmod 600 {path}")
-    return None

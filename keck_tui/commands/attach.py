@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="a Keck controller's API (repeatable)")
     g.add_argument("--prometheus", metavar="URL", help="build the tree from a Prometheus server (PromQL)")
     g.add_argument("--cluster", metavar="NAME", help="cluster name for agent URLs and --keck (default: 'default' / the controller's host)")
-    g.add_argument("--token-file", metavar="FILE", help="bearer token for agent URLs, --keck and --prometheus")
+    add_token_options(g)
     g.add_argument("--ca-file", metavar="PEM", help="trust this CA for https:// sources")
     g.add_argument("--insecure-tls", action="store_true", help="do not verify https:// certificates")
     timeout, depth = ranged("timeout"), ranged("depth")
@@ -49,6 +49,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
 
 
+def add_token_options(group: Any, agents: str = "agent URLs") -> None:
+    """--token-file (for the agents) and the Keck controllers' and Prometheus's own token files."""
+    group.add_argument("--token-file", metavar="FILE",
+                       help=f"bearer token for the {agents} (without any: for the --keck or --prometheus "
+                            "URL given); sent to no other server")
+    group.add_argument("--keck-token-file", metavar="FILE", help="bearer token for the --keck URLs")
+    group.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token for the --prometheus URL")
+
+
+def token_files(args: argparse.Namespace, agent_urls: Any) -> tuple[str | None, str | None, str | None]:
+    """(agents', Keck controllers', Prometheus's) token files: a token goes only to the URLs it
+    was given for. ``--token-file`` is the agents'; with no agent URL it is for the one other
+    kind of source named (``keck-top --prometheus URL --token-file F``). Given beside agent URLs
+    it is never sent to --keck or --prometheus: they take their own ``--*-token-file``."""
+    token = getattr(args, "token_file", None)
+    keck = getattr(args, "keck_token_file", None)
+    prometheus = getattr(args, "prometheus_token_file", None)
+    if not token:
+        return token, keck, prometheus
+    if agent_urls:
+        left = [f"--{k}-token-file for --{k}" for k, own in (("keck", keck), ("prometheus", prometheus))
+                if getattr(args, k, None) and not own]
+        if left:
+            print(f"keck-top: note: --token-file goes to the agent URLs only; give {' and '.join(left)}",
+                  file=sys.stderr)
+        return token, keck, prometheus
+    kinds = [k for k in ("keck", "prometheus") if getattr(args, k, None)]
+    if len(kinds) > 1:
+        raise CliError("--token-file with both --keck and --prometheus: say which server gets which token "
+                       "(--keck-token-file FILE, --prometheus-token-file FILE)")
+    if kinds == ["keck"]:
+        return None, keck or token, prometheus
+    if kinds == ["prometheus"]:
+        return None, keck, prometheus or token
+    return token, keck, prometheus
+
+
 def attach_config_from_args(args: argparse.Namespace, default_depth: int | None) -> AttachConfig:
     """The remote sources the flags name (also for `keck-top --prometheus URL`, which lacks some)."""
     from keck_tui.sources.attach import DEFAULT_TIMEOUT_S, AttachConfig
@@ -63,19 +100,24 @@ def attach_config_from_args(args: argparse.Namespace, default_depth: int | None)
                                       rate_window=getattr(args, "rate_window", None) or "1m",
                                       timeout=float(timeout or 5.0))
     depth = getattr(args, "depth", None)
+    agents, keck, prometheus_token = token_files(args, getattr(args, "urls", None))
     return AttachConfig(agent_urls=tuple(getattr(args, "urls", None) or ()),
                         fleet_file=getattr(args, "fleet", None), keck_urls=tuple(getattr(args, "keck", None) or ()),
                         prometheus=prometheus, cluster=getattr(args, "cluster", None),
-                        token_file=getattr(args, "token_file", None), ca_file=getattr(args, "ca_file", None),
+                        token_file=agents, keck_token_file=keck, prometheus_token_file=prometheus_token,
+                        ca_file=getattr(args, "ca_file", None),
                         insecure_tls=bool(getattr(args, "insecure_tls", False)),
                         timeout=DEFAULT_TIMEOUT_S if timeout is None else float(timeout),
                         depth=depth if depth is not None else default_depth)
 
 
 def build_fleet(args: argparse.Namespace, default_depth: int | None) -> Fleet:
+    from keck_tui.commands.exposure import print_warnings
     from keck_tui.sources.attach import build_fleet as build
 
-    return build(attach_config_from_args(args, default_depth))
+    fleet = build(attach_config_from_args(args, default_depth))
+    print_warnings("keck-top", fleet.warnings)
+    return fleet
 
 
 def run(args: argparse.Namespace) -> int:

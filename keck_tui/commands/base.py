@@ -147,8 +147,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return replace(settings, **overrides)
 
 
-def local_sources_from_args(args: argparse.Namespace, settings: Settings) -> "LocalSources":
-    """The optional local sources: flags first, then the config's ``[redfish]`` and ``[kubelet]``."""
+def local_sources_from_args(args: argparse.Namespace, settings: Settings, *, warn: bool = True) -> "LocalSources":
+    """The optional local sources: flags first, then the config's ``[redfish]`` and ``[kubelet]``.
+
+    ``warn``: say on stderr which of their secret files (BMC credentials, tokens) other users
+    can read (``doctor`` lists them instead).
+    """
+    sources = _local_sources(args, settings)
+    if warn:
+        from keck_tui.commands.exposure import local_source_secrets, print_warnings, secret_file_warnings
+
+        print_warnings("keck-top", secret_file_warnings(local_source_secrets(sources)))
+    return sources
+
+
+def _local_sources(args: argparse.Namespace, settings: Settings) -> "LocalSources":
     from keck_tui.hierarchy.kubelet import KubeletConfig
     from keck_tui.wiring import LocalSources
 

@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keck_tui.commands.base import add_sampling_options, local_sources_from_args, settings_from_args
 from keck_tui.common.table import Column, render_table
@@ -18,6 +18,9 @@ from keck_tui.config import Settings
 from keck_tui.model import Snapshot, SourceStatus
 from keck_tui.profiles import interval_for, profile_named
 from keck_tui.selfwatch import ProcSelfUsage
+
+if TYPE_CHECKING:
+    from keck_tui.wiring import LocalSources
 
 # Generic advice per source when the sampler gave no specific fix.
 _FIXES = {
@@ -101,12 +104,25 @@ def summary(snap: Snapshot) -> str:
     return f"{head}; model {snap.model} ({snap.extra.get('model_reason', '')}); idle {snap.idle_policy}"
 
 
+def exposure_warnings(settings: Settings, sources: LocalSources) -> list[str]:
+    """Secret files others can read (this node's sources, the config's ``[agent]``), an agent
+    configured to listen beyond loopback without a token, certificates expired or expiring."""
+    from keck_tui.commands.exposure import agent_section_warnings, local_source_secrets, secret_file_warnings
+
+    out = secret_file_warnings(local_source_secrets(sources))
+    agent = settings.extra.get("agent")
+    if agent:
+        out += [w for w in agent_section_warnings(agent) if w not in out]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from keck_tui.clock import SystemClock
     from keck_tui.wiring import build_collector
 
     settings = settings_from_args(args)
-    sources = local_sources_from_args(args, settings)
+    sources = local_sources_from_args(args, settings, warn=False)
+    exposure = exposure_warnings(settings, sources)
     clock = SystemClock()
     collector = build_collector(settings, sources, clock)
     usage = ProcSelfUsage()
@@ -123,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     cost = profile_cost(settings, cpu1 - cpu0, rss)
     if args.json:
         json.dump({"host": snap.host, "root": os.geteuid() == 0, "findings": findings,
-                   "summary": summary(snap), "warnings": list(snap.warnings), "profile": cost},
+                   "summary": summary(snap), "warnings": list(snap.warnings) + exposure, "profile": cost},
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -136,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     columns = [Column(), Column(gap=2), Column(gap=2)]
     for line in render_table(columns, rows, indent="  ", header=False):
         print(line)
-    for warning in snap.warnings:
+    for warning in (*snap.warnings, *exposure):
         print(f"  warning: {warning}")
     print(summary(snap))
     print(profile_line(cost))

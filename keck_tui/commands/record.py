@@ -34,7 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--keck", metavar="URL", action="append", default=[],
                    help="record a Keck controller's cluster (repeatable)")
     r.add_argument("--prometheus", metavar="URL", help="record the fleet tree a Prometheus server holds")
-    r.add_argument("--token-file", metavar="FILE", help="bearer token for the agents")
+    from keck_tui.commands.attach import add_token_options
+
+    add_token_options(r, "--attach agents")
     r.add_argument("--ca-file", metavar="PEM", help="trust this CA for https:// agents")
     add_sampling_options(parser)
 
@@ -49,14 +51,20 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _remote_feed(args: argparse.Namespace, settings):  # -> RemoteFeed
+    from keck_tui.commands.attach import token_files
+    from keck_tui.commands.exposure import print_warnings
     from keck_tui.sources.attach import AttachConfig, build_fleet
     from keck_tui.sources.fleet import RemoteFeed
     from keck_tui.sources.prometheus import PrometheusConfig
 
+    agents, keck, prometheus = token_files(args, args.attach)
     config = AttachConfig(agent_urls=tuple(args.attach), fleet_file=args.fleet, keck_urls=tuple(args.keck),
                           prometheus=PrometheusConfig(args.prometheus) if args.prometheus else None,
-                          token_file=args.token_file, ca_file=args.ca_file)
-    return RemoteFeed(build_fleet(config), interval=settings.interval)
+                          token_file=agents, keck_token_file=keck, prometheus_token_file=prometheus,
+                          ca_file=args.ca_file)
+    fleet = build_fleet(config)
+    print_warnings("keck-top", fleet.warnings)
+    return RemoteFeed(fleet, interval=settings.interval)
 
 
 def run(args: argparse.Namespace) -> int:

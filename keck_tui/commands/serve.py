@@ -156,6 +156,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc)) from None
 
+    from keck_tui.commands.exposure import listener_warnings, print_warnings
+
+    print_warnings("keck-top serve", listener_warnings(
+        config.host, config.port, token=config.token is not None, tls_cert=config.tls_cert,
+        tls_key=config.tls_key, token_file=config.token_file))
     vm_tokens = None
     if config.vm_token_dir:
         from keck_tui.vm.tokens import VmTokens
@@ -164,12 +169,10 @@ def run(args: argparse.Namespace) -> int:
         vm_tokens.reload(force=True)
         for problem in vm_tokens.problems:  # names of files that are no tokens, never their content
             print(f"keck-top serve: {problem}", file=sys.stderr)
-        from keck_tui.agent.auth import exposure_warning
+        from keck_tui.commands.exposure import secret_file_warnings
 
-        for name in sorted(vm_tokens.tokens):
-            warning = exposure_warning(os.path.join(config.vm_token_dir, name), "VM token file")
-            if warning:
-                print(f"keck-top serve: warning: {warning}", file=sys.stderr)
+        print_warnings("keck-top serve", secret_file_warnings(
+            (os.path.join(config.vm_token_dir, name), "VM token file") for name in sorted(vm_tokens.tokens)))
     feed = _build_feed(args, settings, config.budget)
     entries = max(1, int(config.history_minutes * 60 / max(settings.interval, 0.05)))
     service = AgentService(feed, History(entries, int(config.history_max_mb * 1024 * 1024)),

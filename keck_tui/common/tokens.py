@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from keck_tui.common.bounded import SMALL_FILE, BoundedInputError, read_file
@@ -32,3 +33,16 @@ def load_token(path: str | os.PathLike[str]) -> str:
     if any(c.isspace() for c in token):
         raise TokenError(f"token file {p} holds whitespace inside the token")
     return token
+
+
+def exposure_warning(path: str | os.PathLike[str], what: str = "token file") -> str | None:
+    """A warning when a secret's file (a token, a key, BMC credentials) can be read or
+    written by other users, else None (also when it cannot be examined)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"{what} {path} is accessible to other users (mode {stat.S_IMODE(mode):04o}): "
+                f"run chmod 600 {path}")
+    return None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from keck_tui.common.http import client_tls
 from keck_tui.common.ranges import RANGES, RangeError
-from keck_tui.common.tokens import TokenError, load_token
+from keck_tui.common.tokens import TokenError, exposure_warning, load_token
 from keck_tui.common.urls import UrlError, check_url
 from keck_tui.sources.agents import AgentSource, AgentSpec
 from keck_tui.sources.fleet import DEFAULT_TIMEOUT_S, Fleet, FleetConfig, FleetError, load_fleet
@@ -35,7 +35,10 @@ class AttachConfig:
     keck_urls: tuple[str, ...] = ()  # Keck controllers' APIs
     prometheus: PrometheusConfig | None = None
     cluster: str | None = None  # cluster of agent_urls and keck_urls (default "default" / the controller's)
-    token_file: str | None = None  # bearer token for agent_urls, keck_urls and Prometheus
+    # Bearer tokens, each sent only to the URLs it was given for (tokens are per origin):
+    token_file: str | None = None  # agent_urls
+    keck_token_file: str | None = None  # keck_urls
+    prometheus_token_file: str | None = None  # the Prometheus server
     ca_file: str | None = None  # trust this CA for https:// sources
     insecure_tls: bool = False  # do not verify https:// certificates
     timeout: float = DEFAULT_TIMEOUT_S  # per request, seconds
@@ -63,8 +66,12 @@ def _check_url(url: str, what: str) -> str:
 
 
 def build_fleet(config: AttachConfig) -> Fleet:
-    """The fleet ``config`` names; an unusable part raises FleetError before anything is polled."""
+    """The fleet ``config`` names; an unusable part raises FleetError before anything is polled.
+
+    The fleet's ``warnings`` say which token files other users can read."""
     token = _token(config.token_file)
+    keck_token = _token(config.keck_token_file)
+    prometheus_token = _token(config.prometheus_token_file)
     try:
         ssl_setting = client_tls(config.ca_file, config.insecure_tls)
     except ValueError as exc:
@@ -82,14 +89,19 @@ def build_fleet(config: AttachConfig) -> Fleet:
     others: list[Any] = [KeckSource(u, c, t, timeout=keck_timeout, ssl_setting=ssl_setting)
                          for c, u, t in fleet_file.keck]
     for url in config.keck_urls:
-        others.append(KeckSource(_check_url(url, "--keck"), config.cluster, token, timeout=keck_timeout,
+        others.append(KeckSource(_check_url(url, "--keck"), config.cluster, keck_token, timeout=keck_timeout,
                                  ssl_setting=ssl_setting))
     if config.prometheus is not None:
         from keck_tui.sources.prometheus import prometheus_source
 
-        others.append(prometheus_source(config.prometheus, token, ssl_setting))
+        others.append(prometheus_source(config.prometheus, prometheus_token, ssl_setting))
     if not agents and not others:
         raise FleetError("nothing to attach to: give agent URLs, --fleet FILE, --keck URL or --prometheus URL")
     if config.depth is not None and config.depth < 0:
         raise FleetError("--depth must not be negative")
-    return Fleet(AgentSource(agents, depth=config.depth) if agents else None, others)
+    fleet = Fleet(AgentSource(agents, depth=config.depth) if agents else None, others)
+    files = [(config.token_file, "token file"), (config.keck_token_file, "Keck token file"),
+             (config.prometheus_token_file, "Prometheus token file")]
+    files += [(str(p), "fleet token file") for p in fleet_file.token_files]
+    fleet.warnings = [w for w in (exposure_warning(str(p), what) for p, what in files if p) if w]
+    return fleet

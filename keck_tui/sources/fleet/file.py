@@ -45,9 +45,12 @@ class FleetError(UsageError):
 class FleetConfig:
     agents: list[AgentSpec] = field(default_factory=list)
     keck: list[tuple[str, str, str | None]] = field(default_factory=list)  # (cluster, url, token)
+    token_files: list[Path] = field(default_factory=list)  # every token file read (for exposure warnings)
 
 
-def _token(path: Any, base: Path, where: str) -> str | None:
+def _token(path: Any, base: Path, where: str, cfg: FleetConfig) -> str | None:
+    """The token in ``path`` (relative to the fleet file). Each token goes only to the agents
+    and the Keck controller of the table that names it: tokens are per origin."""
     if path is None:
         return None
     if not isinstance(path, str):
@@ -56,9 +59,12 @@ def _token(path: Any, base: Path, where: str) -> str | None:
     if not p.is_absolute():
         p = base / p
     try:
-        return load_token(p)
+        token = load_token(p)
     except TokenError as exc:
         raise FleetError(f"{where}: {exc}") from None
+    if p not in cfg.token_files:
+        cfg.token_files.append(p)
+    return token
 
 
 def _check_url(url: Any, where: str, what: str = "agent URL") -> str:
@@ -97,13 +103,13 @@ def load_fleet(path: Path) -> FleetConfig:
     """Parse a fleet file; every problem is a FleetError naming the file and key."""
     data = _read(path)
     _unknown(data, TOP_KEYS, f"fleet file {path}")
+    cfg = FleetConfig()
     defaults = {"timeout": _timeout(data.get("timeout", DEFAULT_TIMEOUT_S), f"fleet file {path}"),
-                "token": _token(data.get("token_file"), path.parent, str(path)),
+                "token": _token(data.get("token_file"), path.parent, str(path), cfg),
                 "ca_file": data.get("ca_file"), "insecure_tls": data.get("insecure_tls", False)}
     clusters = data.get("clusters")
     if not isinstance(clusters, dict) or not clusters:
         raise FleetError(f"fleet file {path}: needs at least one [clusters.NAME] table")
-    cfg = FleetConfig()
     for cname, cdata in clusters.items():
         _cluster(cfg, str(cname), cdata, defaults, path)
     return cfg
@@ -131,7 +137,7 @@ def _cluster(cfg: FleetConfig, cname: str, cdata: Any, defaults: Mapping[str, An
         raise FleetError(f"{where} must be a table")
     _unknown(cdata, CLUSTER_KEYS, where)
     base = path.parent
-    token = _token(cdata.get("token_file"), base, where) or defaults["token"]
+    token = _token(cdata.get("token_file"), base, where, cfg) or defaults["token"]
     tls = _tls(cdata, defaults, base, where)
     timeout = _timeout(cdata.get("timeout", defaults["timeout"]), where)
     agents = cdata.get("agents", [])
@@ -142,7 +148,7 @@ def _cluster(cfg: FleetConfig, cname: str, cdata: Any, defaults: Mapping[str, An
             cfg.agents.append(AgentSpec(_check_url(item, where), cname, None, token, timeout, tls))
         elif isinstance(item, dict):
             url = _check_url(item.get("url"), f"{where}.agents[{i}]")
-            atoken = _token(item.get("token_file"), base, f"{where}.agents[{i}]") or token
+            atoken = _token(item.get("token_file"), base, f"{where}.agents[{i}]", cfg) or token
             name = item.get("name")
             cfg.agents.append(AgentSpec(url, cname, str(name) if name else None, atoken, timeout, tls))
         else:

@@ -39,6 +39,7 @@ class Fleet:
         self.name = name
         self._wall = wall
         self.interval = 1.0
+        self.warnings: list[str] = []  # said once at start-up (token files others can read …)
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
         tasks = [s.poll(session) for s in self.others]
