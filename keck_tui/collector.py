@@ -17,6 +17,7 @@ from keck_tui.attribution.power import resolve_node_power
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
+from keck_tui.samplers.sanity import sane_gpu, sane_power
 from keck_tui.samplers.types import (ActivitySampler, FrequencySampler, GpuReading, GpuSampler,
                                      PowerReading, PowerSampler)
 
@@ -190,7 +191,7 @@ def _round(x: float) -> float:
 
 def _safe_power(sampler: PowerSampler) -> PowerReading:
     try:
-        return sampler.sample()
+        return sane_power(sampler.sample())
     except Exception as exc:  # noqa: BLE001
         return PowerReading(SourceStatus(getattr(sampler, "name", "power"), "error",
                                          f"{type(exc).__name__}: {exc}"))
@@ -198,7 +199,7 @@ def _safe_power(sampler: PowerSampler) -> PowerReading:
 
 def _safe_gpu(sampler: GpuSampler) -> GpuReading:
     try:
-        return sampler.sample()
+        return sane_gpu(sampler.sample())
     except Exception as exc:  # noqa: BLE001
         return GpuReading(SourceStatus(getattr(sampler, "name", "gpu"), "error",
                                        f"{type(exc).__name__}: {exc}"))

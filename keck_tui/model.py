@@ -432,6 +432,58 @@ class RowDecoder:
         return Row(**kwargs)
 
 
+def checked_tree(root: Row, max_rows: int = MAX_ROWS, max_depth: int = MAX_DEPTH) -> Row:
+    """``root`` if every row of a tree built from outside data obeys the snapshot rules, else
+    :class:`SnapshotFormatError` naming the row's id path: finite numbers, watts ≥ 0,
+    lo ≤ watts ≤ hi, magnitudes below the MAX_* limits, at most ``max_depth`` deep and
+    ``max_rows`` large, unknown fields (``extra``) JSON with finite numbers. Text in
+    ``extra`` is made terminal-safe (the returned tree is a copy only where it changed).
+    For sources that build rows themselves from a peer's figures (the Keck controller,
+    Prometheus): what :class:`RowDecoder` checks for an agent's snapshot.
+    """
+    counter = [0]
+    return _checked(root, 0, root.id, counter, max_rows, max_depth)
+
+
+def _checked(row: Row, depth: int, here: str, counter: list[int], max_rows: int, max_depth: int) -> Row:
+    counter[0] += 1
+    if counter[0] > max_rows:
+        raise SnapshotFormatError(f"more than {max_rows} rows")
+    try:
+        _check_row_numbers(row)
+        extra = _extra(row.extra, frozenset(), "row") if row.extra else row.extra
+    except SnapshotFormatError as exc:
+        raise SnapshotFormatError(f"row {here}: {exc}") from None
+    except TypeError:
+        raise SnapshotFormatError(f"row {here}: a number is not a number") from None
+    if row.children and depth >= max_depth:
+        raise SnapshotFormatError(f"row {here}: rows nested more than {max_depth} deep")
+    children = tuple(_checked(c, depth + 1, f"{here}/{c.id}", counter, max_rows, max_depth) for c in row.children)
+    if extra == row.extra and all(a is b for a, b in zip(children, row.children)):
+        return row
+    return replace(row, extra=extra, children=children)
+
+
+def _check_row_numbers(row: Row) -> None:
+    for name in ("watts", "watts_lo", "watts_hi"):
+        _finite(getattr(row, name), name)
+    _check_bounds(row.watts, row.watts_lo, row.watts_hi)
+    _check_range(_finite(row.joules, "joules"), "joules", 0.0, MAX_JOULES)
+    for name, high in (("freq_mhz", 1e6), ("cpu_util", 1e7), ("cpu_s", MAX_INTERVAL * 1e4),
+                       ("gpu_watts", MAX_WATTS), ("age_s", MAX_TIME)):
+        value = getattr(row, name)
+        if value is not None:
+            _check_range(_finite(value, name), name, 0.0, high)
+    for key, value in (row.components or {}).items():
+        _check_range(_finite(value, f"components {key}"), "components", -MAX_WATTS, MAX_WATTS)
+
+
+def _finite(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SnapshotFormatError(f"{name} is not a finite number: {value!r}"[:120])
+    return float(value)
+
+
 _ROW_KNOWN = frozenset(_ROW_ALWAYS) | frozenset(_ROW_OPTIONAL) | {"children"}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -12,6 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from keck_tui.model import MAX_WATTS, Row, Snapshot, SnapshotFormatError
 from keck_tui.recording import encode_line
 from tests.hostile import documents as docs
+from tests.hostile.mutate import mutate
 
 
 @pytest.mark.parametrize("what,build", docs.REJECTED, ids=[w for w, _ in docs.REJECTED])
@@ -63,40 +63,6 @@ def test_escape_sequences_in_names_are_neutralised():
 
 # ---- fuzz: mutated snapshots -------------------------------------------------------------------
 
-special = st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1.0, 10**400, "\x1b[2J", ""])
-json_leaf = (special | st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-             | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8))
-json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3)
-                          | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=12)
-
-
-def _paths(value: Any, here: tuple = ()) -> list[tuple]:
-    out = [here]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.extend(_paths(v, here + (k,)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.extend(_paths(v, here + (i,)))
-    return out
-
-
-def _get(doc: Any, path: tuple) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
-
-
-def _set(doc: Any, path: tuple, value: Any) -> Any:
-    if not path:
-        return value
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return doc
-
-
 def _check_invariants(row: Row) -> None:
     for _, r in row.walk():
         assert math.isfinite(r.watts) and math.isfinite(r.watts_lo) and math.isfinite(r.watts_hi)
@@ -109,16 +75,7 @@ def _check_invariants(row: Row) -> None:
 @given(data=st.data())
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_snapshots_parse_or_fail_cleanly(data):
-    doc = docs.good()
-    for _ in range(data.draw(st.integers(1, 4))):
-        paths = _paths(doc)
-        dicts = [p for p in paths if isinstance(_get(doc, p), dict)]
-        if dicts and data.draw(st.booleans()):  # add a field, known or unknown, to an object
-            target = _get(doc, data.draw(st.sampled_from(dicts)))
-            key = data.draw(st.sampled_from(["watts", "pid", "labels", "children", "future", "name", "cpu"]))
-            target[key] = data.draw(json_value)
-        else:
-            doc = _set(doc, data.draw(st.sampled_from(paths)), data.draw(json_value))
+    doc = mutate(data, docs.good())
     try:
         snap = Snapshot.from_json(doc)
     except SnapshotFormatError as exc:

@@ -11,6 +11,7 @@ kernel run outside pods), so each node gets a ``(residual)`` row with the rest.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
@@ -29,11 +30,18 @@ STALE_AFTER_S = 60.0  # the controller's own staleness threshold
 
 
 def _f(value: Any) -> float:
+    """A figure of the controller's: absent (None) is 0; anything else that is not a finite
+    number is NaN, so the answer is rejected with the row's name (RemoteTrees.fresh)
+    rather than summed as 0 W or as 1e308."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        return math.nan
     try:
         out = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return out if out == out and abs(out) != float("inf") else 0.0
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+    return out if math.isfinite(out) else math.nan
 
 
 def _opt(value: Any) -> float | None:

@@ -7,6 +7,7 @@ The decoding lives in :mod:`keck_tui.sources.promdata`.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ import aiohttp
 from keck_tui.common.errors import SourceConfigError
 from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.urls import UrlError, check_url
-from keck_tui.model import Row, SourceStatus, STATUS_ERROR, STATUS_OK
+from keck_tui.model import MAX_WATTS, Row, SourceStatus, STATUS_ERROR, STATUS_OK
 from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
 from keck_tui.sources.remote import RemoteTrees, RemoteTreesSource, never_answered
 from keck_tui.sources.tree import sum_row
@@ -38,16 +39,30 @@ OLD_KEPLER_COUNTERS = (
 )
 
 
+#: The largest sample value used: 1e10 W (the snapshot limit) in µW, Scaphandre's unit.
+MAX_SAMPLE = MAX_WATTS * 1e6
+
+
+def _usable(value: float) -> bool:
+    """Power gauges and rates are finite, ≥ 0 and below MAX_SAMPLE; an exporter's NaN, Inf,
+    negative or absurd sample is left out (and counted) instead of poisoning the fleet's sums."""
+    return math.isfinite(value) and 0.0 <= value <= MAX_SAMPLE
+
+
 def parse_vector(doc: Any, name: str | None = None) -> list[Sample]:
     """Samples of an instant-vector answer; ``name`` for results that lost ``__name__``."""
     if not isinstance(doc, dict) or doc.get("status") != "success":
         err = doc.get("error") if isinstance(doc, dict) else None
         raise HttpError(f"Prometheus query failed: {err or 'unexpected answer'}")
     data = doc.get("data") or {}
-    if data.get("resultType") != "vector":
-        raise HttpError(f"Prometheus answered {data.get('resultType')!r}, expected a vector")
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
+        raise HttpError(f"Prometheus answered {str(kind)[:40]!r}, expected a vector")
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        raise HttpError("Prometheus answered a vector that is not a list")
     out = []
-    for item in data.get("result") or []:
+    for item in result:
         try:
             labels = {str(k): str(v) for k, v in item["metric"].items()}
             value = float(item["value"][1])
@@ -55,7 +70,7 @@ def parse_vector(doc: Any, name: str | None = None) -> list[Sample]:
             continue
         metric = name or labels.pop("__name__", "")
         labels.pop("__name__", None)
-        if metric and value == value:
+        if metric:  # NaN, Inf and the like are counted and left out by _usable
             out.append(Sample(metric, labels, value))
     return out
 
@@ -86,6 +101,7 @@ class PrometheusSource(RemoteTreesSource):
         self._mono = monotonic
         self._trees = RemoteTrees(monotonic)
         self.polled = False
+        self.ignored = 0  # samples of the last answer that were not usable numbers
         # (cluster id, node id) → (last row, monotonic time last seen, cluster name)
         self._seen: dict[tuple[str, str], tuple[Row, float, str]] = {}
 
@@ -107,7 +123,9 @@ class PrometheusSource(RemoteTreesSource):
         except HttpError as exc:
             self._trees.failed(str(exc))
             return
-        self._trees.fresh(build_clusters(samples, self.labels), finish=self._with_vanished)
+        usable = [s for s in samples if _usable(s.value)]
+        self.ignored = len(samples) - len(usable)
+        self._trees.fresh(build_clusters(usable, self.labels), finish=self._with_vanished)
 
     @property
     def rows(self) -> list[Row]:
@@ -155,8 +173,10 @@ class PrometheusSource(RemoteTreesSource):
 
     def statuses(self) -> list[SourceStatus]:
         ok = self.error is None and self.polled
+        ignored = (f"{self.ignored} sample(s) ignored: not finite, negative or above {MAX_SAMPLE:g}"
+                   if self.ignored else "")
         return [SourceStatus(name="prometheus", status=STATUS_OK if ok else STATUS_ERROR,
-                             detail=self.error or ("" if self.polled else "not polled yet"),
+                             detail=self.error or ignored or ("" if self.polled else "not polled yet"),
                              watts=sum(r.watts for r in self.rows) if self.rows else None,
                              extra={"url": self.url})]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from keck_tui.model import Row
+from keck_tui.model import Row, SnapshotFormatError, checked_tree
 from keck_tui.sources.tree import integrate
 
 
@@ -57,7 +57,17 @@ class RemoteTrees:
 
     def fresh(self, rows: list[Row], finish: Callable[[list[Row], float], list[Row]] | None = None) -> list[Row]:
         """A good answer: ``rows`` with joules since attach, passed through ``finish(rows, now)``
-        (rows to add that gain no energy) and kept as :attr:`rows`."""
+        (rows to add that gain no energy) and kept as :attr:`rows`.
+
+        An answer whose rows break the snapshot rules (:func:`keck_tui.model.checked_tree`:
+        NaN, 1e308, negative watts, lo > hi …) is rejected as a whole: the source keeps its
+        last good rows, marked stale with the one-line reason, as for a failed request.
+        """
+        try:
+            rows = [checked_tree(row) for row in rows]
+        except SnapshotFormatError as exc:
+            self.failed(f"answer rejected: {exc}"[:300])
+            return self.rows
         now = self._mono()
         dt = now - self.last_ok if self.last_ok is not None and self.error is None else 0.0
         rows, self._joules = integrate(rows, self._joules, dt)
