@@ -118,6 +118,7 @@ def test_host_agent_and_guest(tmp_path: Path) -> None:
 
         threading.Thread(target=meter, daemon=True).start()
         (tmp_path / "host.token").write_text(HOST_TOKEN)
+        (tmp_path / "host.token").chmod(0o600)  # serve warns about a token file others can read
         tokens = tmp_path / "vm-tokens"
         tokens.mkdir()
         (tokens / "web1").write_text(VM_TOKEN + "\n")
