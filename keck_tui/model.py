@@ -1,7 +1,7 @@
 """The "keck-top/1" snapshot: the one document every mode shares.
 
 Plain frozen dataclasses with explicit to/from JSON. Field names are the
-schema (see DESIGN.md); unknown fields read from JSON are kept in ``extra`` so a
+schema (see docs/design.md, "Snapshot JSON"); unknown fields read from JSON are kept in ``extra`` so a
 document from a newer keck-top survives a round trip through an older one.
 """
 from __future__ import annotations

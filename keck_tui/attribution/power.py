@@ -1,6 +1,6 @@
 """Node power and its components from whatever power sources answered.
 
-Rules (DESIGN.md): cpu = Σ package domains over sockets; dram = Σ dram domains;
+Rules (docs/design.md, "Node power"): cpu = Σ package domains over sockets; dram = Σ dram domains;
 gpu = Σ accelerators; core/uncore are inside package and psys is platform, so
 neither is added to packages. The node total is the widest measured source:
 BMC wall power (DOMAIN_NODE), else psys + discrete GPUs, else cpu + dram + gpu.

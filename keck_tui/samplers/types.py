@@ -13,7 +13,7 @@ from typing import Mapping, Protocol
 
 from keck_tui.model import SourceStatus
 
-# Kinds of power domain, and how they add up (DESIGN.md, "Energy and attribution rules").
+# Kinds of power domain, and how they add up (docs/design.md, "Samplers" and "Node power").
 DOMAIN_PACKAGE = "package"  # CPU socket; sums over sockets to the cpu component
 DOMAIN_CORE = "core"  # inside package: informational only
 DOMAIN_UNCORE = "uncore"  # inside package: informational only
