@@ -114,14 +114,15 @@ class Collector:
                 groups[p.pid] = ()
         # Learn the idle baseline from this interval's (utilisation, measured CPU watts) first,
         # so that even the first snapshot has a baseline.
-        cpu = resolve_node_power(power, gpus).cpu
+        node_power = resolve_node_power(power, gpus)
+        cpu = node_power.cpu
         if cpu is not None:
             capacity = math.fsum(c.total_s for c in activity.cores)
             if capacity > 0:
                 self.idle_learner.add(math.fsum(c.busy_s for c in activity.cores) / capacity, cpu.watts)
         inp = AttributionInput(host=self.host, interval_s=interval, activity=activity, power=power,
                                gpus=gpus, frequency=freq, groups=groups,
-                               learned_idle=self.idle_learner.estimate())
+                               learned_idle=self.idle_learner.estimate(), node_power=node_power)
         result = attribute(inp, self.config)
         root = self.ledger.apply(result.root, interval)
         sources = [activity.source]

@@ -71,6 +71,48 @@ def test_fake_node_end_to_end(tmp_path):
     assert Snapshot.loads(snap2.dumps()) == snap2
 
 
+def test_node_power_is_resolved_once_per_interval_and_handed_to_the_engine(tmp_path, monkeypatch):
+    """The collector resolves node power for the idle learner and passes that same object to
+    attribute(), which then does not resolve it again."""
+    import keck_tui.attribution.engine as engine
+    import keck_tui.collector as collector_mod
+    from keck_tui.attribution.power import resolve_node_power
+
+    calls = []
+
+    def counting(power, gpus=()):
+        calls.append(1)
+        return resolve_node_power(power, gpus)
+
+    monkeypatch.setattr(collector_mod, "resolve_node_power", counting)
+    monkeypatch.setattr(engine, "resolve_node_power", counting)
+    seen = []
+    real_attribute = collector_mod.attribute
+
+    def spy(inp, config):
+        seen.append(inp.node_power)
+        return real_attribute(inp, config)
+
+    monkeypatch.setattr(collector_mod, "attribute", spy)
+    clock = FakeClock()
+    sys_ = FakeSys(tmp_path / "sys")
+    sys_.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
+    proc = FakeProc(tmp_path / "proc", ncpu=1)
+    proc.add_process(100, comm="worker", utime=0, stime=0, processor=0)
+    collector = Collector(activity=ProcfsSampler(proc.root, clock=clock), grouper=make_grouper(),
+                          host="fake-1", power=[RaplSampler(sys_.root, clock=clock)], clock=clock)
+    collector.prime()
+    clock.advance(1.0)
+    proc.advance(1.0)
+    proc.update_process(100, utime=50)
+    proc.set_cpu_times(0, user=50, idle=50)
+    sys_.set_energy("intel-rapl:0", 20_000_000)
+    snap = collector.collect()
+    assert len(calls) == 1 and len(seen) == 1
+    assert seen[0] is not None and seen[0].cpu is not None and seen[0].cpu.watts == pytest.approx(20.0)
+    assert snap.root.watts == pytest.approx(20.0)
+
+
 def _cpu_ticks(pid: int) -> int:
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
