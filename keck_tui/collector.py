@@ -18,8 +18,8 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
 from keck_tui.samplers.sanity import sane_gpu, sane_power
-from keck_tui.samplers.types import (ActivitySampler, FrequencySampler, GpuReading, GpuSampler,
-                                     PowerReading, PowerSampler)
+from keck_tui.samplers.types import (ActivitySampler, FrequencyReading, FrequencySampler, GpuReading,
+                                     GpuSampler, PowerReading, PowerSampler, error_activity, safe_sample)
 
 if TYPE_CHECKING:  # imported only where work counters are configured or detected
     from keck_tui.work.attach import WorkMonitor
@@ -86,15 +86,12 @@ class Collector:
         self.primed = True
 
     def _sample_all(self) -> tuple:
-        activity = self.activity.sample()
-        power = tuple(_safe_power(s) for s in self.power)
-        gpus = tuple(_safe_gpu(s) for s in self.gpus)
-        freq = None
-        if self.frequency is not None:
-            try:
-                freq = self.frequency.sample()
-            except Exception:  # noqa: BLE001 - samplers should not raise; never let one kill us
-                freq = None
+        """One reading from every sampler; one that raised gives its error status instead, and
+        power or GPU figures that are no usable number make theirs (samplers/sanity.py)."""
+        activity = safe_sample(self.activity, error_activity)
+        power = tuple(sane_power(safe_sample(s, PowerReading)) for s in self.power)
+        gpus = tuple(sane_gpu(safe_sample(s, GpuReading)) for s in self.gpus)
+        freq = safe_sample(self.frequency, FrequencyReading) if self.frequency is not None else None
         return activity, power, gpus, freq
 
     def collect(self) -> Snapshot:
@@ -188,22 +185,3 @@ class Collector:
 
 def _round(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else 0.0
-
-
-def _safe_power(sampler: PowerSampler) -> PowerReading:
-    try:
-        return sane_power(sampler.sample())
-    except Exception as exc:  # noqa: BLE001
-        return PowerReading(SourceStatus(getattr(sampler, "name", "power"), "error",
-                                         f"{type(exc).__name__}: {exc}"))
-
-
-def _safe_gpu(sampler: GpuSampler) -> GpuReading:
-    try:
-        return sane_gpu(sampler.sample())
-    except Exception as exc:  # noqa: BLE001
-        return GpuReading(SourceStatus(getattr(sampler, "name", "gpu"), "error",
-                                       f"{type(exc).__name__}: {exc}"))
-
-
-

@@ -12,7 +12,7 @@ from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import FakeClock, SystemClock
 from keck_tui.collector import Collector
 from keck_tui.hierarchy.grouping import make_grouper
-from keck_tui.model import Snapshot
+from keck_tui.model import Snapshot, SourceStatus
 from keck_tui.samplers.procfs import ProcfsSampler
 from keck_tui.samplers.rapl import RaplSampler
 
@@ -110,6 +110,64 @@ def test_node_power_is_resolved_once_per_interval_and_handed_to_the_engine(tmp_p
     snap = collector.collect()
     assert len(calls) == 1 and len(seen) == 1
     assert seen[0] is not None and seen[0].cpu is not None and seen[0].cpu.watts == pytest.approx(20.0)
+    assert snap.root.watts == pytest.approx(20.0)
+
+
+class _Flaky:
+    """A sampler that raises on the calls listed in ``fail_on`` (1-based) and otherwise
+    returns ``ok()``."""
+
+    def __init__(self, name: str, ok, fail_on: set[int]) -> None:
+        self.name, self._ok, self._fail_on, self.calls = name, ok, fail_on, 0
+
+    def sample(self):
+        self.calls += 1
+        if self.calls in self._fail_on:
+            raise OSError(f"{self.name} fell over")
+        return self._ok()
+
+
+def test_a_sampler_that_raises_reports_its_error_status_and_recovers(tmp_path):
+    """Every kind of sampler that raises becomes its own error status in that snapshot (the
+    others carry on), and is asked again next interval: the one after reads ok."""
+    from keck_tui.samplers.types import (CoreFrequency, CoreSample, CpuActivity, FrequencyReading,
+                                         GpuDevice, GpuReading, PowerDomain, PowerReading)
+
+    clock = FakeClock()
+    ok = SourceStatus
+    activity = _Flaky("procfs", lambda: CpuActivity(ok("procfs", "ok"), 1.0, cores=(CoreSample(0, 0.5, 1.0),)),
+                      {3})
+    power = _Flaky("rapl", lambda: PowerReading(ok("rapl", "ok"), (PowerDomain("package-0", "package", 30.0, 1.0,
+                                                                                0.05),)), {3})
+    gpu = _Flaky("nvml", lambda: GpuReading(ok("nvml", "ok"), (GpuDevice(0, "g", "u", 50.0, 5.0),)), {3})
+    freq = _Flaky("cpufreq", lambda: FrequencyReading(ok("cpufreq", "ok"), (CoreFrequency(0, 2000.0, False),)),
+                  {3})
+    collector = Collector(activity=activity, grouper=make_grouper(), host="h", power=[power], gpus=[gpu],
+                          frequency=freq, clock=clock)
+    collector.prime()
+    assert collector.collect().root.watts == pytest.approx(80.0)  # call 2: all fine
+    broken = collector.collect()  # call 3: every sampler raised
+    for name in ("procfs", "rapl", "nvml", "cpufreq"):
+        status = broken.source(name)
+        assert status is not None and status.status == "error", name
+        assert status.detail == f"OSError: {name} fell over"
+    _tree_ok(broken)
+    again = collector.collect()  # call 4: recovered
+    assert all(again.source(n).ok for n in ("procfs", "rapl", "nvml", "cpufreq"))
+    assert again.root.watts == pytest.approx(80.0)
+
+
+def test_only_the_broken_power_sampler_is_an_error():
+    from keck_tui.samplers.types import CpuActivity, PowerDomain, PowerReading
+
+    good = _Flaky("hwmon", lambda: PowerReading(SourceStatus("hwmon", "ok"),
+                                                (PowerDomain("package-0", "package", 20.0, 1.0, 0.05),)), set())
+    bad = _Flaky("rapl", lambda: PowerReading(SourceStatus("rapl", "ok")), {1, 2})
+    activity = _Flaky("procfs", lambda: CpuActivity(SourceStatus("procfs", "ok"), 1.0), set())
+    collector = Collector(activity=activity, grouper=make_grouper(), host="h", power=[bad, good],
+                          clock=FakeClock())
+    snap = collector.collect()
+    assert snap.source("rapl").status == "error" and snap.source("hwmon").ok
     assert snap.root.watts == pytest.approx(20.0)
 
 

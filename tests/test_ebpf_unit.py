@@ -237,13 +237,23 @@ def test_frequency_residency_gives_mean_mhz_and_cubed_weight():
     assert act.cores[1].freq_mhz is None  # no frequency record for CPU 1
 
 
-def test_sample_never_raises():
+def test_a_failed_read_is_its_error_status_and_it_recovers():
+    from keck_tui.samplers.types import error_activity, safe_sample
+
     class Broken(FakeProbe):
+        broken = True
+
         def read(self):
-            raise RuntimeError("map gone")
-    s = EbpfSampler(Broken([]), "/x", FakeClock(), enrich=FakeEnrich(), runtime=lambda t, p: None)
-    act = s.sample()
-    assert act.source.status == "error" and "map gone" in act.source.detail
+            if self.broken:
+                raise RuntimeError("map gone")
+            return super().read()
+    probe = Broken([pread({})])
+    s = EbpfSampler(probe, "/x", FakeClock(), enrich=FakeEnrich(), runtime=lambda t, p: None)
+    act = safe_sample(s, error_activity)
+    assert (act.source.name, act.source.status, act.source.detail) == ("ebpf", "error", "RuntimeError: map gone")
+    assert act.processes == () and act.cores == ()
+    probe.broken = False
+    assert safe_sample(s, error_activity).source.ok
 
 
 def test_open_without_root_is_unavailable(monkeypatch):

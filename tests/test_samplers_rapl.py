@@ -1,6 +1,8 @@
 """RaplSampler over fake powercap trees: zones, sockets, wraps, permissions."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fakesys import DEFAULT_MAX_RANGE_UJ, FakeSys, deny_reads
@@ -340,14 +342,31 @@ def test_zones_appearing_later_are_found(tmp_path):
     assert rapl.sample().source.detail == "warming up"
 
 
-def test_never_raises(tmp_path):
-    def boom(path: str) -> str:
-        raise RuntimeError("disk on fire")
+def test_an_unexpected_failure_is_its_error_status_and_it_recovers(tmp_path):
+    """What the sampler does not expect escapes sample(); safe_sample (what the collector
+    applies) makes it rapl's error status, and the next call reads again."""
+    from keck_tui.samplers.types import PowerReading, safe_sample
+
+    fire = [True]
+
+    def flaky(path: str) -> str:
+        if fire[0]:
+            raise RuntimeError("disk on fire")
+        return Path(path).read_text()
 
     sys = FakeSys(tmp_path)
     sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
-    r = RaplSampler(sys.root, FakeClock(), read_file=boom).sample()
-    assert r.source.status == "error" and "disk on fire" in r.source.detail
+    clock = FakeClock()
+    sampler = RaplSampler(sys.root, clock, read_file=flaky)
+    r = safe_sample(sampler, PowerReading)
+    assert (r.source.name, r.source.status) == ("rapl", "error")
+    assert r.source.detail == "RuntimeError: disk on fire" and r.domains == ()
+    fire[0] = False
+    assert safe_sample(sampler, PowerReading).source.ok  # primes
+    clock.advance(1.0)
+    sys.set_energy("intel-rapl:0", 25_000_000)
+    r = safe_sample(sampler, PowerReading)
+    assert r.source.ok and r.domains[0].watts == pytest.approx(25.0)
 
 
 def test_real_sysfs_does_not_raise():

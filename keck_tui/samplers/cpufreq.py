@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
+from keck_tui.model import STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_int, read_opt_text
 from keck_tui.samplers.types import CoreFrequency, FrequencyReading
 
@@ -39,12 +39,6 @@ class CpufreqSampler:
         self._nominal: dict[int, tuple[float, float | None]] | None = None
 
     def sample(self) -> FrequencyReading:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - a sampler never raises
-            return FrequencyReading(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"))
-
-    def _sample(self) -> FrequencyReading:
         cpu_dir = self.sysfs_root / "devices" / "system" / "cpu"
         cpus = sorted(int(m.group(1)) for e in listdir(cpu_dir) if (m := _CPU_RE.match(e)))
         if not cpus:

@@ -33,7 +33,8 @@ from typing import Callable, Mapping, Protocol
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.fileio import read_bytes
-from keck_tui.samplers.types import ActivitySampler, CoreSample, CpuActivity, ProcessSample, ThreadSample
+from keck_tui.samplers.types import (ActivitySampler, CoreSample, CpuActivity, ProcessSample, ThreadSample,
+                                     error_activity, safe_sample)
 
 NAME = "ebpf"
 PF_KTHREAD = 0x00200000
@@ -158,19 +159,12 @@ class EbpfSampler:
         if callable(close_enrich):
             close_enrich()
 
-    def sample(self) -> CpuActivity:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - a sampler never raises
-            return CpuActivity(SourceStatus(NAME, STATUS_ERROR, f"{type(exc).__name__}: {exc}"),
-                               interval_s=0.0, per_cpu_exact=True)
-
     # -- one sample ----------------------------------------------------------------------
 
-    def _sample(self) -> CpuActivity:
+    def sample(self) -> CpuActivity:
         self._gen += 1
         now = self.clock.monotonic()
-        base_act = self.enrich.sample()
+        base_act = safe_sample(self.enrich, error_activity)  # its trouble is a note, not ours
         read = self.probe.read()
         cpu_ids = [c.cpu for c in read.cpus]
         inflight = self._inflight(read)

@@ -161,12 +161,6 @@ class HwmonSampler:
                            socket=socket, accuracy=accuracy)
 
     def sample(self) -> PowerReading:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - a sampler never raises
-            return PowerReading(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"))
-
-    def _sample(self) -> PowerReading:
         sensors = self.sensors
         if not sensors:
             return PowerReading(self._no_sensors())

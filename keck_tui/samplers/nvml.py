@@ -20,7 +20,8 @@ Per device and interval:
   seconds for processes still running; one process alone on a device with no
   samples gets share 1. Otherwise the active power stays unattributed.
 
-``sample()`` never raises; trouble becomes the reading's status.
+Trouble the sampler expects becomes the reading's status; anything else it raises
+the collector turns into its error status (``samplers.types.safe_sample``).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from typing import Any
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
-from keck_tui.samplers.types import GpuDevice, GpuProcess, GpuReading
+from keck_tui.samplers.types import GpuDevice, GpuProcess, GpuReading, safe_sample
 
 #: NVML's stated tolerance of the board power reading (see module docstring).
 ACCURACY_REL = 0.05
@@ -170,12 +171,6 @@ class NvmlSampler:
 
     # ---- sampling ----
     def sample(self) -> GpuReading:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - sample() never raises
-            return GpuReading(SourceStatus("nvml", STATUS_ERROR, f"NVML read failed: {type(exc).__name__}: {exc}"))
-
-    def _sample(self) -> GpuReading:
         now = self._clock.monotonic()
         if self._t_prev is None:
             for dev in self._devices:
@@ -368,9 +363,9 @@ def _main(argv: list[str] | None = None) -> int:
 
     seconds = float((argv or sys.argv[1:] or ["2"])[0])
     sampler = open_nvml_sampler()
-    sampler.sample()
+    safe_sample(sampler, GpuReading)
     time.sleep(seconds)
-    reading = sampler.sample()
+    reading = safe_sample(sampler, GpuReading)
     doc = {"source": reading.source.to_json(), "devices": [asdict(d) for d in reading.devices]}
     print(json.dumps(doc, indent=2, default=str))
     return 0 if reading.source.ok else 1

@@ -188,12 +188,6 @@ class PowermetricsSampler:
 
     # ---- the collector's side ----
     def sample(self) -> PowerReading:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - never raises
-            return PowerReading(SourceStatus("powermetrics", STATUS_ERROR, f"{type(exc).__name__}: {exc}"))
-
-    def _sample(self) -> PowerReading:
         now = self._clock.monotonic()
         if self._proc is None and self._exit is None:
             self._start()

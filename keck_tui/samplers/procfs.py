@@ -134,16 +134,9 @@ class ProcfsSampler:
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
 
-    def sample(self) -> CpuActivity:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - a sampler never raises
-            return CpuActivity(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"),
-                               interval_s=0.0)
-
     # -- one sample ----------------------------------------------------------------------
 
-    def _sample(self) -> CpuActivity:
+    def sample(self) -> CpuActivity:
         now = self.clock.monotonic()
         first = self._prev_t is None
         interval = 0.0 if self._prev_t is None else now - self._prev_t
@@ -596,13 +589,6 @@ class PsutilSampler:
         self._boot = psutil.boot_time()
 
     def sample(self) -> CpuActivity:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - a sampler never raises
-            return CpuActivity(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"),
-                               interval_s=0.0)
-
-    def _sample(self) -> CpuActivity:
         ps = self._psutil
         now = self.clock.monotonic()
         wall = time.time()

@@ -164,12 +164,6 @@ class RaplSampler:
     # -- sampling ----------------------------------------------------------------------
 
     def sample(self) -> PowerReading:
-        try:
-            return self._sample()
-        except Exception as exc:  # noqa: BLE001 - a sampler never raises
-            return PowerReading(SourceStatus(self.name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"))
-
-    def _sample(self) -> PowerReading:
         zones = self.zones
         if not zones:
             return PowerReading(self._no_rapl())

@@ -3,15 +3,18 @@
 Every sampler is stateful in one way only: it keeps its previous raw counters
 so that ``sample()`` can return values *over the interval since the previous
 call*, measured with the injected clock. The first call primes the counters and
-returns no values (status ok, detail "warming up"). ``sample()`` never raises:
-trouble becomes the reading's ``source`` status.
+returns no values (status ok, detail "warming up"). Trouble a sampler expects
+(a missing file, a denied read) becomes the reading's ``source`` status; anything
+else it raises is turned into its error status by :func:`safe_sample`, which the
+collector applies to every sampler, once. A sampler that raised is called again
+next interval, and recovers if the trouble went away.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol, TypeVar
 
-from keck_tui.model import SourceStatus
+from keck_tui.model import STATUS_ERROR, SourceStatus
 
 # Kinds of power domain, and how they add up (docs/design.md, "Samplers" and "Node power").
 DOMAIN_PACKAGE = "package"  # CPU socket; sums over sockets to the cpu component
@@ -211,3 +214,27 @@ class FrequencySampler(Protocol):
     name: str
 
     def sample(self) -> FrequencyReading: ...
+
+
+R = TypeVar("R")
+
+
+class Sampler(Protocol[R]):
+    name: str
+
+    def sample(self) -> R: ...
+
+
+def safe_sample(sampler: Sampler[R], error_reading: Callable[[SourceStatus], R]) -> R:
+    """``sampler.sample()``, or, if it raised, ``error_reading`` of its error status
+    (``error``, with the exception's type and message): one broken source must never
+    take the others down."""
+    try:
+        return sampler.sample()
+    except Exception as exc:  # noqa: BLE001 - any failure is this source's, reported as its status
+        name = getattr(sampler, "name", None) or type(sampler).__name__
+        return error_reading(SourceStatus(name, STATUS_ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+def error_activity(status: SourceStatus) -> CpuActivity:
+    return CpuActivity(status, interval_s=0.0)
