@@ -251,32 +251,72 @@ def _same(a: tuple[float, float, list[RowTuple]], b: tuple[float, float, list[Ro
 _OUTSIDE = {"namespace": b"(outside namespaces)", "pod": b"(outside pods)",
             "process": b"(not in a process)", "node": b"(outside nodes)"}
 
-# Per-group accumulator slots (a list, for speed in the per-row loop). CW/CLO/CHI
-# sum the group's rows within the current snapshot (LAST says which one) so the
-# peak is the group's per-snapshot total; it is settled when the next snapshot
-# touches the group, or at the end.
-(_J, _JLO, _JHI, _PK, _PKLO, _PKHI, _PKT, _COST, _CO2, _PRES, _N, _NAME, _WHERE, _WHERES,
- _CW, _CLO, _CHI, _CT, _LAST) = range(19)
+class _Acc:
+    """One group's running totals. ``cur*`` sum the group's rows within the snapshot
+    ``last`` (a group can have several rows in one snapshot: a pod on two nodes), so
+    that the peak is the group's per-snapshot total; the sum is settled into the peak
+    when a later snapshot touches the group, or at the end (``settle``)."""
 
+    __slots__ = ("joules", "joules_lo", "joules_hi", "peak", "peak_lo", "peak_hi", "peak_t", "cost", "co2",
+                 "present_s", "n", "name", "where", "wheres", "cur", "cur_lo", "cur_hi", "cur_t", "last")
 
-def _new_acc(name: bytes, where: bytes) -> list[Any]:
-    return [0.0, 0.0, 0.0, -math.inf, 0.0, 0.0, None, 0.0, 0.0, 0.0, 0, name, where, set(),
-            0.0, 0.0, 0.0, None, -1]
+    def __init__(self, name: bytes, where: bytes) -> None:
+        self.joules = self.joules_lo = self.joules_hi = 0.0
+        self.peak, self.peak_lo, self.peak_hi, self.peak_t = -math.inf, 0.0, 0.0, None
+        self.cost = self.co2 = 0.0  # ∫ watts · price dt, ∫ watts · g/kWh dt
+        self.present_s = 0.0
+        self.n = 0
+        self.name, self.where = name, where
+        self.wheres: set[bytes] = set()
+        self.cur = self.cur_lo = self.cur_hi = 0.0
+        self.cur_t: float | None = None
+        self.last = -1  # the snapshot (line number) cur* belong to; -1: none pending
 
+    def add(self, w: float, lo: float, hi: float, t: float, dt: float, pint: float, cint: float,
+            line_no: int) -> None:
+        """One row of snapshot ``line_no`` (ending at ``t``, ``dt`` long) in this group."""
+        self.joules += w * dt
+        self.joules_lo += lo * dt
+        self.joules_hi += hi * dt
+        self.cost += w * pint
+        self.co2 += w * cint
+        if self.last == line_no:
+            self.cur += w
+            self.cur_lo += lo
+            self.cur_hi += hi
+            return
+        if self.last >= 0 and self.cur > self.peak:
+            self.peak, self.peak_lo, self.peak_hi, self.peak_t = self.cur, self.cur_lo, self.cur_hi, self.cur_t
+        self.cur, self.cur_lo, self.cur_hi, self.cur_t, self.last = w, lo, hi, t, line_no
+        self.present_s += dt
+        self.n += 1
 
-def _settle(acc: list[Any]) -> None:
-    """Fold the pending per-snapshot sum into the peak."""
-    if acc[_LAST] >= 0 and acc[_CW] > acc[_PK]:
-        acc[_PK], acc[_PKLO], acc[_PKHI], acc[_PKT] = acc[_CW], acc[_CLO], acc[_CHI], acc[_CT]
+    def settle(self) -> None:
+        """Fold the pending per-snapshot sum into the peak."""
+        if self.last >= 0 and self.cur > self.peak:
+            self.peak, self.peak_lo, self.peak_hi, self.peak_t = self.cur, self.cur_lo, self.cur_hi, self.cur_t
+        self.last = -1
 
+    def merge(self, b: "_Acc") -> None:
+        """Add ``b`` (another worker's, settled) into this one (settled)."""
+        self.joules += b.joules
+        self.joules_lo += b.joules_lo
+        self.joules_hi += b.joules_hi
+        self.cost += b.cost
+        self.co2 += b.co2
+        self.present_s += b.present_s
+        self.n += b.n
+        if b.peak_t is not None and (self.peak_t is None or b.peak > self.peak
+                                     or (b.peak == self.peak and b.peak_t < self.peak_t)):
+            self.peak, self.peak_lo, self.peak_hi, self.peak_t = b.peak, b.peak_lo, b.peak_hi, b.peak_t
+        self.wheres |= b.wheres
 
-def _merge_acc(a: list[Any], b: list[Any]) -> None:
-    """Add accumulator ``b`` (another worker's, settled) into ``a`` (settled)."""
-    for i in (_J, _JLO, _JHI, _COST, _CO2, _PRES, _N):
-        a[i] += b[i]
-    if b[_PKT] is not None and (a[_PKT] is None or b[_PK] > a[_PK] or (b[_PK] == a[_PK] and b[_PKT] < a[_PKT])):
-        a[_PK], a[_PKLO], a[_PKHI], a[_PKT] = b[_PK], b[_PKLO], b[_PKHI], b[_PKT]
-    a[_WHERES] |= b[_WHERES]
+    def __getstate__(self) -> tuple:  # sent from worker processes
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for k, v in zip(self.__slots__, state):
+            setattr(self, k, v)
 
 
 class Aggregator:
@@ -291,8 +331,8 @@ class Aggregator:
         self.levels = frozenset({"node", by} | ({"namespace"} if by in ("namespace", "pod") else set())
                                 | ({"cluster"} if by == "node" else set()))  # node names repeat across clusters
         self._by = by.encode()
-        self.groups: dict[bytes, list[Any]] = {}
-        self.total = _new_acc(b"(total)", b"")
+        self.groups: dict[bytes, _Acc] = {}
+        self.total = _Acc(b"(total)", b"")
         self.snapshots = 0
         self.duration_s = 0.0
         self.start: float | None = None
@@ -317,6 +357,8 @@ class Aggregator:
         return self.tariff.integrals(start, end)
 
     def add(self, t: float, dt: float, rows: Sequence[RowTuple]) -> None:
+        """One snapshot (ending at ``t``, ``dt`` long): its rows into their groups, the
+        part of each node no group holds into ``(outside …)``, the nodes into the total."""
         if not dt > 0:
             return
         line_no = self.snapshots
@@ -334,19 +376,34 @@ class Aggregator:
         if cint is None:
             self.co2e_gap = True
             cint = 0.0
+        if self.by == "process":
+            nodes = self._add_processes(rows, t, dt, pint, cint, line_no)
+        else:
+            nodes = self._add_groups(rows, t, dt, pint, cint, line_no)
+        if nodes:
+            tw, tlo, thi = self._add_outside(nodes, t, dt, pint, cint, line_no)
+        else:  # no node rows: the total is what the groups hold
+            tw = tlo = thi = 0.0
+            for acc in self.groups.values():
+                if acc.last == line_no:
+                    tw += acc.cur
+                    tlo += acc.cur_lo
+                    thi += acc.cur_hi
+        self.total.add(tw, tlo, thi, t, dt, pint, cint, line_no)
+
+    def _add_groups(self, rows: Sequence[RowTuple], t: float, dt: float, pint: float, cint: float,
+                    line_no: int) -> list[list[Any]]:
+        """``add`` for ``--by node|namespace|pod``; returns the node rows seen, each as
+        [name, w, lo, hi, covered_w, covered_lo, covered_hi]."""
         by_node = self.by == "node"
         by_ns = self.by == "namespace"
-        by_proc = self.by == "process"
         target = self._by
         groups = self.groups
         get = groups.get
-        node: list[Any] | None = None  # [name, w, lo, hi, covered_w, covered_lo, covered_hi]
+        node: list[Any] | None = None
         nodes: list[list[Any]] = []
         namespace = b""
         cluster: tuple[bytes, bytes] | None = None  # (id, name) of the cluster row above (--by node)
-        if by_proc:
-            self._add_processes(rows, t, dt, pint, cint, line_no, nodes)
-            rows = ()
         for level, rid, name, w, lo, hi in rows:
             if level == b"cluster":
                 cluster = (rid, name)
@@ -377,53 +434,14 @@ class Aggregator:
                     node[6] += hi
             acc = get(key)
             if acc is None:
-                acc = groups[key] = _new_acc(name, where)
-            acc[0] += w * dt
-            acc[1] += lo * dt
-            acc[2] += hi * dt
-            acc[7] += w * pint
-            acc[8] += w * cint
-            if acc[18] == line_no:
-                acc[14] += w
-                acc[15] += lo
-                acc[16] += hi
-            else:
-                if acc[18] >= 0 and acc[14] > acc[3]:
-                    acc[3], acc[4], acc[5], acc[6] = acc[14], acc[15], acc[16], acc[17]
-                acc[14] = w
-                acc[15] = lo
-                acc[16] = hi
-                acc[17] = t
-                acc[18] = line_no
-                acc[9] += dt
-                acc[10] += 1
+                acc = groups[key] = _Acc(name, where)
+            acc.add(w, lo, hi, t, dt, pint, cint, line_no)
             if by_ns and where:
-                acc[13].add(where)
-        if nodes:
-            tw = tlo = thi = 0.0
-            ow = olo = ohi = 0.0
-            for n in nodes:
-                tw += n[1]
-                tlo += n[2]
-                thi += n[3]
-                if not by_node:
-                    ow += max(0.0, n[1] - n[4])
-                    olo += max(0.0, n[2] - n[6])
-                    ohi += max(0.0, n[3] - n[5])
-            if ow > 0 or ohi > 0:
-                out = _OUTSIDE[self.by]
-                self._add_one(out, out, ow, olo, ohi, t, dt, pint, cint, line_no)
-        else:  # no node rows: the total is what the groups hold
-            tw = tlo = thi = 0.0
-            for acc in groups.values():
-                if acc[18] == line_no:
-                    tw += acc[14]
-                    tlo += acc[15]
-                    thi += acc[16]
-        self._add_one(None, b"(total)", tw, tlo, thi, t, dt, pint, cint, line_no)
+                acc.wheres.add(where)
+        return nodes
 
     def _add_processes(self, rows: Sequence[RowTuple], t: float, dt: float, pint: float, cint: float,
-                       line_no: int, nodes: list[list[Any]]) -> None:
+                       line_no: int) -> list[list[Any]]:
         """``add`` for ``--by process``, the level with the most rows: one group per
         (node, command name), with a per-node cache of row name → group key."""
         groups = self.groups
@@ -431,6 +449,7 @@ class Aggregator:
         names = self._names
         if len(names) > 10_000 or sum(map(len, names.values())) > 200_000:  # PIDs churn: stay bounded
             names.clear()
+        nodes: list[list[Any]] = []
         node = [b"", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # rows before any node row: not counted as covered
         where = b""
         cache = names.setdefault(where, {})
@@ -459,52 +478,38 @@ class Aggregator:
             node[6] += hi
             acc = get(key)
             if acc is None:
-                acc = groups[key] = _new_acc(cached[1], where)
-            acc[0] += w * dt
-            acc[1] += lo * dt
-            acc[2] += hi * dt
-            acc[7] += w * pint
-            acc[8] += w * cint
-            if acc[18] == line_no:
-                acc[14] += w
-                acc[15] += lo
-                acc[16] += hi
-            else:
-                if acc[18] >= 0 and acc[14] > acc[3]:
-                    acc[3], acc[4], acc[5], acc[6] = acc[14], acc[15], acc[16], acc[17]
-                acc[14] = w
-                acc[15] = lo
-                acc[16] = hi
-                acc[17] = t
-                acc[18] = line_no
-                acc[9] += dt
-                acc[10] += 1
+                acc = groups[key] = _Acc(cached[1], where)
+            acc.add(w, lo, hi, t, dt, pint, cint, line_no)
+        return nodes
 
-    def _add_one(self, key: bytes | None, name: bytes, w: float, lo: float, hi: float, t: float,
-                 dt: float, pint: float, cint: float, line_no: int) -> None:
-        if key is None:
-            acc = self.total
-        else:
-            acc = self.groups.get(key)
+    def _add_outside(self, nodes: list[list[Any]], t: float, dt: float, pint: float, cint: float,
+                     line_no: int) -> tuple[float, float, float]:
+        """What the nodes hold beyond their groups' rows goes to ``(outside …)``; returns
+        the nodes' total (watts, lo, hi)."""
+        tw = tlo = thi = 0.0
+        ow = olo = ohi = 0.0
+        by_node = self.by == "node"
+        for n in nodes:
+            tw += n[1]
+            tlo += n[2]
+            thi += n[3]
+            if not by_node:
+                ow += max(0.0, n[1] - n[4])
+                olo += max(0.0, n[2] - n[6])
+                ohi += max(0.0, n[3] - n[5])
+        if ow > 0 or ohi > 0:
+            out = _OUTSIDE[self.by]
+            acc = self.groups.get(out)
             if acc is None:
-                acc = self.groups[key] = _new_acc(name, b"")
-        acc[_J] += w * dt
-        acc[_JLO] += lo * dt
-        acc[_JHI] += hi * dt
-        acc[_COST] += w * pint
-        acc[_CO2] += w * cint
-        _settle(acc)
-        acc[_CW], acc[_CLO], acc[_CHI], acc[_CT], acc[_LAST] = w, lo, hi, t, line_no
-        acc[_PRES] += dt
-        acc[_N] += 1
+                acc = self.groups[out] = _Acc(out, b"")
+            acc.add(ow, olo, ohi, t, dt, pint, cint, line_no)
+        return tw, tlo, thi
 
     def settle(self) -> None:
         """Fold every pending per-snapshot sum into its peak (before reading or merging)."""
         for acc in self.groups.values():
-            _settle(acc)
-            acc[_LAST] = -1
-        _settle(self.total)
-        self.total[_LAST] = -1
+            acc.settle()
+        self.total.settle()
 
     def merge(self, other: "Aggregator") -> None:
         """Add another aggregator's totals (a parallel worker's share of the lines)."""
@@ -515,8 +520,8 @@ class Aggregator:
             if mine is None:
                 self.groups[key] = acc
             else:
-                _merge_acc(mine, acc)
-        _merge_acc(self.total, other.total)
+                mine.merge(acc)
+        self.total.merge(other.total)
         self.snapshots += other.snapshots
         self.duration_s += other.duration_s
         for attr, pick in (("start", min), ("end", max)):
@@ -552,20 +557,20 @@ class Aggregator:
             setattr(agg, k, v)  # groups, totals and counters; caches start empty
         return agg
 
-    def _group(self, acc: list[Any], key: bytes) -> GroupTotal:
-        wheres = {w.decode("utf-8", "replace") for w in acc[_WHERES]}
-        where = acc[_WHERE].decode("utf-8", "replace")
+    def _group(self, acc: _Acc, key: bytes) -> GroupTotal:
+        wheres = {w.decode("utf-8", "replace") for w in acc.wheres}
+        where = acc.where.decode("utf-8", "replace")
         if self.by == "namespace" and key != _OUTSIDE["namespace"]:
             where = ", ".join(sorted(wheres)) if len(wheres) <= 3 else f"{len(wheres)} nodes"
         return GroupTotal(
             key=key.decode("utf-8", "replace").replace("\x00", "/"),
-            name=acc[_NAME].decode("utf-8", "replace"), where=where,
-            joules=acc[_J], joules_lo=acc[_JLO], joules_hi=acc[_JHI],
-            peak_watts=acc[_PK] if acc[_PKT] is not None else 0.0,
-            peak_lo=acc[_PKLO], peak_hi=acc[_PKHI], peak_time=acc[_PKT],
-            cost=None if self.price_gap else acc[_COST] / J_PER_KWH,
-            co2e_g=None if self.co2e_gap else acc[_CO2] / J_PER_KWH,
-            present_s=acc[_PRES], samples=acc[_N], wheres=wheres)
+            name=acc.name.decode("utf-8", "replace"), where=where,
+            joules=acc.joules, joules_lo=acc.joules_lo, joules_hi=acc.joules_hi,
+            peak_watts=acc.peak if acc.peak_t is not None else 0.0,
+            peak_lo=acc.peak_lo, peak_hi=acc.peak_hi, peak_time=acc.peak_t,
+            cost=None if self.price_gap else acc.cost / J_PER_KWH,
+            co2e_g=None if self.co2e_gap else acc.co2 / J_PER_KWH,
+            present_s=acc.present_s, samples=acc.n, wheres=wheres)
 
     def result(self, path: str, stats: ReadStats, fast_lines: int = 0) -> Report:
         self.settle()
