@@ -30,8 +30,9 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the tests' synthetic snapshots
 
-from keck_tui.agent.fake import fake_snapshot  # noqa: E402
+from fakes.snapshots import fake_snapshot  # noqa: E402
 from keck_tui.sources.agents import AgentSource, AgentSpec  # noqa: E402
 from keck_tui.sources.fleet import Fleet  # noqa: E402
 
@@ -133,9 +134,10 @@ def bench_agent(args: argparse.Namespace) -> dict:
 
 FAKE_FLEET = r"""
 import asyncio, sys
+sys.path.insert(0, "tests")
 from aiohttp import web
 from keck_tui.agent.app import AgentService, build_app
-from keck_tui.agent.fake import fake_snapshot
+from fakes.snapshots import fake_snapshot
 from keck_tui.feed import StaticFeed
 
 async def main(n):

@@ -72,12 +72,6 @@ class Tariff:
         seg = self.segments[_segment_index(self.segments, _seconds_of_day(t, self.tz))]
         return self._price(seg), self._co2(seg)
 
-    def price_at(self, t: float) -> float | None:
-        return self.rates_at(t)[0]
-
-    def co2e_at(self, t: float) -> float | None:
-        return self.rates_at(t)[1]
-
     def _price(self, seg: Segment) -> float | None:
         return seg.price_per_kwh if seg.price_per_kwh is not None else self.price_per_kwh
 
@@ -190,36 +184,3 @@ def parse_schedule(entries: Sequence[Mapping[str, Any]], where: str = "price_sch
         if a.start_s == b.start_s:
             raise ScheduleError(f"{where}: two entries start at the same time")
     return tuple(out)
-
-
-# ---------------------------------------------------------------- pure helpers
-
-
-def cost_per_hour(watts: float, t: float, tariff: Tariff) -> float | None:
-    """Currency per hour of drawing ``watts`` at unix time ``t`` (None: no price)."""
-    price = tariff.price_at(t)
-    return None if price is None else watts / 1000.0 * price
-
-
-def co2e_per_hour(watts: float, t: float, tariff: Tariff) -> float | None:
-    """Grams CO2e per hour of drawing ``watts`` at unix time ``t`` (None: unknown)."""
-    g = tariff.co2e_at(t)
-    return None if g is None else watts / 1000.0 * g
-
-
-def energy_cost(watts: float, start: float, end: float, tariff: Tariff) -> float | None:
-    """Cost of a constant ``watts`` from ``start`` to ``end`` (unix s), across schedule boundaries."""
-    price, _ = tariff.integrals(start, end)
-    return None if price is None else watts * price / J_PER_KWH
-
-
-def energy_co2e(watts: float, start: float, end: float, tariff: Tariff) -> float | None:
-    """Grams CO2e of a constant ``watts`` from ``start`` to ``end``."""
-    _, g = tariff.integrals(start, end)
-    return None if g is None else watts * g / J_PER_KWH
-
-
-def joules_cost(joules: float, t: float, tariff: Tariff) -> float | None:
-    """Cost of ``joules`` consumed at time ``t`` (short intervals: the rate at t)."""
-    price = tariff.price_at(t)
-    return None if price is None else joules / J_PER_KWH * price

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.agent_procs import REPO, AgentProc
 from keck_tui.agent import auth as auth_mod
 from keck_tui.agent.app import AgentService, build_app
-from keck_tui.agent.fake import fake_snapshot
+from fakes.snapshots import fake_snapshot
 from keck_tui.agent.history import History
 from keck_tui.common import tokens
 from keck_tui.feed import StaticFeed, ThreadedFeed

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from keck_tui.agent.app import AgentService, build_app
-from keck_tui.agent.fake import fake_snapshot
+from fakes.snapshots import fake_snapshot
 from keck_tui.agent.metrics import MetricsState, default_families, make_registry
 from keck_tui.feed import StaticFeed
 from prometheus_client import generate_latest

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from tests.agent_procs import REPO, AgentProc, free_port
 from keck_tui.agent.app import AgentService, build_app
-from keck_tui.agent.fake import fake_snapshot
+from fakes.snapshots import fake_snapshot
 from keck_tui.feed import StaticFeed
 from keck_tui.model import Snapshot
 from keck_tui.sources.agents import AgentSource, AgentSpec

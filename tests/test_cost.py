@@ -8,10 +8,49 @@ import pytest
 
 from keck_tui.common.formatting import fmt_grams, fmt_money
 from keck_tui.config import ConfigError, Settings, settings_from_mapping, tariff_from_settings
-from keck_tui.cost import (ScheduleError, Segment, Tariff, co2e_per_hour, cost_per_hour, energy_co2e,
-                           energy_cost, joules_cost, parse_schedule)
+from keck_tui.cost import J_PER_KWH, ScheduleError, Segment, Tariff, parse_schedule
 
 UTC = timezone.utc
+
+
+# What the report and the TUI work out from a Tariff, written out for checking it
+# (the program itself integrates rates over whole recordings: report.Aggregator).
+def price_at(tariff: Tariff, t: float) -> float | None:
+    return tariff.rates_at(t)[0]
+
+
+def co2e_at(tariff: Tariff, t: float) -> float | None:
+    return tariff.rates_at(t)[1]
+
+
+def cost_per_hour(watts: float, t: float, tariff: Tariff) -> float | None:
+    """Currency per hour of drawing ``watts`` at unix time ``t`` (None: no price)."""
+    price = price_at(tariff, t)
+    return None if price is None else watts / 1000.0 * price
+
+
+def co2e_per_hour(watts: float, t: float, tariff: Tariff) -> float | None:
+    """Grams CO2e per hour of drawing ``watts`` at unix time ``t`` (None: unknown)."""
+    g = co2e_at(tariff, t)
+    return None if g is None else watts / 1000.0 * g
+
+
+def energy_cost(watts: float, start: float, end: float, tariff: Tariff) -> float | None:
+    """Cost of a constant ``watts`` from ``start`` to ``end`` (unix s), across schedule boundaries."""
+    price, _ = tariff.integrals(start, end)
+    return None if price is None else watts * price / J_PER_KWH
+
+
+def energy_co2e(watts: float, start: float, end: float, tariff: Tariff) -> float | None:
+    """Grams CO2e of a constant ``watts`` from ``start`` to ``end``."""
+    _, g = tariff.integrals(start, end)
+    return None if g is None else watts * g / J_PER_KWH
+
+
+def joules_cost(joules: float, t: float, tariff: Tariff) -> float | None:
+    """Cost of ``joules`` consumed at time ``t`` (short intervals: the rate at t)."""
+    price = price_at(tariff, t)
+    return None if price is None else joules / J_PER_KWH * price
 
 
 def at(hh: int, mm: int = 0, ss: int = 0, day: int = 14) -> float:
@@ -45,13 +84,13 @@ def test_flat_rates() -> None:
 def test_schedule_is_sorted_and_wraps_past_midnight() -> None:
     t = tariff()
     assert [s.start_s for s in t.segments] == [7 * 3600, 12 * 3600 + 1800, 22 * 3600]
-    assert t.price_at(at(6, 59, 59)) == 0.10  # before the first entry: the last one (22:00) runs on
-    assert t.price_at(at(7)) == 0.30
-    assert t.price_at(at(12, 29)) == 0.30
-    assert t.price_at(at(12, 30)) == 0.20
-    assert t.price_at(at(23, 59)) == 0.10
+    assert price_at(t, at(6, 59, 59)) == 0.10  # before the first entry: the last one (22:00) runs on
+    assert price_at(t, at(7)) == 0.30
+    assert price_at(t, at(12, 29)) == 0.30
+    assert price_at(t, at(12, 30)) == 0.20
+    assert price_at(t, at(23, 59)) == 0.10
     # co2e only set on the 07:00 entry; other entries fall back to the flat value
-    assert t.co2e_at(at(8)) == 400 and t.co2e_at(at(13)) == 300.0
+    assert co2e_at(t, at(8)) == 400 and co2e_at(t, at(13)) == 300.0
     assert cost_per_hour(500.0, at(8), t) == pytest.approx(0.15)
 
 
@@ -93,7 +132,7 @@ def test_missing_price_in_part_of_the_interval_is_unknown() -> None:
     t = Tariff(co2e_g_per_kwh=100.0,
                segments=parse_schedule([{"from": "00:00", "co2e_g_per_kwh": 50},
                                         {"from": "12:00", "price_per_kwh": 0.4}]), tz=UTC)
-    assert t.price_at(at(1)) is None
+    assert price_at(t, at(1)) is None
     assert energy_cost(1000.0, at(11), at(13), t) is None
     assert energy_cost(1000.0, at(12), at(13), t) == pytest.approx(0.4)
     assert energy_co2e(1000.0, at(11), at(13), t) == pytest.approx(50 + 100)
@@ -123,7 +162,7 @@ def test_settings_to_tariff() -> None:
                                "price_schedule": [{"from": "06:00:30", "price_per_kwh": 0.3}]})
     t = tariff_from_settings(s, tz=UTC)
     assert t.currency == "£" and t.segments == (Segment(6 * 3600 + 30, 0.3, None),)
-    assert t.price_at(at(6, 0, 30)) == 0.3 and t.co2e_at(at(1)) == 250
+    assert price_at(t, at(6, 0, 30)) == 0.3 and co2e_at(t, at(1)) == 250
     assert tariff_from_settings(Settings()).has_price is False
 
 

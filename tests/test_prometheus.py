@@ -17,10 +17,11 @@ import pytest
 
 from tests.agent_procs import REPO, AgentProc, free_port
 from tests.conftest import shared_fixture
-from keck_tui.agent.fake import fake_snapshot
+from tests.fakes.snapshots import fake_snapshot
 from keck_tui.common.http import HttpError
 from keck_tui.sources.prometheus import PrometheusSource, parse_vector
-from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters, rates_between, samples_from_text
+from keck_tui.sources.promdata import LabelConfig, Sample, build_clusters
+from tests.promscrape import rates_between, samples_from_text
 
 KEPLER_010 = """\
 # HELP kepler_node_cpu_watts Power consumption of cpu at node level in watts

@@ -52,13 +52,6 @@ def systemd_levels(path: str) -> list[GroupLevel]:
     return levels
 
 
-class CgroupPathGrouper:
-    """node → slice → service/scope from the cgroup v2 path; root cgroup → no group."""
-
-    def group_of(self, process: ProcessSample) -> GroupPath:
-        return tuple(systemd_levels(process.cgroup))
-
-
 class KubernetesGrouper:
     """Pods, containers and systemd units from ``/proc/<pid>/cgroup``; names from the kubelet."""
 

@@ -36,11 +36,6 @@ def read_file(path: str) -> str:
     return read_bytes(path).decode("utf-8", "replace")
 
 
-def read_int(read: ReadFile, path: str) -> int:
-    """An integer pseudo-file (``energy_uj``, ``scaling_cur_freq``); ValueError if not one."""
-    return int(read(path).strip())
-
-
 def read_opt_int(read: ReadFile, path: str) -> int | None:
     """An integer file, or None when it is absent, unreadable or not an integer."""
     try:

@@ -38,10 +38,6 @@ class Line(NamedTuple):
     hidden_count: int = 0
     hidden_watts: float = 0.0
 
-    @property
-    def is_summary(self) -> bool:
-        return self.row is None
-
 
 _BY_ID = attrgetter("id")
 _by_watts = attrgetter("watts")

@@ -1,4 +1,4 @@
-"""Synthetic snapshots with known numbers: for tests, benchmarks and simulated fleets.
+"""Synthetic snapshots with known numbers: for tests and benchmarks (benchmarks/bench_agent.py).
 
 The tree is node → namespace → pod → container → process, plus an ``(idle)``
 row, and every level sums exactly to its parent.
