@@ -240,31 +240,47 @@ _ALLOWED_PARAMS = {
 
 def build_app(service: AgentService, token: str | None = None, *, ingest: bool = True) -> web.Application:
     """The aiohttp app. ``token``: bearer token required on all but /healthz."""
+    api = _Api(service)
+    app = web.Application(middlewares=[_errors, _auth(token, service), _params], client_max_size=64 * 1024)
+    app[SERVICE_KEY] = service
+    app.router.add_get(f"{API}/snapshot", api.snapshot)
+    app.router.add_get(f"{API}/history", api.history)
+    app.router.add_get(f"{API}/vm/{{name}}", api.vm, name="vm")
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/healthz", api.healthz)
+    if ingest:
+        _run_ingest_with(app, service)
+    return app
 
-    @web.middleware
-    async def errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                     ) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except BadRequest as exc:
-            return _error(exc.status, str(exc))
-        except web.HTTPMethodNotAllowed as exc:
-            return _error(405, f"method {request.method} not allowed (this API is read-only)",
-                          Allow=",".join(sorted(exc.allowed_methods)))
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            reason = "no such endpoint" if exc.status == 404 else exc.reason
-            return _error(exc.status, reason)
-        except asyncio.CancelledError:
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure is a JSON error with a 4xx/5xx status, never a traceback."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return _error(exc.status, str(exc))
+    except web.HTTPMethodNotAllowed as exc:
+        return _error(405, f"method {request.method} not allowed (this API is read-only)",
+                      Allow=",".join(sorted(exc.allowed_methods)))
+    except web.HTTPException as exc:
+        if exc.status < 400:
             raise
-        except Exception:  # noqa: BLE001 - never a traceback to the client
-            log.exception("error answering %s %s", request.method, request.path)
-            return _error(500, "internal error (see the agent's log)")
+        reason = "no such endpoint" if exc.status == 404 else exc.reason
+        return _error(exc.status, reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - never a traceback to the client
+        log.exception("error answering %s %s", request.method, request.path)
+        return _error(500, "internal error (see the agent's log)")
 
+
+def _auth(token: str | None, service: AgentService) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
-    async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                   ) -> web.StreamResponse:
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         """The host's token reads everything; a VM's token (``--vm-token-dir``) reads that VM's
         ``/api/v1/vm/<name>`` only. Without a host token the agent is open (loopback), but a
         request that presents a VM's token is still held to that VM."""
@@ -283,28 +299,39 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
         if token is not None:
             return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": 'Bearer realm="keck-top"'})
         return await handler(request)
+    return auth
 
-    @web.middleware
-    async def params(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                     ) -> web.StreamResponse:
-        allowed = _ALLOWED_PARAMS.get(request.path)
-        if allowed is not None and request.method in ("GET", "HEAD"):
-            unknown = sorted(set(request.query) - allowed)
-            if unknown:
-                raise BadRequest(f"unknown query parameter {unknown[0][:40]!r}")
-            for key in allowed:
-                if len(request.query.getall(key, [])) > 1:
-                    raise BadRequest(f"query parameter {key!r} given more than once")
-        return await handler(request)
 
-    def need_snapshot() -> Snapshot:
+@web.middleware
+async def _params(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown or repeated query parameters are a 400, not silently ignored."""
+    allowed = _ALLOWED_PARAMS.get(request.path)
+    if allowed is not None and request.method in ("GET", "HEAD"):
+        unknown = sorted(set(request.query) - allowed)
+        if unknown:
+            raise BadRequest(f"unknown query parameter {unknown[0][:40]!r}")
+        for key in allowed:
+            if len(request.query.getall(key, [])) > 1:
+                raise BadRequest(f"query parameter {key!r} given more than once")
+    return await handler(request)
+
+
+class _Api:
+    """The endpoints over one AgentService."""
+
+    def __init__(self, service: AgentService) -> None:
+        self.service = service
+
+    def need_snapshot(self) -> Snapshot:
+        service = self.service
         service.ingest()  # cheap identity check: serve the newest snapshot
         if service.current is None:
             raise BadRequest("no snapshot yet: the agent is still taking its first sample", status=503)
         return service.current
 
-    async def snapshot(request: web.Request) -> web.Response:
-        snap = need_snapshot()
+    async def snapshot(self, request: web.Request) -> web.Response:
+        service = self.service
+        snap = self.need_snapshot()
         path = parse_path(request.query.get("path"))
         depth = parse_depth(request.query.get("depth"))
         if path == (snap.root.id,):
@@ -316,8 +343,9 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
             return web.Response(body=service.body, content_type="application/json")
         return web.Response(body=service.subtree(path, depth), content_type="application/json")
 
-    async def history(request: web.Request) -> web.Response:
-        snap = need_snapshot()
+    async def history(self, request: web.Request) -> web.Response:
+        service = self.service
+        snap = self.need_snapshot()
         path = parse_path(request.query.get("path")) or (snap.root.id,)
         since = parse_since(request.query.get("since"))
         key = "/".join(path)
@@ -330,46 +358,39 @@ def build_app(service: AgentService, token: str | None = None, *, ingest: bool =
         }
         return web.json_response(doc)
 
-    async def vm(request: web.Request) -> web.Response:
+    async def vm(self, request: web.Request) -> web.Response:
         if request.query:
             raise BadRequest("this endpoint takes no query parameters")
-        need_snapshot()
+        self.need_snapshot()
         name = request.match_info["name"]
-        body = service.vm_bodies.get(name)
+        body = self.service.vm_bodies.get(name)
         if body is None:
             raise BadRequest(f"no VM named {name[:80]!r} on this host now", status=404)
         return web.Response(body=body, content_type="application/json")
 
-    async def metrics(request: web.Request) -> web.Response:
-        need_snapshot()
-        body = generate_latest(service.registry)
+    async def metrics(self, request: web.Request) -> web.Response:
+        self.need_snapshot()
+        body = generate_latest(self.service.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
-    async def healthz(request: web.Request) -> web.Response:
-        doc = service.health()
+    async def healthz(self, request: web.Request) -> web.Response:
+        doc = self.service.health()
         return web.json_response(doc, status=200 if doc["status"] in ("ok", "starting") else 503)
 
-    app = web.Application(middlewares=[errors, auth, params], client_max_size=64 * 1024)
-    app[SERVICE_KEY] = service
-    app.router.add_get(f"{API}/snapshot", snapshot)
-    app.router.add_get(f"{API}/history", history)
-    app.router.add_get(f"{API}/vm/{{name}}", vm, name="vm")
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
 
-    if ingest:
-        async def start_ingest(app: web.Application) -> None:
-            app[INGEST_KEY] = asyncio.get_running_loop().create_task(service.run_ingest())
+def _run_ingest_with(app: web.Application, service: AgentService) -> None:
+    """Ingest the feed's snapshots on the app's loop while it runs."""
+    async def start_ingest(app: web.Application) -> None:
+        app[INGEST_KEY] = asyncio.get_running_loop().create_task(service.run_ingest())
 
-        async def stop_ingest(app: web.Application) -> None:
-            task = app.get(INGEST_KEY)
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+    async def stop_ingest(app: web.Application) -> None:
+        task = app.get(INGEST_KEY)
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
-        app.on_startup.append(start_ingest)
-        app.on_cleanup.append(stop_ingest)
-    return app
+    app.on_startup.append(start_ingest)
+    app.on_cleanup.append(stop_ingest)

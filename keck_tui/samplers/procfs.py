@@ -84,6 +84,10 @@ class _Proc:
         self.fields: tuple[int, bool, int, int, int] = (0, False, 0, 0, 0)  # its ppid, kernel, threads, cpu, rss
 
 
+# One scanned process: (proc, delta ticks, ppid, kernel, nthreads, processor, rss pages)
+_Row = tuple[_Proc, int, int, bool, int, int, int]
+
+
 class ProcfsSampler:
     """ActivitySampler over a procfs tree; see the module docstring."""
 
@@ -154,45 +158,40 @@ class ProcfsSampler:
             return CpuActivity(SourceStatus(self.name, STATUS_ERROR,
                                             f"cannot list {self._root}: {exc.strerror or exc}"),
                                interval_s=interval)
+        born_after = None if self._prev_uptime is None else self._prev_uptime - 1.0 / self.hz
+        rows, skipped = self._scan(names, first, cycle, born_after)
+        if self.pss:
+            self._update_pss(rows, first, cycle)
+        procs = self._samples(rows, first, cycle, born_after)
+        self._prev_t = now
+        self._prev_uptime = uptime
+        self._cycle += 1
+        if first:
+            notes.insert(0, "warming up")
+        extra = {"processes": len(procs), "skipped": skipped}
+        return CpuActivity(SourceStatus(self.name, STATUS_OK, "; ".join(notes), extra=extra),
+                           interval_s=interval, processes=tuple(procs), cores=cores,
+                           per_cpu_exact=False)
+
+    def _scan(self, names: list[str], first: bool, cycle: int,
+              born_after: float | None) -> tuple[list[_Row], int]:
+        """One ``stat`` read per process: its CPU ticks since the last scan (the baseline of
+        a new or reused PID), with cmdline/cgroup/uid re-read when due. Returns the rows and
+        how many processes were skipped (gone, or a partial line while exiting)."""
         hz = self.hz
-        root = self._root
         old = self._procs
         seen: dict[int, _Proc] = {}
         refresh_every = self.refresh_every
-        # (proc, delta ticks, ppid, kernel, nthreads, processor, rss pages)
-        rows: list[tuple[_Proc, int, int, bool, int, int, int]] = []
-        born_after = None if self._prev_uptime is None else self._prev_uptime - 1.0 / hz
+        rows: list[_Row] = []
         skipped = 0
-        max_open = self.max_open
         for name in names:
             if not name.isdigit():
                 continue
             pid = int(name)
             p = old.get(pid)
             fd = -1
-            data = b""
-            if p is not None and p.fd >= 0:
-                fd = p.fd
-                try:
-                    data = os.pread(fd, 4096, 0)
-                except OSError:  # exited (ESRCH): a process now under this pid is read afresh
-                    _close(fd)
-                    self._open -= 1
-                    p.fd = fd = -1
-                    data = b""
             try:
-                if fd < 0:
-                    new_fd = os.open(f"{root}/{name}/stat", os.O_RDONLY)
-                    try:
-                        data = os.read(new_fd, 4096)
-                    except OSError:
-                        _close(new_fd)
-                        raise
-                    if self._open < max_open:
-                        self._open += 1
-                        fd = new_fd
-                    else:
-                        _close(new_fd)
+                fd, data = self._read_stat(p, name)
                 if p is not None and data == p.raw:
                     # Byte for byte the line parsed last time (a sleeper): nothing moved.
                     if (pid + cycle) % refresh_every == 0 and not self._refresh(p, name, p.fields[1]):
@@ -212,11 +211,7 @@ class ProcfsSampler:
                 processor = int(rest[36])
             except (OSError, ValueError, IndexError):
                 skipped += 1  # gone, or a partial line from an exiting process
-                if fd >= 0:  # closed below with the others that left
-                    if p is not None and p.fd == fd:
-                        continue
-                    _close(fd)
-                    self._open -= 1
+                self._release(fd, p)
                 continue
             kernel = bool(flags & PF_KTHREAD) or pid == 2 or ppid == 2
             comm = data[data.index(b"(") + 1:rp]
@@ -234,12 +229,7 @@ class ProcfsSampler:
                     skipped += 1
                     continue
             else:  # new, or the pid was reused
-                if p is not None and p.fd >= 0:
-                    if p.fd != fd:
-                        _close(p.fd)
-                        self._open -= 1
-                    p.fd = -1  # a file still in use moves to the new record below
-                p = _Proc(pid, start)
+                p = self._new_proc(p, pid, start, fd)
                 if first:
                     delta = 0
                 elif born_after is None or start / hz >= born_after:
@@ -249,9 +239,7 @@ class ProcfsSampler:
                 p.comm_raw, p.comm = comm, comm.decode("utf-8", "replace")
                 if not self._refresh(p, name, kernel):
                     skipped += 1
-                    if fd >= 0:
-                        _close(fd)
-                        self._open -= 1
+                    self._release(fd, p)
                     continue
             p.fd = fd
             p.ticks = ticks
@@ -259,19 +247,71 @@ class ProcfsSampler:
             p.fields = (ppid, kernel, nthreads, processor, rss)
             seen[pid] = p
             rows.append((p, delta, ppid, kernel, nthreads, processor, rss))
+        self._close_gone(old, seen)
+        self._procs = seen
+        return rows, skipped
+
+    def _read_stat(self, p: _Proc | None, name: str) -> tuple[int, bytes]:
+        """``(fd, line)``: the process's stat line, pread from the file kept open for it, else
+        read from a newly opened one, kept open (fd ≥ 0) while under ``max_open``, else
+        closed (fd -1). Raises OSError when the process is gone."""
+        fd = -1
+        data = b""
+        if p is not None and p.fd >= 0:
+            fd = p.fd
+            try:
+                data = os.pread(fd, 4096, 0)
+            except OSError:  # exited (ESRCH): a process now under this pid is read afresh
+                _close(fd)
+                self._open -= 1
+                p.fd = fd = -1
+                data = b""
+        if fd < 0:
+            new_fd = os.open(f"{self._root}/{name}/stat", os.O_RDONLY)
+            try:
+                data = os.read(new_fd, 4096)
+            except OSError:
+                _close(new_fd)
+                raise
+            if self._open < self.max_open:
+                self._open += 1
+                fd = new_fd
+            else:
+                _close(new_fd)
+        return fd, data
+
+    def _release(self, fd: int, p: _Proc | None) -> None:
+        """Close ``fd`` (if open) unless it is ``p``'s kept-open file, which is closed with
+        the others that left (_close_gone)."""
+        if fd >= 0 and not (p is not None and p.fd == fd):
+            _close(fd)
+            self._open -= 1
+
+    def _new_proc(self, old: _Proc | None, pid: int, start: int, fd: int) -> _Proc:
+        """A fresh record for a new process (or a reused pid); the old record's kept-open
+        file is closed unless it is the one just read (which moves to the new record)."""
+        if old is not None and old.fd >= 0:
+            if old.fd != fd:
+                _close(old.fd)
+                self._open -= 1
+            old.fd = -1
+        return _Proc(pid, start)
+
+    def _close_gone(self, old: dict[int, _Proc], seen: dict[int, _Proc]) -> None:
+        """Close the kept-open files of processes that left."""
         if self._open:
-            for pid, gone in old.items():  # close the files of processes that left
+            for pid, gone in old.items():
                 if gone.fd >= 0 and seen.get(pid) is not gone:
                     _close(gone.fd)
                     self._open -= 1
                     gone.fd = -1
-        self._procs = seen
-        if self.pss:
-            self._update_pss(rows, first, cycle)
 
+    def _samples(self, rows: list[_Row], first: bool, cycle: int,
+                 born_after: float | None) -> list[ProcessSample]:
+        """A ProcessSample per row; an idle, unchanged process reuses its previous one."""
         procs: list[ProcessSample] = []
         page = self.page_size
-        inv_hz = 1.0 / hz
+        inv_hz = 1.0 / self.hz
         per_thread = self.per_thread and not first
         for p, delta, ppid, kernel, nthreads, processor, rss in rows:
             rss_bytes = rss * page
@@ -308,16 +348,7 @@ class ProcfsSampler:
             p.last = sample
             p.dirty = False
             procs.append(sample)
-
-        self._prev_t = now
-        self._prev_uptime = uptime
-        self._cycle += 1
-        if first:
-            notes.insert(0, "warming up")
-        extra = {"processes": len(procs), "skipped": skipped}
-        return CpuActivity(SourceStatus(self.name, STATUS_OK, "; ".join(notes), extra=extra),
-                           interval_s=interval, processes=tuple(procs), cores=cores,
-                           per_cpu_exact=False)
+        return procs
 
     # -- pieces --------------------------------------------------------------------------
 
@@ -343,7 +374,7 @@ class ProcfsSampler:
             p.detail = bool(self.thread_detail and not kernel and self.thread_detail(p.comm, cmd))
         return True
 
-    def _update_pss(self, rows: list[tuple[_Proc, int, int, bool, int, int, int]],
+    def _update_pss(self, rows: list[_Row],
                     first: bool, cycle: int) -> None:
         """Refresh PSS from smaps_rollup within a time budget.
 
