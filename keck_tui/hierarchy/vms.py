@@ -18,7 +18,8 @@ non-systemd ``/machine/qemu-<id>-<name>.libvirt-qemu``, legacy ``/libvirt/qemu/<
 Proxmox ``qemu.slice/<vmid>.scope``, the Firecracker jailer's ``/firecracker/<id>`` and Kata's
 ``/kata/<ns>/kata_<sandbox>``.
 
-Pure functions, no I/O. Sources for the formats: ../shared/fixtures/vms/SOURCE.md.
+Pure functions, no I/O. Sources for the formats: SOURCE.md of the VM test fixtures (kept outside the
+repository, see tests/conftest.py).
 """
 from __future__ import annotations
 
