@@ -15,7 +15,7 @@ energy the tokens are divided into.
 Sources: vLLM ``vllm/entrypoints/openai/cli_args.py`` and ``docs/usage/metrics.md``;
 llama.cpp ``tools/server/README.md``; TGI ``docs/source/reference/launcher.md`` and
 ``metrics.md``; SGLang ``docs/references/production_metrics.md`` (see
-``../shared/fixtures/inference/SOURCE.md``). TGI has no token counter: its histograms'
+SOURCE.md of the inference test fixtures, kept outside the repository). TGI has no token counter: its histograms'
 ``_sum`` grows when a request *finishes*, so its rate is lumpy over short intervals.
 Only command-line flags are read, never a process's environment (which may hold
 secrets): a port given by ``PORT=`` or ``LLAMA_ARG_PORT=`` is not seen — configure a
