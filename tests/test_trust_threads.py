@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from keck_tui.agent.app import AgentService, build_app
-from keck_tui.agent.fake import fake_snapshot
+from fakes.snapshots import fake_snapshot
 from keck_tui.feed import MAX_INTERVAL_S, StaticFeed, ThreadedFeed
 from keck_tui.model import Snapshot
 
