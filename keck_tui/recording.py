@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from keck_tui.common import safefile
+from keck_tui.common import bounded, safefile
 from keck_tui.model import Snapshot, SnapshotFormatError
 
 CHUNK_BYTES = 1 << 20
@@ -501,6 +501,17 @@ def _salvage_zstd(dctx: Any, data: bytes, skip: int, step: int = 4096) -> Iterat
             return
 
 
+def open_recording(path: str | os.PathLike[str]) -> IO[bytes]:
+    """A recording opened for reading; RecordingError (one line) unless it is a readable regular
+    file (``/dev/zero`` would be read for ever, a FIFO nobody writes would hang)."""
+    try:
+        return bounded.open_regular(path, "recording")
+    except bounded.BoundedInputError:
+        raise RecordingError(f"cannot read {path}: not a regular file") from None
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None,
                start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line number, bytes without newline)`` for each whole line.
@@ -513,10 +524,7 @@ def iter_lines(path: str | os.PathLike[str], stats: ReadStats | None = None,
     """
     stats = stats if stats is not None else ReadStats()
     kind = compression_for(path)
-    try:
-        raw = open(path, "rb")
-    except OSError as exc:
-        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = open_recording(path)
     chunks = {"zstd": _chunks_zstd, "gzip": _chunks_gzip}.get(kind or "", _chunks_plain)
     if start:
         raw.seek(start)
@@ -579,9 +587,9 @@ def split_points(path: str | os.PathLike[str], parts: int) -> list[int] | None:
     kind = compression_for(path)
     if kind == "gzip":
         return None
-    size = os.path.getsize(path)
     cuts = [0]
-    with open(path, "rb") as f:
+    with open_recording(path) as f:
+        size = os.fstat(f.fileno()).st_size
         for k in range(1, parts):
             at = max(cuts[-1] + 1, size * k // parts)
             cut = _next_zstd_frame(f, at, size) if kind == "zstd" else _next_line(f, at, size)

@@ -23,7 +23,7 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.common.timeparse import TimeParseError, check_unix_time, parse_time
 from keck_tui.model import Snapshot, SnapshotFormatError
 from keck_tui.recording import (CHUNK_BYTES, MAX_LINE_BYTES, ReadStats, RecordingError, compression_for,
-                                iter_lines, parse_line, peek_header)
+                                iter_lines, open_recording, parse_line, peek_header)
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: A zstd frame bigger than this is not held in memory: the file is spooled instead.
@@ -103,30 +103,45 @@ class RecordingIndex:
         self._spool.flush()
 
     def _index_plain(self) -> None:
-        """Plain JSON Lines: index byte offsets in the file itself (nothing copied)."""
+        """Plain JSON Lines: index byte offsets in the file itself (nothing copied).
+
+        A line longer than MAX_LINE_BYTES is skipped and counted (as the reader does) without
+        being held: a 300 MB file without a newline costs one pass, not 300 MB of memory.
+        """
         self._reset()
-        self._file = open(self.path, "rb")
-        pos = 0
+        self._file = open_recording(self.path)
+        buf = bytearray()
+        base = 0  # file offset of buf[0]
         lineno = 0
-        carry = b""
+        oversize = False  # inside a line already too long: its bytes are dropped
         while chunk := self._file.read(CHUNK_BYTES):
-            data = carry + chunk if carry else chunk
-            base = pos - len(carry)
+            searched = len(buf)
+            buf += chunk
             start = 0
-            while (nl := data.find(b"\n", start)) >= 0:
+            while (nl := buf.find(b"\n", max(start, searched))) >= 0:
                 lineno += 1
-                line = data[start:nl]
-                if line.strip():
-                    self._add(lineno, line, -1, 0, base + start)
+                if oversize:
+                    self.stats.skip(lineno, f"line longer than {MAX_LINE_BYTES} bytes")
+                    oversize = False
+                else:
+                    line = bytes(buf[start:nl])
+                    if line.strip():
+                        self._add(lineno, line, -1, 0, base + start)
                 start = nl + 1
-            carry = data[start:]
-            if len(carry) > MAX_LINE_BYTES:
-                raise RecordingError(f"{self.path}: a line longer than {MAX_LINE_BYTES} bytes")
-            pos += len(chunk)
+            if start:
+                del buf[:start]
+                base += start
+            if len(buf) > MAX_LINE_BYTES:
+                base += len(buf)
+                buf.clear()
+                oversize = True
         self.stats.lines = lineno
-        if carry.strip():
+        if oversize:
+            self.stats.lines = lineno + 1
+            self.stats.skip(lineno + 1, f"line longer than {MAX_LINE_BYTES} bytes")
+        elif bytes(buf).strip():
             self.stats.truncated_tail = True
-            self._add(lineno + 1, carry, -1, 0, pos - len(carry))
+            self._add(lineno + 1, bytes(buf), -1, 0, base)
 
     def _index_zstd_frames(self) -> bool:
         """keck-top's zstd recordings: remember each line's frame, decompress frames on demand.
@@ -139,7 +154,7 @@ class RecordingIndex:
         self._reset()
         dctx = zstandard.ZstdDecompressor()
         lineno = 0
-        with open(self.path, "rb") as f:
+        with open_recording(self.path) as f:
             d = dctx.decompressobj()
             frame_at = consumed = 0
             out: list[bytes] = []
@@ -190,7 +205,7 @@ class RecordingIndex:
             if not finish(consumed - frame_at, True):
                 return False
         self.stats.lines = lineno
-        self._file = open(self.path, "rb")
+        self._file = open_recording(self.path)
         return True
 
     def _line_bytes(self, i: int) -> bytes:

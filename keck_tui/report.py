@@ -616,9 +616,23 @@ def default_jobs(path: str | os.PathLike[str]) -> int:
 Window = tuple[float | None, float | None]
 
 
+@dataclass
+class BadLines:
+    """Lines that could not be parsed: how many, and the first few (a file of a million
+    garbage lines must not keep a million reasons in memory)."""
+
+    count: int = 0
+    first: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+    def add(self, lineno: int, why: str) -> None:
+        self.count += 1
+        if len(self.first) < ReadStats.MAX_PROBLEMS:
+            self.first.append((lineno, why))
+
+
 def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts: int,
                start: int = 0, end: int | None = None, window: Window = (None, None)
-               ) -> tuple[Aggregator, ReadStats, list[tuple[int, str]], int]:
+               ) -> tuple[Aggregator, ReadStats, BadLines, int]:
     """Sum the lines of one piece of a file.
 
     A piece is a byte range (``start``/``end`` from ``split_points``), or every
@@ -628,7 +642,7 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
     """
     agg = Aggregator(by, tariff)
     stats = ReadStats()
-    bad: list[tuple[int, str]] = []
+    bad = BadLines()
     extract = _Extractor(agg.levels)
     if not fast:
         extract.fast_ok = False
@@ -642,7 +656,7 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
             # A line the file ends inside may still end in "}": parse it fully.
             t, dt, rows = extract.full(line) if stats.truncated_tail else extract(line)
         except SnapshotFormatError as exc:
-            bad.append((lineno, (str(exc).splitlines() or ["unreadable"])[0][:200]))
+            bad.add(lineno, (str(exc).splitlines() or ["unreadable"])[0][:200])
             continue
         mine += 1
         share = 1.0
@@ -661,7 +675,7 @@ def _sum_lines(path: str, by: str, tariff: Tariff, fast: bool, part: int, parts:
     return agg, stats, bad, extract.fast_lines
 
 
-def _worker(args: tuple) -> tuple[dict[str, Any], ReadStats, list[tuple[int, str]], int]:
+def _worker(args: tuple) -> tuple[dict[str, Any], ReadStats, BadLines, int]:
     agg, stats, bad, fast_lines = _sum_lines(*args)
     return agg.state(), stats, bad, fast_lines
 
@@ -708,13 +722,13 @@ def report_file(path: str | os.PathLike[str], by: str, tariff: Tariff,
         for r in results[:-1]:
             offsets.append(offsets[-1] + r[1].lines)
         stats = ReadStats.merged([r[1] for r in results])
-        bad_all = sorted((lineno + off, why) for r, off in zip(results, offsets) for lineno, why in r[2])
+        first_bad = sorted((lineno + off, why) for r, off in zip(results, offsets) for lineno, why in r[2].first)
     else:  # every part read the whole file: its reader statistics are the same in each
         stats = results[0][1]
         stats.valid = sum(r[1].valid for r in results)
-        bad_all = sorted(b for r in results for b in r[2])
-    problems = sorted(stats.skips + bad_all[: ReadStats.MAX_PROBLEMS])
-    stats.skipped += len(bad_all)
+        first_bad = sorted(b for r in results for b in r[2].first)
+    problems = sorted(stats.skips + first_bad[: ReadStats.MAX_PROBLEMS])
+    stats.skipped += sum(r[2].count for r in results)
     stats.skips = problems[: ReadStats.MAX_PROBLEMS]
     stats.problems = [f"line {n}: {why}" for n, why in stats.skips]
     return agg.result(path, stats, sum(r[3] for r in results))

@@ -6,24 +6,30 @@ agent processes with known numbers. Snapshots cycle and get fresh timestamps.
 """
 from __future__ import annotations
 
-import gzip
 import threading
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from keck_tui.common import bounded
 from keck_tui.model import Snapshot, SnapshotFormatError
 
 
-def read_snapshots(path: Path) -> list[Snapshot]:
-    """All snapshots in ``path`` (.json, .jsonl, optionally .gz); raises ValueError when none."""
+def read_snapshots(path: Path, limit: int = bounded.DATA_FILE) -> list[Snapshot]:
+    """All snapshots in ``path`` (.json, .jsonl, optionally .gz); raises ValueError when none.
+
+    Read bounded: a regular file of at most ``limit`` bytes, inflated to at most ``limit``.
+    """
     try:
-        raw = path.read_bytes()
+        raw = bounded.read_file(path, limit, "snapshot file")
+    except bounded.BoundedInputError as exc:
+        raise ValueError(str(exc)) from None
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+        raw = _gunzip(raw, limit, path)
     text = raw.decode("utf-8", errors="replace").strip()
     if not text:
         raise ValueError(f"{path} is empty")
@@ -33,6 +39,21 @@ def read_snapshots(path: Path) -> list[Snapshot]:
         return [Snapshot.loads(line) for line in text.splitlines() if line.strip()]
     except SnapshotFormatError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def _gunzip(data: bytes, limit: int, path: Path) -> bytes:
+    """Every gzip member of ``data`` (an appended recording has several), at most ``limit`` bytes."""
+    out = bytearray()
+    while data:
+        inflate = zlib.decompressobj(31)
+        try:
+            out += inflate.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise ValueError(f"{path}: not gzip ({exc})") from None
+        if len(out) > limit:
+            raise ValueError(f"{path} inflates to more than {limit // (1024 * 1024)} MiB")
+        data = inflate.unused_data if inflate.eof else b""
+    return bytes(out)
 
 
 class CyclingFeed:

@@ -9,6 +9,8 @@ from typing import Callable
 
 from aiohttp import web
 
+from keck_tui.common import bounded
+
 from keck_tui.agent.protocol import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, SafeAppRunner
 
 DEFAULT_HOST = "127.0.0.1"
@@ -47,6 +49,13 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     """Server TLS context (TLS 1.2+) from PEM files; raises ValueError with a readable reason."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    for path, what in ((cert, "TLS certificate"), (key, "TLS key")):
+        try:  # OpenSSL would block on a FIFO and read /dev/zero for ever: check them first
+            bounded.read_file(path, bounded.CONFIG_FILE, what)
+        except bounded.BoundedInputError as exc:
+            raise ValueError(str(exc)) from None
+        except OSError:
+            pass  # missing or unreadable: load_cert_chain below says which
     try:
         ctx.load_cert_chain(cert, key)
     except FileNotFoundError as exc:

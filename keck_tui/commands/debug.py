@@ -39,14 +39,18 @@ def run(args: argparse.Namespace) -> int:
 def _parse_powermetrics(path: str, as_json: bool) -> int:
     from keck_tui.samplers.powermetrics_parse import parse_lines
 
+    from keck_tui.common import bounded
+
     try:
         if path == "-":
-            lines = sys.stdin.read().splitlines()
+            raw = bounded.read_stream(sys.stdin.buffer, bounded.DATA_FILE, "stdin")
         else:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                lines = fh.read().splitlines()
+            raw = bounded.read_file(path, bounded.DATA_FILE, "powermetrics output")
+    except bounded.BoundedInputError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    lines = raw.decode("utf-8", "replace").splitlines()
     samples = list(parse_lines(lines))
     out = sys.stdout
     if as_json:

@@ -9,15 +9,17 @@ deep are one-line errors, not a MemoryError, a hang or a RecursionError.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import stat
 import tomllib
-from typing import Any
+from typing import IO, Any
 
 #: Default caps (bytes) by kind of file.
 SMALL_FILE = 64 * 1024  # tokens, credentials
 CONFIG_FILE = 4 * 1024 * 1024  # config and fleet files
+DATA_FILE = 256 * 1024 * 1024  # files read whole for a tool or a demo (saved powermetrics output, serve --from-file)
 MAX_NESTING = 64  # lists/objects inside each other in any document keck-top reads
 
 
@@ -68,6 +70,31 @@ def read_file(path: str | os.PathLike[str], limit: int, what: str = "file", *,
         raise
     finally:
         os.close(fd)
+
+
+def open_regular(path: str | os.PathLike[str], what: str = "file") -> IO[bytes]:
+    """``path`` opened for binary reading if it is a regular file (a recording to stream).
+
+    FIFOs, sockets and devices are refused without blocking (``/dev/zero`` as a recording
+    would be read for ever, a FIFO nobody writes would hang); OSErrors propagate.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BoundedInputError(f"{what} {path} is not a regular file")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_stream(stream: IO[bytes], limit: int, what: str = "input") -> bytes:
+    """At most ``limit`` bytes of a stream (stdin), or BoundedInputError when it holds more."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise BoundedInputError(f"{what} is larger than {_size(limit)}")
+    return data
 
 
 def _is_null_device(info: os.stat_result) -> bool:

@@ -75,10 +75,13 @@ def client_tls(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLCon
     if insecure:
         return False
     if ca_file:
-        try:
-            return ssl.create_default_context(cafile=ca_file)
+        try:  # read bounded first: a FIFO or /dev/zero as --ca-file must not hang or fill memory
+            pem = bounded.read_file(ca_file, bounded.CONFIG_FILE, "CA file").decode("ascii", "replace")
+            return ssl.create_default_context(cadata=pem)
+        except bounded.BoundedInputError as exc:
+            raise ValueError(str(exc)) from None
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot load CA file {ca_file}: {exc}") from None
+            raise ValueError(f"cannot load CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
     return None
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from keck_tui.clock import Clock, SystemClock
+from keck_tui.common import bounded
 from keck_tui.common.bgloop import Poller
 from keck_tui.common.http import BAD_JSON, TLS, HttpError, bearer, client_session, client_tls, get_json
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
@@ -199,8 +200,10 @@ class KubeletClient:
         headers: dict[str, str] = {}
         if ep.token_file:  # re-read each poll: projected service-account tokens rotate
             try:
-                with open(ep.token_file, encoding="utf-8") as fh:
-                    headers = bearer(fh.read(MAX_TOKEN_BYTES).strip())
+                token = bounded.read_file(ep.token_file, MAX_TOKEN_BYTES, "kubelet token file")
+                headers = bearer(token.decode("utf-8", "replace").strip())
+            except bounded.BoundedInputError as exc:
+                raise _FetchError(str(exc)) from None
             except OSError as exc:
                 raise _FetchError(f"cannot read token {ep.token_file}: {exc.strerror}") from None
         tls: Any = None
