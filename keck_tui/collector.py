@@ -1,25 +1,39 @@
 """The collector: samples every source once per interval and attributes.
 
 One collector per node. It owns the stateful parts that attribution (pure)
-must not: the idle learner and the session energy ledger.
+must not: the idle learner, the model's calibration (and its saved state) and
+the session energy ledger.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
+from keck_tui.attribution.calibration import CalibrationConfig, Calibrator, ModelView
+from keck_tui.attribution.components import learned_miss_weight
 from keck_tui.attribution.engine import Attribution, AttributionConfig, AttributionInput, attribute
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
+from keck_tui.attribution.features import (COUNTERS_PROCESS, MISS_UNIT, ModelFeatures, core_infos,
+                                           counter_source, extract)
 from keck_tui.attribution.idle import IdleLearner
 from keck_tui.attribution.ledger import EnergyLedger
-from keck_tui.attribution.power import resolve_node_power
+from keck_tui.attribution.power import NodePower, resolve_node_power
+from keck_tui.attribution.selection import choose_model
+from keck_tui.attribution.weights import has_live_frequency
+from keck_tui.calibration_store import CalibrationStore, MachineIdentity, machine_identity
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
 from keck_tui.samplers.sanity import sane_gpu, sane_power
-from keck_tui.samplers.types import (ActivitySampler, FrequencyReading, FrequencySampler, GpuReading,
-                                     GpuSampler, PowerReading, PowerSampler, error_activity, safe_sample)
+from keck_tui.samplers.types import (ActivitySampler, CpuActivity, FrequencyReading, FrequencySampler,
+                                     GpuReading, GpuSampler, PowerReading, PowerSampler, error_activity,
+                                     safe_sample)
+
+#: the calibration's status where nothing measures the CPU power (a VM): it cannot start
+STATUS_UNAVAILABLE = "unavailable"
+NO_MEASURED_CPU_POWER = "no measured CPU power to calibrate against (no readable RAPL package)"
 
 if TYPE_CHECKING:  # imported only where work counters are configured or detected
     from keck_tui.work.attach import WorkMonitor
@@ -40,6 +54,63 @@ class Collector:
     ledger: EnergyLedger = field(default_factory=EnergyLedger)
     work: "WorkMonitor | None" = None  # work counters: J per token/request on matched rows
     primed: bool = False
+    # Where calibration is saved so a restart resumes (None: kept in memory only).
+    state_dir: Path | None = None
+    machine: MachineIdentity | None = None  # default: read from /proc, /sys, /etc
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    save_every_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        self._calibrators: dict[str, Calibrator] = {}
+        self._store: CalibrationStore | None = None
+        self._store_status = "calibration not saved (no state directory)"
+        self._saved_at: float | None = None
+        self._saved_fits: dict[str, int] = {}
+
+    # ---- calibration --------------------------------------------------------------------
+    def _open_store(self) -> None:
+        if self.state_dir is None or self._store is not None:
+            return
+        self._store = CalibrationStore(Path(self.state_dir), self.machine or machine_identity())
+        self._store_status = self._store.load()
+
+    def calibrator(self, name: str) -> Calibrator:
+        """The calibrator of model ``name`` ("dram" for the DRAM split), resumed from the saved state."""
+        cal = self._calibrators.get(name)
+        if cal is None:
+            if name == "dram":
+                cal = Calibrator("dram", self.calibration, feature_names=("llc_miss",), base_feature=0)
+            else:
+                cal = Calibrator(name, self.calibration)
+            self._open_store()
+            saved = self._store.entries.get(name) if self._store is not None else None
+            if saved is not None:
+                try:
+                    cal.load_json(saved)
+                except ValueError as exc:
+                    self._store_status = f"saved {name} calibration not used: {exc}"
+            self._calibrators[name] = cal
+        return cal
+
+    def save_calibration(self, force: bool = False) -> str | None:
+        """Write the calibration when a fit changed it (at most every ``save_every_s``, or ``force``)."""
+        if self.state_dir is None:
+            return None
+        self._open_store()
+        assert self._store is not None
+        changed = {n: c for n, c in self._calibrators.items() if c.window and c.fits != self._saved_fits.get(n)}
+        now = self.clock.monotonic()
+        due = self._saved_at is None or now - self._saved_at >= self.save_every_s
+        if not changed or not (force or due):
+            return None
+        err = self._store.save({n: c.to_json() for n, c in self._calibrators.items() if c.window}, self.clock.wall())
+        self._saved_at = now
+        if err is None:
+            self._saved_fits = {n: c.fits for n, c in self._calibrators.items()}
+            self._store_status = f"saved to {self._store.path}"
+        else:
+            self._store_status = err
+        return err
 
     def wait_for_slow_sources(self, timeout: float) -> None:
         """Give sources that poll on their own (a BMC, the kubelet) up to ``timeout`` s for a first reading."""
@@ -57,7 +128,11 @@ class Collector:
                 pass
 
     def close(self) -> None:
-        """Stop background pollers and child processes of samplers and the grouper."""
+        """Save the calibration; stop background pollers and child processes of samplers and the grouper."""
+        try:
+            self.save_calibration(force=True)
+        except Exception:  # noqa: BLE001 - closing must go on
+            pass
         for obj in (self.activity, *self.power, *self.gpus, self.frequency, self.grouper, self.work):
             for name in ("stop", "close"):
                 fn = getattr(obj, name, None)
@@ -113,13 +188,32 @@ class Collector:
         # so that even the first snapshot has a baseline.
         node_power = resolve_node_power(power, gpus)
         cpu = node_power.cpu
-        if cpu is not None:
-            capacity = math.fsum(c.total_s for c in activity.cores)
-            if capacity > 0:
-                self.idle_learner.add(math.fsum(c.busy_s for c in activity.cores) / capacity, cpu.watts)
+        capacity = math.fsum(c.total_s for c in activity.cores)
+        utilisation = math.fsum(c.busy_s for c in activity.cores) / capacity if capacity > 0 else 0.0
+        if cpu is not None and capacity > 0:
+            self.idle_learner.add(utilisation, cpu.watts)
+        # The model, its features, and its calibration against the measured CPU power.
+        infos = core_infos(activity, freq)
+        choice = choose_model(self.config.model, live_frequency=has_live_frequency(activity, infos),
+                              counters=counter_source(activity), counter_reason=self._counter_reason(),
+                              measured_cpu=cpu is not None)
+        features = extract(choice.model, activity, infos, interval) if interval > 0 else None
+        view: ModelView | None = None
+        cal_state: dict[str, Any] | None = None
+        if features is not None:
+            cal = self.calibrator(choice.model)
+            if cpu is not None:
+                cal.observe(cpu.watts, features, utilisation, self.clock.wall())
+            view = replace(cal.view(features), dram_weight=self._dram_weight(node_power, activity))
+            cal_state = cal.state().to_json()
+            if cpu is None and not cal.window:
+                cal_state.update(status=STATUS_UNAVAILABLE, reason=NO_MEASURED_CPU_POWER)
+            cal_state["saved"] = self._store_status
+            self.save_calibration()
+        learned = view.idle if view is not None and view.idle is not None else self.idle_learner.estimate()
         inp = AttributionInput(host=self.host, interval_s=interval, activity=activity, power=power,
-                               gpus=gpus, frequency=freq, groups=groups,
-                               learned_idle=self.idle_learner.estimate(), node_power=node_power)
+                               gpus=gpus, frequency=freq, groups=groups, learned_idle=learned,
+                               node_power=node_power, choice=choice, features=features, calibration=view)
         result = attribute(inp, self.config)
         root = self.ledger.apply(result.root, interval)
         sources = [activity.source]
@@ -151,7 +245,8 @@ class Collector:
             sources=tuple(sources), root=root, idle_policy=self.config.idle,
             estimated=result.estimated, warnings=tuple(warnings),
             extra={"model_reason": result.model_reason, "idle_method": result.idle.method,
-                   "idle_watts": _round(result.idle.watts)},
+                   "idle_watts": _round(result.idle.watts), "model_error": result.model_error,
+                   **({"calibration": cal_state} if cal_state is not None else {})},
         )
         if self.work is not None:
             try:
@@ -181,6 +276,28 @@ class Collector:
             extra={"entry": profile.entry, "method": profile.method, "why": list(profile.why),
                    "data": profile.source, "idle_watts": round(profile.idle_w, 3),
                    "max_watts": round(profile.max_w, 3)})
+
+    def _counter_reason(self) -> str | None:
+        """Why there are no hardware counters, in the counter source's own words."""
+        for status in self.extra_sources:
+            if status.name == "counters" and not status.ok:
+                return status.detail or status.status
+        return None
+
+    def _dram_weight(self, node_power: NodePower, activity: CpuActivity) -> float | None:
+        """The learned fraction of DRAM watts that follows LLC misses (None: not learned)."""
+        dram = node_power.dram
+        misses = [d.llc_misses for p in activity.processes if p.counters
+                  for d in p.counters.values() if d.llc_misses is not None]
+        if dram is None or not misses or activity.interval_s <= 0:
+            return None
+        x = (math.fsum(misses) / activity.interval_s / MISS_UNIT,)
+        feats = ModelFeatures("dram", ("llc_miss",), {}, (0.0,), x, None, COUNTERS_PROCESS, {})
+        cal = self.calibrator("dram")
+        cal.observe(dram.watts, feats, min(1.0, x[0]))  # its "load" is the miss rate (10⁸/s)
+        fit = cal.fit_for(None) if cal.calibrated else None
+        return learned_miss_weight(fit.coef[0], x[0], dram.watts) if fit else None
+
 
 
 def _round(x: float) -> float:

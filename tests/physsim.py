@@ -10,7 +10,9 @@ truth here is a different functional form, unknown to keck-top:
 * each LLC miss costs uncore energy with bandwidth saturation, ``e·R / (1 + R/R_sat)``;
 * the uncore draws ``k·sqrt(utilisation)`` more when anything runs (shared by busy time);
 * every process's power has ±2 % unmodelled noise per interval (data-dependent switching),
-  every counter a little measurement noise.
+  every counter a little measurement noise;
+* DRAM: a background (refresh) owned by PSS, and energy per missed line that depends on
+  how many lines a process writes back dirty (which no LLC-miss counter sees), ±3 % noise.
 
 Processes of equal mean CPU time but different kinds run on their own core pairs:
 compute-bound (high IPC, turbo), memory-bound (low IPC, many misses), the same
@@ -44,7 +46,7 @@ R_SAT = 2.5e8  # misses/s where the uncore saturates
 UNCORE_W = 2.5  # × sqrt(utilisation)
 IDLE_W = 14.0  # package with every core in deep C-states
 DRAM_IDLE_W = 3.5  # DRAM background (refresh), owned by PSS
-DRAM_E_MISS = 22e-9  # J per miss in the DRAM
+DRAM_E_MISS = 15e-9  # J per line read in the DRAM, × (1 + the kind's write-back fraction)
 NOISE_REL = 0.02
 
 
@@ -69,6 +71,7 @@ class Kind:
     cores: tuple[int, int]
     mean_u: float  # mean CPU-seconds per second
     pss_mb: int
+    writeback: float = 0.2  # fraction of missed lines written back dirty (costs DRAM energy, no LLC-miss count)
     u: float = 0.0
 
 
@@ -88,7 +91,7 @@ MAIN_KINDS = ("compute", "memory", "lowfreq", "turbo")
 def default_kinds(mean_u: float = 0.7) -> list[Kind]:
     return [
         Kind(101, "compute", ipc=2.7, mpki=0.3, cores=(0, 1), mean_u=mean_u, pss_mb=300),
-        Kind(102, "memory", ipc=0.35, mpki=40.0, cores=(2, 3), mean_u=mean_u, pss_mb=6000),
+        Kind(102, "memory", ipc=0.35, mpki=40.0, cores=(2, 3), mean_u=mean_u, pss_mb=6000, writeback=0.7),
         Kind(103, "lowfreq", ipc=1.4, mpki=2.0, cores=(4, 5), mean_u=mean_u, pss_mb=800),
         Kind(104, "turbo", ipc=1.4, mpki=2.0, cores=(0, 1), mean_u=mean_u, pss_mb=800),
         Kind(201, "bg-a", ipc=1.0, mpki=3.0, cores=(6, 7), mean_u=0.04, pss_mb=150),
@@ -189,7 +192,7 @@ class PhysSim:
                 core_insn[c] += noisy.instructions or 0.0
                 core_miss[c] += noisy.llc_misses or 0.0
             cpu_w[k.pid] = energy / dt * (1.0 + rng.gauss(0.0, self.noise))
-            dram_w[k.pid] = DRAM_E_MISS * misses_p / dt
+            dram_w[k.pid] = DRAM_E_MISS * (1.0 + k.writeback) * misses_p / dt * (1.0 + rng.gauss(0.0, 0.03))
             procs.append(ProcessSample(pid=k.pid, name=k.name, cmd=k.name, cpu_s=sum(per.values()), per_cpu_s=per,
                                        pss_bytes=k.pss_mb << 20, rss_bytes=k.pss_mb << 20,
                                        counters=counters or None, start_time=float(k.pid)))
@@ -229,3 +232,125 @@ def without_counters(activity: CpuActivity) -> CpuActivity:
     """The same interval as a machine without a PMU sees it."""
     return replace(activity, processes=tuple(replace(p, counters=None) for p in activity.processes),
                    cores=tuple(replace(c, counters=None) for c in activity.cores))
+
+
+# ---- the real collector over the simulated machine ---------------------------------------------
+@dataclass
+class RowScore:
+    """One process in one interval: keck-top's figures beside the truth."""
+
+    pid: int
+    cpu_w: float  # attributed CPU watts (components["cpu"])
+    cpu_lo: float
+    cpu_hi: float
+    true_cpu_w: float
+    dram_w: float
+    true_dram_w: float
+    model_kind: str  # the bound's model term: "measured" | "spread"
+
+
+@dataclass
+class SimRun:
+    model: str  # the model keck-top ran
+    reason: str
+    scores: list[RowScore]
+    calibration: dict
+    warnings: tuple[str, ...]
+    names: dict[int, str]
+    true_idle_w: float
+    idle_w: float
+
+
+class _Feed:
+    """Fake activity and frequency samplers: hand the collector what the simulation produced."""
+
+    def __init__(self) -> None:
+        self.activity: CpuActivity | None = None
+        self.freq: FrequencyReading | None = None
+        self.name = "ebpf"
+
+    def sample(self) -> CpuActivity:
+        return self.activity if self.activity is not None else CpuActivity(SourceStatus("ebpf", "ok", "warming up"), 0.0)
+
+
+class _FreqFeed:
+    name = "cpufreq"
+
+    def __init__(self, feed: _Feed) -> None:
+        self.feed = feed
+
+    def sample(self) -> FrequencyReading:
+        return self.feed.freq if self.feed.freq is not None else FrequencyReading(SourceStatus("cpufreq", "ok"))
+
+
+class _NoGroups:
+    def group_of(self, process: ProcessSample) -> tuple:
+        return ()
+
+
+def run_collector(tmp: Path, model: str = "auto", *, seed: int = 1, steps: int = 900, warmup: int = 300,
+                  counters: bool = True, state_dir: Path | None = None, sim: PhysSim | None = None,
+                  config_kwargs: dict | None = None, on_snapshot=None) -> SimRun:  # noqa: ANN001
+    """Drive keck-top's real Collector (RaplSampler on the fake powercap tree) over the simulation."""
+    from keck_tui.attribution.engine import AttributionConfig
+    from keck_tui.clock import FakeClock
+    from keck_tui.collector import Collector
+    from keck_tui.samplers.rapl import RaplSampler
+
+    sim = sim or PhysSim(sys_root=tmp / "sys", seed=seed)
+    clock = FakeClock()
+    feed = _Feed()
+    collector = Collector(activity=feed, grouper=_NoGroups(), host="sim", power=[RaplSampler(tmp / "sys", clock)],
+                          frequency=_FreqFeed(feed), config=AttributionConfig(model=model, **(config_kwargs or {})),
+                          clock=clock, state_dir=state_dir)
+    collector.prime()
+    scores: list[RowScore] = []
+    snap = None
+    truth = None
+    for step in range(steps):
+        act, freq, truth = sim.step(1.0)
+        feed.activity = act if counters else without_counters(act)
+        feed.freq = freq
+        clock.advance(1.0)
+        snap = collector.collect()
+        if on_snapshot is not None:
+            on_snapshot(snap, truth)
+        if step < warmup:
+            continue
+        for _, row in snap.root.walk():
+            if row.level != "process" or row.pid not in truth.cpu_w:
+                continue
+            cores = [c for c in row.children if c.level == "core"]
+            cpu = (row.components or {}).get("cpu", 0.0)
+            bound = (row.extra or {}).get("bound") or {}
+            scores.append(RowScore(row.pid, cpu, math.fsum(c.watts_lo for c in cores),
+                                   math.fsum(c.watts_hi for c in cores), truth.cpu_w[row.pid],
+                                   (row.components or {}).get("dram", 0.0), truth.dram_w[row.pid],
+                                   str(bound.get("model", ""))))
+    collector.close()
+    assert snap is not None and truth is not None
+    return SimRun(model=snap.model, reason=str(snap.extra.get("model_reason", "")), scores=scores,
+                  calibration=dict(snap.extra.get("calibration") or {}), warnings=snap.warnings,
+                  names={k.pid: k.name for k in sim.kinds}, true_idle_w=truth.idle_w,
+                  idle_w=float(snap.extra.get("idle_watts") or 0.0))
+
+
+def energy_errors(run: SimRun) -> dict[int, float]:
+    """Per process: (attributed − true) CPU energy over the scored intervals, relative to the truth."""
+    att: dict[int, float] = {}
+    tru: dict[int, float] = {}
+    for s in run.scores:
+        att[s.pid] = att.get(s.pid, 0.0) + s.cpu_w
+        tru[s.pid] = tru.get(s.pid, 0.0) + s.true_cpu_w
+    return {pid: (att[pid] - tru[pid]) / tru[pid] for pid in att if tru[pid] > 0}
+
+
+def coverage(run: SimRun, pids: set[int] | None = None) -> float:
+    rows = [s for s in run.scores if pids is None or s.pid in pids]
+    return sum(s.cpu_lo - 1e-9 <= s.true_cpu_w <= s.cpu_hi + 1e-9 for s in rows) / max(1, len(rows))
+
+
+def median_half_width(run: SimRun, pids: set[int] | None = None) -> float:
+    widths = sorted((s.cpu_hi - s.cpu_lo) / 2 / s.cpu_w for s in run.scores
+                    if s.cpu_w > 0 and (pids is None or s.pid in pids))
+    return widths[len(widths) // 2] if widths else math.nan

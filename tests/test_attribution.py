@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from attribution_inputs import activity, bmc, gpu, proc, rapl
+from keck_tui.attribution.calibration import ModelError, ModelView
 from keck_tui.attribution.engine import AttributionConfig, AttributionInput, attribute
+from keck_tui.attribution.features import FEATURE_NAMES
+from keck_tui.attribution.regression import Fit
 from keck_tui.hierarchy.types import GroupLevel
 from keck_tui.model import Row, SourceStatus
-from keck_tui.samplers.types import (CoreSample, CpuActivity, CoreFrequency, FrequencyReading, PowerDomain,
+from keck_tui.samplers.types import (CoreSample, CounterDelta, CpuActivity, CoreFrequency, FrequencyReading,
+                                     PowerDomain,
                                      PowerReading, ThreadSample)
 
 
@@ -61,11 +66,15 @@ def scenarios(draw):
         p = proc(pid, per, kernel=draw(st.booleans()) and pid % 5 == 0,
                  pss=draw(st.none() | st.integers(0, 10**9)))
         if pid % 3 == 0 and not p.kernel:  # a VM process: vCPU threads and others, not always adding up
-            from dataclasses import replace
             p = replace(p, threads=tuple(ThreadSample(pid * 10 + i, name, draw(st.floats(0, 0.3)))
                                          for i, name in enumerate(("CPU 0/KVM", "CPU 1/KVM", "qemu-system-x86"))))
         procs.append(p)
+    if draw(st.booleans()):  # hardware counters per (process, core): the full model can run
+        procs = [replace(p, counters={c: _counters(draw, s) for c, s in p.per_cpu_s.items()}) for p in procs]
     act = activity(procs, n_cores, extra_busy=draw(st.floats(0, 0.2)), irq=draw(st.floats(0, 0.05)))
+    if draw(st.booleans()):
+        act = replace(act, cores=tuple(replace(c, counters=_counters(draw, c.busy_s), freq_mhz=draw(st.floats(400, 5000)))
+                                       for c in act.cores))
     power = []
     kind = draw(st.sampled_from(["none", "rapl", "rapl+psys", "rapl+bmc", "bmc", "host"]))
     pkg = draw(st.floats(1, 300))
@@ -94,8 +103,24 @@ def scenarios(draw):
                             idle=draw(st.sampled_from(["separate", "proportional", "none"])),
                             idle_watts=draw(st.none() | st.floats(0, 100)),
                             cpu_profile=PROFILE if estimate else None, memory=MEMORY if estimate else None)
-    return AttributionInput(host="node-1", interval_s=1.0, activity=act, power=tuple(power), gpus=gpus,
-                            groups=groups), cfg
+    inp = AttributionInput(host="node-1", interval_s=1.0, activity=act, power=tuple(power), gpus=gpus,
+                           groups=groups)
+    if draw(st.booleans()):  # a calibrated model: coefficients, measured error, learned DRAM weight
+        model = attribute(inp, cfg).model
+        m = len(FEATURE_NAMES[model])
+        coef = tuple(draw(st.floats(0, 50)) for _ in range(m))
+        cov = tuple(tuple(draw(st.floats(0, 4)) if i == j else 0.0 for j in range(m)) for i in range(m))
+        fit = Fit(intercept=draw(st.floats(0, 50)), coef=coef, cov=cov, intercept_se=1.0, sigma=1.0, r2=0.9, n=100)
+        err = ModelError(rel_row=draw(st.floats(0, 0.5)), fit=fit, band=None, samples=60)
+        view = ModelView(model, coef, err, None, "calibrated (test)", draw(st.none() | st.floats(0, 1)))
+        inp = replace(inp, calibration=view)
+    return inp, cfg
+
+
+def _counters(draw, seconds: float) -> CounterDelta:
+    cycles = seconds * draw(st.floats(100e6, 5e9))
+    return CounterDelta(cycles=cycles, instructions=cycles * draw(st.floats(0, 4)),
+                        llc_misses=draw(st.none() | st.floats(0, 1e8)))
 
 
 @given(scenarios())

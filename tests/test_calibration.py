@@ -7,10 +7,11 @@ import random
 import pytest
 
 from keck_tui.attribution import features as F
-from keck_tui.attribution.bounds import BoundTerms, measured_model_term, rss
+from keck_tui.attribution.uncertainty import BoundTerms, measured_model_term, rss
 from keck_tui.attribution.calibration import (STATUS_CALIBRATED, STATUS_CALIBRATING, CalibrationConfig,
                                               Calibrator, band_of)
-from keck_tui.attribution.dram import METHOD_KECK, METHOD_LEARNED, METHOD_PSS, split_dram
+from keck_tui.attribution.components import METHOD_KECK, METHOD_LEARNED, METHOD_PSS, dram_shares
+from keck_tui.attribution.weights import model_weights, shares_of
 from keck_tui.attribution.regression import fit
 from keck_tui.model import SourceStatus
 from keck_tui.samplers.types import CoreFrequency, CoreSample, CounterDelta, CpuActivity, FrequencyReading, ProcessSample
@@ -215,7 +216,7 @@ def _activity(counters: bool = True) -> tuple[CpuActivity, FrequencyReading]:
 
 def test_full_features_use_the_effective_frequency_from_cycles():
     act, freq = _activity()
-    feats = F.extract("full", act, F.core_frequencies(act, freq), 1.0)
+    feats = F.extract("full", act, F.core_infos(act, freq), 1.0)
     # core 1 says 1500 MHz (scaling_cur_freq), but the memory process's cycles say it ran at 3 GHz
     mem = feats.process(2)
     assert mem[0] == pytest.approx(0.5) and mem[1] == pytest.approx(0.5 * 27.0)
@@ -231,24 +232,24 @@ def test_full_features_use_the_effective_frequency_from_cycles():
 
 def test_frequency_weighted_without_counters_uses_the_core_frequency_and_equals_cpu_time_when_nominal():
     act, freq = _activity(counters=False)
-    fw = F.extract("frequency-weighted", act, F.core_frequencies(act, freq), 1.0)
+    fw = F.extract("frequency-weighted", act, F.core_infos(act, freq), 1.0)
     assert fw.counters == F.COUNTERS_NONE
     assert fw.process(1)[0] / fw.process(2)[0] == pytest.approx(8.0)  # (3000/1500)³
     nominal = FrequencyReading(SourceStatus("cpufreq", "ok"), (CoreFrequency(0, 2000.0, True, None),
                                                                CoreFrequency(1, 2000.0, True, None)))
     act2 = CpuActivity(OK, 1.0, act.processes, tuple(CoreSample(c.cpu, c.busy_s, 1.0, c.irq_s) for c in act.cores))
-    fw2 = F.extract("frequency-weighted", act2, F.core_frequencies(act2, nominal), 1.0)
-    ct = F.extract("cpu-time", act2, F.core_frequencies(act2, nominal), 1.0)
-    s_fw, _ = F.weights(fw2, (1.0,)).shares()
-    s_ct, _ = F.weights(ct, (1.0,)).shares()
+    fw2 = F.extract("frequency-weighted", act2, F.core_infos(act2, nominal), 1.0)
+    ct = F.extract("cpu-time", act2, F.core_infos(act2, nominal), 1.0)
+    s_fw, _ = _shares(model_weights(fw2, (1.0,)))
+    s_ct, _ = _shares(model_weights(ct, (1.0,)))
     assert s_fw == pytest.approx(s_ct) and fw2.freq_mhz is None
 
 
 def test_weights_split_by_the_coefficients():
     act, freq = _activity()
-    feats = F.extract("full", act, F.core_frequencies(act, freq), 1.0)
-    w = F.weights(feats, (0.0, 0.0, 1.0, 0.0))  # instructions only
-    shares, kshare = w.shares()
+    feats = F.extract("full", act, F.core_infos(act, freq), 1.0)
+    w = model_weights(feats, (0.0, 0.0, 1.0, 0.0))  # instructions only
+    shares, kshare = _shares(w)
     assert shares[1] / shares[2] == pytest.approx(2.5 / 0.4)
     assert math.fsum(shares.values()) + kshare <= 1.0 + 1e-12
 
@@ -256,14 +257,14 @@ def test_weights_split_by_the_coefficients():
 # ---- DRAM ----------------------------------------------------------------------------------------
 def test_dram_split_by_pss_without_counters_and_keck_60_40_with():
     mem = {1: 100.0, 2: 300.0}
-    pss = split_dram(mem, None)
-    assert pss.method == METHOD_PSS and pss.shares == {1: 0.25, 2: 0.75} and "PSS" in pss.note
-    keck = split_dram(mem, {1: 0.0, 2: 50.0})
-    assert keck.method == METHOD_KECK and "60 %" in keck.note
-    assert keck.shares[1] == pytest.approx(0.6 * 0.25) and keck.shares[2] == pytest.approx(0.6 * 0.75 + 0.4)
-    learned = split_dram(mem, {1: 10.0, 2: 30.0}, learned_weight=0.2)
-    assert learned.method == METHOD_LEARNED and learned.shares[1] == pytest.approx(0.8 * 0.25 + 0.2 * 0.25)
-    assert math.fsum(learned.shares.values()) == pytest.approx(1.0)
+    shares, _, method, note = dram_shares(mem, None)
+    assert method == METHOD_PSS and shares == {1: 0.25, 2: 0.75} and "PSS" in note
+    shares, w, method, note = dram_shares(mem, {1: 0.0, 2: 50.0})
+    assert method == METHOD_KECK and w == 0.4 and "60 %" in note
+    assert shares[1] == pytest.approx(0.6 * 0.25) and shares[2] == pytest.approx(0.6 * 0.75 + 0.4)
+    shares, _, method, _ = dram_shares(mem, {1: 10.0, 2: 30.0}, learned_weight=0.2)
+    assert method == METHOD_LEARNED and shares[1] == pytest.approx(0.8 * 0.25 + 0.2 * 0.25)
+    assert math.fsum(shares.values()) == pytest.approx(1.0)
 
 
 # ---- bound terms -----------------------------------------------------------------------------------
@@ -283,3 +284,8 @@ def test_a_row_holding_all_the_power_has_no_tracking_error():
     assert alone == pytest.approx(0.0, abs=1e-9)
     half = measured_model_term(25.0, 0.5, 0.5, 50.0, 50.0, (2.0,), (4.0,), err)
     assert half == pytest.approx(2.0 * err.rel_row * 25.0 * math.sqrt(0.5), rel=1e-6)
+
+
+def _shares(w) -> tuple[dict[int, float], float]:  # noqa: ANN001
+    sh = shares_of(w)
+    return dict(sh.process), sh.kernel

@@ -79,6 +79,18 @@ class ModelError:
 
 
 @dataclass(frozen=True)
+class ModelView:
+    """What attribution needs from the calibration for one interval (frozen, pure data)."""
+
+    model: str
+    theta: tuple[float, ...] | None  # None: not calibrated yet (the model's default coefficients)
+    error: ModelError | None  # None: no measured model error yet (bounds use the models' spread)
+    idle: IdleEstimate | None  # the calibrated idle baseline
+    progress: str  # for model_reason, e.g. "calibrating 12/60"
+    dram_weight: float | None = None  # learned fraction of DRAM watts split by LLC misses
+
+
+@dataclass(frozen=True)
 class CalibrationState:
     model: str
     status: str
@@ -185,7 +197,10 @@ class Calibrator:
         rel = _rms(values)
         if rel is None or len(values) < 5:
             return None
-        return ModelError(rel_row=rel, fit=f, band=band if values is own else None, samples=len(values))
+        # An RMS of k residuals is itself uncertain: use its one-sided 90 % upper confidence
+        # limit, √(k / χ²₀.₁₀(k)) times it (Wilson–Hilferty for the χ² quantile).
+        return ModelError(rel_row=rel * _upper_factor(len(values)), fit=f, band=band if values is own else None,
+                          samples=len(values))
 
     # ---- learning ---------------------------------------------------------------------------
     def observe(self, y: float, features: ModelFeatures, utilisation: float, wall: float | None = None) -> Residual | None:
@@ -301,6 +316,24 @@ class Calibrator:
             # generous: feature k alone could explain all the dynamic power
             sd.append(dyn / mean_x if mean_x > 0 else math.inf)
         return fit(rows, ys, prior_mean=prior, prior_sd=sd)
+
+    def view(self, features: ModelFeatures) -> ModelView:
+        """The coefficients, measured error and idle baseline for this interval's band."""
+        band = self.band(features)
+        if not self.calibrated:
+            st = self.state()
+            fallback = " (frequency-weighted shares until then)" if self.model != "frequency-weighted" and \
+                len(self.names) > 1 else ""
+            return ModelView(self.model, None, None, None, f"calibrating: {st.reason}{fallback}")
+        f = self.fit_for(band)
+        assert f is not None
+        err = self.model_error(band)
+        rmse = _rms(r.watts for r in list(self.residuals)[-self.config.track_window:])
+        where = f", {band * self.config.band_mhz:.0f}-{(band + 1) * self.config.band_mhz:.0f} MHz band" \
+            if band is not None and band in self.band_fits else ""
+        progress = (f"calibrated against the measured CPU power (tracking error "
+                    f"{rmse if rmse is not None else f.sigma:.2f} W, R² {f.r2:.3f}{where})")
+        return ModelView(self.model, f.coef, err, self.idle(), progress)
 
     # ---- what the snapshot shows ----------------------------------------------------------------
     def state(self) -> CalibrationState:
@@ -423,3 +456,12 @@ def _change_point(values: Sequence[float]) -> int:
         if m2 > m1 and score > best:
             best, at = score, k
     return at
+
+
+def _upper_factor(k: int, z: float = 1.2816) -> float:
+    """√(k / χ²_α(k)) for the lower α-quantile of χ² with k degrees of freedom (z: its normal quantile).
+
+    The one-sided upper confidence factor of an RMS estimated from k samples (α = 0.10: 1.14 at k = 60)."""
+    c = 2.0 / (9.0 * k)
+    q = k * (1.0 - c - z * math.sqrt(c)) ** 3
+    return math.sqrt(k / q) if q > 0 else 2.0

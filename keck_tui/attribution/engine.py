@@ -7,7 +7,8 @@ level's children sum exactly to their parent. :func:`attribute` runs the phases,
 each in a module of its own:
 
 1. node power and its components (power.py; the caller may pass it in, resolved once);
-2. the model and its per-process shares of the busy CPU capacity (weights.py);
+2. the model (selection.py), its features (features.py), calibrated coefficients
+   (calibration.py, through the collector) and per-process shares (weights.py);
 3. the CPU watts to split and the idle baseline (cpu.py);
 4. DRAM and GPU watts per process (components.py);
 5. process rows placed under their group path, with cores, DRAM and GPU (tree.py);
@@ -18,19 +19,23 @@ themselves are in docs/design.md, "Attribution".
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from keck_tui.attribution.calibration import ModelView
 from keck_tui.attribution.components import split_dram, split_gpus
 from keck_tui.attribution.cpu import IDLE_ESTIMATE_MODEL, WIDE_TOTALS, CpuEstimateInputs, CpuLoad, cpu_budget
+from keck_tui.attribution.features import (MODEL_CPU_TIME, MODEL_FREQ, MODEL_FULL, ModelFeatures, core_infos,
+                                           counter_source, default_theta, extract)
 from keck_tui.attribution.idle import IdleEstimate
 from keck_tui.attribution.power import Component, NodePower, resolve_node_power
 from keck_tui.attribution.rows import (IDLE_PROPORTIONAL, idle_row, kernel_row, node_row, node_watts,
                                        platform_row, residual_row)
+from keck_tui.attribution.selection import ModelChoice, choose_model
 from keck_tui.attribution.tree import ProcessSplit, SmallDram, TreeNode, add_process
-from keck_tui.attribution.uncertainty import CpuBounds, split_error, tick_share
-from keck_tui.attribution.weights import (MODEL_CPU_TIME, MODEL_FREQ, MODEL_FULL, choose_model,
-                                          core_infos, has_live_frequency, model_shares)
+from keck_tui.attribution.uncertainty import CpuBounds, sensor_error, tick_share
+from keck_tui.attribution.weights import has_live_frequency, model_shares, model_weights, shares_of
 from keck_tui.common.ids import safe_id
 from keck_tui.hierarchy.types import GroupPath
 from keck_tui.model import KIND_ESTIMATED, Row
@@ -40,7 +45,7 @@ if TYPE_CHECKING:
     from keck_tui.estimate.profile import CpuPowerProfile, MemoryEstimate
 
 __all__ = ["MODEL_CPU_TIME", "MODEL_FREQ", "MODEL_FULL", "WIDE_TOTALS", "Attribution", "AttributionConfig",
-           "AttributionInput", "attribute", "choose_model"]
+           "AttributionInput", "attribute"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,12 @@ class AttributionInput:
     gpus: tuple[GpuReading, ...] = ()
     frequency: FrequencyReading | None = None
     groups: Mapping[int, GroupPath] = field(default_factory=dict)
-    learned_idle: IdleEstimate | None = None  # from the collector's IdleLearner
-    hardware_counters: bool = False
+    learned_idle: IdleEstimate | None = None  # from the collector's IdleLearner (or the calibration)
     # resolve_node_power(power, gpus) when the caller already has it (the collector does)
     node_power: NodePower | None = None
+    choice: ModelChoice | None = None  # the collector's choice of model (else chosen here)
+    features: ModelFeatures | None = None  # that model's features, when the collector computed them
+    calibration: ModelView | None = None  # coefficients, measured error and idle from calibration
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class Attribution:
     idle: IdleEstimate
     utilisation: float  # busy fraction of all logical CPUs
     warnings: tuple[str, ...] = ()
+    model_error: str = "spread"  # what the bounds' model term is: "spread" | "measured"
 
 
 def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConfig()) -> Attribution:
@@ -94,14 +102,23 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     node_power = inp.node_power if inp.node_power is not None else resolve_node_power(inp.power, inp.gpus)
     warnings.extend(node_power.warnings)
 
-    # 2. the model and every model's shares
+    # 2. the model, its features and weights (coefficients from calibration, else its defaults)
     infos = core_infos(activity, inp.frequency)
-    model, model_reason, model_warnings = choose_model(
-        config.model, has_live_frequency(activity, infos), inp.hardware_counters)
-    warnings.extend(model_warnings)
+    choice = inp.choice or choose_model(config.model, live_frequency=has_live_frequency(activity, infos),
+                                        counters=counter_source(activity), measured_cpu=node_power.cpu is not None)
+    model = choice.model
+    warnings.extend(choice.warnings)
+    view = inp.calibration if inp.calibration is not None and inp.calibration.model == model else None
+    model_reason = choice.reason + (f"; {view.progress}" if view is not None and view.progress else "")
     load = CpuLoad.of(activity, interval)
-    by_model = model_shares(activity, infos, load.busy_s)
-    shares = by_model[MODEL_FREQ if model == MODEL_FREQ else MODEL_CPU_TIME]
+    features = inp.features if inp.features is not None and inp.features.model == model else \
+        extract(model, activity, infos, interval)
+    weights = model_weights(features, view.theta if view is not None and view.theta is not None
+                            else default_theta(model))
+    shares = shares_of(weights)
+    model_error = view.error if view is not None else None
+    # until calibration measures the model's error, the simple models' spread bounds it
+    by_model = model_shares(activity, infos, load.busy_s) if model_error is None else {}
 
     # 3. the CPU watts to split: active power, plus idle when it is shared by activity
     # (which needs some activity to share by; with none, idle stays in (idle))
@@ -110,10 +127,14 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     proportional = config.idle == IDLE_PROPORTIONAL and (
         any(v > 0 for v in shares.process.values()) or shares.kernel > 0)
     split_w = budget.active + (budget.idle_w if proportional else 0.0)
+    from_estimate = budget.idle.method == IDLE_ESTIMATE_MODEL
     bounds = CpuBounds(split_w=split_w,
-                       split_err=split_error(split_w, budget.cpu, budget.idle_err,
-                                             budget.idle.method == IDLE_ESTIMATE_MODEL, proportional),
-                       tick_share=tick_share(config.tick_s, load.busy_s, activity.per_cpu_exact))
+                       sensor_err=sensor_error(split_w, budget.cpu, budget.idle.method, from_estimate),
+                       idle_err=0.0 if proportional or from_estimate else budget.idle_err,
+                       tick_share=tick_share(config.tick_s, load.busy_s, activity.per_cpu_exact),
+                       model_error=model_error,
+                       sum_sq_shares=math.fsum(v * v for v in shares.process.values()) + shares.kernel ** 2,
+                       capacity=weights.capacity, x_node=features.node)
 
     # 4.-5. DRAM and GPU per process; process rows under their groups
     host_estimated = _host_estimated(node_power, inp.power)
@@ -121,8 +142,9 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     users = [p for p in activity.processes if not p.kernel]
     gpus = split_gpus(inp.gpus, {p.pid for p in users})
     split = ProcessSplit(split_w=split_w, shares=shares, model_shares=tuple(by_model.values()),
-                         bounds=bounds, dram=split_dram(budget.dram, users), gpus=gpus,
-                         infos=infos, cpu_sources=budget.cpu.sources, estimated=est_flag,
+                         weights=weights, features=features, bounds=bounds,
+                         dram=split_dram(budget.dram, users, view.dram_weight if view is not None else None),
+                         gpus=gpus, infos=infos, cpu_sources=budget.cpu.sources, estimated=est_flag,
                          dram_row_min_share=config.dram_row_min_share)
     root = TreeNode("node", safe_id(inp.host), inp.host)
     small_dram = SmallDram()
@@ -132,7 +154,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
 
     # 6. synthetic rows, (residual), the node
     synthetic = [row for row in (
-        kernel_row(activity, split_w, shares, split.model_shares, bounds, est_flag),
+        kernel_row(activity, split_w, shares, split.model_shares, bounds, est_flag, features.kernel),
         idle_row(config.idle, proportional, budget, gpus, est_flag),
         platform_row(budget.platform, node_power.total_source)) if row is not None]
     watts = node_watts(config.idle, budget, gpus)
@@ -147,7 +169,7 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
     return Attribution(root=node, model=model, model_reason=model_reason,
                        estimated=node_power.total_source == "none" or host_estimated, node_power=node_power,
                        cpu=budget.cpu, idle=budget.idle, utilisation=load.utilisation,
-                       warnings=tuple(warnings))
+                       warnings=tuple(warnings), model_error=bounds.model_kind)
 
 
 def _host_estimated(node_power: NodePower, power: tuple[PowerReading, ...]) -> bool:

@@ -59,38 +59,45 @@ Vector = tuple[float, ...]
 
 
 @dataclass(frozen=True)
-class CoreFreq:
-    """A core's frequency over the interval, as the models see it."""
+class CoreInfo:
+    """What the models know of one logical CPU over the interval."""
 
-    mhz: float | None  # mean frequency (None: unknown)
-    phi3: float  # mean (f / 1 GHz)³ while busy
-    live: bool  # measured this interval (not the nominal value)
+    mhz: float | None
+    nominal: bool  # mhz is the nominal value (or unknown), not a live reading
+    factor: float  # mean (f/fmax)³ while busy on this core
+    phi3: float = 1.0  # mean (f / 1 GHz)³ while busy: the same against a fixed reference
+
+    @property
+    def live(self) -> bool:
+        return bool(self.mhz) and not self.nominal
 
 
-def core_frequencies(activity: CpuActivity, frequency: FrequencyReading | None) -> dict[int, CoreFreq]:
-    """Each core's frequency: eBPF residency, else the activity sampler's or cpufreq's reading."""
-    readings: dict[int, tuple[float, bool, float | None]] = {}
+def core_infos(activity: CpuActivity, frequency: FrequencyReading | None) -> dict[int, CoreInfo]:
+    """Per core: frequency (cpufreq, overridden by the activity sampler's own) and factors."""
+    freqs: dict[int, tuple[float, bool, float | None]] = {}
     if frequency is not None and frequency.source.ok:
         for cf in frequency.cores:
-            readings[cf.cpu] = (cf.mhz, cf.nominal, cf.max_mhz)
+            freqs[cf.cpu] = (cf.mhz, cf.nominal, cf.max_mhz)
     for core in activity.cores:
         if core.freq_mhz is not None:
-            max_mhz = readings.get(core.cpu, (None, True, None))[2]
-            readings[core.cpu] = (core.freq_mhz, core.freq_nominal, max_mhz)
-    fmax = max([m for m, _, mx in readings.values() if m] + [mx for _, _, mx in readings.values() if mx],
+            prev_max = freqs.get(core.cpu, (None, True, None))[2]
+            freqs[core.cpu] = (core.freq_mhz, core.freq_nominal, prev_max)
+    fmax = max([m for m, _, mx in freqs.values() if m] + [mx for _, _, mx in freqs.values() if mx],
                default=0.0)
-    out: dict[int, CoreFreq] = {}
+    infos: dict[int, CoreInfo] = {}
     for core in activity.cores:
-        mhz, nominal, max_mhz = readings.get(core.cpu, (None, True, None))
-        if core.freq_cubed_weight is not None and core.busy_s > 0 and (max_mhz or fmax):
+        mhz, nominal, max_mhz = freqs.get(core.cpu, (None, True, None))
+        if core.freq_cubed_weight is not None and core.busy_s > 0:
             # eBPF integrates busy·(f/fmax)³ with fmax = this core's cpuinfo_max_freq
-            ref = (max_mhz or fmax) / F_REF_MHZ
-            out[core.cpu] = CoreFreq(mhz, core.freq_cubed_weight / core.busy_s * ref ** 3, True)
-        elif mhz:
-            out[core.cpu] = CoreFreq(mhz, (mhz / F_REF_MHZ) ** 3, not nominal)
+            factor = core.freq_cubed_weight / core.busy_s
+            ref = max_mhz or fmax
+            phi3 = factor * (ref / F_REF_MHZ) ** 3 if ref else 1.0
+        elif mhz and fmax and not nominal:
+            factor, phi3 = (mhz / fmax) ** 3, (mhz / F_REF_MHZ) ** 3
         else:
-            out[core.cpu] = CoreFreq(None, 1.0, False)
-    return out
+            factor, phi3 = 1.0, ((mhz / F_REF_MHZ) ** 3 if mhz else 1.0)
+        infos[core.cpu] = CoreInfo(mhz=mhz, nominal=nominal, factor=factor, phi3=phi3)
+    return infos
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ def _vector(model: str, u: float, phi3: float, insn_rate: float | None, miss_rat
     return (u, u * phi3, insn, (miss_rate or 0.0) / MISS_UNIT)
 
 
-def _effective(d: CounterDelta | None, seconds: float, core: CoreFreq) -> tuple[float, float]:
+def _effective(d: CounterDelta | None, seconds: float, core: CoreInfo) -> tuple[float, float]:
     """(φ, φ³) of one (process, core): from its cycles where counted, else the core's."""
     if d is not None and d.cycles and seconds > 0:
         mhz = d.cycles / seconds / 1e6
@@ -154,121 +161,105 @@ def counter_source(activity: CpuActivity) -> str:
     return COUNTERS_PROCESS if getattr(activity, "per_process_counters", False) else COUNTERS_CORE
 
 
-def extract(model: str, activity: CpuActivity, freqs: Mapping[int, CoreFreq],
+def extract(model: str, activity: CpuActivity, freqs: Mapping[int, CoreInfo],
             interval_s: float) -> ModelFeatures:
     """The features of every process, the kernel and the node for ``model``."""
-    names = FEATURE_NAMES[model]
-    m = len(names)
-    dt = interval_s if interval_s > 0 else (activity.interval_s or 1.0)
-    source = counter_source(activity)
-    busy = math.fsum(c.busy_s for c in activity.cores if c.cpu in freqs)
-    # A process with no per-core times ran "somewhere": at the node's busy-weighted mean.
-    default = CoreFreq(None, (math.fsum(c.busy_s * freqs[c.cpu].phi3 for c in activity.cores if c.cpu in freqs)
-                              / busy) if busy > 0 else 1.0, False)
+    ex = _Extractor(model, activity, freqs, interval_s)
+    rows, kernel_parts, ipc = ex.processes()
+    kernel_parts.extend(ex.interrupts())
+    return ModelFeatures(model=model, names=ex.names, rows=rows, kernel=_sum(kernel_parts, ex.m), node=ex.node(),
+                         freq_mhz=ex.frequency(), counters=counter_source(activity), ipc=ipc)
 
-    def counters_of(p: ProcessSample, cpu: int) -> CounterDelta | None:
-        return p.counters.get(cpu) if p.counters else None
 
-    def row(p: ProcessSample, cpu: int, seconds: float) -> Vector:
-        d = counters_of(p, cpu) if model != MODEL_CPU_TIME else None
-        phi, phi3 = _effective(d, seconds, freqs.get(cpu, default))
-        insn = d.instructions / dt if d is not None and d.instructions is not None else None
-        miss = d.llc_misses / dt if d is not None and d.llc_misses is not None else None
-        return _vector(model, seconds / dt, phi3, insn, miss, phi)
+class _Extractor:
+    """One interval's feature extraction under one model (see :func:`extract`)."""
 
-    rows: dict[int, dict[int, Vector]] = {}
-    ipc: dict[int, float] = {}
-    kernel_parts: list[Vector] = []
-    per_core: dict[int, list[Vector]] = {}
-    for p in activity.processes:
-        per = p.per_cpu_s or ({} if p.cpu_s <= 0 else {-1: p.cpu_s})
-        vecs: dict[int, Vector] = {}
-        cycles = insns = 0.0
-        for cpu, seconds in per.items():
-            if seconds <= 0:
+    def __init__(self, model: str, activity: CpuActivity, freqs: Mapping[int, CoreInfo], interval_s: float) -> None:
+        self.model, self.activity, self.freqs = model, activity, freqs
+        self.names = FEATURE_NAMES[model]
+        self.m = len(self.names)
+        self.dt = interval_s if interval_s > 0 else (activity.interval_s or 1.0)
+        busy = math.fsum(c.busy_s for c in activity.cores if c.cpu in freqs)
+        # A process with no per-core times ran "somewhere": at the node's busy-weighted mean.
+        mean = math.fsum(c.busy_s * freqs[c.cpu].phi3 for c in activity.cores if c.cpu in freqs) / busy \
+            if busy > 0 else 1.0
+        self.default = CoreInfo(None, True, 1.0, mean)
+        self.per_core: dict[int, list[Vector]] = {}  # cpu -> every row's vector there
+
+    def vector(self, d: CounterDelta | None, seconds: float, cpu: int) -> Vector:
+        """The features of ``seconds`` on ``cpu`` with counters ``d`` (None: none)."""
+        if self.model == MODEL_CPU_TIME:
+            d = None
+        phi, phi3 = _effective(d, seconds, self.freqs.get(cpu, self.default))
+        insn = d.instructions / self.dt if d is not None and d.instructions is not None else None
+        miss = d.llc_misses / self.dt if d is not None and d.llc_misses is not None else None
+        return _vector(self.model, seconds / self.dt, phi3, insn, miss, phi)
+
+    def processes(self) -> tuple[dict[int, dict[int, Vector]], list[Vector], dict[int, float]]:
+        """User processes' vectors per core, kernel threads' vectors, and IPC per user process."""
+        rows: dict[int, dict[int, Vector]] = {}
+        kernel: list[Vector] = []
+        ipc: dict[int, float] = {}
+        for p in self.activity.processes:
+            if p.cpu_s <= 0 and not p.per_cpu_s:
+                continue  # did not run: no features (most processes, most intervals)
+            vecs: dict[int, Vector] = {}
+            cycles = insns = 0.0
+            for cpu, seconds in (p.per_cpu_s or {-1: p.cpu_s}).items():
+                if seconds <= 0:
+                    continue
+                d = p.counters.get(cpu) if p.counters else None
+                vecs[cpu] = self.vector(d, seconds, cpu)
+                self.per_core.setdefault(cpu, []).append(vecs[cpu])
+                if d is not None and d.cycles and d.instructions is not None:
+                    cycles, insns = cycles + d.cycles, insns + d.instructions
+            if p.kernel:
+                kernel.extend(vecs.values())
                 continue
-            vec = row(p, cpu, seconds)
-            vecs[cpu] = vec
-            per_core.setdefault(cpu, []).append(vec)
-            d = counters_of(p, cpu)
-            if d is not None and d.cycles and d.instructions is not None:
-                cycles += d.cycles
-                insns += d.instructions
-        if p.kernel:
-            kernel_parts.extend(vecs.values())
-        else:
             rows[p.pid] = vecs
             if cycles > 0:
                 ipc[p.pid] = insns / cycles
-    for core in activity.cores:
-        if core.irq_s > 0:
-            share = (_scaled(core.counters, core.irq_s / core.busy_s)
-                     if core.counters is not None and core.busy_s > 0 else None)
-            phi, phi3 = _effective(share, core.irq_s, freqs.get(core.cpu, default))
-            vec = _vector(model, core.irq_s / dt, phi3,
-                          None if share is None or share.instructions is None else share.instructions / dt,
-                          None if share is None or share.llc_misses is None else share.llc_misses / dt, phi)
-            kernel_parts.append(vec)
-            per_core.setdefault(core.cpu, []).append(vec)
-    # The node: each core's busy time (counters of the whole core where they exist), never
-    # less than what its processes add up to (a process can run on a core not listed).
-    node_parts: list[Vector] = []
-    for core in activity.cores:
-        d = core.counters if model != MODEL_CPU_TIME else None
-        phi, phi3 = _effective(d, core.busy_s, freqs.get(core.cpu, default))
-        own = _vector(model, core.busy_s / dt, phi3,
-                      None if d is None or d.instructions is None else d.instructions / dt,
-                      None if d is None or d.llc_misses is None else d.llc_misses / dt, phi)
-        summed = _sum(per_core.get(core.cpu, ()), m)
-        node_parts.append(tuple(max(a, b) for a, b in zip(own, summed)))
-    known = {c.cpu for c in activity.cores}
-    for cpu, vecs in per_core.items():
-        if cpu not in known:
-            node_parts.append(_sum(vecs, m))
-    node = _sum(node_parts, m)
+        return rows, kernel, ipc
 
-    live = [c for c in activity.cores if c.busy_s > 0]
-    freq_mhz: float | None = None
-    num = den = 0.0
-    for c in live:
-        if c.counters is not None and c.counters.cycles and model != MODEL_CPU_TIME:
-            mhz = c.counters.cycles / c.busy_s / 1e6
-            if _MHZ_RANGE[0] <= mhz <= _MHZ_RANGE[1]:
-                num, den = num + mhz * c.busy_s, den + c.busy_s
+    def interrupts(self) -> list[Vector]:
+        """irq and softirq time per core, with the core's counters shared by time."""
+        out = []
+        for core in self.activity.cores:
+            if core.irq_s > 0:
+                share = (_scaled(core.counters, core.irq_s / core.busy_s)
+                         if core.counters is not None and core.busy_s > 0 else None)
+                vec = self.vector(share, core.irq_s, core.cpu)
+                out.append(vec)
+                self.per_core.setdefault(core.cpu, []).append(vec)
+        return out
+
+    def node(self) -> Vector:
+        """Each core's busy time (with the whole core's counters where they exist), never less
+        than the rows on it add up to, nor than all rows together (a process whose core is
+        unknown ran on one of them). Call after :meth:`processes` and :meth:`interrupts`."""
+        parts = []
+        for core in self.activity.cores:
+            own = self.vector(core.counters, core.busy_s, core.cpu)
+            summed = _sum(self.per_core.get(core.cpu, ()), self.m)
+            parts.append(tuple(max(a, b) for a, b in zip(own, summed)))
+        every_row = _sum([v for vecs in self.per_core.values() for v in vecs], self.m)
+        return tuple(max(a, b) for a, b in zip(_sum(parts, self.m), every_row))
+
+    def frequency(self) -> float | None:
+        """The node's busy-weighted effective frequency (its band); None when none is live."""
+        num = den = 0.0
+        for c in self.activity.cores:
+            if c.busy_s <= 0:
                 continue
-        info = freqs.get(c.cpu)
-        if info is not None and info.live and info.mhz:
-            num, den = num + info.mhz * c.busy_s, den + c.busy_s
-    if den > 0:
-        freq_mhz = num / den
-    return ModelFeatures(model=model, names=names, rows=rows, kernel=_sum(kernel_parts, m), node=node,
-                         freq_mhz=freq_mhz, counters=source, ipc=ipc)
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Modelled dynamic power (W, before scaling to the measurement) per process and core."""
-
-    process: Mapping[int, float]
-    per_core: Mapping[int, Mapping[int, float]]
-    kernel: float
-    capacity: float  # the node's modelled dynamic power (≥ processes + kernel)
-
-    def shares(self) -> tuple[dict[int, float], float]:
-        """Each process's and the kernel's fraction of the node's dynamic power."""
-        denom = max(self.capacity, math.fsum(self.process.values()) + self.kernel)
-        if denom <= 0:
-            return {pid: 0.0 for pid in self.process}, 0.0
-        return {pid: w / denom for pid, w in self.process.items()}, self.kernel / denom
-
-
-def weights(features: ModelFeatures, theta: tuple[float, ...]) -> Weights:
-    def dot(v: Vector) -> float:
-        return max(0.0, math.fsum(t * x for t, x in zip(theta, v)))
-
-    per_core = {pid: {cpu: dot(v) for cpu, v in cores.items()} for pid, cores in features.rows.items()}
-    return Weights(process={pid: math.fsum(c.values()) for pid, c in per_core.items()}, per_core=per_core,
-                   kernel=dot(features.kernel), capacity=dot(features.node))
+            if c.counters is not None and c.counters.cycles and self.model != MODEL_CPU_TIME:
+                mhz = c.counters.cycles / c.busy_s / 1e6
+                if _MHZ_RANGE[0] <= mhz <= _MHZ_RANGE[1]:
+                    num, den = num + mhz * c.busy_s, den + c.busy_s
+                    continue
+            info = self.freqs.get(c.cpu)
+            if info is not None and info.live and info.mhz:
+                num, den = num + info.mhz * c.busy_s, den + c.busy_s
+        return num / den if den > 0 else None
 
 
 def default_theta(model: str) -> tuple[float, ...]:

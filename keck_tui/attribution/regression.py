@@ -175,7 +175,9 @@ def fit(rows: Sequence[Sequence[float]], y: Sequence[float], *,
             for p, i in enumerate(free):
                 for q, j in enumerate(free):
                     cov[i][j] = sub[p][q]
-    r2 = 1.0 - ss_res(theta) / ss_tot if ss_tot > 0 else 1.0
+    # R² against the samples' own mean (with a fixed intercept, yty is not centred on it)
+    centred = yty - n * (math.fsum(yc) / n) ** 2 if intercept is not None else yty
+    r2 = 1.0 - ss_res(theta) / centred if centred > 0 else 1.0
     icpt = ybar - math.fsum(t * mu for t, mu in zip(theta, mean))
     if intercept is not None:
         icpt_se = 0.0

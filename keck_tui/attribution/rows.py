@@ -17,10 +17,11 @@ from typing import Mapping, Sequence
 
 from keck_tui.attribution.components import GpuSplit
 from keck_tui.attribution.cpu import WIDE_TOTALS, CpuBudget, CpuLoad
+from keck_tui.attribution.features import CoreInfo, Vector
 from keck_tui.attribution.power import Component, NodePower
 from keck_tui.attribution.tree import TreeNode
 from keck_tui.attribution.uncertainty import CpuBounds, node_error, residual_error
-from keck_tui.attribution.weights import CoreInfo, Shares
+from keck_tui.attribution.weights import Shares
 from keck_tui.model import Row
 from keck_tui.samplers.types import CpuActivity
 
@@ -37,7 +38,7 @@ NOTE_RESIDUAL = ("measured power no process accounts for: busy time of processes
 
 
 def kernel_row(activity: CpuActivity, split_w: float, shares: Shares, model_shares: Sequence[Shares],
-               bounds: CpuBounds, estimated: bool) -> TreeNode | None:
+               bounds: CpuBounds, estimated: bool, x_kernel: Vector = ()) -> TreeNode | None:
     kernel_cpu_s = math.fsum(p.cpu_s for p in activity.processes if p.kernel) + math.fsum(
         c.irq_s for c in activity.cores)
     kernel_w = split_w * shares.kernel
@@ -45,7 +46,7 @@ def kernel_row(activity: CpuActivity, split_w: float, shares: Shares, model_shar
         return None
     k = TreeNode("synthetic", "(kernel)", "(kernel)", note=NOTE_KERNEL)
     k.watts = kernel_w
-    k.err = bounds.kernel_error(shares.kernel, [s.kernel for s in model_shares])
+    k.err = bounds.row_terms(shares.kernel, x_kernel, [s.kernel for s in model_shares], ran=False).half_width
     k.cpu_s = kernel_cpu_s
     k.comp = {"cpu": kernel_w}
     k.estimated = estimated

@@ -1,12 +1,13 @@
 """The node's tree under construction: process rows placed under their group path.
 
 Each user process gets its CPU watts (split watts × its share under the chosen model),
-split over its cores by per-core seconds × the core's factor (no per-core data: one
-``(cpu)`` child; a VM process: one row per vCPU thread and one for its other threads),
-plus a ``(dram)`` child and one ``gpu-N`` child per device it used. A process with only
-DRAM power this interval is one row, without a ``(dram)`` child; if its share of the node's
-DRAM is small too, it is no row at all: such processes are summed into one ``(dram)`` row
-per group (with a DRAM figure every idle process would otherwise be a row).
+split over its cores by the model's per-core weights (no per-core data: one ``(cpu)``
+child; a VM process: one row per vCPU thread and one for its other threads), plus a
+``(dram)`` child and one ``gpu-N`` child per device it used; its JSON carries the terms of
+its CPU bound (``bound``: uncertainty.py). A process with only DRAM power this interval is
+one row, without a ``(dram)`` child; if its share of the node's DRAM is small too, it is no
+row at all: such processes are summed into one ``(dram)`` row per group (with a DRAM figure
+every idle process would otherwise be a row).
 Group rows are created on the way down and take the sums of their children when the
 tree is frozen into :class:`~keck_tui.model.Row`\\ s (:meth:`TreeNode.finish`).
 """
@@ -17,14 +18,14 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from keck_tui.attribution.components import DramSplit, GpuSplit
+from keck_tui.attribution.features import CoreInfo, ModelFeatures
 from keck_tui.attribution.uncertainty import CpuBounds
-from keck_tui.attribution.weights import CoreInfo, Shares
+from keck_tui.attribution.weights import Shares, Weights
 from keck_tui.common.ids import safe_id
 from keck_tui.hierarchy.types import GroupPath
 from keck_tui.model import Row
 from keck_tui.samplers.types import ProcessSample
 
-NOTE_DRAM = "this process's share of DRAM power, by PSS"
 NOTE_SMALL_DRAM = ("DRAM share (by PSS) of {n} processes that used no CPU this interval, each below "
                    "{pct:g} % of the node's DRAM power")
 NOTE_THREADS = "the VM process's other threads: main loop, emulator and I/O threads"
@@ -34,7 +35,7 @@ class TreeNode:
     """Mutable row under construction (frozen into a Row at the end)."""
 
     __slots__ = ("level", "id", "name", "children", "index", "watts", "err", "cpu_s", "freq_num",
-                 "freq_den", "nominal", "comp", "gpu", "extra", "estimated", "sources")
+                 "freq_den", "nominal", "comp", "gpu", "extra", "estimated", "sources", "json_extra")
 
     def __init__(self, level: str, id_: str, name: str, **extra: object) -> None:
         self.level, self.id, self.name = level, id_, name
@@ -51,6 +52,7 @@ class TreeNode:
         self.extra = extra
         self.estimated = False
         self.sources: tuple[str, ...] = ()
+        self.json_extra: dict[str, object] = {}  # optional nested objects for the row's JSON (Row.extra)
 
     def child(self, level: str, id_: str, name: str, **extra: object) -> "TreeNode":
         node = self.index.get(id_)
@@ -76,6 +78,7 @@ class TreeNode:
         freq = self.freq_num / self.freq_den if self.freq_den > 0 else None
         has_time = self.level != "synthetic" or self.cpu_s > 0
         extra = {k: v for k, v in self.extra.items() if v is not None}
+        row_extra = {**(extra.pop("extra", None) or {}), **self.json_extra}  # a group's metadata, a row's bound
         return Row(
             level=self.level, id=self.id, name=self.name,
             watts=self.watts, watts_lo=lo, watts_hi=hi,
@@ -88,6 +91,7 @@ class TreeNode:
             gpu_watts=(self.gpu if self.gpu > 0 else None),
             sources=self.sources or None,
             children=rows,
+            extra=row_extra,
             **extra,  # type: ignore[arg-type]
         )
 
@@ -110,7 +114,9 @@ class ProcessSplit:
 
     split_w: float  # CPU watts split between processes and (kernel)
     shares: Shares  # under the chosen model
-    model_shares: tuple[Shares, ...]  # under every model (for the spread)
+    model_shares: tuple[Shares, ...]  # under the simple models (for the spread before calibration)
+    weights: Weights  # the chosen model's weights, with each process's per core
+    features: ModelFeatures  # the chosen model's features (for the measured model error)
     bounds: CpuBounds
     dram: DramSplit
     gpus: GpuSplit
@@ -145,14 +151,15 @@ def add_process(root: TreeNode, p: ProcessSample, groups: GroupPath, split: Proc
     """The process's row under its group path, with its core, DRAM and GPU children."""
     share = split.shares.process.get(p.pid, 0.0)
     cpu_part = split.split_w * share
-    # The CPU reading's error (and the idle baseline's, which moves watts between
-    # (idle) and the processes) lands on the processes in proportion to their share.
-    cpu_err = split.bounds.process_error(share, [s.process.get(p.pid, 0.0) for s in split.model_shares],
-                                         ran=p.cpu_s > 0)
     dram_part = split.dram.part(p.pid)
     gpus = split.gpus.per_process.get(p.pid, {})
     if cpu_part <= 0 and dram_part <= 0 and not gpus and p.cpu_s <= 0:
         return
+    # The CPU reading's error (and the idle baseline's, which moves watts between
+    # (idle) and the processes) lands on the processes in proportion to their share.
+    terms = split.bounds.row_terms(share, split.features.process(p.pid),
+                                   [s.process.get(p.pid, 0.0) for s in split.model_shares], ran=p.cpu_s > 0)
+    cpu_err = terms.half_width
     parent = root
     for level in groups:
         parent = parent.child(level.level, safe_id(level.id), level.name,
@@ -170,16 +177,19 @@ def add_process(root: TreeNode, p: ProcessSample, groups: GroupPath, split: Proc
     proc.cpu_s = p.cpu_s
     proc.estimated = split.estimated
     proc.sources = split.cpu_sources + (split.dram.sources if dram_part > 0 else ())
+    if cpu_part > 0:
+        proc.json_extra["bound"] = terms.to_json()
     if p.threads:
         _add_threads(proc, p, cpu_part, cpu_err, split.estimated)
     else:
-        _add_cores(proc, p, cpu_part, cpu_err, split.infos, split.estimated)
+        _add_cores(proc, p, cpu_part, cpu_err, split.infos, split.weights.per_core.get(p.pid, {}),
+                   split.estimated)
     # A process with memory but no CPU or GPU power this interval is one row, without a
     # (dram) child: on a node with a DRAM figure every process is such a row, and the child
     # would double the tree for nothing.
     memory_only = dram_part > 0 and cpu_part <= 0 and not gpus and not proc.children
     if dram_part > 0 and not memory_only:
-        d = proc.child("synthetic", "(dram)", "(dram)", note=NOTE_DRAM)
+        d = proc.child("synthetic", "(dram)", "(dram)", note=split.dram.note)
         d.watts, d.err = dram_part, dram_part * split.dram.rel_error
         d.comp = {"dram": dram_part}
         d.estimated = split.dram.estimated
@@ -202,7 +212,7 @@ def add_process(root: TreeNode, p: ProcessSample, groups: GroupPath, split: Proc
 
 
 def _add_cores(proc: TreeNode, p: ProcessSample, cpu_part: float, cpu_err: float,
-               infos: Mapping[int, CoreInfo], estimated: bool) -> None:
+               infos: Mapping[int, CoreInfo], core_weights: Mapping[int, float], estimated: bool) -> None:
     """Core rows under a process: its CPU watts split by where it ran (weighted by the model)."""
     per = {c: s for c, s in p.per_cpu_s.items() if s > 0}
     if cpu_part <= 0 and not per:
@@ -213,10 +223,11 @@ def _add_cores(proc: TreeNode, p: ProcessSample, cpu_part: float, cpu_err: float
             c.watts, c.err, c.estimated = cpu_part, cpu_err, estimated
             c.comp = {"cpu": cpu_part}
         return
-    weights = {c: s * (infos[c].factor if c in infos else 1.0) for c, s in per.items()}
-    wsum = math.fsum(weights.values())
+    wsum = math.fsum(core_weights.get(c, 0.0) for c in per)
+    if wsum <= 0:  # the model gave these cores nothing: split by time
+        core_weights, wsum = per, math.fsum(per.values())
     for cpu_index in sorted(per):
-        frac = weights[cpu_index] / wsum if wsum > 0 else 1.0 / len(per)
+        frac = core_weights.get(cpu_index, 0.0) / wsum if wsum > 0 else 1.0 / len(per)
         info = infos.get(cpu_index)
         core = proc.child("core", f"core-{cpu_index}", f"core {cpu_index}", cpu=cpu_index)
         core.watts = cpu_part * frac

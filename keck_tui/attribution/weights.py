@@ -5,43 +5,38 @@ A model turns what ran where (on-CPU seconds per process and core, per-core freq
 into a *weight* per user process and one for ``(kernel)`` (kernel threads, irq and
 softirq time), over a capacity; shares are weights over ``max(capacity, Σ weights)``.
 
-* ``cpu-time``: weight = on-CPU seconds.
-* ``frequency-weighted``: weight = Σ per-core seconds × that core's factor, the mean
-  (f/fmax)³ while busy there (dynamic power ∝ C·V²·f with V roughly ∝ f).
+* the model that splits the watts: ``θ·x`` over its features (features.py) with the
+  coefficients its calibration learned (calibration.py), or its defaults before that:
+  :func:`model_weights`, which also splits each process's weight over its cores;
+* ``cpu-time`` (on-CPU seconds) and ``frequency-weighted`` (Σ per-core seconds × that
+  core's factor, the mean (f/fmax)³ while busy there): until calibration measures the
+  model's error, the spread between them is the bound's model term (uncertainty.py).
 
-Both are always computed: the spread between them is a bound term (uncertainty.py).
-A new model (e.g. ``full``, from hardware counters) is one more ``*_weights`` function
-giving :class:`Weights`, added to :func:`model_shares` and chosen in :func:`choose_model`.
+Which model runs is selection.py's choice.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from keck_tui.samplers.types import CpuActivity, FrequencyReading, ProcessSample
+from keck_tui.attribution.features import (MODEL_CPU_TIME, MODEL_FREQ, MODEL_FULL, CoreInfo, ModelFeatures,
+                                           Vector)
+from keck_tui.samplers.types import CpuActivity, ProcessSample
 
-MODEL_CPU_TIME = "cpu-time"
-MODEL_FREQ = "frequency-weighted"
-MODEL_FULL = "full"
-
-
-@dataclass(frozen=True)
-class CoreInfo:
-    """What the models know of one logical CPU over the interval."""
-
-    mhz: float | None
-    nominal: bool
-    factor: float  # mean (f/fmax)³ while busy on this core
+__all__ = ["MODEL_CPU_TIME", "MODEL_FREQ", "MODEL_FULL", "Shares", "Weights", "model_shares", "model_weights",
+           "shares_of"]
 
 
 @dataclass(frozen=True)
 class Weights:
-    """One model's weights: per user process (pid), for ``(kernel)``, and the capacity."""
+    """One model's weights: per user process (pid), for ``(kernel)``, and the capacity;
+    ``per_core``: each process's weight by core (where the model knows it)."""
 
     process: Mapping[int, float]
     kernel: float
     capacity: float
+    per_core: Mapping[int, Mapping[int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,50 +45,6 @@ class Shares:
 
     process: Mapping[int, float]
     kernel: float
-
-
-def choose_model(requested: str, live_frequency: bool, hardware_counters: bool) -> tuple[str, str, list[str]]:
-    """The model to run, why, and any warning about the request."""
-    warnings: list[str] = []
-    if requested == "auto":
-        if hardware_counters:
-            return MODEL_FREQ, "auto: hardware counters found, but the full model's IPC terms " \
-                               "are not calibrated; using frequency-weighted", warnings
-        if live_frequency:
-            return MODEL_FREQ, "auto: live per-core frequency available", warnings
-        return MODEL_CPU_TIME, "auto: no live per-core frequency (nominal only)", warnings
-    if requested == MODEL_FULL:
-        warnings.append("model 'full' needs hardware performance counters, which this node "
-                        "does not expose; using frequency-weighted")
-        return MODEL_FREQ, "full requested; no hardware counters", warnings
-    if requested == MODEL_FREQ and not live_frequency:
-        return MODEL_FREQ, "requested; no live frequency, so it equals cpu-time", warnings
-    return requested, "requested", warnings
-
-
-def core_infos(activity: CpuActivity, frequency: FrequencyReading | None) -> dict[int, CoreInfo]:
-    """Per core: frequency (cpufreq, overridden by the activity sampler's own) and factor."""
-    freqs: dict[int, tuple[float, bool, float | None]] = {}
-    if frequency is not None and frequency.source.ok:
-        for cf in frequency.cores:
-            freqs[cf.cpu] = (cf.mhz, cf.nominal, cf.max_mhz)
-    for core in activity.cores:
-        if core.freq_mhz is not None:
-            prev_max = freqs.get(core.cpu, (None, True, None))[2]
-            freqs[core.cpu] = (core.freq_mhz, core.freq_nominal, prev_max)
-    fmax = max([m for m, _, mx in freqs.values() if m] + [mx for _, _, mx in freqs.values() if mx],
-               default=0.0)
-    infos: dict[int, CoreInfo] = {}
-    for core in activity.cores:
-        mhz, nominal, _ = freqs.get(core.cpu, (None, True, None))
-        if core.freq_cubed_weight is not None and core.busy_s > 0:
-            factor = core.freq_cubed_weight / core.busy_s
-        elif mhz and fmax and not nominal:
-            factor = (mhz / fmax) ** 3
-        else:
-            factor = 1.0
-        infos[core.cpu] = CoreInfo(mhz=mhz, nominal=nominal, factor=factor)
-    return infos
 
 
 def has_live_frequency(activity: CpuActivity, infos: Mapping[int, CoreInfo]) -> bool:
@@ -135,8 +86,18 @@ def shares_of(weights: Weights) -> Shares:
     return Shares({pid: v / denom for pid, v in weights.process.items()}, weights.kernel / denom)
 
 
+def model_weights(features: ModelFeatures, theta: Vector) -> Weights:
+    """The model's weights: ``θ·x`` per (process, core), per process, for the kernel and the node."""
+    def dot(v: Vector) -> float:
+        return max(0.0, math.fsum(t * x for t, x in zip(theta, v)))
+
+    per_core = {pid: {cpu: dot(v) for cpu, v in cores.items()} for pid, cores in features.rows.items()}
+    return Weights(process={pid: math.fsum(c.values()) for pid, c in per_core.items()},
+                   kernel=dot(features.kernel), capacity=dot(features.node), per_core=per_core)
+
+
 def model_shares(activity: CpuActivity, infos: Mapping[int, CoreInfo], busy_s: float) -> dict[str, Shares]:
-    """Every model's shares (the chosen one splits the watts; all of them bound it)."""
+    """The two simple models' shares (their spread bounds an uncalibrated model)."""
     users = [p for p in activity.processes if not p.kernel]
     kernels = [p for p in activity.processes if p.kernel]
     return {MODEL_CPU_TIME: shares_of(cpu_time_weights(activity, users, kernels, busy_s)),
