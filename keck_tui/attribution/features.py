@@ -234,16 +234,13 @@ class _Extractor:
         return out
 
     def node(self) -> Vector:
-        """Each core's busy time (with the whole core's counters where they exist), never less
-        than the rows on it add up to, nor than all rows together (a process whose core is
-        unknown ran on one of them). Call after :meth:`processes` and :meth:`interrupts`."""
-        parts = []
-        for core in self.activity.cores:
-            own = self.vector(core.counters, core.busy_s, core.cpu)
-            summed = _sum(self.per_core.get(core.cpu, ()), self.m)
-            parts.append(tuple(max(a, b) for a, b in zip(own, summed)))
+        """Every core's busy time (with the whole core's counters where they exist), never less
+        than all rows together (procfs's per-core split is a guess, so the rows on one core can
+        exceed its busy time while another's is unaccounted: compare totals). Call after
+        :meth:`processes` and :meth:`interrupts`."""
+        own = _sum([self.vector(core.counters, core.busy_s, core.cpu) for core in self.activity.cores], self.m)
         every_row = _sum([v for vecs in self.per_core.values() for v in vecs], self.m)
-        return tuple(max(a, b) for a, b in zip(_sum(parts, self.m), every_row))
+        return tuple(max(a, b) for a, b in zip(own, every_row))
 
     def frequency(self) -> float | None:
         """The node's busy-weighted effective frequency (its band); None when none is live."""
