@@ -208,6 +208,7 @@ class Collector:
             cal_state = cal.state().to_json()
             if cpu is None and not cal.window:
                 cal_state.update(status=STATUS_UNAVAILABLE, reason=NO_MEASURED_CPU_POWER)
+                view = replace(view, progress=f"not calibrated: {NO_MEASURED_CPU_POWER}")
             cal_state["saved"] = self._store_status
             self.save_calibration()
         learned = view.idle if view is not None and view.idle is not None else self.idle_learner.estimate()
