@@ -50,6 +50,8 @@ class Settings:
     # [[work]] entries (keck_tui.work.spec.WorkSpec) and whether inference servers are detected
     work: tuple[Any, ...] = ()
     work_presets: bool = True
+    # Where learned state (the calibrated model) is kept: None = $XDG_CACHE_HOME/keck-top, "none" = nowhere.
+    state_dir: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # [sections] for other parts
 
 
@@ -182,6 +184,10 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
         return value
+    if name == "state_dir":
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            raise ConfigError(f"{where}: state_dir must be a directory or 'none', got {value!r}")
+        return value if value == "none" else os.path.expanduser(value)
     return value
 
 

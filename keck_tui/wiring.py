@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from keck_tui.attribution.engine import AttributionConfig
+from keck_tui.calibration_store import default_state_dir, machine_identity
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.collector import Collector
 from keck_tui.config import Settings
@@ -185,7 +186,8 @@ def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
         config=AttributionConfig(model=model_for(sampling, settings.model), idle=settings.idle,
                                  idle_watts=settings.idle_watts, tdp=settings.tdp,
                                  cpu_profile=profile, memory=memory),
-        clock=clock, extra_sources=tuple(notes), work=build_work(settings),
+        clock=clock, extra_sources=tuple(notes), work=build_work(settings), state_dir=state_dir(settings),
+        machine=machine_identity(settings.procfs_root, settings.sysfs_root),
     )
 
 
@@ -210,6 +212,13 @@ class SelfLimit:
     usage: SelfUsage | None = None  # tests inject a fake reader of this process's CPU and RSS
     sustain_s: float = SUSTAIN_S  # over budget this long: one profile down
     recover_s: float = RECOVER_S  # well under this long: one profile up
+
+
+def state_dir(settings: Settings) -> Path | None:
+    """Where the calibration is kept: --state-dir / state_dir, else the cache directory; None for 'none'."""
+    if settings.state_dir == "none":
+        return None
+    return Path(settings.state_dir) if settings.state_dir else default_state_dir()
 
 
 def build_local_feed(settings: Settings, sources: LocalSources = LocalSources(), *,

@@ -118,3 +118,29 @@ def test_promtool_check_metrics_is_clean(tmp_path) -> None:
     proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     assert proc.stdout.strip() == b"" and proc.stderr.strip() == b""
+
+
+def test_calibration_state_is_exported_and_promtool_clean(tmp_path) -> None:
+    from dataclasses import replace
+
+    snap = replace(fake_snapshot("node-a", 80.0), extra={"calibration": {
+        "model": "full", "status": "calibrated", "samples": 600, "needed": 60, "rmse_w": 0.31, "r2": 0.997,
+        "recalibrations": 2, "last_recalibration": 1700000000.0, "fit_rmse_w": None}})
+    state = MetricsState()
+    state.update(snap)
+    text = generate_latest(make_registry(state))
+    m = _samples(text.decode())
+    lab = _lab(node="node-a", model="full")
+    assert m["keck_calibration_calibrated"] == {lab: 1.0}
+    assert m["keck_calibration_samples"] == {lab: 600.0}
+    assert m["keck_calibration_tracking_error_watts"] == {lab: 0.31}
+    assert m["keck_calibration_r_squared"] == {lab: 0.997}
+    assert m["keck_calibration_recalibrations"] == {lab: 2.0}
+    assert m["keck_calibration_last_fit_timestamp_seconds"] == {lab: 1700000000.0}
+    state.update(replace(snap, extra={"calibration": {"model": "full", "status": "calibrating", "samples": 3}}))
+    m = _samples(generate_latest(make_registry(state)).decode())
+    assert m["keck_calibration_calibrated"] == {lab: 0.0} and "keck_calibration_r_squared" not in m
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+        assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()

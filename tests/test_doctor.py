@@ -47,3 +47,24 @@ def test_a_working_source_with_its_own_advice_shows_it():
     f = by_source(diagnose(_snap(nominal, plain, estimated=True)))
     assert f["cpufreq"]["state"] == "found" and f["cpufreq"]["fix"] == "load a cpufreq driver"
     assert f["ebpf"]["fix"] == ""
+
+
+def test_calibration_is_a_finding():
+    from dataclasses import replace
+
+    rapl = SourceStatus("rapl", "ok", "package-0")
+    snap = replace(_snap(rapl, estimated=False),
+                   extra={"calibration": {"model": "full", "status": "calibrating", "samples": 1, "needed": 60,
+                                          "reason": "collecting samples (1/60)", "saved": "no saved calibration"}})
+    f = by_source(diagnose(snap))["calibration"]
+    assert f["state"] == "calibrating" and "collecting samples (1/60)" in f["why"] and "--state-dir" in f["fix"]
+    done = replace(snap, extra={"calibration": {"model": "full", "status": "calibrated", "samples": 600, "needed": 60,
+                                                "rmse_w": 0.3, "r2": 0.997, "recalibrations": 2, "restored": True,
+                                                "last_recalibration": 1.7e9, "saved": "saved to /x/c.json"}})
+    f = by_source(diagnose(done))["calibration"]
+    assert f["state"] == "found" and "±0.3 W, R² 0.997, 2 recalibration(s)" in f["why"]
+    assert "resumed from the saved state" in f["why"] and f["fix"] == ""
+    vm = replace(_snap(SourceStatus("rapl", "unavailable", "no RAPL"), estimated=True),
+                 extra={"calibration": {"model": "cpu-time", "status": "calibrating", "samples": 0, "needed": 60}})
+    f = by_source(diagnose(vm))["calibration"]
+    assert f["state"] == "missing" and "no measured CPU power" in f["why"] and "RAPL" in f["fix"]

@@ -11,6 +11,7 @@ the cap, so a pod that comes and goes doesn't look like a counter reset.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ class MetricsState:
         yield age
         yield from self._work_families()
         yield from _profile_metrics(node, snap.extra.get("profile"))
+        yield from _calibration_metrics(node, snap)
         ov = GaugeMetricFamily("keck_series_folded_rows",
                                "Rows summed into an (other) series because a family hit its series cap.",
                                labels=("node", "family"))
@@ -229,6 +231,36 @@ def _profile_metrics(node: str, info: object) -> Iterator[object]:
             m = GaugeMetricFamily(name, text + ".", labels=("node",))
             m.add_metric((node,), float(value) * scale)
             yield m
+
+
+_CALIBRATION_GAUGES = (
+    ("samples", "keck_calibration_samples", "Intervals in the attribution model's calibration window."),
+    ("rmse_w", "keck_calibration_tracking_error_watts",
+     "Out-of-sample RMSE of the calibrated node prediction against the measured CPU power, in watts."),
+    ("r2", "keck_calibration_r_squared", "R² of the calibrated model's fit to the measured CPU power."),
+    ("recalibrations", "keck_calibration_recalibrations",
+     "Refits because the tracking error exceeded the threshold (kept across restarts)."),
+    ("last_recalibration", "keck_calibration_last_fit_timestamp_seconds", "Unix time of the fit in use."),
+)
+
+
+def _calibration_metrics(node: str, snap: Snapshot) -> Iterator[object]:
+    """The attribution model's self-calibration, when the snapshot carries it."""
+    cal = snap.extra.get("calibration")
+    if not isinstance(cal, dict):
+        return
+    model = _clip(cal.get("model") or snap.model)
+    up = GaugeMetricFamily("keck_calibration_calibrated",
+                           "1 when the attribution model is calibrated against the measured CPU power, else 0.",
+                           labels=("node", "model"))
+    up.add_metric((node, model), 1.0 if cal.get("status") == "calibrated" else 0.0)
+    yield up
+    for key, name, text in _CALIBRATION_GAUGES:
+        value = cal.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            g = GaugeMetricFamily(name, text, labels=("node", "model"))
+            g.add_metric((node, model), float(value))
+            yield g
 
 
 class StateCollector(Collector):

@@ -81,6 +81,9 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--idle-watts", metavar="W", type=idle_watts,
                    help="CPU idle baseline in watts "
                         f"{idle_watts.help('learned as the low-utilisation intercept')}")
+    g.add_argument("--state-dir", metavar="DIR",
+                   help="where the calibrated model is kept so a restart resumes it "
+                        "(default $XDG_CACHE_HOME/keck-top, i.e. ~/.cache/keck-top; 'none': keep nothing)")
     g.add_argument("--tdp", metavar="W", type=tdp,
                    help="CPU watts at full load for the estimate when no sensor exists "
                         f"{tdp.help('from the CPU model and public data, see `keck-top doctor`')}")
@@ -136,7 +139,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     settings = load_config(Path(path), explicit=explicit is not None)
     overrides = {}
     for flag in ("interval", "model", "idle", "idle_watts", "tdp", "sysfs_root", "procfs_root",
-                 "probes", "profile", "theme"):
+                 "probes", "profile", "theme", "state_dir"):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[flag] = check_value(flag, value, where=f"--{flag.replace('_', '-')}")

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from keck_tui.commands.base import add_sampling_options, local_sources_from_args, settings_from_args
@@ -84,7 +85,36 @@ def diagnose(snap: Snapshot, redfish_configured: bool = True) -> list[dict[str, 
         out.append({"source": s.name, "state": _state(s), "why": why, "fix": shown})
     if not redfish_configured and not any(s.name == "redfish" for s in snap.sources):
         out.append({"source": "redfish", "state": "missing", "why": _NO_REDFISH[0], "fix": _NO_REDFISH[1]})
+    calibration = calibration_finding(snap)
+    if calibration is not None:
+        out.append(calibration)
     return out
+
+
+def calibration_finding(snap: Snapshot) -> dict[str, str] | None:
+    """The model's self-calibration: how far along, how well it tracks, where it is kept."""
+    cal = snap.extra.get("calibration")
+    if not isinstance(cal, dict):
+        return None
+    model = cal.get("model", snap.model)
+    saved = str(cal.get("saved") or "")
+    samples, needed = cal.get("samples", 0), cal.get("needed", 0)
+    if cal.get("status") == "calibrated":
+        last = cal.get("last_recalibration")
+        when = f", last fitted {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last))}" \
+            if isinstance(last, (int, float)) else ""
+        why = (f"model {model} fitted to the measured CPU power over {samples} intervals: tracking error "
+               f"±{cal.get('rmse_w')} W, R² {cal.get('r2')}, {cal.get('recalibrations', 0)} recalibration(s){when}"
+               f"{' (resumed from the saved state)' if cal.get('restored') else ''}; {saved}")
+        return {"source": "calibration", "state": "found", "why": why, "fix": ""}
+    if not samples:  # not one interval with a measured CPU power
+        return {"source": "calibration", "state": "missing",
+                "why": f"model {model} cannot calibrate: no measured CPU power (bounds use the models' spread)",
+                "fix": "calibration needs RAPL (bare metal, root) or a node meter; it then runs by itself"}
+    why = f"model {model}: {cal.get('reason') or f'{samples}/{needed} intervals'}; {saved}"
+    return {"source": "calibration", "state": "calibrating", "why": why,
+            "fix": f"let keck-top (or `keck-top serve`) run: it fits after {needed} intervals of measured "
+                   "CPU power with varied load and keeps the fit in its state directory (--state-dir)"}
 
 
 def _state(s: SourceStatus) -> str:

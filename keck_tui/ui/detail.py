@@ -11,6 +11,7 @@ from keck_tui.common import formatting as fmt
 from keck_tui.model import Row, Snapshot
 from keck_tui.ui import format as bars
 from keck_tui.ui.columns import work_summary
+from keck_tui.ui.header import calibration_text
 from keck_tui.ui.history import History
 from keck_tui.ui.view import Line
 
@@ -112,6 +113,9 @@ def _history(t: Text, t2: Text, row: Row, est: bool, line: Line, snapshot: Snaps
     t2.append(f"  range {fmt.fmt_watts(row.watts_lo)}–{fmt.fmt_watts(row.watts_hi)} W", st("dim"))
     if len(halves) > 1:
         t2.append(f"  widest ±{fmt.fmt_watts(max(halves))}", st("dim"))
+    terms = bound_terms_text(row.extra.get("bound") if row.extra else None)
+    if terms:
+        t2.append(f"  {terms}", st("dim"))
 
 
 def _provenance(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) -> None:
@@ -120,7 +124,8 @@ def _provenance(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) ->
     if est:
         bits.append("ESTIMATED (no power sensor)")
     if snapshot.model:
-        bits.append(f"model {snapshot.model}")
+        cal = calibration_text(snapshot)
+        bits.append(f"model {snapshot.model}" + (f" ({cal})" if cal else ""))
     srcs = row.sources if row.sources is not None else tuple(x.name for x in snapshot.sources if x.ok)
     if srcs:
         bits.append("sources " + ", ".join(srcs))
@@ -172,3 +177,17 @@ def _cores(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) -> None
         t.append(" labels " + ", ".join(f"{k}={v}" for k, v in sorted(row.labels.items())), st("dim"))
     elif row is snapshot.root and snapshot.warnings:
         t.append(" ⚠ " + " · ".join(snapshot.warnings), st("warn"))
+
+
+def bound_terms_text(bound: object) -> str | None:
+    """How a row's CPU bound is made: its independent terms, combined in quadrature (root-sum-square)."""
+    if not isinstance(bound, dict):
+        return None
+    parts = []
+    for key, label in (("sensor_w", "sensor"), ("idle_w", "idle"), ("model_w", "model"), ("tick_w", "tick")):
+        v = bound.get(key)
+        if isinstance(v, (int, float)) and v > 0 and math.isfinite(v):
+            kind = bound.get("model")
+            extra = f" ({kind})" if key == "model_w" and isinstance(kind, str) else ""
+            parts.append(f"{label} ±{fmt.fmt_watts(v)}{extra}")
+    return "in quadrature: " + " · ".join(parts) if parts else None

@@ -49,6 +49,29 @@ class HeaderState:
         return age > 3 * max(self.interval, self.snapshot.interval_s)
 
 
+def calibration_text(snap: Snapshot) -> str | None:
+    """The model's calibration in a few words: "calibrating 12/60" or "calibrated: ±0.30 W, R² 0.997"
+    (None where it cannot run: nothing measures the CPU power)."""
+    cal = snap.extra.get("calibration")
+    if not isinstance(cal, dict):
+        return None
+    status = cal.get("status")
+    if status == "calibrating":
+        samples, needed = cal.get("samples"), cal.get("needed")
+        if isinstance(samples, int) and isinstance(needed, int) and samples < needed:
+            return f"calibrating {samples}/{needed}"
+        return "calibrating: needs varied load"
+    if status == "calibrated":
+        rmse, r2 = cal.get("rmse_w"), cal.get("r2")
+        bits = []
+        if isinstance(rmse, (int, float)):
+            bits.append(f"tracking ±{fmt.fmt_watts(rmse)} W")
+        if isinstance(r2, (int, float)):
+            bits.append(f"R² {r2:.3f}")
+        return "calibrated" + (": " + ", ".join(bits) if bits else "")
+    return None
+
+
 def source_glyph(src: SourceStatus) -> str:
     """✓ measured and ok · ~ an estimate · ✗ unavailable · ! error."""
     if src.status == "ok":
@@ -133,7 +156,8 @@ def _sources_line(h: HeaderState, st: Callable[[str], Style | str]) -> Text:
         l2.append(f"age {fmt.fmt_age(age)}", st("dim"))
     bits = [f"every {h.interval:g} s"]
     if snap.model:
-        bits.append(f"model {snap.model}")
+        cal = calibration_text(snap)
+        bits.append(f"model {snap.model}" + (f" ({cal})" if cal else ""))
     if snap.idle_policy:
         bits.append(f"idle {snap.idle_policy}")
     l2.append(" · " + " · ".join(bits), st("dim"))

@@ -159,3 +159,29 @@ def test_trend_cell_is_a_sparkline_of_the_row_history():
     ctx = CellContext(scale=400, total=400, trend=lambda path, n: [364.0, 365.0, 366.0])
     assert (" ▄▅▅       ", "trend") in line_cells(v.lines[0], lay, ctx)
     assert root.watts_lo < 364.0 and root.watts_hi > 366.0
+
+
+def test_header_and_detail_show_the_calibration_and_how_a_bound_is_made():
+    snap = replace(ff.snapshot(4), time=NOW - 0.4,
+                   extra={"calibration": {"model": "frequency-weighted", "status": "calibrating",
+                                          "samples": 12, "needed": 60}})
+    _, l2, _ = plain(header_lines(HeaderState(snapshot=snap, title=None, now=NOW, interval=1.0)))
+    assert "model frequency-weighted (calibrating 12/60) · idle separate" in l2
+    calibrated = {"model": "frequency-weighted", "status": "calibrated", "samples": 600, "needed": 60,
+                  "rmse_w": 0.31, "r2": 0.9967}
+    path = ("node-7", "ml-serving", "pod/llm-0", "vllm", "4121")
+    root = snap.root
+
+    def with_bound(row: Row) -> Row:
+        if row.id == "4121":
+            return replace(row, extra={"bound": {"sensor_w": 1.2, "idle_w": 0.1, "model_w": 0.8, "tick_w": 0.0,
+                                                 "model": "measured"}})
+        return replace(row, children=tuple(with_bound(c) for c in row.children))
+
+    snap = replace(snap, root=with_bound(root), extra={"calibration": calibrated})
+    _, l2, _ = plain(header_lines(HeaderState(snapshot=snap, title=None, now=NOW, interval=1.0)))
+    assert "model frequency-weighted (calibrated: tracking ±0.3 W, R² 0.997)" in l2
+    v = _view_at(snap.root, path)
+    lines = plain(detail_lines(v.current, snap, History(), 160, span_label=""))
+    assert "in quadrature: sensor ±1.2 · idle ±0.1 · model ±0.8 (measured)" in lines[2]
+    assert lines[3].startswith(" from model frequency-weighted (calibrated: tracking ±0.3 W, R² 0.997) · ")
