@@ -114,6 +114,8 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], list[Tee], Any]:
                               "gpus": [], "frequency": tee(base.frequency)}
     if getattr(base, "counters", None) is not None:
         shared["counters"] = tee(base.counters)
+    if hasattr(base, "work"):
+        shared["work"] = None  # work counters (inference servers) are not part of this check
     collectors = {m: replace(base, config=replace(base.config, model=m), **shared) for m in MODELS}
     return collectors, tees, base
 
@@ -254,7 +256,7 @@ def _report(rows: list[dict[str, Any]], pids: dict[str, int]) -> None:
         + ("" if measured else "  (NOT measured: the estimate, no RAPL)"))
     ran = rows[-1]["ran"]
     label = {m: m if ran.get(m) == m else f"{m}→{ran.get(m)}" for m in MODELS}
-    head = f"  {'worker':<8} {'CPU s/s':>8}" + "".join(f"{label[m]:>22}" for m in MODELS) + \
+    head = f"  {'worker':<8} {'CPU s/s':>8}" + "".join(f"{label[m]:>25}" for m in MODELS) + \
         f"{'IPC':>6}{'LLC miss/s':>12}{'MHz':>7}"
     say(head)
     for kind in pids:
@@ -262,7 +264,7 @@ def _report(rows: list[dict[str, Any]], pids: dict[str, int]) -> None:
         for m in MODELS:
             w = _mean([r[(kind, m)][0] for r in rows if (kind, m) in r])
             half = _mean([(r[(kind, m)][2] - r[(kind, m)][1]) / 2 for r in rows if (kind, m) in r])
-            cells.append(f"{w:8.2f} W ±{half:5.2f}".rjust(22))
+            cells.append(f"{w:8.2f} W ±{half:5.2f}".rjust(25))
         cpu = _mean([r.get((kind, "cpu_s")) for r in rows])
         ctr = [r.get((kind, "counters")) or {} for r in rows]
         ipc = _mean([c.get("ipc") for c in ctr])
@@ -272,7 +274,7 @@ def _report(rows: list[dict[str, Any]], pids: dict[str, int]) -> None:
     for m in MODELS:
         c = _mean([r[("compute", m)][0] for r in rows if ("compute", m) in r])
         mm = _mean([r[("memory", m)][0] for r in rows if ("memory", m) in r])
-        say(f"  {label[m]:<19} compute/memory = {c / mm if mm else math.nan:.2f}")
+        say(f"  {label[m]:<24} compute/memory = {c / mm if mm else math.nan:.2f}")
     say("  (equal CPU time: cpu-time gives both the same watts; full splits by what the counters say, with "
         "coefficients learned against RAPL in the calibration phase)")
 

@@ -100,3 +100,4 @@ def test_without_a_measured_cpu_power_calibration_is_unavailable_not_calibrating
     cal = snap.extra["calibration"]
     assert cal["status"] == "unavailable" and "no measured CPU power" in cal["reason"]
     assert calibration_text(snap) is None  # the header does not claim it is calibrating
+    assert "not calibrated: no measured CPU power" in snap.extra["model_reason"]
