@@ -20,7 +20,7 @@ from keck_tui.attribution.features import (COUNTERS_PROCESS, MISS_UNIT, ModelFea
 from keck_tui.attribution.idle import IdleLearner
 from keck_tui.attribution.ledger import EnergyLedger
 from keck_tui.attribution.power import NodePower, resolve_node_power
-from keck_tui.attribution.selection import choose_model
+from keck_tui.attribution.selection import ModelChoice, choose_model
 from keck_tui.attribution.weights import has_live_frequency
 from keck_tui.calibration_store import CalibrationStore, MachineIdentity, machine_identity
 from keck_tui.clock import Clock, SystemClock
@@ -192,25 +192,7 @@ class Collector:
         utilisation = math.fsum(c.busy_s for c in activity.cores) / capacity if capacity > 0 else 0.0
         if cpu is not None and capacity > 0:
             self.idle_learner.add(utilisation, cpu.watts)
-        # The model, its features, and its calibration against the measured CPU power.
-        infos = core_infos(activity, freq)
-        choice = choose_model(self.config.model, live_frequency=has_live_frequency(activity, infos),
-                              counters=counter_source(activity), counter_reason=self._counter_reason(),
-                              measured_cpu=cpu is not None)
-        features = extract(choice.model, activity, infos, interval) if interval > 0 else None
-        view: ModelView | None = None
-        cal_state: dict[str, Any] | None = None
-        if features is not None:
-            cal = self.calibrator(choice.model)
-            if cpu is not None:
-                cal.observe(cpu.watts, features, utilisation, self.clock.wall())
-            view = replace(cal.view(features), dram_weight=self._dram_weight(node_power, activity))
-            cal_state = cal.state().to_json()
-            if cpu is None and not cal.window:
-                cal_state.update(status=STATUS_UNAVAILABLE, reason=NO_MEASURED_CPU_POWER)
-                view = replace(view, progress=f"not calibrated: {NO_MEASURED_CPU_POWER}")
-            cal_state["saved"] = self._store_status
-            self.save_calibration()
+        choice, features, view, cal_state = self._model(activity, freq, node_power, utilisation, interval)
         learned = view.idle if view is not None and view.idle is not None else self.idle_learner.estimate()
         inp = AttributionInput(host=self.host, interval_s=interval, activity=activity, power=power,
                                gpus=gpus, frequency=freq, groups=groups, learned_idle=learned,
@@ -277,6 +259,30 @@ class Collector:
             extra={"entry": profile.entry, "method": profile.method, "why": list(profile.why),
                    "data": profile.source, "idle_watts": round(profile.idle_w, 3),
                    "max_watts": round(profile.max_w, 3)})
+
+    def _model(self, activity: CpuActivity, freq: FrequencyReading | None, node_power: NodePower,
+               utilisation: float, interval: float
+               ) -> tuple[ModelChoice, ModelFeatures | None, ModelView | None, dict[str, Any] | None]:
+        """The model, its features, and its calibration against the measured CPU power (observed first)."""
+        cpu = node_power.cpu
+        infos = core_infos(activity, freq)
+        choice = choose_model(self.config.model, live_frequency=has_live_frequency(activity, infos),
+                              counters=counter_source(activity), counter_reason=self._counter_reason(),
+                              measured_cpu=cpu is not None)
+        if interval <= 0:
+            return choice, None, None, None
+        features = extract(choice.model, activity, infos, interval)
+        cal = self.calibrator(choice.model)
+        if cpu is not None:
+            cal.observe(cpu.watts, features, utilisation, self.clock.wall())
+        view = replace(cal.view(features), dram_weight=self._dram_weight(node_power, activity))
+        cal_state = cal.state().to_json()
+        if cpu is None and not cal.window:
+            cal_state.update(status=STATUS_UNAVAILABLE, reason=NO_MEASURED_CPU_POWER)
+            view = replace(view, progress=f"not calibrated: {NO_MEASURED_CPU_POWER}")
+        cal_state["saved"] = self._store_status
+        self.save_calibration()
+        return choice, features, view, cal_state
 
     def _counter_reason(self) -> str | None:
         """Why there are no hardware counters, in the counter source's own words."""

@@ -13,8 +13,6 @@ MAX_LINES = 80
 
 #: "path/relative/to/keck_tui.py:Qualified.name" -> why it may stay longer than MAX_LINES.
 ALLOWED: dict[str, str] = {
-    "attribution/features.py:extract": "issue 13's calibrated model (feature extraction for every model), "
-                                       "landed unwired; its author splits it while wiring it into attribute()",
     "runmeter/meter.py:finish": "keck-top run's meter (issue of the run work), landed after this check; "
                                 "being split by its author",
 }

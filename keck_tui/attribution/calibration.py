@@ -117,10 +117,11 @@ class CalibrationState:
                                "last_recalibration": self.last_recalibration,
                                "recalibrations": self.recalibrations, "idle_watts": r(self.idle_watts),
                                "restored": self.restored}
+        # lists of objects with fixed keys (not maps keyed by data), so every key is a field name
         if self.coefficients:
-            out["coefficients"] = {k: r(v) for k, v in self.coefficients.items()}
+            out["coefficients"] = [{"feature": k, "value": r(v)} for k, v in self.coefficients.items()]
         if self.bands:
-            out["bands"] = {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.bands.items()}
+            out["bands"] = [{"mhz": k, **{kk: r(vv) for kk, vv in v.items()}} for k, v in self.bands.items()]
         return out
 
 
