@@ -152,6 +152,8 @@ def main() -> int:
     collector.prime()
     prev_truth, prev_t = driver.truth(), time.monotonic()
     rows: list[tuple[float, float, float, float]] = []  # (truth, watts, lo, hi)
+    terms: list[dict] = []  # the bound's terms of each scored row
+    cal_status: list[str | None] = []
     snap = None
     start = time.monotonic()
     try:
@@ -166,6 +168,8 @@ def main() -> int:
                     true_w = (truth[pid] - prev_truth[pid]) / interval
                     if row is not None and true_w > 0.05:
                         rows.append((true_w, row.watts, row.watts_lo, row.watts_hi))
+                        terms.append((row.extra or {}).get("bound") or {})
+                        cal_status.append((snap.extra.get("calibration") or {}).get("status"))
             prev_truth, prev_t = truth, now
     finally:
         driver.stop_flag.set()
@@ -178,6 +182,19 @@ def main() -> int:
     covered = sum(lo - 1e-9 <= t <= hi + 1e-9 for t, _, lo, hi in rows)
     errors = [abs(w - t) / t for t, w, _, _ in rows]
     widths = [(hi - lo) / 2 / w for t, w, lo, hi in rows if w > 0]
+    if any(terms):
+        for key in ("sensor_w", "idle_w", "model_w", "tick_w"):
+            rel = [t.get(key, 0.0) / r[1] for t, r in zip(terms, rows) if r[1] > 0 and t]
+            if rel:
+                print(f"  median {key[:-2]} term: ±{100 * statistics.median(rel):.1f} % of the row")
+        calibrated = [i for i, st in enumerate(cal_status) if st == "calibrated"]
+        if calibrated:
+            cw = [(rows[i][3] - rows[i][2]) / 2 / rows[i][1] for i in calibrated if rows[i][1] > 0]
+            cc = sum(rows[i][2] - 1e-9 <= rows[i][0] <= rows[i][3] + 1e-9 for i in calibrated)
+            for i in calibrated[-4:]:
+                print("   ", [round(x, 3) for x in rows[i]], terms[i])
+            print(f"  once calibrated ({len(calibrated)} worker-intervals): coverage {100 * cc / len(calibrated):.1f} %, "
+                  f"median half-width ±{100 * statistics.median(cw):.1f} %")
     idle = snap.extra.get("idle_watts")
     print(f"hidden model: P = {HIDDEN_IDLE_W} W + {HIDDEN_K} W × busy CPU-s/s; {len(rows)} worker-intervals "
           f"scored over {opts.seconds:.0f} s (first {opts.warmup:.0f} s not scored); model {snap.model}")

@@ -111,7 +111,7 @@ def scenarios(draw):
         coef = tuple(draw(st.floats(0, 50)) for _ in range(m))
         cov = tuple(tuple(draw(st.floats(0, 4)) if i == j else 0.0 for j in range(m)) for i in range(m))
         fit = Fit(intercept=draw(st.floats(0, 50)), coef=coef, cov=cov, intercept_se=1.0, sigma=1.0, r2=0.9, n=100)
-        err = ModelError(rel_row=draw(st.floats(0, 0.5)), fit=fit, band=None, samples=60)
+        err = ModelError(rel_row=draw(st.floats(0, 0.5)), noise_w=draw(st.floats(0, 5)), fit=fit, band=None, samples=60)
         view = ModelView(model, coef, err, None, "calibrated (test)", draw(st.none() | st.floats(0, 1)))
         inp = replace(inp, calibration=view)
     return inp, cfg

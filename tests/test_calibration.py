@@ -9,10 +9,11 @@ import pytest
 from keck_tui.attribution import features as F
 from keck_tui.attribution.uncertainty import BoundTerms, measured_model_term, rss
 from keck_tui.attribution.calibration import (STATUS_CALIBRATED, STATUS_CALIBRATING, CalibrationConfig,
-                                              Calibrator, band_of)
+                                              Calibrator, ModelError, Residual, _variance_components,
+                                              band_of)
 from keck_tui.attribution.components import METHOD_KECK, METHOD_LEARNED, METHOD_PSS, dram_shares
 from keck_tui.attribution.weights import model_weights, shares_of
-from keck_tui.attribution.regression import fit
+from keck_tui.attribution.regression import Fit, fit
 from keck_tui.model import SourceStatus
 from keck_tui.samplers.types import CoreFrequency, CoreSample, CounterDelta, CpuActivity, FrequencyReading, ProcessSample
 
@@ -274,17 +275,35 @@ def test_independent_terms_combine_by_root_sum_square():
     assert t.half_width == pytest.approx(5.0) and t.to_json()["model"] == "measured"
 
 
-def test_a_row_holding_all_the_power_has_no_tracking_error():
-    rng = random.Random(17)
-    cal = Calibrator("cpu-time")
-    _drive(cal, HIDDEN["cpu-time"], 120, rng)
-    err = cal.model_error(None)
-    assert err is not None and err.rel_row > 0
+def test_a_row_holding_all_the_power_carries_only_the_node_noise():
+    fit = Fit(intercept=10.0, coef=(4.0,), cov=((0.0,),), intercept_se=0.1, sigma=0.3, r2=0.99, n=100)
+    err = ModelError(rel_row=0.05, noise_w=0.4, fit=fit, band=None, samples=60)
+    # alone: its own relative error is fixed by conservation (it gets the whole measurement),
+    # the node's noise is all its own
     alone = measured_model_term(50.0, 1.0, 1.0, 50.0, 50.0, (4.0,), (4.0,), err)
-    assert alone == pytest.approx(0.0, abs=1e-9)
+    assert alone == pytest.approx(2.0 * 0.4, rel=1e-9)
     half = measured_model_term(25.0, 0.5, 0.5, 50.0, 50.0, (2.0,), (4.0,), err)
-    assert half == pytest.approx(2.0 * err.rel_row * 25.0 * math.sqrt(0.5), rel=1e-6)
+    assert half == pytest.approx(2.0 * math.sqrt((0.5 * 0.4) ** 2 + (0.05 * 25.0) ** 2 * 0.5), rel=1e-9)
 
+
+def test_tracking_error_splits_into_node_noise_and_per_row_error():
+    rng = random.Random(18)
+    noise, rel, n = 0.3, 0.04, 600
+    cal = Calibrator("cpu-time", CalibrationConfig(track_window=n))
+    _drive(cal, HIDDEN["cpu-time"], 61, rng, noise=0.0)  # calibrated on clean data
+    for _ in range(n):
+        rows = [rng.uniform(0.0, 10.0) for _ in range(rng.randint(1, 3))]  # each row's modelled W
+        err = rng.gauss(0.0, noise) + math.fsum(rng.gauss(0.0, rel * w) for w in rows)
+        cal.residuals.append(Residual(err, math.fsum(w * w for w in rows), None))
+    r2 = [r.watts ** 2 for r in list(cal.residuals)[-n:]]
+    s2 = [r.rows_sq for r in list(cal.residuals)[-n:]]
+    a, b = _variance_components(r2, s2, z=0.0)  # the point estimates
+    assert math.sqrt(a) == pytest.approx(noise, rel=0.3) and math.sqrt(b) == pytest.approx(rel, rel=0.3)
+    e = cal.model_error(None)  # reported at their 90 % upper confidence limits
+    assert e.samples == n and e.noise_w > math.sqrt(a) and e.rel_row > math.sqrt(b)
+    assert e.noise_w < 1.5 * noise and e.rel_row < 1.5 * rel
+    assert _variance_components([1.0, 1.0, 1.0], [0.0, 1.0, 2.0], z=0.0) == (1.0, 0.0)  # no row-dependence
+    assert _variance_components([0.0, 2.0, 4.0], [0.0, 1.0, 2.0], z=0.0) == (0.0, 2.0)
 
 def _shares(w) -> tuple[dict[int, float], float]:  # noqa: ANN001
     sh = shares_of(w)

@@ -64,7 +64,7 @@ class Sample:
 @dataclass(frozen=True)
 class Residual:
     watts: float  # measured − predicted (out of sample)
-    per_row: float  # watts / sqrt(Σ rows' predicted²): one row's relative error if rows err independently
+    rows_sq: float  # Σ over rows (processes, kernel) of their modelled dynamic power², W²
     band: int | None
 
 
@@ -72,10 +72,11 @@ class Residual:
 class ModelError:
     """What the bound of a row needs from the calibration (one band)."""
 
-    rel_row: float  # relative standard deviation of one row's modelled dynamic power
+    rel_row: float  # relative standard deviation of one row's modelled dynamic power (rows err independently)
+    noise_w: float  # standard deviation of the node-level noise no row explains (timing, the sensor), W
     fit: Fit  # its covariance gives the coefficients' uncertainty
     band: int | None
-    samples: int  # residuals behind rel_row
+    samples: int  # residuals behind rel_row and noise_w
 
 
 @dataclass(frozen=True)
@@ -190,18 +191,15 @@ class Calibrator:
         if not self.calibrated or f is None:
             return None
         recent = list(self.residuals)[-self.config.track_window:]
-        own = [r.per_row for r in self.residuals if r.band == band][-self.config.track_window:]
-        if band is not None and len(own) >= self.config.min_band_samples:
-            values = own
-        else:
-            values = [r.per_row for r in recent]
-        rel = _rms(values)
-        if rel is None or len(values) < 5:
+        own = [r for r in self.residuals if r.band == band][-self.config.track_window:]
+        values = own if band is not None and len(own) >= self.config.min_band_samples else recent
+        if len(values) < 5:
             return None
-        # An RMS of k residuals is itself uncertain: use its one-sided 90 % upper confidence
-        # limit, √(k / χ²₀.₁₀(k)) times it (Wilson–Hilferty for the χ² quantile).
-        return ModelError(rel_row=rel * _upper_factor(len(values)), fit=f, band=band if values is own else None,
-                          samples=len(values))
+        # both components at their one-sided 90 % upper confidence limits: an estimate from
+        # k residuals is itself uncertain
+        noise2, rel2 = _variance_components([r.watts ** 2 for r in values], [r.rows_sq for r in values])
+        return ModelError(rel_row=math.sqrt(rel2), noise_w=math.sqrt(noise2), fit=f,
+                          band=band if values is own else None, samples=len(values))
 
     # ---- learning ---------------------------------------------------------------------------
     def observe(self, y: float, features: ModelFeatures, utilisation: float, wall: float | None = None) -> Residual | None:
@@ -218,8 +216,7 @@ class Calibrator:
             err = y - current.predict(x)
             rows = [current.dynamic(features.process(pid)) for pid in features.rows]
             rows.append(current.dynamic(features.kernel))
-            norm = math.sqrt(math.fsum(w * w for w in rows))
-            residual = Residual(err, err / norm if norm > 0 else 0.0, band)
+            residual = Residual(err, math.fsum(w * w for w in rows), band)
             self.residuals.append(residual)
         self.window.append(Sample(y, x, band, min(1.0, max(0.0, utilisation))))
         self.since_fit += 1
@@ -375,7 +372,7 @@ class Calibrator:
         """The window and counters; the fit itself is recomputed from the window when loaded."""
         return {"model": self.model, "features": list(self.names),
                 "samples": [[_g(s.y), [_g(v) for v in s.x], s.band, _g(s.u)] for s in self.window],
-                "residuals": [[_g(r.watts), _g(r.per_row), r.band] for r in self.residuals],
+                "residuals": [[_g(r.watts), _g(r.rows_sq), r.band] for r in self.residuals],
                 "recalibrations": self.recalibrations, "last_recalibration": self.last_recalibration}
 
     def load_json(self, data: Mapping[str, Any]) -> None:
@@ -440,7 +437,8 @@ def _sample(item: object, m: int) -> Sample:
 def _residual(item: object) -> Residual:
     if not isinstance(item, list) or len(item) != 3:
         raise ValueError("bad residual")
-    return Residual(_number(item[0], -_MAX_WATTS, _MAX_WATTS), _number(item[1], -1e6, 1e6), _band(item[2]))
+    return Residual(_number(item[0], -_MAX_WATTS, _MAX_WATTS), _number(item[1], 0.0, _MAX_WATTS ** 2),
+                    _band(item[2]))
 
 
 def _change_point(values: Sequence[float]) -> int:
@@ -457,6 +455,34 @@ def _change_point(values: Sequence[float]) -> int:
         if m2 > m1 and score > best:
             best, at = score, k
     return at
+
+
+def _variance_components(r2: Sequence[float], s2: Sequence[float], z: float = 1.2816) -> tuple[float, float]:
+    """(a, b) ≥ 0 of ``E[r²] = a + b·S²``: the residual variance as node-level noise no row
+    explains (a, W²) plus every row erring independently by the same relative amount (b),
+    each at its one-sided 90 % upper confidence limit (``z`` standard errors above the fit).
+
+    A nearly idle node's residual is noise, not the (tiny) rows' error; fitting both keeps
+    it from inflating the rows' relative error. Least squares; where one component comes
+    out negative, the other alone."""
+    n = len(r2)
+    mr, ms = math.fsum(r2) / n, math.fsum(s2) / n
+    sxx = math.fsum((x - ms) ** 2 for x in s2)
+    up2 = _upper_factor(n, z) ** 2 if z > 0 else 1.0  # a mean square's upper limit (χ²)
+    if sxx <= 0 or n < 3:
+        return mr * up2, 0.0
+    b = math.fsum((x - ms) * (y - mr) for x, y in zip(s2, r2)) / sxx
+    a = mr - b * ms
+    if b <= 0:  # no dependence on the rows: all node noise
+        return mr * up2, 0.0
+    if a < 0:  # through the origin: all the rows' own error
+        b = math.fsum(x * y for x, y in zip(s2, r2)) / math.fsum(x * x for x in s2)
+        resid = [y - b * x for x, y in zip(s2, r2)]
+        se_b = math.sqrt(math.fsum(e * e for e in resid) / (n - 1) / math.fsum(x * x for x in s2))
+        return 0.0, b + z * se_b
+    resid = [y - a - b * x for x, y in zip(s2, r2)]
+    sigma = math.sqrt(math.fsum(e * e for e in resid) / (n - 2))
+    return a + z * sigma * math.sqrt(1.0 / n + ms * ms / sxx), b + z * sigma / math.sqrt(sxx)
 
 
 def _upper_factor(k: int, z: float = 1.2816) -> float:

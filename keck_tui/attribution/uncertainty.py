@@ -14,11 +14,12 @@ not by adding worst cases (docs/model.md, "How a row's bound is composed"):
   proportionally: then it moves no watts between ``(idle)`` and the processes).
 * ``model``: once the model is calibrated, its *measured* error on the row:
   ``z·sqrt(tracking² + coefficients²)`` — the out-of-sample tracking error in the
-  interval's frequency band as a relative error per row (ε, rows erring
-  independently) carried through the normalisation to the measured total,
-  ``ε·w·sqrt(1 − 2s + Σ_r s_r²)``, and the fit's posterior covariance propagated to
-  the row's share, ``gᵀ·Cov·g`` with ``g = A/Ŵ·(x_row − s·x_node)``. Before
-  calibration: the split watts × the largest difference between the models' shares.
+  interval's frequency band, split into node-level noise σ₀ (it lands on the rows by
+  share, ``s·σ₀``) and a relative error per row (ε, rows erring independently) carried
+  through the normalisation to the measured total, ``ε·w·sqrt(1 − 2s + Σ_r s_r²)``; and
+  the fit's posterior covariance propagated to the row's share, ``gᵀ·Cov·g`` with
+  ``g = A/Ŵ·(x_row − s·x_node)``. Before calibration: the split watts × the largest
+  difference between the models' shares.
 * ``tick``: procfs accounting granularity: the split watts × min(1, tick ÷ busy
   seconds) for a process that ran (0 when per-CPU time is exact, i.e. eBPF).
 
@@ -100,7 +101,10 @@ def measured_model_term(watts: float, share: float, sum_sq_shares: float, attrib
     """
     if watts <= 0 and share <= 0:
         return 0.0
-    tracking_var = (err.rel_row * watts) ** 2 * max(0.0, 1.0 - 2.0 * share + sum_sq_shares)
+    # node-level noise lands on the rows by share; their own errors (ε each, independent) are
+    # carried through the normalisation to the measured total
+    tracking_var = (share * err.noise_w) ** 2 + (err.rel_row * watts) ** 2 * max(
+        0.0, 1.0 - 2.0 * share + sum_sq_shares)
     coef_var = 0.0
     if capacity > 0:
         scale = attributed / capacity
