@@ -10,6 +10,7 @@ from typing import Callable
 from aiohttp import web
 
 from keck_tui.common import bounded
+from keck_tui.common.ranges import RANGES, RangeError
 
 from keck_tui.agent.protocol import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, SafeAppRunner
 
@@ -37,11 +38,9 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not port_text:
         return host, DEFAULT_PORT
     try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"bad --listen {text!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"bad --listen {text!r}: port out of range")
+        port = RANGES["port"].parse(port_text, f"bad --listen {text!r}: the port")
+    except RangeError as exc:
+        raise ValueError(str(exc)) from None
     return host, port
 
 
