@@ -342,6 +342,8 @@ MAX_LABELS = 256
 MAX_SOURCES = 1024
 MAX_EXTRA_DEPTH = 16  # nesting of unknown fields kept for round trips
 _TOLERANCE = 1e-9  # relative: lo ≤ watts ≤ hi may be off by float rounding
+#: Upper limits of a row's optional non-negative numbers (RowDecoder and checked_tree).
+_ROW_HIGH = {"freq_mhz": 1e6, "cpu_util": 1e7, "cpu_s": MAX_INTERVAL * 1e4, "gpu_watts": MAX_WATTS, "age_s": MAX_TIME}
 
 
 class RowDecoder:
@@ -384,10 +386,10 @@ class RowDecoder:
             level=_text(data["level"], "level"), id=row_id, name=_text(data["name"], "name"),
             watts=watts, watts_lo=lo, watts_hi=hi,
             joules=_check_range(_float(data.get("joules", 0.0), "joules"), "joules", 0.0, MAX_JOULES),
-            freq_mhz=_opt_range(data.get("freq_mhz"), "freq_mhz", 0.0, 1e6),
-            cpu_util=_opt_range(data.get("cpu_util"), "cpu_util", 0.0, 1e7),
+            freq_mhz=_opt_range(data.get("freq_mhz"), "freq_mhz", 0.0, _ROW_HIGH["freq_mhz"]),
+            cpu_util=_opt_range(data.get("cpu_util"), "cpu_util", 0.0, _ROW_HIGH["cpu_util"]),
             estimated=_bool(data.get("estimated", False), "estimated"),
-            cpu_s=_opt_range(data.get("cpu_s"), "cpu_s", 0.0, MAX_INTERVAL * 1e4),
+            cpu_s=_opt_range(data.get("cpu_s"), "cpu_s", 0.0, _ROW_HIGH["cpu_s"]),
         )
         comps = data.get("components")
         if comps is not None:
@@ -404,10 +406,9 @@ class RowDecoder:
         for name in ("cmd", "note", "error"):
             if data.get(name) is not None:
                 kwargs[name] = _text(data[name], name, MAX_DETAIL)
-        if data.get("gpu_watts") is not None:
-            kwargs["gpu_watts"] = _check_range(_float(data["gpu_watts"], "gpu_watts"), "gpu_watts", 0.0, MAX_WATTS)
-        if data.get("age_s") is not None:
-            kwargs["age_s"] = _check_range(_float(data["age_s"], "age_s"), "age_s", 0.0, MAX_TIME)
+        for name in ("gpu_watts", "age_s"):
+            if data.get(name) is not None:
+                kwargs[name] = _check_range(_float(data[name], name), name, 0.0, _ROW_HIGH[name])
         for name in ("freq_nominal", "stale", "has_children"):
             if data.get(name) is not None:
                 kwargs[name] = _bool(data[name], name)
@@ -469,11 +470,14 @@ def _check_row_numbers(row: Row) -> None:
         _finite(getattr(row, name), name)
     _check_bounds(row.watts, row.watts_lo, row.watts_hi)
     _check_range(_finite(row.joules, "joules"), "joules", 0.0, MAX_JOULES)
-    for name, high in (("freq_mhz", 1e6), ("cpu_util", 1e7), ("cpu_s", MAX_INTERVAL * 1e4),
-                       ("gpu_watts", MAX_WATTS), ("age_s", MAX_TIME)):
+    for name, high in _ROW_HIGH.items():
         value = getattr(row, name)
         if value is not None:
             _check_range(_finite(value, name), name, 0.0, high)
+    for name, top in (("pid", 2**31 - 1), ("cpu", 2**20)):
+        value = getattr(row, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top):
+            raise SnapshotFormatError(f"{name} out of range [0, {top}]")
     for key, value in (row.components or {}).items():
         _check_range(_finite(value, f"components {key}"), "components", -MAX_WATTS, MAX_WATTS)
 

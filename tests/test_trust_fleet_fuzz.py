@@ -142,3 +142,27 @@ def test_prometheus_samples_that_are_not_usable_numbers_are_left_out_and_counted
     prom = snap.source("prometheus")
     assert prom is not None and "3 sample(s) ignored" in prom.detail
     assert snap.root.watts == 150.0
+
+
+def test_a_source_whose_poll_raises_is_its_own_error_not_the_fleets() -> None:
+    """A bug a hostile answer finds in one source (here: a poll that raises) must not stop the
+    fleet: the other sources' answers are merged, that source says what happened."""
+    class Broken(KeckSource):
+        async def poll(self, session):
+            raise ZeroDivisionError("a bug a hostile answer found")
+
+    async def agent_get(session: Any, url: str, **kw: Any) -> Any:
+        if "bad" in url:
+            raise TypeError("another bug")
+        return docs.good("good0")
+
+    fleet = Fleet(AgentSource([AgentSpec("http://good0:9464", "c1"), AgentSpec("http://bad:9464", "c1")]),
+                  [Broken("http://keck:8080", "c2")])
+    with mock.patch.object(agents_mod, "get_json", agent_get):
+        asyncio.run(fleet.poll(None))  # type: ignore[arg-type]
+    snap = fleet.snapshot()
+    _check(snap, ["good0"])
+    keck = next(s for s in snap.sources if s.name.startswith("keck"))
+    assert keck.status == "error" and "ZeroDivisionError" in keck.detail
+    bad = next(s for s in snap.sources if "bad" in s.name)
+    assert "internal error: TypeError: another bug" in bad.detail

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from keck_tui.common.bgloop import describe
 from keck_tui.common.http import HttpError, bearer, get_json
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SnapshotFormatError, SourceStatus, STATUS_ERROR, STATUS_OK
@@ -80,6 +81,23 @@ class AgentSource:
         await asyncio.gather(*(self._poll_one(session, a) for a in due))
 
     async def _poll_one(self, session: aiohttp.ClientSession, a: AgentState) -> None:
+        try:
+            await self._fetch_one(session, a)
+        except Exception as exc:  # noqa: BLE001 - one agent's surprise must not stop the others
+            self._failed(a, f"internal error: {describe(exc)}")
+
+    def failed(self, error: str) -> None:
+        """The whole poll failed unforeseen (the fleet calls it): every agent's row goes stale."""
+        for a in self.agents:
+            a.error = error
+
+    def _failed(self, a: AgentState, error: str) -> None:
+        a.error = error
+        a.failures += 1
+        backoff = min(self.max_backoff, 2.0 ** (a.failures - 1))
+        a.next_try = self._mono() + backoff * (0.8 + 0.4 * self._rng.random())
+
+    async def _fetch_one(self, session: aiohttp.ClientSession, a: AgentState) -> None:
         a.polls += 1
         params = {} if self.depth is None else {"depth": str(self.depth)}
         try:
@@ -92,10 +110,7 @@ class AgentSource:
             if a.expanded:
                 await asyncio.gather(*(self._expand_one(session, a, p) for p in list(a.expanded)))
         except HttpError as exc:
-            a.error = str(exc)
-            a.failures += 1
-            backoff = min(self.max_backoff, 2.0 ** (a.failures - 1))
-            a.next_try = self._mono() + backoff * (0.8 + 0.4 * self._rng.random())
+            self._failed(a, str(exc))
             return
         a.last = snap
         a.last_ok = self._mono()

@@ -43,6 +43,11 @@ class RemoteTreesSource:
     def last_ok(self) -> float | None:
         return self._trees.last_ok
 
+    def failed(self, error: str) -> None:
+        """This poll failed in a way the source did not foresee (the fleet calls it): its rows go
+        stale with ``error`` like after a failed request."""
+        self._trees.failed(error)
+
 
 class RemoteTrees:
     """The last good cluster rows of one remote source, their energy, and their staleness."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import aiohttp
 
+from keck_tui.common.bgloop import describe
 from keck_tui.common.ids import safe_id
 from keck_tui.model import Row, Snapshot, SourceStatus
 from keck_tui.sources.agents import AgentSource
@@ -42,10 +43,17 @@ class Fleet:
         self.warnings: list[str] = []  # said once at start-up (token files others can read …)
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
-        tasks = [s.poll(session) for s in self.others]
-        if self.agents is not None:
-            tasks.append(self.agents.poll(session))
-        await asyncio.gather(*tasks)
+        """Poll every source at once. A source whose poll raises (a bug its hostile answer found)
+        is that source's error, its rows stale; it never stops the others' answers."""
+        sources: list[Any] = list(self.others) + ([self.agents] if self.agents is not None else [])
+        results = await asyncio.gather(*(s.poll(session) for s in sources), return_exceptions=True)
+        for source, result in zip(sources, results):
+            if isinstance(result, Exception):
+                failed = getattr(source, "failed", None)
+                if callable(failed):
+                    failed(f"internal error: {describe(result)}")
+            elif isinstance(result, BaseException):
+                raise result  # CancelledError, KeyboardInterrupt: not a source's failure
 
     def snapshot(self) -> Snapshot:
         clusters: dict[str, list[Row]] = {}
