@@ -45,8 +45,9 @@ class SourceStatus:
         # A source's detail often quotes a peer (an HTTP error body, a BMC's message).
         for name in ("name", "status", "detail", "kind"):
             value = getattr(self, name)
-            if isinstance(value, str) and not value.isprintable():
-                object.__setattr__(self, name, terminal_safe(value))
+            limit = MAX_DETAIL if name == "detail" else MAX_TEXT
+            if isinstance(value, str) and (len(value) > limit or not value.isprintable()):
+                object.__setattr__(self, name, terminal_safe(value, limit))
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,7 @@ class SourceStatus:
 
 # Row fields holding text (checked by Row.__post_init__).
 _ROW_TEXT = ("level", "id", "name", "cmd", "pod_uid", "namespace", "container_id", "note", "error")
+_ROW_DETAIL = frozenset({"cmd", "note", "error"})  # up to MAX_DETAIL characters; the others MAX_TEXT
 # Row fields that are always written (null when unknown), then the optional ones
 # that are written only when set.
 _ROW_ALWAYS = ("level", "id", "name", "watts", "watts_lo", "watts_hi", "joules",
@@ -133,11 +135,18 @@ class Row:
         # every row of every source is built, so no output (TUI, tables, JSON that a
         # user prints) ever carries an escape sequence. The common case (all printable)
         # costs one join and one str.isprintable() in C.
+        # Text is also cut to the limits a reader enforces (MAX_TEXT, MAX_DETAIL): a
+        # process whose command line is 100 kB long must not make keck-top's own
+        # snapshot unreadable by its own agent client, recorder or replay.
+        # All of it shorter than MAX_TEXT means every field fits; otherwise the slow
+        # path measures field by field.
         try:
-            if ("".join(filter(None, (self.level, self.id, self.name, self.cmd, self.pod_uid, self.namespace,
-                                      self.container_id, self.note, self.error))).isprintable()
-                    and (self.sources is None or "".join(self.sources).isprintable())
-                    and (not self.labels or "".join(f"{k}{v}" for k, v in self.labels.items()).isprintable())):
+            text = "".join(filter(None, (self.level, self.id, self.name, self.cmd, self.pod_uid, self.namespace,
+                                         self.container_id, self.note, self.error)))
+            sources = "" if self.sources is None else "".join(self.sources)
+            labels = "".join(f"{k}{v}" for k, v in self.labels.items()) if self.labels else ""
+            if (len(text) <= MAX_TEXT and len(sources) <= MAX_TEXT and len(labels) <= MAX_TEXT
+                    and text.isprintable() and sources.isprintable() and labels.isprintable()):
                 return
         except TypeError:  # not text where text belongs: let the slow path leave it alone
             pass
@@ -146,12 +155,15 @@ class Row:
     def _make_terminal_safe(self) -> None:
         for name in _ROW_TEXT:
             value = getattr(self, name)
-            if isinstance(value, str) and not value.isprintable():
-                object.__setattr__(self, name, terminal_safe(value))
-        if self.sources is not None and not all(s.isprintable() for s in self.sources):
-            object.__setattr__(self, "sources", tuple(terminal_safe(s) for s in self.sources))
-        if self.labels and not all(k.isprintable() and v.isprintable() for k, v in self.labels.items()):
-            object.__setattr__(self, "labels", {terminal_safe(k): terminal_safe(v) for k, v in self.labels.items()})
+            limit = MAX_DETAIL if name in _ROW_DETAIL else MAX_TEXT
+            if isinstance(value, str) and (len(value) > limit or not value.isprintable()):
+                object.__setattr__(self, name, terminal_safe(value, limit))
+        if self.sources is not None and not all(len(s) <= MAX_TEXT and s.isprintable() for s in self.sources):
+            object.__setattr__(self, "sources", tuple(terminal_safe(s, MAX_TEXT) for s in self.sources))
+        if self.labels and not all(len(k) <= MAX_TEXT and len(v) <= MAX_TEXT and k.isprintable() and v.isprintable()
+                                   for k, v in self.labels.items()):
+            object.__setattr__(self, "labels", {terminal_safe(k, MAX_TEXT): terminal_safe(v, MAX_TEXT)
+                                                for k, v in self.labels.items()})
 
     @property
     def synthetic(self) -> bool:
@@ -258,10 +270,10 @@ class Snapshot:
     def __post_init__(self) -> None:
         for name in ("host", "model", "idle_policy"):
             value = getattr(self, name)
-            if isinstance(value, str) and not value.isprintable():
-                object.__setattr__(self, name, terminal_safe(value))
-        if not all(isinstance(w, str) and w.isprintable() for w in self.warnings):
-            object.__setattr__(self, "warnings", tuple(terminal_safe(str(w)) for w in self.warnings))
+            if isinstance(value, str) and (len(value) > MAX_TEXT or not value.isprintable()):
+                object.__setattr__(self, name, terminal_safe(value, MAX_TEXT))
+        if not all(isinstance(w, str) and len(w) <= MAX_DETAIL and w.isprintable() for w in self.warnings):
+            object.__setattr__(self, "warnings", tuple(terminal_safe(str(w), MAX_DETAIL) for w in self.warnings))
 
     def source(self, name: str) -> SourceStatus | None:
         return next((s for s in self.sources if s.name == name), None)

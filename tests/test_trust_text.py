@@ -79,3 +79,52 @@ def test_another_users_process_name_never_reaches_the_terminal_raw(output) -> No
         rows = [row for _, row in Snapshot.loads(r.stdout).root.walk() if row.pid == proc.pid]
         assert rows and REPLACEMENT in rows[0].name and REPLACEMENT in rows[0].cmd
         assert "\\u001b" not in r.stdout
+
+
+def test_over_long_text_is_cut_to_what_a_reader_accepts() -> None:
+    """CI found it: a process with a 100 kB command line made keck-top's own snapshot
+    unreadable by its own decoder (agent client, recorder, replay)."""
+    from keck_tui.model import MAX_DETAIL, MAX_TEXT
+
+    row = Row(level="process", id="7", name="n" * (MAX_TEXT + 10), watts=1.0, watts_lo=1.0, watts_hi=1.0,
+              cmd="c" * 100_000, note="x" * (MAX_DETAIL + 1), labels={"k" * 5000: "v" * 5000},
+              sources=("s" * 5000,))
+    assert len(row.cmd) == MAX_DETAIL and row.cmd.endswith("…") and row.cmd.startswith("ccc")
+    assert len(row.name) == MAX_TEXT and len(row.note) == MAX_DETAIL
+    assert all(len(t) <= MAX_TEXT for t in (*row.labels, *row.labels.values(), *row.sources))
+    exact = Row(level="process", id="8", name="n", watts=1.0, watts_lo=1.0, watts_hi=1.0, cmd="c" * MAX_DETAIL)
+    assert exact.cmd == "c" * MAX_DETAIL  # at the limit: untouched
+    src = SourceStatus("s", "error", "d" * 20_000)
+    snap = Snapshot(time=1.0, interval_s=1.0, host="h" * 5000, model="m", sources=(src,),
+                    root=Row(level="node", id="node", name="node", watts=2.0, watts_lo=2.0, watts_hi=2.0,
+                             children=(row, exact)),
+                    warnings=("w" * 20_000,))
+    back = Snapshot.loads(snap.dumps())
+    assert back.root.children[0].cmd == row.cmd and len(back.sources[0].detail) == MAX_DETAIL
+    assert len(back.host) == MAX_TEXT and len(back.warnings[0]) == MAX_DETAIL
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux procfs")
+def test_a_process_with_a_huge_command_line_is_shown_and_read_back(tmp_path: Path) -> None:
+    from keck_tui.model import MAX_DETAIL
+    from keck_tui.recording import read_recording
+
+    code = "import time\nt = time.time() + 30\nwhile time.time() < t: time.sleep(0.05)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code, "A" * 120_000])
+    try:
+        r = subprocess.run([sys.executable, "-m", "keck_tui", "--once", "--json", "--interval", "0.3",
+                            "--probes", "procfs", "--config", "/dev/null", "--no-gpu"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        path = tmp_path / "r.jsonl"
+        rec = subprocess.run([sys.executable, "-m", "keck_tui", "record", str(path), "--count", "1",
+                              "--interval", "0.3", "--probes", "procfs", "--config", "/dev/null", "--no-gpu",
+                              "--quiet"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.returncode == 0, r.stderr
+    rows = [row for _, row in Snapshot.loads(r.stdout).root.walk() if row.pid == proc.pid]
+    assert rows and len(rows[0].cmd) == MAX_DETAIL and rows[0].cmd.endswith("AAAA…")
+    assert rec.returncode == 0, rec.stderr
+    snaps, stats = read_recording(path)
+    assert len(snaps) == 1 and stats.skipped == 0

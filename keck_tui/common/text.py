@@ -16,7 +16,8 @@ REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
 
 
 def terminal_safe(text: str, limit: int | None = None) -> str:
-    """``text`` with control and format characters replaced, cut to ``limit`` characters.
+    """``text`` with control and format characters replaced, cut to at most ``limit``
+    characters (the last one an ellipsis when cut).
 
     Tabs, newlines and other line or paragraph separators become one space (a
     command line's arguments stay readable); C0/C1 controls, DEL, format
@@ -24,7 +25,7 @@ def terminal_safe(text: str, limit: int | None = None) -> str:
     become U+FFFD. Other characters, unassigned ones included, are kept.
     """
     if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
+        text = text[:max(0, limit - 1)] + "…"
     if text.isprintable():  # the common case, in C
         return text
     return "".join(_safe_char(ch) for ch in text)
