@@ -94,15 +94,19 @@ spun = time.process_time() - c0  # the kernel's own account of this process's CP
 act = s.sample()
 me = [p for p in act.processes if p.pid == os.getpid()]
 table = s.probe.bpf[b"oncpu"]
-batch = {k.value for k, _ in table.items_lookup_batch()}  # a few syscalls ...
-walk = {k.value for k, _ in table.items()}  # ... or one per key: the same entries (more may come)
+# Between two reads entries are only added (the sampler deletes exited ones at its own reads):
+# the batch read must hold everything a key-by-key walk found before it and nothing a walk after
+# it lacks. (This process itself may still sit in a CPU's recent-time cache, not yet in the map.)
+before = {k.value for k, _ in table.items()}  # one syscall per key ...
+batch = {k.value for k, _ in table.items_lookup_batch()}  # ... or a few
+after = {k.value for k, _ in table.items()}
 pin_dir = f"/sys/fs/bpf/keck-top/{os.getpid()}"
 print(json.dumps({
     "status": act.source.status, "own_cpu_s": me[0].cpu_s if me else 0.0, "spun_s": spun, "exact": act.per_cpu_exact,
     "bcc_loaded": any(m == "bcc" or m.startswith("bcc.") for m in sys.modules),
     "rss_mib": int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20,
     "pins": sorted(os.listdir(pin_dir + "/links")), "pin_dir": pin_dir,
-    "batch_ok": bool(batch) and batch <= walk and os.getpid() in batch}), flush=True)
+    "batch_ok": bool(batch) and before <= batch <= after}), flush=True)
 if sys.argv[1] == "crash":
     os._exit(1)  # no close(): the pins stay, as after a crash
 s.close()
