@@ -54,18 +54,30 @@ def _int(text: str | None, base: int = 10) -> int | None:
         return None
 
 
-def parse_cpuinfo_identity(text: str) -> CpuIdentity:
-    """The identity of the first processor, plus counts over all of them."""
-    first: dict[str, str] = {}  # the first processor's fields
-    header: dict[str, str] = {}  # fields outside any processor block (older Arm kernels)
-    processors = 0
-    physical: set[str] = set()
+def cpuinfo_blocks(text: str) -> list[dict[str, str]]:
+    """``/proc/cpuinfo`` as its blank-line-separated blocks of ``key: value`` fields.
+
+    Keys and values are stripped; within a block the first of a repeated key wins. A block
+    is a processor's where ``fields["processor"]`` is a number; others are header blocks.
+    """
+    blocks: list[dict[str, str]] = []
     for block in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
         for line in block.splitlines():
             key, sep, value = line.partition(":")
             if sep:
                 fields.setdefault(key.strip(), value.strip())
+        blocks.append(fields)
+    return blocks
+
+
+def parse_cpuinfo_identity(text: str) -> CpuIdentity:
+    """The identity of the first processor, plus counts over all of them."""
+    first: dict[str, str] = {}  # the first processor's fields
+    header: dict[str, str] = {}  # fields outside any processor block (older Arm kernels)
+    processors = 0
+    physical: set[str] = set()
+    for fields in cpuinfo_blocks(text):
         if not fields.get("processor", "").isdigit():
             for key, value in fields.items():
                 header.setdefault(key, value)

@@ -21,17 +21,35 @@ from keck_tui.estimate.classes import normalise_model_name
 
 
 @dataclass(frozen=True)
-class ClassCoefficients:
-    """Watts per thread of one CPU class on one provider, with the dataset's spread."""
+class WattsBand:
+    """Watts at idle and at full load, each with the lowest and highest figure the data allows."""
 
-    provider: str
-    cls: str
     idle_w: float
     max_w: float
     idle_lo: float
     idle_hi: float
     max_lo: float
     max_hi: float
+
+    def figures(self) -> tuple[float, float, float, float, float, float]:
+        """The six figures in field order (idle, max, idle lo, idle hi, max lo, max hi)."""
+        return self.idle_w, self.max_w, self.idle_lo, self.idle_hi, self.max_lo, self.max_hi
+
+    def scaled(self, k: float) -> WattsBand:
+        """Every figure times ``k`` (per thread → per machine)."""
+        return WattsBand(*(x * k for x in self.figures()))
+
+    def ordered(self) -> bool:
+        """lo <= value <= hi, at idle and at full load."""
+        return self.idle_lo <= self.idle_w <= self.idle_hi and self.max_lo <= self.max_w <= self.max_hi
+
+
+@dataclass(frozen=True)
+class ClassCoefficients(WattsBand):
+    """Watts per thread of one CPU class on one provider, with the dataset's spread."""
+
+    provider: str
+    cls: str
     spec_results: int
 
 
@@ -132,7 +150,7 @@ def parse_estimate_data(tdp_csv: str, classes_csv: str, toml_text: str) -> Estim
                               idle_lo=_finite(row["idle_lo"]), idle_hi=_finite(row["idle_hi"]),
                               max_lo=_finite(row["max_lo"]), max_hi=_finite(row["max_hi"]),
                               spec_results=int(row["spec_results"]))
-        if not (c.idle_lo <= c.idle_w <= c.idle_hi and c.max_lo <= c.max_w <= c.max_hi):
+        if not c.ordered():
             raise ValueError(f"cpu_classes.csv: {c.provider}/{c.cls}: lo <= value <= hi does not hold")
         classes[(c.provider, c.cls)] = c
     doc = tomllib.loads(toml_text)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from keck_tui.estimate.classes import class_from_arm, class_from_cpuid, class_from_model_name
 from keck_tui.estimate.cpuinfo import CpuIdentity
-from keck_tui.estimate.data import ClassCoefficients, EstimateData
+from keck_tui.estimate.data import ClassCoefficients, EstimateData, WattsBand
 
 GIB = 1024 ** 3
 
@@ -44,15 +44,9 @@ class PlatformFacts:
 
 
 @dataclass(frozen=True)
-class CpuPowerProfile:
+class CpuPowerProfile(WattsBand):
     """Estimated CPU watts as a function of utilisation, with bounds and the reasons."""
 
-    idle_w: float
-    max_w: float
-    idle_lo: float
-    idle_hi: float
-    max_lo: float
-    max_hi: float
     curve_u: tuple[float, ...]
     curve_shape: tuple[float, ...]  # 0 at idle, 1 at full load
     method: str  # tdp | class | average | configured
@@ -177,8 +171,7 @@ def choose_cpu_profile(facts: PlatformFacts, data: EstimateData, *, tdp: float |
         why.append(f"{coeff.cls} on {coeff.provider}: {coeff.idle_w:.2f}–{coeff.max_w:.2f} W per vCPU "
                    f"(Cloud Carbon Footprint) × {n} logical CPUs; spread from {coeff.spec_results} "
                    "SPECpower results")
-        profile = CpuPowerProfile(coeff.idle_w * n, coeff.max_w * n, coeff.idle_lo * n, coeff.idle_hi * n,
-                                  coeff.max_lo * n, coeff.max_hi * n, data.curve_u, shape, "class",
+        profile = CpuPowerProfile(*coeff.scaled(n).figures(), data.curve_u, shape, "class",
                                   f"{coeff.cls} ({coeff.provider}, per vCPU)", tuple(why),
                                   f"Cloud Carbon Footprint coefficients ({coeff.provider}); curve: {data.curve_source}")
     else:
@@ -187,9 +180,9 @@ def choose_cpu_profile(facts: PlatformFacts, data: EstimateData, *, tdp: float |
         what = repr(ident.model_name.strip()) if ident.model_name.strip() else "no model name"
         why.append(f"CPU not identified ({what}): the average over all {len(all_rows)} classes "
                    f"({idle:.2f}–{full:.2f} W per vCPU) × {n} logical CPUs, bound: their whole spread")
-        profile = CpuPowerProfile(idle * n, full * n, min(c.idle_lo for c in all_rows) * n,
-                                  max(c.idle_hi for c in all_rows) * n, min(c.max_lo for c in all_rows) * n,
-                                  max(c.max_hi for c in all_rows) * n, data.curve_u, shape, "average",
+        spread = WattsBand(idle, full, min(c.idle_lo for c in all_rows), max(c.idle_hi for c in all_rows),
+                           min(c.max_lo for c in all_rows), max(c.max_hi for c in all_rows))
+        profile = CpuPowerProfile(*spread.scaled(n).figures(), data.curve_u, shape, "average",
                                   "all classes (average)", tuple(why),
                                   f"Cloud Carbon Footprint coefficients; curve: {data.curve_source}")
     return _with_overrides(profile, tdp, idle_watts)

@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+from keck_tui.estimate.cpuinfo import cpuinfo_blocks
 from keck_tui.model import STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_int, read_opt_text
 from keck_tui.samplers.types import CoreFrequency, FrequencyReading
@@ -92,13 +93,8 @@ class CpufreqSampler:
 def parse_cpuinfo(text: str) -> dict[int, tuple[float, float | None]]:
     """Per processor: (``cpu MHz`` or the model name's GHz, the model name's GHz)."""
     out: dict[int, tuple[float, float | None]] = {}
-    for block in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                fields.setdefault(key.strip(), value.strip())
-        if "processor" not in fields or not fields["processor"].isdigit():
+    for fields in cpuinfo_blocks(text):
+        if not fields.get("processor", "").isdigit():
             continue
         m = _GHZ_RE.search(fields.get("model name", ""))
         rated = float(m.group(1)) * 1000.0 if m else None
