@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keck_tui.commands.base import (CliError, add_config_option, add_interval_option, add_output_options,
-                                    ranged, settings_from_args)
+                                    ranged, require_once_for_json, settings_from_args)
 
 if TYPE_CHECKING:
     from keck_tui.sources.attach import AttachConfig
@@ -124,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.batch and args.once:
         raise CliError("--once and --batch don't go together")
-    if args.json and not args.once:
-        raise CliError("--json needs --once")
+    require_once_for_json(args)
     if args.once or args.batch:
         fleet = build_fleet(args, default_depth=None)
     else:

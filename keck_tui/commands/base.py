@@ -8,6 +8,7 @@ here or in its own module, and library errors (any ``UsageError``) come back to
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from keck_tui.common.ranges import RANGES, RangeError
 from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, PROFILES, Settings, check_value, default_config_path, load_config
 
 if TYPE_CHECKING:
+    from keck_tui.model import Snapshot
     from keck_tui.wiring import HostPowerConfig, LocalSources
 
 
@@ -122,10 +124,28 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                         "tokens; [[work]] entries of the config still apply")
 
 
+def add_once_options(parser: Any, once_help: str = "print one snapshot and exit") -> None:
+    """``--once`` and ``--json``: one snapshot on stdout, as a table or as keck-top/1 JSON."""
+    parser.add_argument("--once", action="store_true", help=once_help)
+    parser.add_argument("--json", action="store_true", help="print the snapshot as keck-top/1 JSON (with --once)")
+
+
+def require_once_for_json(args: argparse.Namespace) -> None:
+    if args.json and not args.once:
+        raise CliError("--json needs --once")
+
+
+def print_snapshot(snap: Snapshot, as_json: bool) -> None:
+    """One snapshot on stdout: its JSON document, or the plain table."""
+    from keck_tui.textout import render_table
+
+    sys.stdout.write((snap.dumps() if as_json else render_table(snap)) + "\n")
+    sys.stdout.flush()
+
+
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("output")
-    g.add_argument("--once", action="store_true", help="sample one interval, print it and exit")
-    g.add_argument("--json", action="store_true", help="print the snapshot as keck-top/1 JSON (with --once)")
+    add_once_options(g, once_help="sample one interval, print it and exit")
     g.add_argument("--batch", action="store_true", help="print a plain table each interval, like top -b")
     g.add_argument("-n", "--iterations", metavar="N", type=ranged("iterations"),
                    help="with --batch: stop after N tables "

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from keck_tui.commands.base import CliError, add_config_option, ranged, settings_from_args
+from keck_tui.commands.base import (CliError, add_config_option, add_once_options, print_snapshot, ranged,
+                                    require_once_for_json, settings_from_args)
 from keck_tui.common.timeparse import TIME_FORMS, parse_time_flag
 
 
@@ -21,8 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", metavar="N", type=ranged("steps"), default=5,
                         help=f"with --once: intervals simulated before printing {ranged('steps').help('5')}")
     parser.add_argument("--node", metavar="NAME", help="with --once: print that node's own snapshot")
-    parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    parser.add_argument("--json", action="store_true", help="as keck-top/1 JSON (with --once)")
+    add_once_options(parser)
     parser.add_argument("--interval", metavar="S", type=ranged("interval"), default=None,
                         help=f"simulated interval and refresh in seconds {ranged('interval').help('1')}")
     add_config_option(parser)
@@ -31,8 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from keck_tui.demo import DemoFleet
 
-    if args.json and not args.once:
-        raise CliError("--json needs --once")
+    require_once_for_json(args)
     interval = args.interval if args.interval is not None else 1.0
     settings = settings_from_args(args)
     start = parse_time_flag(args.start, "--start")
@@ -47,12 +45,7 @@ def run(args: argparse.Namespace) -> int:
                 names = ", ".join(n.spec.name for n in fleet.nodes)
                 raise CliError(f"--node: no node {args.node!r} in the demo (nodes: {names})")
         assert snap is not None
-        if args.json:
-            sys.stdout.write(snap.dumps() + "\n")
-        else:
-            from keck_tui.textout import render_table
-
-            sys.stdout.write(render_table(snap) + "\n")
+        print_snapshot(snap, args.json)
         return 0
     if args.node:
         raise CliError("--node needs --once")

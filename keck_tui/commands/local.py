@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from keck_tui.clock import SystemClock
 from keck_tui.commands.base import (CliError, add_output_options, add_sampling_options, local_sources_from_args,
-                                    settings_from_args)
+                                    print_snapshot, settings_from_args)
 from keck_tui.commands.tui import start_tui
 from keck_tui.config import Settings
 from keck_tui.model import Snapshot
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_prometheus(args, settings)
     if args.once or (args.json and not args.batch):
         snap = collect_once(settings, local_sources_from_args(args, settings))
-        _print(snap, args.json)
+        print_snapshot(snap, args.json)
         return 0
     if args.batch:
         return _run_batch(args, settings)
@@ -64,14 +64,6 @@ def collect_once(settings: Settings, sources: LocalSources) -> Snapshot:
         return collector.collect()
     finally:
         collector.close()
-
-
-def _print(snap: Snapshot, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(snap.dumps() + "\n")
-    else:
-        sys.stdout.write(render_table(snap) + "\n")
-    sys.stdout.flush()
 
 
 def _run_batch(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keck_tui.commands.base import CliError, add_config_option, ranged, settings_from_args
+from keck_tui.commands.base import (CliError, add_config_option, add_once_options, print_snapshot, ranged,
+                                    require_once_for_json, settings_from_args)
 from keck_tui.common.timeparse import TIME_FORMS
 
 
@@ -14,8 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "[ and ] seek a minute, { and } a tenth, Home/End, + and - speed ×0.5–×16), or print one "
         "instant with --once --json [--at INDEX|TIME]. Corrupt or truncated lines are skipped and counted.")
     parser.add_argument("file", metavar="FILE", help="a recording (.jsonl, .jsonl.gz or .jsonl.zst)")
-    parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    parser.add_argument("--json", action="store_true", help="print it as keck-top/1 JSON (with --once)")
+    add_once_options(parser)
     parser.add_argument("--at", metavar="INDEX|TIME",
                         help=f"which snapshot: an index (0 first, -1 last), or a time ({TIME_FORMS}): the "
                              "last snapshot at or before it; default: the last one, or the first for the TUI")
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from keck_tui.recording import RecordingError
     from keck_tui.replay import SPEEDS, RecordingIndex
 
-    if args.json and not args.once:
-        raise CliError("--json needs --once")
+    require_once_for_json(args)
     if not SPEEDS[0] <= args.speed <= SPEEDS[-1]:
         raise CliError(f"--speed must be between {SPEEDS[0]:g} and {SPEEDS[-1]:g}")
     settings = settings_from_args(args)
@@ -78,10 +77,5 @@ def _once(index, args: argparse.Namespace) -> int:
         snap = index.snapshot(j)
     if index.stats.skipped or index.stats.stream_error:
         print(f"keck-top: replay: {index.stats.summary()}", file=sys.stderr)
-    if args.json:
-        sys.stdout.write(snap.dumps() + "\n")
-    else:
-        from keck_tui.textout import render_table
-
-        sys.stdout.write(render_table(snap) + "\n")
+    print_snapshot(snap, args.json)
     return 0
