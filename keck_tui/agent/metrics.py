@@ -15,7 +15,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -105,61 +105,36 @@ class MetricsState:
             return
         node = _clip(snap.host)
         for key, fam in self.families.items():
-            g = GaugeMetricFamily(f"{fam.name}_power_watts",
-                                  f"Mean power of {fam.what} over the last interval, in watts.",
-                                  labels=fam.labels)
-            for labels, watts in self.gauges[key].items():
-                g.add_metric(labels, watts)
-            yield g
-            c = CounterMetricFamily(f"{fam.name}_joules",
-                                    f"Energy of {fam.what} since the agent started, in joules.",
-                                    labels=fam.labels)
-            for labels, joules in self.counters[key].items():
-                c.add_metric(labels, joules)
-            yield c
+            yield _family(GaugeMetricFamily, f"{fam.name}_power_watts",
+                          f"Mean power of {fam.what} over the last interval, in watts.",
+                          fam.labels, self.gauges[key].items())
+            yield _family(CounterMetricFamily, f"{fam.name}_joules",
+                          f"Energy of {fam.what} since the agent started, in joules.",
+                          fam.labels, self.counters[key].items())
         root = snap.root
         for bound, value in (("lower", root.watts_lo), ("upper", root.watts_hi)):
-            g = GaugeMetricFamily(f"keck_node_power_{bound}_bound_watts",
-                                  f"The {bound} end of the node power's error bound, in watts.",
-                                  labels=("node",))
-            g.add_metric((node,), value)
-            yield g
-        up = GaugeMetricFamily("keck_source_up", "1 when a power source works, else 0.",
-                               labels=("node", "source", "kind"))
-        sw = GaugeMetricFamily("keck_source_power_watts", "Power a source reported, in watts.",
-                               labels=("node", "source"))
-        for src in snap.sources:
-            up.add_metric((node, _clip(src.name), _clip(src.kind)), 1.0 if src.ok else 0.0)
-            if src.watts is not None:
-                sw.add_metric((node, _clip(src.name)), src.watts)
-        yield up
-        yield sw
-        est = GaugeMetricFamily("keck_estimated", "1 when no measured power source exists (all watts estimated).",
-                                labels=("node",))
-        est.add_metric((node,), 1.0 if snap.estimated else 0.0)
-        yield est
-        ts = GaugeMetricFamily("keck_snapshot_timestamp_seconds", "Unix time of the latest snapshot.",
-                               labels=("node",))
-        ts.add_metric((node,), snap.time)
-        yield ts
-        iv = GaugeMetricFamily("keck_snapshot_interval_seconds", "Measured interval of the latest snapshot.",
-                               labels=("node",))
-        iv.add_metric((node,), snap.interval_s)
-        yield iv
-        age = GaugeMetricFamily("keck_snapshot_age_seconds", "Seconds since the latest snapshot was taken.",
-                                labels=("node",))
-        age.add_metric((node,), max(0.0, self._wall() - snap.time))
-        yield age
+            yield _family(GaugeMetricFamily, f"keck_node_power_{bound}_bound_watts",
+                          f"The {bound} end of the node power's error bound, in watts.", ("node",), [((node,), value)])
+        yield _family(GaugeMetricFamily, "keck_source_up", "1 when a power source works, else 0.",
+                      ("node", "source", "kind"),
+                      [((node, _clip(src.name), _clip(src.kind)), 1.0 if src.ok else 0.0) for src in snap.sources])
+        yield _family(GaugeMetricFamily, "keck_source_power_watts", "Power a source reported, in watts.",
+                      ("node", "source"),
+                      [((node, _clip(src.name)), src.watts) for src in snap.sources if src.watts is not None])
+        for name, text, value in (
+                ("keck_estimated", "1 when no measured power source exists (all watts estimated).",
+                 1.0 if snap.estimated else 0.0),
+                ("keck_snapshot_timestamp_seconds", "Unix time of the latest snapshot.", snap.time),
+                ("keck_snapshot_interval_seconds", "Measured interval of the latest snapshot.", snap.interval_s),
+                ("keck_snapshot_age_seconds", "Seconds since the latest snapshot was taken.",
+                 max(0.0, self._wall() - snap.time))):
+            yield _family(GaugeMetricFamily, name, text, ("node",), [((node,), value)])
         yield from self._work_families()
         yield from _profile_metrics(node, snap.extra.get("profile"))
         yield from _calibration_metrics(node, snap)
-        ov = GaugeMetricFamily("keck_series_folded_rows",
-                               "Rows summed into an (other) series because a family hit its series cap.",
-                               labels=("node", "family"))
-        for key in self.families:
-            ov.add_metric((node, key), float(self.overflow[key]))
-        yield ov
-
+        yield _family(GaugeMetricFamily, "keck_series_folded_rows",
+                      "Rows summed into an (other) series because a family hit its series cap.",
+                      ("node", "family"), [((node, key), float(self.overflow[key])) for key in self.families])
 
     def _work_families(self) -> Iterator[object]:
         """Work counters (units/s, J per unit with its bound) and, for any window in PromQL,
@@ -171,25 +146,26 @@ class MetricsState:
                   ("keck_work_joules_per_unit_upper_bound", "Upper bound of joules per unit of work.",
                    "j_per_unit_hi"))
         for name, text, key in gauges:
-            g = GaugeMetricFamily(name, text, labels=WORK_LABELS)
-            for labels, w in self.work.items():
-                value = w.get(key)
-                if isinstance(value, (int, float)):
-                    g.add_metric(labels, float(value))
-            yield g
-        up = GaugeMetricFamily("keck_work_up", "1 when a work counter was read in the last interval, else 0.",
-                               labels=WORK_LABELS)
-        for labels, w in self.work.items():
-            up.add_metric(labels, 1.0 if w.get("status") in ("ok", "warming up", "waiting", "reset") else 0.0)
-        yield up
+            yield _family(GaugeMetricFamily, name, text, WORK_LABELS,
+                          [(labels, float(w[key])) for labels, w in self.work.items()
+                           if isinstance(w.get(key), (int, float))])
+        read = ("ok", "warming up", "waiting", "reset")
+        yield _family(GaugeMetricFamily, "keck_work_up", "1 when a work counter was read in the last interval, else 0.",
+                      WORK_LABELS, [(labels, 1.0 if w.get("status") in read else 0.0) for labels, w in self.work.items()])
         for name, text, store in (
                 ("keck_work_units", "Units of work counted since the agent started.", self.work_units),
                 ("keck_work_energy_joules", "Energy of the rows a work counter's units are divided into, "
                                             "since the agent started, in joules.", self.work_joules)):
-            c = CounterMetricFamily(name, text, labels=WORK_LABELS)
-            for labels, value in store.items():
-                c.add_metric(labels, value)
-            yield c
+            yield _family(CounterMetricFamily, name, text, WORK_LABELS, store.items())
+
+
+def _family(kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, text: str,
+            labels: Sequence[str], samples: Iterable[tuple[Sequence[str], float]]) -> object:
+    """One metric family of ``kind`` holding ``samples`` (label values, value)."""
+    fam = kind(name, text, labels=labels)
+    for values, value in samples:
+        fam.add_metric(values, value)
+    return fam
 
 
 def _work_of(snap: Snapshot) -> dict[tuple[str, ...], dict[str, Any]]:
@@ -216,10 +192,9 @@ def _profile_metrics(node: str, info: object) -> Iterator[object]:
     """The agent's profile, its own CPU and RSS, its budget and how often it stepped."""
     if not isinstance(info, dict) or not isinstance(info.get("name"), str):
         return
-    g = GaugeMetricFamily("keck_profile_info", "1 for the profile in force (configured: the one asked for).",
-                          labels=("node", "profile", "configured"))
-    g.add_metric((node, _clip(info["name"]), _clip(info.get("configured"))), 1.0)
-    yield g
+    yield _family(GaugeMetricFamily, "keck_profile_info", "1 for the profile in force (configured: the one asked for).",
+                  ("node", "profile", "configured"),
+                  [((node, _clip(info["name"]), _clip(info.get("configured"))), 1.0)])
     for key, name, scale, text in (
             ("cpu_pct", "keck_self_cpu_percent", 1.0, "keck-top's own CPU use, percent of one CPU"),
             ("rss_mib", "keck_self_resident_bytes", 2.0**20, "keck-top's own resident memory, bytes"),
@@ -228,9 +203,7 @@ def _profile_metrics(node: str, info: object) -> Iterator[object]:
             ("steps", "keck_profile_steps", 1.0, "Profile steps (down or up) since the agent started")):
         value = info.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            m = GaugeMetricFamily(name, text + ".", labels=("node",))
-            m.add_metric((node,), float(value) * scale)
-            yield m
+            yield _family(GaugeMetricFamily, name, text + ".", ("node",), [((node,), float(value) * scale)])
 
 
 _CALIBRATION_GAUGES = (
@@ -250,17 +223,13 @@ def _calibration_metrics(node: str, snap: Snapshot) -> Iterator[object]:
     if not isinstance(cal, dict):
         return
     model = _clip(cal.get("model") or snap.model)
-    up = GaugeMetricFamily("keck_calibration_calibrated",
-                           "1 when the attribution model is calibrated against the measured CPU power, else 0.",
-                           labels=("node", "model"))
-    up.add_metric((node, model), 1.0 if cal.get("status") == "calibrated" else 0.0)
-    yield up
+    yield _family(GaugeMetricFamily, "keck_calibration_calibrated",
+                  "1 when the attribution model is calibrated against the measured CPU power, else 0.",
+                  ("node", "model"), [((node, model), 1.0 if cal.get("status") == "calibrated" else 0.0)])
     for key, name, text in _CALIBRATION_GAUGES:
         value = cal.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            g = GaugeMetricFamily(name, text, labels=("node", "model"))
-            g.add_metric((node, model), float(value))
-            yield g
+            yield _family(GaugeMetricFamily, name, text, ("node", "model"), [((node, model), float(value))])
 
 
 class StateCollector(Collector):
