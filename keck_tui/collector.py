@@ -25,11 +25,12 @@ from keck_tui.attribution.weights import has_live_frequency
 from keck_tui.calibration_store import CalibrationStore, MachineIdentity, machine_identity
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
-from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Snapshot, SourceStatus
+from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Row, Snapshot, SourceStatus
+from keck_tui.samplers.counter_share import with_counters
 from keck_tui.samplers.sanity import sane_gpu, sane_power
-from keck_tui.samplers.types import (ActivitySampler, CpuActivity, FrequencyReading, FrequencySampler,
-                                     GpuReading, GpuSampler, PowerReading, PowerSampler, error_activity,
-                                     safe_sample)
+from keck_tui.samplers.types import (ActivitySampler, CounterReading, CounterSampler, CpuActivity,
+                                     FrequencyReading, FrequencySampler, GpuReading, GpuSampler, PowerReading,
+                                     PowerSampler, error_activity, safe_sample)
 
 #: the calibration's status where nothing measures the CPU power (a VM): it cannot start
 STATUS_UNAVAILABLE = "unavailable"
@@ -47,6 +48,7 @@ class Collector:
     power: Sequence[PowerSampler] = ()
     gpus: Sequence[GpuSampler] = ()
     frequency: FrequencySampler | None = None
+    counters: CounterSampler | None = None  # per-core hardware counters (perf_event_open), shared by time
     config: AttributionConfig = field(default_factory=AttributionConfig)
     clock: Clock = field(default_factory=SystemClock)
     extra_sources: Sequence[SourceStatus] = ()  # e.g. why eBPF is not used
@@ -66,6 +68,8 @@ class Collector:
         self._store_status = "calibration not saved (no state directory)"
         self._saved_at: float | None = None
         self._saved_fits: dict[str, int] = {}
+        self._counter_status: SourceStatus | None = None
+        self._counter_reading: CounterReading | None = None
 
     # ---- calibration --------------------------------------------------------------------
     def _open_store(self) -> None:
@@ -133,7 +137,7 @@ class Collector:
             self.save_calibration(force=True)
         except Exception:  # noqa: BLE001 - closing must go on
             pass
-        for obj in (self.activity, *self.power, *self.gpus, self.frequency, self.grouper, self.work):
+        for obj in (self.activity, *self.power, *self.gpus, self.frequency, self.counters, self.grouper, self.work):
             for name in ("stop", "close"):
                 fn = getattr(obj, name, None)
                 if callable(fn):
@@ -167,6 +171,10 @@ class Collector:
         power = tuple(sane_power(safe_sample(s, PowerReading)) for s in self.power)
         gpus = tuple(sane_gpu(safe_sample(s, GpuReading)) for s in self.gpus)
         freq = safe_sample(self.frequency, FrequencyReading) if self.frequency is not None else None
+        if self.counters is not None:
+            reading = safe_sample(self.counters, CounterReading)
+            self._counter_status, self._counter_reading = reading.source, reading
+            activity = with_counters(activity, reading)
         return activity, power, gpus, freq
 
     def collect(self) -> Snapshot:
@@ -198,10 +206,12 @@ class Collector:
                                gpus=gpus, frequency=freq, groups=groups, learned_idle=learned,
                                node_power=node_power, choice=choice, features=features, calibration=view)
         result = attribute(inp, self.config)
-        root = self.ledger.apply(result.root, interval)
+        root = with_node_counters(self.ledger.apply(result.root, interval), self._counter_reading)
         sources = [activity.source]
         if freq is not None:
             sources.append(freq.source)
+        if self._counter_status is not None:
+            sources.append(self._counter_status)
         sources.extend(r.source for r in power)
         sources.extend(r.source for r in gpus)
         sources.extend(self.extra_sources)
@@ -286,7 +296,8 @@ class Collector:
 
     def _counter_reason(self) -> str | None:
         """Why there are no hardware counters, in the counter source's own words."""
-        for status in self.extra_sources:
+        own = (self._counter_status,) if self._counter_status is not None else ()
+        for status in (*own, *self.extra_sources):
             if status.name == "counters" and not status.ok:
                 return status.detail or status.status
         return None
@@ -305,6 +316,21 @@ class Collector:
         fit = cal.fit_for(None) if cal.calibrated else None
         return learned_miss_weight(fit.coef[0], x[0], dram.watts) if fit else None
 
+
+
+def with_node_counters(root: Row, reading: CounterReading | None) -> Row:
+    """The node row with its cores' hardware counts over the interval (unchanged without counters)."""
+    if reading is None or not reading.source.ok or not reading.cores:
+        return root
+    deltas = reading.cores.values()
+
+    def total(name: str) -> float | None:
+        values = [getattr(d, name) for d in deltas if getattr(d, name) is not None]
+        return math.fsum(values) if values else None
+
+    insn, cycles = total("instructions"), total("cycles")
+    return replace(root, instructions=insn, llc_misses=total("llc_misses"),
+                   ipc=insn / cycles if insn is not None and cycles else None)
 
 
 def _round(x: float) -> float:

@@ -21,6 +21,7 @@ from keck_tui.common.ranges import RANGES, RangeError
 MODELS = ("auto", "cpu-time", "frequency-weighted", "full")
 IDLE_POLICIES = ("separate", "proportional", "none")
 PROBES = ("auto", "ebpf", "procfs")
+COUNTERS = ("auto", "off")  # per-core hardware counters through perf_event_open
 PROFILES = ("minimal", "standard", "full")  # cheapest first; what each sets: keck_tui/profiles.py
 
 
@@ -43,6 +44,7 @@ class Settings:
     sysfs_root: str = "/sys"
     procfs_root: str = "/proc"
     probes: str = "auto"
+    counters: str = "auto"  # hardware counters (cycles, instructions, LLC misses): auto | off
     profile: str = "standard"  # how much keck-top itself may cost (keck_tui/profiles.py)
     host: str | None = None  # node name override
     history_minutes: float = 10.0
@@ -56,7 +58,7 @@ class Settings:
 
 
 _FLOAT_KEYS = {"interval", "idle_watts", "tdp", "price_per_kwh", "co2e_g_per_kwh", "history_minutes"}
-_CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "profile": PROFILES,
+_CHOICES = {"model": MODELS, "idle": IDLE_POLICIES, "probes": PROBES, "counters": COUNTERS, "profile": PROFILES,
             "theme": ("dark", "light")}
 # Sections other modules read ([agent], [redfish], [kubelet]); their keys are checked in _SECTION_KEYS.
 # Any other table is an unknown key: a typo must not be silently ignored.

@@ -79,7 +79,7 @@ class SourceStatus:
 
 
 # Row fields holding text (checked by Row.__post_init__).
-_ROW_TEXT = ("level", "id", "name", "cmd", "pod_uid", "namespace", "container_id", "note", "error")
+_ROW_TEXT = ("level", "id", "name", "cmd", "pod_uid", "namespace", "container_id", "note", "error", "freq_source")
 _ROW_DETAIL = frozenset({"cmd", "note", "error"})  # up to MAX_DETAIL characters; the others MAX_TEXT
 # Row fields that are always written (null when unknown), then the optional ones
 # that are written only when set.
@@ -87,7 +87,8 @@ _ROW_ALWAYS = ("level", "id", "name", "watts", "watts_lo", "watts_hi", "joules",
                "freq_mhz", "cpu_util", "estimated", "cpu_s")
 _ROW_OPTIONAL = ("components", "pid", "cmd", "cpu", "pod_uid", "namespace",
                  "container_id", "gpu_watts", "freq_nominal", "note", "sources",
-                 "labels", "stale", "age_s", "error", "has_children")
+                 "labels", "stale", "age_s", "error", "has_children", "instructions",
+                 "llc_misses", "ipc", "freq_source")
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,11 @@ class Row:
     age_s: float | None = None
     error: str | None = None
     has_children: bool | None = None  # children exist but were not sent (depth limit)
+    # Hardware counters over the interval (core and process rows, where a PMU counts).
+    instructions: float | None = None  # instructions retired
+    llc_misses: float | None = None  # last-level cache misses
+    ipc: float | None = None  # instructions per cycle
+    freq_source: str | None = None  # what freq_mhz is: "cycles" (counted), "cpufreq" or "nominal"
     children: tuple["Row", ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -142,7 +148,7 @@ class Row:
         # path measures field by field.
         try:
             text = "".join(filter(None, (self.level, self.id, self.name, self.cmd, self.pod_uid, self.namespace,
-                                         self.container_id, self.note, self.error)))
+                                         self.container_id, self.note, self.error, self.freq_source)))
             sources = "" if self.sources is None else "".join(self.sources)
             labels = "".join(f"{k}{v}" for k, v in self.labels.items()) if self.labels else ""
             if (len(text) <= MAX_TEXT and len(sources) <= MAX_TEXT and len(labels) <= MAX_TEXT
@@ -242,6 +248,14 @@ class Row:
             out["error"] = self.error
         if self.has_children is not None:
             out["has_children"] = self.has_children
+        if self.instructions is not None:
+            out["instructions"] = self.instructions
+        if self.llc_misses is not None:
+            out["llc_misses"] = self.llc_misses
+        if self.ipc is not None:
+            out["ipc"] = self.ipc
+        if self.freq_source is not None:
+            out["freq_source"] = self.freq_source
         out["children"] = [c.to_json() for c in self.children]
         return out
 
@@ -353,9 +367,11 @@ MAX_DETAIL = 16384  # characters of a command line, note, error or source detail
 MAX_LABELS = 256
 MAX_SOURCES = 1024
 MAX_EXTRA_DEPTH = 16  # nesting of unknown fields kept for round trips
+MAX_COUNT = 1e24  # hardware events in one row's interval (10⁴ cores × 10 GHz × 10⁸ s)
 _TOLERANCE = 1e-9  # relative: lo ≤ watts ≤ hi may be off by float rounding
 #: Upper limits of a row's optional non-negative numbers (RowDecoder and checked_tree).
-_ROW_HIGH = {"freq_mhz": 1e6, "cpu_util": 1e7, "cpu_s": MAX_INTERVAL * 1e4, "gpu_watts": MAX_WATTS, "age_s": MAX_TIME}
+_ROW_HIGH = {"freq_mhz": 1e6, "cpu_util": 1e7, "cpu_s": MAX_INTERVAL * 1e4, "gpu_watts": MAX_WATTS, "age_s": MAX_TIME,
+             "instructions": MAX_COUNT, "llc_misses": MAX_COUNT, "ipc": 1e3}
 
 
 class RowDecoder:
@@ -412,13 +428,13 @@ class RowDecoder:
         for name, top in (("pid", 2**31 - 1), ("cpu", 2**20)):
             if data.get(name) is not None:
                 kwargs[name] = _int(data[name], name, 0, top)
-        for name in ("pod_uid", "namespace", "container_id"):
+        for name in ("pod_uid", "namespace", "container_id", "freq_source"):
             if data.get(name) is not None:
                 kwargs[name] = _text(data[name], name)
         for name in ("cmd", "note", "error"):
             if data.get(name) is not None:
                 kwargs[name] = _text(data[name], name, MAX_DETAIL)
-        for name in ("gpu_watts", "age_s"):
+        for name in ("gpu_watts", "age_s", "instructions", "llc_misses", "ipc"):
             if data.get(name) is not None:
                 kwargs[name] = _check_range(_float(data[name], name), name, 0.0, _ROW_HIGH[name])
         for name in ("freq_nominal", "stale", "has_children"):

@@ -22,7 +22,7 @@ from keck_tui.feed import ThreadedFeed
 from keck_tui.hierarchy.kubelet import KubeletConfig
 from keck_tui.model import Snapshot, SourceStatus
 from keck_tui.profiles import Profile, apply_tiers, interval_for, model_for, profile_named, trim_detail
-from keck_tui.samplers.types import ActivitySampler, GpuSampler, PowerSampler
+from keck_tui.samplers.types import ActivitySampler, CounterSampler, GpuSampler, PowerSampler
 from keck_tui.selfwatch import RECOVER_S, SUSTAIN_S, Budget, SelfUsage, SelfWatch
 
 if TYPE_CHECKING:  # the Redfish module is imported only when a BMC is configured
@@ -95,6 +95,19 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
 
     # procfs reads per-thread time of VM processes only (their vCPU threads become rows).
     return make_activity_sampler(settings.procfs_root, clock, thread_detail=is_vm_process), notes
+
+
+def build_counters(settings: Settings, clock: Clock) -> tuple[CounterSampler | None, list[SourceStatus]]:
+    """Per-core hardware counters (``--counters auto``), or the status saying why there are none."""
+    if settings.counters == "off":
+        return None, [SourceStatus("counters", "unavailable", "turned off (--counters off, or counters = \"off\")",
+                                   extra={"fix": "--counters auto (or counters = \"auto\" in the config)"})]
+    from keck_tui.probes.perfevent import supported
+    from keck_tui.samplers.perfcounters import PerfCounterSampler
+
+    if not supported():
+        return None, [SourceStatus("counters", "unavailable", "perf_event_open is not known on this architecture")]
+    return PerfCounterSampler(clock=clock, sysfs_root=settings.sysfs_root), []
 
 
 def build_power(sources: LocalSources, settings: Settings, clock: Clock) -> list[PowerSampler]:
@@ -176,17 +189,18 @@ def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
         check_kubelet_url(sources.kubelet.url)
     sampling = profile_named(settings.profile)
     activity, notes = build_activity(settings, clock)
+    counters, counter_notes = build_counters(settings, clock)
     profile, memory = build_estimate(settings)
     apply_tiers(activity, sampling)
     grouper = make_grouper(sources.kubelet, settings.procfs_root)
     return Collector(
         activity=activity, grouper=grouper, host=host_name(settings),
         power=build_power(sources, settings, clock), gpus=build_gpus(sources, clock),
-        frequency=CpufreqSampler(settings.sysfs_root, settings.procfs_root),
+        frequency=CpufreqSampler(settings.sysfs_root, settings.procfs_root), counters=counters,
         config=AttributionConfig(model=model_for(sampling, settings.model), idle=settings.idle,
                                  idle_watts=settings.idle_watts, tdp=settings.tdp,
                                  cpu_profile=profile, memory=memory),
-        clock=clock, extra_sources=tuple(notes), work=build_work(settings), state_dir=state_dir(settings),
+        clock=clock, extra_sources=(*notes, *counter_notes), work=build_work(settings), state_dir=state_dir(settings),
         machine=machine_identity(settings.procfs_root, settings.sysfs_root),
     )
 

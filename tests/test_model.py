@@ -98,10 +98,28 @@ def test_to_json_writes_every_field_of_the_schema():
     from keck_tui.model import _ROW_ALWAYS, _ROW_OPTIONAL
     values = {"components": {"cpu": 1.0}, "pid": 1, "cmd": "c", "cpu": 0, "pod_uid": "u", "namespace": "n",
               "container_id": "c", "gpu_watts": 1.0, "freq_nominal": True, "note": "n", "sources": ("a",),
-              "labels": {"k": "v"}, "stale": True, "age_s": 1.0, "error": "e", "has_children": True}
+              "labels": {"k": "v"}, "stale": True, "age_s": 1.0, "error": "e", "has_children": True,
+              "instructions": 1.2e9, "llc_misses": 4e4, "ipc": 1.5, "freq_source": "cycles"}
     assert set(values) == set(_ROW_OPTIONAL)
     assert {f.name for f in fields(Row)} == set(_ROW_ALWAYS) | set(_ROW_OPTIONAL) | {"children", "extra"}
     row = Row(level="x", id="i", name="n", watts=1, watts_lo=1, watts_hi=1, **values)
     data = row.to_json()
     assert list(data) == [*_ROW_ALWAYS, *_ROW_OPTIONAL, "children"]
     assert Row.from_json(data) == row
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("instructions", -1.0, "instructions"), ("llc_misses", float("inf"), "llc_misses"),
+    ("ipc", 1e9, "ipc"), ("ipc", "fast", "ipc"), ("freq_source", 3, "freq_source"),
+])
+def test_counter_fields_are_validated(field, value, message):
+    from keck_tui.model import checked_tree
+
+    data = Row(level="core", id="core-0", name="core 0", watts=1, watts_lo=1, watts_hi=1).to_json()
+    data[field] = value
+    with pytest.raises(SnapshotFormatError, match=message):
+        Row.from_json(data)
+    if field != "freq_source" and not isinstance(value, str):
+        with pytest.raises(SnapshotFormatError, match=message):
+            checked_tree(Row(level="core", id="core-0", name="core 0", watts=1, watts_lo=1, watts_hi=1,
+                             **{field: value}))

@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+from keck_tui.samplers.counter_share import irq_fraction, scale, seen_seconds
 from keck_tui.samplers.types import CounterDelta, CpuActivity, FrequencyReading, ProcessSample
 
 MODEL_CPU_TIME = "cpu-time"
@@ -132,26 +133,23 @@ def _vector(model: str, u: float, phi3: float, insn_rate: float | None, miss_rat
     return (u, u * phi3, insn, (miss_rate or 0.0) / MISS_UNIT)
 
 
-def _effective(d: CounterDelta | None, seconds: float, core: CoreInfo) -> tuple[float, float]:
-    """(φ, φ³) of one (process, core): from its cycles where counted, else the core's."""
+def effective_mhz(d: CounterDelta | None, seconds: float) -> float | None:
+    """Cycles ÷ on-CPU seconds: the frequency it really ran at (None: not counted, or implausible)."""
     if d is not None and d.cycles and seconds > 0:
         mhz = d.cycles / seconds / 1e6
         if _MHZ_RANGE[0] <= mhz <= _MHZ_RANGE[1]:
-            phi = mhz / F_REF_MHZ
-            return phi, phi ** 3
+            return mhz
+    return None
+
+
+def _effective(d: CounterDelta | None, seconds: float, core: CoreInfo) -> tuple[float, float]:
+    """(φ, φ³) of one (process, core): from its cycles where counted, else the core's."""
+    mhz = effective_mhz(d, seconds)
+    if mhz is not None:
+        phi = mhz / F_REF_MHZ
+        return phi, phi ** 3
     phi3 = core.phi3
     return phi3 ** (1.0 / 3.0), phi3
-
-
-def _scaled(d: CounterDelta | None, fraction: float) -> CounterDelta | None:
-    if d is None:
-        return None
-    f = max(0.0, fraction)
-    return CounterDelta(cycles=None if d.cycles is None else d.cycles * f,
-                        instructions=None if d.instructions is None else d.instructions * f,
-                        llc_misses=None if d.llc_misses is None else d.llc_misses * f,
-                        ref_cycles=None if d.ref_cycles is None else d.ref_cycles * f,
-                        running_ratio=d.running_ratio)
 
 
 def counter_source(activity: CpuActivity) -> str:
@@ -224,10 +222,10 @@ class _Extractor:
     def interrupts(self) -> list[Vector]:
         """irq and softirq time per core, with the core's counters shared by time."""
         out = []
+        seen = seen_seconds(self.activity)
         for core in self.activity.cores:
             if core.irq_s > 0:
-                share = (_scaled(core.counters, core.irq_s / core.busy_s)
-                         if core.counters is not None and core.busy_s > 0 else None)
+                share = scale(core.counters, irq_fraction(core, seen)) if core.counters is not None else None
                 vec = self.vector(share, core.irq_s, core.cpu)
                 out.append(vec)
                 self.per_core.setdefault(core.cpu, []).append(vec)
@@ -248,11 +246,10 @@ class _Extractor:
         for c in self.activity.cores:
             if c.busy_s <= 0:
                 continue
-            if c.counters is not None and c.counters.cycles and self.model != MODEL_CPU_TIME:
-                mhz = c.counters.cycles / c.busy_s / 1e6
-                if _MHZ_RANGE[0] <= mhz <= _MHZ_RANGE[1]:
-                    num, den = num + mhz * c.busy_s, den + c.busy_s
-                    continue
+            mhz = effective_mhz(c.counters, c.busy_s) if self.model != MODEL_CPU_TIME else None
+            if mhz is not None:
+                num, den = num + mhz * c.busy_s, den + c.busy_s
+                continue
             info = self.freqs.get(c.cpu)
             if info is not None and info.live and info.mhz:
                 num, den = num + info.mhz * c.busy_s, den + c.busy_s

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from keck_tui.attribution.components import DramSplit, GpuSplit
-from keck_tui.attribution.features import CoreInfo, ModelFeatures
+from keck_tui.attribution.features import CoreInfo, ModelFeatures, effective_mhz
 from keck_tui.attribution.uncertainty import CpuBounds
 from keck_tui.attribution.weights import Shares, Weights
 from keck_tui.common.ids import safe_id
 from keck_tui.hierarchy.types import GroupPath
 from keck_tui.model import Row
-from keck_tui.samplers.types import ProcessSample
+from keck_tui.samplers.types import CounterDelta, ProcessSample
 
 NOTE_SMALL_DRAM = ("DRAM share (by PSS) of {n} processes that used no CPU this interval, each below "
                    "{pct:g} % of the node's DRAM power")
@@ -35,7 +35,8 @@ class TreeNode:
     """Mutable row under construction (frozen into a Row at the end)."""
 
     __slots__ = ("level", "id", "name", "children", "index", "watts", "err", "cpu_s", "freq_num",
-                 "freq_den", "nominal", "comp", "gpu", "extra", "estimated", "sources", "json_extra")
+                 "freq_den", "nominal", "comp", "gpu", "extra", "estimated", "sources", "json_extra",
+                 "insn", "llc", "cycles", "freq_src")
 
     def __init__(self, level: str, id_: str, name: str, **extra: object) -> None:
         self.level, self.id, self.name = level, id_, name
@@ -53,6 +54,10 @@ class TreeNode:
         self.estimated = False
         self.sources: tuple[str, ...] = ()
         self.json_extra: dict[str, object] = {}  # optional nested objects for the row's JSON (Row.extra)
+        self.insn: float | None = None  # hardware counters (None: not counted)
+        self.llc: float | None = None
+        self.cycles: float | None = None
+        self.freq_src: str | None = None  # "cycles" | "cpufreq" | "nominal" | "mixed"
 
     def child(self, level: str, id_: str, name: str, **extra: object) -> "TreeNode":
         node = self.index.get(id_)
@@ -90,10 +95,25 @@ class TreeNode:
             components=({k: v for k, v in self.comp.items()} if self.comp else None),
             gpu_watts=(self.gpu if self.gpu > 0 else None),
             sources=self.sources or None,
+            instructions=self.insn, llc_misses=self.llc,
+            ipc=(self.insn / self.cycles if self.cycles and self.insn is not None else None),
+            freq_source=(self.freq_src if freq is not None else None),
             children=rows,
             extra=row_extra,
             **extra,  # type: ignore[arg-type]
         )
+
+    def add_counts(self, insn: float | None, llc: float | None, cycles: float | None,
+                   freq_src: str | None) -> None:
+        """Add counter totals (None: not counted) and merge where the frequency came from."""
+        if insn is not None:
+            self.insn = (self.insn or 0.0) + insn
+        if llc is not None:
+            self.llc = (self.llc or 0.0) + llc
+        if cycles is not None:
+            self.cycles = (self.cycles or 0.0) + cycles
+        if freq_src is not None:
+            self.freq_src = freq_src if self.freq_src in (None, freq_src) else "mixed"
 
     def _sum_children(self, rows: tuple[Row, ...]) -> None:
         """A group's time, frequency, components and GPU watts are its children's."""
@@ -102,6 +122,7 @@ class TreeNode:
             self.freq_num += c.freq_num
             self.freq_den += c.freq_den
             self.nominal = self.nominal or c.nominal
+            self.add_counts(c.insn, c.llc, c.cycles, c.freq_src if c.freq_den > 0 else None)
             for k, v in c.comp.items():
                 self.comp[k] = self.comp.get(k, 0.0) + v
             self.gpu += c.gpu
@@ -176,6 +197,7 @@ def add_process(root: TreeNode, p: ProcessSample, groups: GroupPath, split: Proc
                         cmd=p.cmd or p.name)
     proc.cpu_s = p.cpu_s
     proc.estimated = split.estimated
+    _process_counts(proc, p)
     proc.sources = split.cpu_sources + (split.dram.sources if dram_part > 0 else ())
     if cpu_part > 0:
         proc.json_extra["bound"] = terms.to_json()
@@ -235,14 +257,35 @@ def _add_cores(proc: TreeNode, p: ProcessSample, cpu_part: float, cpu_err: float
         core.cpu_s = per[cpu_index]
         core.estimated = estimated
         core.comp = {"cpu": core.watts}
-        if info is not None and info.mhz:
-            core.freq_num = info.mhz * per[cpu_index]
-            core.freq_den = per[cpu_index]
-            core.nominal = info.nominal
+        _core_frequency(core, p.counters.get(cpu_index) if p.counters else None, info, per[cpu_index])
     # the process row's own time/frequency summary
-    proc.freq_num = math.fsum(c.freq_num for c in proc.children if c.level == "core")
-    proc.freq_den = math.fsum(c.freq_den for c in proc.children if c.level == "core")
-    proc.nominal = any(c.nominal for c in proc.children if c.level == "core")
+    for c in proc.children:
+        if c.level == "core":
+            proc.freq_num += c.freq_num
+            proc.freq_den += c.freq_den
+            proc.nominal = proc.nominal or c.nominal
+            if c.freq_den > 0:
+                proc.add_counts(None, None, None, c.freq_src)
+
+
+def _core_frequency(core: TreeNode, d: CounterDelta | None, info: CoreInfo | None, seconds: float) -> None:
+    """A (process, core) row's MHz — cycles ÷ on-CPU time where counted, else the core's
+    (cpufreq or nominal) — and its counters."""
+    mhz = effective_mhz(d, seconds)
+    if mhz is not None:
+        core.freq_num, core.freq_den, core.freq_src = mhz * seconds, seconds, "cycles"
+    elif info is not None and info.mhz:
+        core.freq_num, core.freq_den = info.mhz * seconds, seconds
+        core.nominal = info.nominal
+        core.freq_src = "nominal" if info.nominal else "cpufreq"
+    if d is not None:
+        core.add_counts(d.instructions, d.llc_misses, d.cycles, None)
+
+
+def _process_counts(proc: TreeNode, p: ProcessSample) -> None:
+    """The process row's counter totals over every core it ran on."""
+    for d in (p.counters or {}).values():
+        proc.add_counts(d.instructions, d.llc_misses, d.cycles, None)
 
 
 def _add_threads(proc: TreeNode, p: ProcessSample, cpu_part: float, cpu_err: float, estimated: bool) -> None:

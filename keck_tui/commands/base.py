@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from keck_tui.common.errors import UsageError
 from keck_tui.common.ranges import RANGES, RangeError
-from keck_tui.config import IDLE_POLICIES, MODELS, PROBES, PROFILES, Settings, check_value, default_config_path, load_config
+from keck_tui.config import (COUNTERS, IDLE_POLICIES, MODELS, PROBES, PROFILES, Settings, check_value,
+                             default_config_path, load_config)
 
 if TYPE_CHECKING:
     from keck_tui.model import Snapshot
@@ -91,6 +92,9 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                         f"{tdp.help('from the CPU model and public data, see `keck-top doctor`')}")
     g.add_argument("--probes", choices=PROBES,
                    help="per-process CPU time from eBPF or procfs; auto uses eBPF when root+bcc work (default auto)")
+    g.add_argument("--counters", choices=COUNTERS,
+                   help="hardware counters (cycles, instructions, LLC misses) per CPU through perf_event_open: "
+                        "auto opens them where the PMU and perf_event_paranoid allow; off never does (default auto)")
     g.add_argument("--profile", choices=PROFILES,
                    help="how much keck-top itself may cost: minimal (every 5 s at the fastest, no PSS, "
                         "cpu-time model), standard, full (PSS of the busiest every sample, per-core "
@@ -159,7 +163,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     settings = load_config(Path(path), explicit=explicit is not None)
     overrides = {}
     for flag in ("interval", "model", "idle", "idle_watts", "tdp", "sysfs_root", "procfs_root",
-                 "probes", "profile", "theme", "state_dir"):
+                 "probes", "counters", "profile", "theme", "state_dir"):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[flag] = check_value(flag, value, where=f"--{flag.replace('_', '-')}")

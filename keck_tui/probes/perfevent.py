@@ -145,6 +145,24 @@ def reason_for(err: int, spec: EventSpec, cpu: int, pid: int = -1, paranoid_valu
     return f"perf_event_open({spec.name}, {where}) failed: {os.strerror(err)}"
 
 
+def fix_for(err: int) -> str:
+    """What to do about a ``perf_event_open`` failure with ``err`` (doctor's fix column)."""
+    if err in (errno.ENOENT, errno.EOPNOTSUPP):
+        return ("nothing to set on this machine: its (virtual) CPU exposes no performance counters; on bare "
+                "metal, or a VM with the PMU passed through (KVM/QEMU -cpu host,pmu=on; VMware 'virtualize CPU "
+                "performance counters'; cloud: metal or whole-socket instances), keck-top reads them")
+    if err in (errno.EACCES, errno.EPERM):
+        return ("sudo sysctl kernel.perf_event_paranoid=0 (persist it in /etc/sysctl.d/), or give keck-top "
+                "CAP_PERFMON (systemd: AmbientCapabilities=CAP_PERFMON), or run it as root")
+    if err == errno.EMFILE:
+        return "raise the open-file limit (ulimit -n 65536; systemd: LimitNOFILE=65536)"
+    if err == errno.ENOSYS:
+        return "a kernel built with CONFIG_PERF_EVENTS, and no seccomp filter denying perf_event_open"
+    if err == errno.EBUSY:
+        return "stop the other user of the PMU (a profiler with exclusive events, or the NMI watchdog)"
+    return ""
+
+
 def _attr(spec: EventSpec) -> PerfEventAttr:
     attr = PerfEventAttr()
     attr.type = spec.type
