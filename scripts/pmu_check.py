@@ -237,7 +237,10 @@ def _phase(collectors: dict[str, Any], tees: list[Tee], duties: dict[str, Any], 
                 if row is not None:
                     entry[(kind, name)] = ((row.components or {}).get("cpu", row.watts), row.watts_lo, row.watts_hi)
                     entry[(kind, "cpu_s")] = row.cpu_s
-                    entry[(kind, "counters")] = (row.extra or {}).get("counters")
+                    entry[(kind, "counters")] = {
+                        "ipc": row.ipc, "mhz": row.freq_mhz if row.freq_source == "cycles" else None,
+                        "llc_misses": (row.llc_misses / snap.interval_s
+                                       if row.llc_misses is not None and snap.interval_s > 0 else None)}
         rows.append(entry)
 
 
@@ -269,7 +272,7 @@ def _report(rows: list[dict[str, Any]], pids: dict[str, int]) -> None:
         ctr = [r.get((kind, "counters")) or {} for r in rows]
         ipc = _mean([c.get("ipc") for c in ctr])
         misses = _mean([c.get("llc_misses") for c in ctr])
-        mhz = _mean([c.get("mhz") or c.get("effective_mhz") for c in ctr])
+        mhz = _mean([c.get("mhz") for c in ctr])
         say(f"  {kind:<8} {cpu:>8.2f}" + "".join(cells) + f"{ipc:>6.2f}{misses:>12.3g}{mhz:>7.0f}")
     for m in MODELS:
         c = _mean([r[("compute", m)][0] for r in rows if ("compute", m) in r])

@@ -144,3 +144,40 @@ def test_calibration_state_is_exported_and_promtool_clean(tmp_path) -> None:
     if promtool is not None:
         proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
         assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_hardware_counter_families_per_core_and_node() -> None:
+    from dataclasses import replace
+
+    from keck_tui.model import SourceStatus
+
+    def snap(per_core):
+        base = fake_snapshot("node-a", 80.0)
+        status = SourceStatus("counters", "ok", "perf_event_open per CPU", extra={"per_core": per_core})
+        return replace(base, sources=base.sources + (status,))
+
+    state = MetricsState()
+    state.update(snap([{"cpu": 0, "cycles": 3e9, "instructions": 6e9, "llc_misses": 4e4, "running_ratio": 1.0},
+                       {"cpu": 1, "cycles": 1e9, "instructions": 5e8, "running_ratio": 0.5}]))
+    state.update(snap([{"cpu": 0, "cycles": 1e9, "instructions": 1e9, "llc_misses": 1e4, "running_ratio": 1.0},
+                       {"cpu": 1, "cycles": 1e9, "instructions": 5e8, "running_ratio": 0.5},
+                       {"cpu": True, "cycles": 1.0}, {"cpu": 2, "cycles": float("nan")}, "junk"]))
+    text = generate_latest(make_registry(state))
+    m = _samples(text.decode())
+    core = lambda cpu: _lab(node="node-a", cpu=cpu)  # noqa: E731
+    assert m["keck_core_instructions_total"] == {core("0"): 7e9, core("1"): 1e9}
+    assert m["keck_core_llc_misses_total"] == {core("0"): 5e4}  # cpu 1 has no LLC counter: no series, not 0
+    assert m["keck_core_cycles_total"] == {core("0"): 4e9, core("1"): 2e9}
+    assert m["keck_node_instructions_total"] == {_lab(node="node-a"): 8e9}
+    assert m["keck_core_instructions_per_cycle"] == {core("0"): 1.0, core("1"): 0.5}
+    assert m["keck_node_instructions_per_cycle"] == {_lab(node="node-a"): 0.75}
+    assert m["keck_core_counters_running_ratio"][core("1")] == 0.5
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+        assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    # without a PMU: no counter families at all
+    bare = MetricsState()
+    bare.update(fake_snapshot("node-a", 80.0))
+    assert not any(k.startswith(("keck_core_", "keck_node_instr")) for k in
+                   _samples(generate_latest(make_registry(bare)).decode()))

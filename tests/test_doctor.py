@@ -68,3 +68,38 @@ def test_calibration_is_a_finding():
                  extra={"calibration": {"model": "cpu-time", "status": "calibrating", "samples": 0, "needed": 60}})
     f = by_source(diagnose(vm))["calibration"]
     assert f["state"] == "missing" and "no measured CPU power" in f["why"] and "RAPL" in f["fix"]
+
+
+def test_counters_finding_gives_the_kernels_reason_and_the_fix():
+    """The real perf_event_open failure on this machine, as doctor shows it."""
+    from pathlib import Path
+
+    import pytest
+
+    from keck_tui.probes import perfevent
+    from keck_tui.samplers.perfcounters import PerfCounterSampler
+
+    if not perfevent.supported() or Path("/sys/bus/event_source/devices/cpu").exists():
+        pytest.skip("needs a machine without a CPU PMU (a VM like this one)")
+    sampler = PerfCounterSampler()
+    status = sampler.sample().source
+    sampler.close()
+    f = by_source(diagnose(_snap(status, estimated=True)))["counters"]
+    assert f["state"] == "missing"
+    if status.extra.get("missing", {}).get("cycles", "").startswith("no PMU"):
+        assert f["why"] == "no PMU: this CPU (or VM) exposes no hardware counter cycles"
+        assert "pmu=on" in f["fix"] and "metal" in f["fix"]
+
+
+def test_counters_permission_finding_names_paranoid():
+    import errno
+
+    from keck_tui.probes import perfevent
+
+    reason = perfevent.reason_for(errno.EACCES, perfevent.CYCLES, 0, paranoid_value=2)
+    status = SourceStatus("counters", "unavailable", reason, extra={"fix": perfevent.fix_for(errno.EACCES)})
+    f = by_source(diagnose(_snap(status, estimated=True)))["counters"]
+    assert "kernel.perf_event_paranoid is 2" in f["why"]
+    assert f["fix"].startswith("sudo sysctl kernel.perf_event_paranoid=0") and "CAP_PERFMON" in f["fix"]
+    working = SourceStatus("counters", "ok", "perf_event_open per CPU: cycles on 2 CPUs")
+    assert by_source(diagnose(_snap(working, estimated=True)))["counters"]["fix"] == ""

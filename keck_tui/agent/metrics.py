@@ -28,6 +28,11 @@ LABEL_MAX = 128
 #: Work series (one per work source × unit × row that carries it): at most this many.
 MAX_WORK_SERIES = 64
 WORK_LABELS = ("node", "work", "unit", "row")
+#: Per-core hardware-counter series: at most this many cores.
+MAX_CORE_SERIES = 4096
+#: Hardware events exported as counters: (field in the counters source's per_core, metric word, help).
+HW_EVENTS = (("cycles", "cycles", "CPU cycles"), ("instructions", "instructions", "Instructions retired"),
+             ("llc_misses", "llc_misses", "Last-level cache misses"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,9 @@ class MetricsState:
         self.work: dict[tuple[str, ...], dict[str, Any]] = {}
         self.work_units: OrderedDict[tuple[str, ...], float] = OrderedDict()
         self.work_joules: OrderedDict[tuple[str, ...], float] = OrderedDict()
+        # hardware counters (the counters source's per_core figures), integrated since start
+        self.hw: dict[str, dict[str, float]] = {}  # cpu -> the latest interval's counts
+        self.hw_totals: OrderedDict[tuple[str, str], float] = OrderedDict()  # (cpu, event) -> total
 
     def update(self, snap: Snapshot) -> None:
         raw = _series_of(snap)
@@ -97,7 +105,19 @@ class MetricsState:
                 store.move_to_end(labels)
                 while len(store) > 4 * MAX_WORK_SERIES:
                     store.popitem(last=False)
+        self._update_counters(snap)
         self.snapshot = snap
+
+    def _update_counters(self, snap: Snapshot) -> None:
+        self.hw = _hardware_of(snap)
+        for cpu, counts in self.hw.items():
+            for event, *_ in HW_EVENTS:
+                if event in counts:
+                    key = (cpu, event)
+                    self.hw_totals[key] = self.hw_totals.get(key, 0.0) + counts[event]
+                    self.hw_totals.move_to_end(key)
+        while len(self.hw_totals) > 2 * len(HW_EVENTS) * MAX_CORE_SERIES:
+            self.hw_totals.popitem(last=False)
 
     def collect(self) -> Iterator[object]:
         snap = self.snapshot
@@ -130,11 +150,51 @@ class MetricsState:
                  max(0.0, self._wall() - snap.time))):
             yield _family(GaugeMetricFamily, name, text, ("node",), [((node,), value)])
         yield from self._work_families()
+        yield from self._counter_families(node)
         yield from _profile_metrics(node, snap.extra.get("profile"))
         yield from _calibration_metrics(node, snap)
         yield _family(GaugeMetricFamily, "keck_series_folded_rows",
                       "Rows summed into an (other) series because a family hit its series cap.",
                       ("node", "family"), [((node, key), float(self.overflow[key])) for key in self.families])
+
+    def _counter_families(self, node: str) -> Iterator[object]:
+        """Hardware counters per core and for the node: totals since start (use rate()), IPC of
+        the last interval, and how much of it the PMU counted (multiplexing)."""
+        if not self.hw_totals:
+            return
+        for event, word, text in HW_EVENTS:
+            per_core = {cpu: v for (cpu, e), v in self.hw_totals.items() if e == event}
+            if not per_core:
+                continue
+            c = CounterMetricFamily(f"keck_core_{word}", f"{text} on one CPU since the agent started "
+                                    "(perf_event_open; scaled when multiplexed).", labels=("node", "cpu"))
+            for cpu, value in per_core.items():
+                c.add_metric((node, cpu), value)
+            yield c
+            n = CounterMetricFamily(f"keck_node_{word}", f"{text} on all CPUs of this node since the agent "
+                                    "started.", labels=("node",))
+            n.add_metric((node,), math.fsum(per_core.values()))
+            yield n
+        ipc = GaugeMetricFamily("keck_core_instructions_per_cycle",
+                                "Instructions per cycle of one CPU over the last interval.", labels=("node", "cpu"))
+        ratio = GaugeMetricFamily("keck_core_counters_running_ratio",
+                                  "Share of the last interval the PMU counted (below 1: multiplexed, scaled).",
+                                  labels=("node", "cpu"))
+        insn = cycles = 0.0
+        for cpu, counts in self.hw.items():
+            if counts.get("cycles") and "instructions" in counts:
+                ipc.add_metric((node, cpu), counts["instructions"] / counts["cycles"])
+                insn, cycles = insn + counts["instructions"], cycles + counts["cycles"]
+            if "running_ratio" in counts:
+                ratio.add_metric((node, cpu), counts["running_ratio"])
+        yield ipc
+        yield ratio
+        if cycles > 0:
+            node_ipc = GaugeMetricFamily("keck_node_instructions_per_cycle",
+                                         "Instructions per cycle of the node over the last interval.",
+                                         labels=("node",))
+            node_ipc.add_metric((node,), insn / cycles)
+            yield node_ipc
 
     def _work_families(self) -> Iterator[object]:
         """Work counters (units/s, J per unit with its bound) and, for any window in PromQL,
@@ -185,6 +245,23 @@ def _work_of(snap: Snapshot) -> dict[tuple[str, ...], dict[str, Any]]:
                 figures = dict(e)
                 figures["watts"] = w.get("watts")  # every unit of a source divides the same energy
                 out[(node, _clip(w.get("name")), _clip(e.get("unit")), _clip(row.name))] = figures
+    return out
+
+
+def _hardware_of(snap: Snapshot) -> dict[str, dict[str, float]]:
+    """cpu label → this interval's counts, from the counters source's ``per_core`` extra."""
+    src = snap.source("counters")
+    entries = src.extra.get("per_core") if src is not None and src.ok else None
+    out: dict[str, dict[str, float]] = {}
+    if not isinstance(entries, list):
+        return out
+    for e in entries[:MAX_CORE_SERIES]:
+        if not isinstance(e, dict) or isinstance(e.get("cpu"), bool) or not isinstance(e.get("cpu"), int):
+            continue
+        out[str(e["cpu"])] = {k: float(v) for k, v in e.items()
+                              if k in ("cycles", "instructions", "llc_misses", "running_ratio")
+                              and isinstance(v, (int, float)) and not isinstance(v, bool)
+                              and math.isfinite(v) and v >= 0}
     return out
 
 

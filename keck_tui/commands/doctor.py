@@ -40,6 +40,8 @@ _FIXES = {
     "estimate": "no power sensor: figures are estimates from CPU utilisation and public data for this CPU "
                 "(keck_tui/data/SOURCES.md); set --tdp and --idle-watts for this CPU, run on a machine with "
                 "RAPL/hwmon/NVML/Redfish, or in a VM read the host's figure with --host-power",
+    "counters": "per-CPU hardware counters need a PMU and kernel.perf_event_paranoid ≤ 0 or CAP_PERFMON "
+                "(docs/model.md, 'Hardware counters')",
     "memory-estimate": "no DRAM sensor: DRAM power is estimated from the memory size (0.392 W/GB, Cloud "
                        "Carbon Footprint); RAPL's dram domain measures it on servers that have one",
 }

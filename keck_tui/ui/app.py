@@ -65,6 +65,7 @@ class KeckApp(App[int]):
         Binding("t", "threshold", "small rows"),
         Binding("c", "cost", "cost"),
         Binding("w", "work", "work", show=False),
+        Binding("e", "counters", "counters", show=False),
         Binding("p", "pause", "pause"),
         Binding("r", "record", "record"),
         Binding("i", "detail", "detail"),
@@ -97,6 +98,7 @@ class KeckApp(App[int]):
         self.recording = False
         self.show_cost = False
         self.show_work = False
+        self.show_counters = False
         self.detail_mode: bool | None = None  # None: automatic by terminal height
         self.applied = 0  # snapshots applied (tests, benchmarks)
         self.theme = "textual-light" if self.settings.theme == "light" else "textual-dark"
@@ -362,6 +364,16 @@ class KeckApp(App[int]):
                         "(docs/work.md)", severity="warning", timeout=4)
         self.refresh_all(columns_changed=True)
 
+    def action_counters(self) -> None:
+        """Hardware-counter columns: instructions, IPC and LLC misses of each core and process row."""
+        self.show_counters = not self.show_counters
+        self.power_tree.show_counters = self.show_counters
+        if self.show_counters and not _has_counters(self.snapshot):
+            status = self.snapshot.source("counters") if self.snapshot is not None else None
+            why = status.detail if status is not None and status.detail else "no counter source"
+            self.notify(f"no hardware counters: {why}", severity="warning", timeout=5)
+        self.refresh_all(columns_changed=True)
+
     def action_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
@@ -470,6 +482,12 @@ def _has_work(snapshot: Snapshot | None) -> bool:
     if snapshot is None:
         return False
     return any(row.extra and "work" in row.extra for _, row in snapshot.root.walk())
+
+
+def _has_counters(snapshot: Snapshot | None) -> bool:
+    if snapshot is None:
+        return False
+    return any(row.instructions is not None or row.llc_misses is not None for _, row in snapshot.root.walk())
 
 
 def tune_gc() -> None:

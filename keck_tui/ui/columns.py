@@ -42,12 +42,17 @@ BASE = {
     "wrate": Column("wrate", "WORK/s", 10),
     "jpu": Column("jpu", "J/UNIT", 9),
     "wcost": Column("wcost", "/M", 8),
+    # hardware counters (e): instructions, instructions per cycle, LLC misses over the interval
+    "insn": Column("insn", "INSN", 6),
+    "ipc": Column("ipc", "IPC", 5),
+    "llc": Column("llc", "LLC MISS", 8),
 }
-ORDER = ("watts", "bound", "range", "trend", "share", "cpu", "mhz", "gpu", "energy", "cost", "co2",
-         "wrate", "jpu", "wcost")
+ORDER = ("watts", "bound", "range", "trend", "share", "cpu", "mhz", "insn", "ipc", "llc", "gpu", "energy",
+         "cost", "co2", "wrate", "jpu", "wcost")
 WORK_KEYS = ("wrate", "jpu", "wcost")
+COUNTER_KEYS = ("insn", "ipc", "llc")
 #: Dropped first to last when the terminal is narrow; WATTS and ± never are.
-DROP_ORDER = ("energy", "gpu", "mhz", "range", "co2", "cost", "wcost", "cpu", "share", "wrate", "jpu")
+DROP_ORDER = ("energy", "gpu", "llc", "insn", "mhz", "range", "co2", "cost", "wcost", "cpu", "share", "ipc", "wrate", "jpu")
 #: Short unit names for the WORK/s column.
 UNIT_ABBREV = {"token": "tok", "prompt token": "ptok", "request": "req", "frame": "frm", "byte": "B"}
 
@@ -65,14 +70,15 @@ class Layout:
 
 def compute_layout(width: int, *, show_gpu: bool = False, show_cost: bool = False,
                    currency: str = "€", show_trend: bool = True, show_work: bool = False,
-                   work_cost: bool = False) -> Layout:
+                   work_cost: bool = False, show_counters: bool = False) -> Layout:
     """Fit columns into ``width`` cells, dropping them in DROP_ORDER; TREND (a
     sparkline of the row's history) only appears when the name keeps ample room.
     ``show_work``: the work columns (units/s, J per unit, and with ``work_cost`` the
-    cost per million units)."""
+    cost per million units); ``show_counters``: the hardware-counter columns."""
     keys = [k for k in ORDER if k != "trend" and (k != "gpu" or show_gpu)
             and (k not in ("cost", "co2") or show_cost)
-            and (k not in WORK_KEYS or (show_work and (k != "wcost" or work_cost)))]
+            and (k not in WORK_KEYS or (show_work and (k != "wcost" or work_cost)))
+            and (k not in COUNTER_KEYS or show_counters)]
     cols = {k: BASE[k] for k in keys}
     if "cost" in cols:
         cols["cost"] = Column("cost", f"{currency}/h", 8)
@@ -223,11 +229,40 @@ def _column_cells(col: Column, line: Line, row: Row, ctx: CellContext, share: fl
         t, key = fmt.fmt_money(fmt.per_hour(row.watts, ctx.price_per_kwh)), num
     elif k == "co2":
         t, key = fmt.fmt_grams(fmt.per_hour(row.watts, ctx.co2e_g_per_kwh)), num
+    elif k in COUNTER_KEYS:
+        t, key = counter_cell(k, row), num
     elif k in WORK_KEYS:
         t, key = work_cell(k, row.extra.get("work") if row.extra else None, est), num
     else:  # pragma: no cover - ORDER and BASE agree
         t, key = "", num
     return [(" " + _fit(t, w).rjust(w), key)]
+
+
+def counter_cell(key: str, row: Row) -> str:
+    """A hardware-counter column's text (empty where the row has no counters)."""
+    if key == "ipc":
+        return f"{row.ipc:.2f}" if row.ipc is not None else ""
+    return fmt.fmt_rate(row.instructions if key == "insn" else row.llc_misses)
+
+
+FREQ_SOURCE = {"cycles": "cycles ÷ on-CPU time", "cpufreq": "cpufreq", "nominal": "nominal, not measured",
+               "mixed": "partly cycles, partly cpufreq"}
+
+
+def counter_summary(row: Row) -> str:
+    """Keck's zoom, for the detail pane: "3.4 GHz (cycles ÷ on-CPU time), 1.2G insn, IPC 1.50,
+    40k LLC miss" — the frequency and where it came from, then the counters the row has."""
+    parts = []
+    if row.freq_mhz is not None:
+        src = FREQ_SOURCE.get(row.freq_source or "", "nominal, not measured" if row.freq_nominal else "")
+        parts.append(f"{row.freq_mhz / 1000:.1f} GHz" + (f" ({src})" if src else ""))
+    if row.instructions is not None:
+        parts.append(f"{fmt.fmt_rate(row.instructions)} insn")
+    if row.ipc is not None:
+        parts.append(f"IPC {row.ipc:.2f}")
+    if row.llc_misses is not None:
+        parts.append(f"{fmt.fmt_rate(row.llc_misses)} LLC miss")
+    return ", ".join(parts)
 
 
 def unit_abbrev(unit: str) -> str:

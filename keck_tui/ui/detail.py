@@ -10,7 +10,7 @@ from rich.text import Text
 from keck_tui.common import formatting as fmt
 from keck_tui.model import Row, Snapshot
 from keck_tui.ui import format as bars
-from keck_tui.ui.columns import work_summary
+from keck_tui.ui.columns import counter_summary, work_summary
 from keck_tui.ui.header import calibration_text
 from keck_tui.ui.history import History
 from keck_tui.ui.view import Line
@@ -133,7 +133,9 @@ def _provenance(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) ->
         bits.append("components " + ", ".join(f"{k} {fmt.fmt_watts(v)}" for k, v in row.components.items()))
     if row.gpu_watts is not None:
         bits.append(f"GPU {fmt.fmt_watts(row.gpu_watts)} W")
-    if row.freq_mhz is not None:
+    if row.instructions is not None or row.llc_misses is not None or row.freq_source == "cycles":
+        bits.append(counter_summary(row))  # "3.4 GHz (cycles ÷ on-CPU time), 1.2G insn, IPC 1.50, …"
+    elif row.freq_mhz is not None:
         bits.append(f"{fmt.fmt_mhz(row.freq_mhz)} MHz" + (" (nominal, not measured)" if row.freq_nominal else ""))
     if row.cpu_s is not None:
         bits.append(f"on-CPU {row.cpu_s:.2f} s")
@@ -171,6 +173,9 @@ def _cores(t: Text, row: Row, est: bool, snapshot: Snapshot, st: Styler) -> None
             if i:
                 t.append(" · ", st("dim"))
             util = f" {c.cpu_util:.0f}%" if c.cpu_util is not None else ""
+            if c.instructions is not None or c.llc_misses is not None:  # Keck's zoom
+                t.append(f"{c.name}: {fmt.fmt_watts(c.watts, est)} W{util} ({counter_summary(c)})")
+                continue
             mhz = f" {fmt.fmt_mhz(c.freq_mhz, c.freq_nominal)}" if c.freq_mhz is not None else ""
             t.append(f"{c.name} {fmt.fmt_watts(c.watts, est)} W{util}{mhz}")
     elif row.labels and (row.synthetic or row.note or row.error or row.stale):

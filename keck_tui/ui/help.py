@@ -26,6 +26,7 @@ HELP_TEXT = """\
   t        hide rows below 1 % of the zoomed root's watts (they are summed in a "…" line)
   c        cost columns: money and gCO2e per hour at the configured price and intensity
   w        work columns: units/s and joules per unit (tokens of inference servers, [[work]])
+  e        hardware-counter columns: instructions, IPC, LLC misses (where a PMU counts)
   i        detail pane on/off        T  light/dark theme
   + -      refresh faster / slower   p  pause (the screen keeps the last sample)
   r        start/stop recording      d  sources: what works, what failed, how to fix
@@ -42,6 +43,7 @@ HELP_TEXT = """\
   GPU W    GPU watts attributed to the row    ENERGY  energy this session (J, Wh, kWh)
   TREND    (wide terminals) the row's watts over the history span, scaled to its own range
   WORK/s   units of work per second (w)   J/UNIT  joules per unit   /M  cost per million units
+  INSN     instructions in the interval (e)   IPC  instructions per cycle   LLC MISS  last-level cache misses
 
 [b]Rows[/b]
   ▸ closed  ▾ open   [i](idle) (residual) (platform) (kernel) (dram)[/i] are synthetic rows:

@@ -89,6 +89,7 @@ class PowerTree(ScrollView, can_focus=True):
         self.show_cost = False
         self.show_work = False  # work counters' columns (w)
         self.work_cost = False  # with them, cost per million units (a price is configured)
+        self.show_counters = False  # hardware-counter columns (e)
         self.currency = "€"
         self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] | None = None
@@ -113,7 +114,8 @@ class PowerTree(ScrollView, can_focus=True):
         if lay is None or lay.width != width:
             lay = self._layout = compute_layout(width, show_gpu=self.show_gpu,
                                                 show_cost=self.show_cost, currency=self.currency,
-                                                show_work=self.show_work, work_cost=self.work_cost)
+                                                show_work=self.show_work, work_cost=self.work_cost,
+                                                show_counters=self.show_counters)
         return lay
 
     def styles_map(self) -> dict[str, Style]:
