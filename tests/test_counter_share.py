@@ -156,6 +156,10 @@ def test_collector_gives_core_and_process_rows_their_counters(tmp_path: Path) ->
     assert compute.freq_source == "cycles"
     group = snap.root.find(["n1", "a.slice"])
     assert group.instructions == pytest.approx(5.0e9) and group.llc_misses == pytest.approx(1e4 + 4e7)
+    # the node row: its cores' totals (idle and kernel time included), from the per-core reading
+    assert snap.root.instructions == pytest.approx(5.0e9) and snap.root.ipc == pytest.approx(2.0)
+    per_core = snap.source("counters").extra.get("per_core")
+    assert per_core is None  # the fake reports none; the real sampler's per_core feeds /metrics
     back = Snapshot.loads(snap.dumps())
     assert back.root.find(["n1", "a.slice", "c.service", "pid-100", "core-0"]).ipc == pytest.approx(3.0)
     collector.close()

@@ -79,6 +79,9 @@ def test_deltas_per_core_and_first_read_primes() -> None:
     assert r.cores[1].cycles == 1.5e9
     assert r.source.extra["events"] == ["cycles", "instructions", "llc_misses", "ref_cycles"]
     assert r.source.extra["cpus"] == 2 and "multiplexed" not in r.source.detail
+    assert r.source.extra["per_core"][0] == {"cpu": 0, "running_ratio": 1.0, "cycles": 3_000_000_000,
+                                             "instructions": 6_000_000_000, "llc_misses": 40_000,
+                                             "ref_cycles": 2_000_000_000}
 
 
 def test_multiplexed_counts_are_scaled_and_the_ratio_reported() -> None:
@@ -108,6 +111,7 @@ def test_an_event_the_pmu_lacks_is_none_never_zero() -> None:
     r = sampler.sample()
     d = r.cores[0]
     assert d.llc_misses is None and d.ref_cycles is None and d.cycles == 100 and d.ipc == 0.5
+    assert "llc_misses" not in r.source.extra["per_core"][0]
     assert r.source.ok
     assert "no llc_misses (no PMU: this CPU (or VM) exposes no hardware counter llc_misses)" in r.source.detail
     assert set(r.source.extra["missing"]) == {"llc_misses", "ref_cycles"}
