@@ -164,37 +164,24 @@ class MetricsState:
             return
         for event, word, text in HW_EVENTS:
             per_core = {cpu: v for (cpu, e), v in self.hw_totals.items() if e == event}
-            if not per_core:
-                continue
-            c = CounterMetricFamily(f"keck_core_{word}", f"{text} on one CPU since the agent started "
-                                    "(perf_event_open; scaled when multiplexed).", labels=("node", "cpu"))
-            for cpu, value in per_core.items():
-                c.add_metric((node, cpu), value)
-            yield c
-            n = CounterMetricFamily(f"keck_node_{word}", f"{text} on all CPUs of this node since the agent "
-                                    "started.", labels=("node",))
-            n.add_metric((node,), math.fsum(per_core.values()))
-            yield n
-        ipc = GaugeMetricFamily("keck_core_instructions_per_cycle",
-                                "Instructions per cycle of one CPU over the last interval.", labels=("node", "cpu"))
-        ratio = GaugeMetricFamily("keck_core_counters_running_ratio",
-                                  "Share of the last interval the PMU counted (below 1: multiplexed, scaled).",
-                                  labels=("node", "cpu"))
-        insn = cycles = 0.0
-        for cpu, counts in self.hw.items():
-            if counts.get("cycles") and "instructions" in counts:
-                ipc.add_metric((node, cpu), counts["instructions"] / counts["cycles"])
-                insn, cycles = insn + counts["instructions"], cycles + counts["cycles"]
-            if "running_ratio" in counts:
-                ratio.add_metric((node, cpu), counts["running_ratio"])
-        yield ipc
-        yield ratio
+            if per_core:
+                yield _family(CounterMetricFamily, f"keck_core_{word}", f"{text} on one CPU since the agent "
+                              "started (perf_event_open; scaled when multiplexed).", ("node", "cpu"),
+                              [((node, cpu), v) for cpu, v in per_core.items()])
+                yield _family(CounterMetricFamily, f"keck_node_{word}", f"{text} on all CPUs of this node since "
+                              "the agent started.", ("node",), [((node,), math.fsum(per_core.values()))])
+        counted = {cpu: c for cpu, c in self.hw.items() if c.get("cycles") and "instructions" in c}
+        yield _family(GaugeMetricFamily, "keck_core_instructions_per_cycle",
+                      "Instructions per cycle of one CPU over the last interval.", ("node", "cpu"),
+                      [((node, cpu), c["instructions"] / c["cycles"]) for cpu, c in counted.items()])
+        yield _family(GaugeMetricFamily, "keck_core_counters_running_ratio",
+                      "Share of the last interval the PMU counted (below 1: multiplexed, scaled).", ("node", "cpu"),
+                      [((node, cpu), c["running_ratio"]) for cpu, c in self.hw.items() if "running_ratio" in c])
+        cycles = math.fsum(c["cycles"] for c in counted.values())
         if cycles > 0:
-            node_ipc = GaugeMetricFamily("keck_node_instructions_per_cycle",
-                                         "Instructions per cycle of the node over the last interval.",
-                                         labels=("node",))
-            node_ipc.add_metric((node,), insn / cycles)
-            yield node_ipc
+            yield _family(GaugeMetricFamily, "keck_node_instructions_per_cycle",
+                          "Instructions per cycle of the node over the last interval.", ("node",),
+                          [((node,), math.fsum(c["instructions"] for c in counted.values()) / cycles)])
 
     def _work_families(self) -> Iterator[object]:
         """Work counters (units/s, J per unit with its bound) and, for any window in PromQL,
