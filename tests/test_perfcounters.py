@@ -29,8 +29,10 @@ class FakePmu:
         self.closed: list[int] = []
         self.offline: set[int] = set()
         self._next = 100
+        self.opens = 0  # perf_event_open calls
 
     def open(self, spec: EventSpec, cpu: int) -> int:
+        self.opens += 1
         if spec.name in self.lacks:
             raise PerfEventError(pe.reason_for(self.err, spec, cpu, paranoid_value=2), self.err, spec, cpu)
         self._next += 1
@@ -246,3 +248,17 @@ def test_cpu_list_parsing(tmp_path: Path) -> None:
     (d / "online").write_text("0,2-3\n")
     assert online_cpus(tmp_path) == [0, 2, 3]
     assert online_cpus(tmp_path / "nowhere") == []
+
+
+def test_no_pmu_is_asked_once_a_denial_every_interval() -> None:
+    pmu = FakePmu(lacks=("cycles", "instructions", "llc_misses", "ref_cycles"))
+    sampler, _, _ = make(pmu)
+    first = sampler.sample()
+    assert pmu.opens == 8 and first.source.status == "unavailable"
+    assert sampler.sample().source == first.source and pmu.opens == 8
+    denied = FakePmu(lacks=("cycles", "instructions", "llc_misses", "ref_cycles"), err=errno.EACCES)
+    sampler, _, _ = make(denied)
+    sampler.sample()
+    denied.lacks = ()  # the admin lowered perf_event_paranoid
+    sampler.sample()
+    assert sampler.sample().source.ok

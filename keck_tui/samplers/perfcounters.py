@@ -103,6 +103,7 @@ class PerfCounterSampler:
         self.missing: dict[str, str] = {}  # event -> why it is missing (first CPU's reason)
         self._last_t: float | None = None
         self._failure: PerfEventError | None = None
+        self._none: SourceStatus | None = None  # set for good where the CPU has no PMU
 
     # ---- opening and closing ------------------------------------------------------------
     def _open_cpu(self, cpu: int) -> _Core:
@@ -162,14 +163,19 @@ class PerfCounterSampler:
                             running_ratio=min(ratios, default=1.0))
 
     def sample(self) -> CounterReading:
+        if self._none is not None:  # no PMU: the hardware will not grow one, ask the kernel once
+            return CounterReading(self._none)
         self._sync_cpus()
         opened = sorted({n for c in self.cores.values() for n in c.fds})
-        if not opened:
-            reason = self._failure.reason if self._failure else "no online CPU to count on"
+        if not opened:  # no event on any CPU: unavailable, and why (tried again next interval …)
             self.close()
             fix = perfevent.fix_for(self._failure.errno) if self._failure else ""
-            return CounterReading(SourceStatus(NAME, STATUS_UNAVAILABLE, reason,
-                                               extra={"missing": dict(self.missing), **({"fix": fix} if fix else {})}))
+            status = SourceStatus(NAME, STATUS_UNAVAILABLE,
+                                  self._failure.reason if self._failure else "no online CPU to count on",
+                                  extra={"missing": dict(self.missing), **({"fix": fix} if fix else {})})
+            if self._failure is not None and self._failure.no_pmu:
+                self._none = status  # … unless the PMU lacks them all: that is for good
+            return CounterReading(status)
         t = self.clock.monotonic()
         deltas = {cpu: d for cpu, core in list(self.cores.items()) if (d := self._read_core(cpu, core)) is not None}
         interval = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
