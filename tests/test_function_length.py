@@ -12,10 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "keck_tui"
 MAX_LINES = 80
 
 #: "path/relative/to/keck_tui.py:Qualified.name" -> why it may stay longer than MAX_LINES.
-ALLOWED: dict[str, str] = {
-    "runmeter/meter.py:finish": "keck-top run's meter (issue of the run work), landed after this check; "
-                                "being split by its author",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def long_functions(root: Path = PACKAGE, limit: int = MAX_LINES) -> dict[str, int]:

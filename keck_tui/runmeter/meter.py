@@ -195,6 +195,99 @@ def _rel(w: float, lo: float, hi: float) -> float:
     return max(hi - w, w - lo, 0.0) / w if w > 0 else 0.0
 
 
+@dataclass
+class _Sums:
+    """Running sums of :func:`finish` over the intervals (joules, CPU seconds)."""
+
+    rows: Bounded = ZERO  # the command's rows
+    node: Bounded = ZERO
+    cpu_j: float = 0.0  # the rows' CPU joules, before any correction
+    dram_j: float = 0.0
+    gpu_j: float = 0.0
+    cpu_s: float = 0.0
+    node_cpu_j: float = 0.0  # the node's CPU joules above idle
+    node_busy: float = 0.0
+    measured: float = 0.0
+    corr_j: float = 0.0  # CPU-time correction: joules, seconds, bound
+    corr_s: float = 0.0
+    corr_err: float = 0.0
+    idle_p_j: float = 0.0  # the proportional idle share
+    idle_p_err: float = 0.0
+    whole_j: float = 0.0  # all of the idle and platform rows
+    whole_err: float = 0.0
+    pids: set[int] = field(default_factory=set)
+    pid_cpu: dict[int, float] = field(default_factory=dict)
+    work: dict[tuple[str, str], float] = field(default_factory=dict)
+    peak: Bounded = ZERO
+    peak_t: float | None = None
+
+    def add(self, iv: IntervalEnergy, per_interval: bool) -> None:
+        """One interval; ``per_interval``: every interval has the kernel's CPU time of the tree."""
+        for name, unit, units in iv.work:
+            self.work[(name, unit)] = self.work.get((name, unit), 0.0) + units
+        dt = iv.dt
+        self.measured += dt
+        self.rows = self.rows + Bounded(iv.watts * dt, iv.lo * dt, iv.hi * dt)
+        self.cpu_j += iv.cpu_w * dt
+        self.dram_j += iv.dram_w * dt
+        self.gpu_j += iv.gpu_w * dt
+        self.cpu_s += iv.cpu_s
+        self.node = self.node + Bounded(iv.node_w * dt, iv.node_lo * dt, iv.node_hi * dt)
+        self.node_cpu_j += iv.active_cpu_w * dt
+        self.node_busy += iv.busy_s
+        self.pids |= iv.pids
+        for pid, sec in iv.pid_cpu_s.items():
+            self.pid_cpu[pid] = self.pid_cpu.get(pid, 0.0) + sec
+        c_w, c_err = self._correct(iv) if per_interval and dt > 0 else (0.0, 0.0)
+        self._idle_and_peak(iv, c_w, c_err)
+
+    def _correct(self, iv: IntervalEnergy) -> tuple[float, float]:
+        """The interval's CPU-time correction; (watts, their error) it adds to the interval."""
+        assert iv.kernel_cpu_s is not None
+        dt = iv.dt
+        miss = iv.kernel_cpu_s - iv.cpu_s
+        rate = _cpu_rate(iv.cpu_w * dt, iv.cpu_s, iv.active_cpu_w * dt, iv.busy_s)
+        c_j = max(miss * rate, -iv.cpu_w * dt)  # never below zero CPU energy
+        rel = _rel(iv.watts, iv.lo, iv.hi)
+        self.corr_s += miss
+        self.corr_j += c_j
+        self.corr_err += abs(c_j) * rel
+        return c_j / dt, abs(c_j) * rel / dt
+
+    def _idle_and_peak(self, iv: IntervalEnergy, c_w: float, c_err: float) -> None:
+        """The idle shares of the interval, and the peak (active + proportional idle)."""
+        dt = iv.dt
+        cpu_now = iv.cpu_w + c_w
+        share_cpu = min(1.0, cpu_now / iv.active_cpu_w) if iv.active_cpu_w > 0 else 0.0
+        share_gpu = min(1.0, iv.gpu_w / iv.gpu_attributed_w) if iv.gpu_attributed_w > 0 else 0.0
+        ip = iv.idle_cpu_w * share_cpu + iv.idle_gpu_w * share_gpu
+        ip_err = iv.idle_err_w * max(share_cpu, share_gpu)
+        self.idle_p_j += ip * dt
+        self.idle_p_err += ip_err * dt
+        self.whole_j += (iv.idle_cpu_w + iv.idle_gpu_w + iv.platform_w) * dt
+        self.whole_err += (iv.idle_err_w + iv.platform_err_w) * dt
+        here = Bounded(iv.watts + c_w + ip, iv.lo + c_w - c_err + ip - ip_err, iv.hi + c_w + c_err + ip + ip_err)
+        if self.peak_t is None or here.value > self.peak.value:
+            self.peak, self.peak_t = Bounded(here.value, max(0.0, here.lo), here.hi), iv.time
+
+    def correct_run(self, kernel_total_cpu_s: float, running_at_end: set[int] | frozenset[int]) -> None:
+        """One correction for the whole run from the kernel's total (no per-interval figure).
+
+        A run-level correction has no place in time: it is not in the peak. The proportional
+        idle share grows with the CPU energy it adds.
+        """
+        seen = self.cpu_s - math.fsum(sec for pid, sec in self.pid_cpu.items() if pid in running_at_end)
+        miss = kernel_total_cpu_s - seen  # negative: the rows' clock ticks rounded up
+        rate = _cpu_rate(self.cpu_j, self.cpu_s, self.node_cpu_j, self.node_busy)
+        self.corr_s = miss
+        self.corr_j = max(miss * rate, -self.cpu_j)
+        self.corr_err = abs(self.corr_j) * _rel(self.rows.value, self.rows.lo, self.rows.hi)
+        if self.corr_j and (self.cpu_j > 0 or self.node_cpu_j > 0):
+            scale = (self.cpu_j + self.corr_j) / self.cpu_j if self.cpu_j > 0 else 1.0
+            self.idle_p_j *= max(0.0, scale)
+            self.idle_p_err *= max(0.0, scale)
+
+
 def finish(intervals: Iterable[IntervalEnergy], *, kernel_total_cpu_s: float | None = None,
            kernel_source: str = "none", running_at_end: set[int] | frozenset[int] = frozenset()
            ) -> RunEnergy:
@@ -206,85 +299,27 @@ def finish(intervals: Iterable[IntervalEnergy], *, kernel_total_cpu_s: float | N
     """
     ivs = list(intervals)
     per_interval = bool(ivs) and all(iv.kernel_cpu_s is not None for iv in ivs)
-    rows = ZERO
-    cpu_j = dram_j = gpu_j = cpu_s = 0.0
-    rows_cpu_j = 0.0
-    node = ZERO
-    node_cpu_j = node_busy = 0.0
-    corr_j = corr_s = corr_err = 0.0
-    idle_p_j = idle_p_err = 0.0
-    whole_j = whole_err = 0.0
-    pids: set[int] = set()
-    pid_cpu: dict[int, float] = {}
-    peak = ZERO
-    peak_t: float | None = None
-    measured = 0.0
-    work: dict[tuple[str, str], float] = {}
+    t = _Sums()
     for iv in ivs:
-        for name, unit, units in iv.work:
-            work[(name, unit)] = work.get((name, unit), 0.0) + units
-        dt = iv.dt
-        measured += dt
-        rows = rows + Bounded(iv.watts * dt, iv.lo * dt, iv.hi * dt)
-        cpu_j += iv.cpu_w * dt
-        dram_j += iv.dram_w * dt
-        gpu_j += iv.gpu_w * dt
-        cpu_s += iv.cpu_s
-        rows_cpu_j += iv.cpu_w * dt
-        node = node + Bounded(iv.node_w * dt, iv.node_lo * dt, iv.node_hi * dt)
-        node_cpu_j += iv.active_cpu_w * dt
-        node_busy += iv.busy_s
-        pids |= iv.pids
-        for pid, s in iv.pid_cpu_s.items():
-            pid_cpu[pid] = pid_cpu.get(pid, 0.0) + s
-        c_w = c_err = 0.0
-        if per_interval and dt > 0:
-            assert iv.kernel_cpu_s is not None
-            miss = iv.kernel_cpu_s - iv.cpu_s
-            rate = _cpu_rate(iv.cpu_w * dt, iv.cpu_s, iv.active_cpu_w * dt, iv.busy_s)
-            c_j = max(miss * rate, -iv.cpu_w * dt)  # never below zero CPU energy
-            corr_s += miss
-            corr_j += c_j
-            rel = _rel(iv.watts, iv.lo, iv.hi)
-            corr_err += abs(c_j) * rel
-            c_w, c_err = c_j / dt, abs(c_j) * rel / dt
-        cpu_now = iv.cpu_w + c_w
-        share_cpu = min(1.0, cpu_now / iv.active_cpu_w) if iv.active_cpu_w > 0 else 0.0
-        share_gpu = min(1.0, iv.gpu_w / iv.gpu_attributed_w) if iv.gpu_attributed_w > 0 else 0.0
-        ip = iv.idle_cpu_w * share_cpu + iv.idle_gpu_w * share_gpu
-        ip_err = iv.idle_err_w * max(share_cpu, share_gpu)
-        idle_p_j += ip * dt
-        idle_p_err += ip_err * dt
-        whole_j += (iv.idle_cpu_w + iv.idle_gpu_w + iv.platform_w) * dt
-        whole_err += (iv.idle_err_w + iv.platform_err_w) * dt
-        here = Bounded(iv.watts + c_w + ip, iv.lo + c_w - c_err + ip - ip_err, iv.hi + c_w + c_err + ip + ip_err)
-        if peak_t is None or here.value > peak.value:
-            peak, peak_t = Bounded(here.value, max(0.0, here.lo), here.hi), iv.time
+        t.add(iv, per_interval)
     kernel_cpu = math.fsum(iv.kernel_cpu_s or 0.0 for iv in ivs) if per_interval else None
-    if not per_interval and kernel_total_cpu_s is not None:
-        kernel_cpu = kernel_total_cpu_s
-        seen = cpu_s - math.fsum(s for pid, s in pid_cpu.items() if pid in running_at_end)
-        miss = kernel_total_cpu_s - seen  # negative: the rows' clock ticks rounded up
-        rate = _cpu_rate(rows_cpu_j, cpu_s, node_cpu_j, node_busy)
-        corr_s = miss
-        corr_j = max(miss * rate, -rows_cpu_j)
-        corr_err = abs(corr_j) * _rel(rows.value, rows.lo, rows.hi)
-        # A run-level correction has no place in time: it is not in the peak.
+    if per_interval:
+        source = "cgroup"
+    elif kernel_total_cpu_s is not None:
+        kernel_cpu, source = kernel_total_cpu_s, kernel_source
+        t.correct_run(kernel_total_cpu_s, running_at_end)
+    else:
+        source = "none"
+    rows, corr_j, corr_err = t.rows, t.corr_j, t.corr_err
     active = Bounded(max(0.0, rows.value + corr_j), max(0.0, rows.lo + corr_j - corr_err),
                      max(0.0, rows.hi + corr_j + corr_err))
-    if not per_interval and corr_j and (rows_cpu_j > 0 or node_cpu_j > 0):
-        # the proportional idle share grows with the CPU energy the correction added
-        scale = (rows_cpu_j + corr_j) / rows_cpu_j if rows_cpu_j > 0 else 1.0
-        idle_p_j *= max(0.0, scale)
-        idle_p_err *= max(0.0, scale)
     return RunEnergy(
-        active=active, idle_proportional=Bounded.of(idle_p_j, idle_p_err),
-        idle_whole=Bounded.of(whole_j, whole_err),
-        cpu_j=max(0.0, cpu_j + corr_j), dram_j=dram_j, gpu_j=gpu_j, node=node,
-        peak_w=peak, peak_time=peak_t, cpu_s=cpu_s, correction_cpu_s=corr_s, correction_j=corr_j,
-        kernel_cpu_s=kernel_cpu, kernel_source=("cgroup" if per_interval else
-                                                (kernel_source if kernel_total_cpu_s is not None else "none")),
-        processes=len(pids), intervals=len(ivs), measured_s=measured, work=work)
+        active=active, idle_proportional=Bounded.of(t.idle_p_j, t.idle_p_err),
+        idle_whole=Bounded.of(t.whole_j, t.whole_err),
+        cpu_j=max(0.0, t.cpu_j + corr_j), dram_j=t.dram_j, gpu_j=t.gpu_j, node=t.node,
+        peak_w=t.peak, peak_time=t.peak_t, cpu_s=t.cpu_s, correction_cpu_s=t.corr_s, correction_j=corr_j,
+        kernel_cpu_s=kernel_cpu, kernel_source=source,
+        processes=len(t.pids), intervals=len(ivs), measured_s=t.measured, work=t.work)
 
 
 def _cpu_rate(rows_cpu_j: float, rows_cpu_s: float, node_active_j: float, node_busy_s: float) -> float:
