@@ -59,7 +59,7 @@ class AgentProc:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, wait: float = 15.0) -> "AgentProc":
+    def start(self, wait: float = 60.0) -> "AgentProc":
         self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

