@@ -27,6 +27,7 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Row, Snapshot, SourceStatus
 from keck_tui.samplers.counter_share import with_counters
+from keck_tui.samplers.perfcounters import per_core_json
 from keck_tui.samplers.sanity import sane_gpu, sane_power
 from keck_tui.samplers.types import (ActivitySampler, CounterReading, CounterSampler, CpuActivity,
                                      FrequencyReading, FrequencySampler, GpuReading, GpuSampler, PowerReading,
@@ -69,7 +70,6 @@ class Collector:
         self._saved_at: float | None = None
         self._saved_fits: dict[str, int] = {}
         self._counter_status: SourceStatus | None = None
-        self._counter_reading: CounterReading | None = None
 
     # ---- calibration --------------------------------------------------------------------
     def _open_store(self) -> None:
@@ -171,11 +171,27 @@ class Collector:
         power = tuple(sane_power(safe_sample(s, PowerReading)) for s in self.power)
         gpus = tuple(sane_gpu(safe_sample(s, GpuReading)) for s in self.gpus)
         freq = safe_sample(self.frequency, FrequencyReading) if self.frequency is not None else None
+        return self._counters_of(activity), power, gpus, freq
+
+    def _counters_of(self, activity: CpuActivity) -> CpuActivity:
+        """``activity`` with the per-CPU counters' core counts and processes' time shares. Where
+        the activity sampler measures counters itself (the eBPF probe, at every switch), the
+        per-CPU events are closed: the same PMU counters opened twice would only multiplex."""
+        if self.counters is not None and counted_by_activity(activity):
+            counters, self.counters = self.counters, None
+            close = getattr(counters, "close", None)
+            if callable(close):
+                close()
         if self.counters is not None:
             reading = safe_sample(self.counters, CounterReading)
-            self._counter_status, self._counter_reading = reading.source, reading
-            activity = with_counters(activity, reading)
-        return activity, power, gpus, freq
+            self._counter_status = reading.source
+            return with_counters(activity, reading)
+        if counted_by_activity(activity):
+            self._counter_status = SourceStatus(
+                "counters", STATUS_OK, f"from the {activity.source.name} sampler: per process and core, "
+                "read at every context switch", extra={"per_core": per_core_json(
+                    {c.cpu: c.counters for c in activity.cores if c.counters is not None})})
+        return activity
 
     def collect(self) -> Snapshot:
         """Sample everything and build the snapshot for the interval since the last call."""
@@ -206,7 +222,7 @@ class Collector:
                                gpus=gpus, frequency=freq, groups=groups, learned_idle=learned,
                                node_power=node_power, choice=choice, features=features, calibration=view)
         result = attribute(inp, self.config)
-        root = with_node_counters(self.ledger.apply(result.root, interval), self._counter_reading)
+        root = with_node_counters(self.ledger.apply(result.root, interval), activity)
         sources = [activity.source]
         if freq is not None:
             sources.append(freq.source)
@@ -318,11 +334,17 @@ class Collector:
 
 
 
-def with_node_counters(root: Row, reading: CounterReading | None) -> Row:
+def counted_by_activity(activity: CpuActivity) -> bool:
+    """Whether the activity sampler itself measured hardware counters (eBPF with a PMU)."""
+    return bool(getattr(activity, "per_process_counters", False)) or any(
+        c.counters is not None for c in activity.cores)
+
+
+def with_node_counters(root: Row, activity: CpuActivity) -> Row:
     """The node row with its cores' hardware counts over the interval (unchanged without counters)."""
-    if reading is None or not reading.source.ok or not reading.cores:
+    deltas = [c.counters for c in activity.cores if c.counters is not None]
+    if not deltas:
         return root
-    deltas = reading.cores.values()
 
     def total(name: str) -> float | None:
         values = [getattr(d, name) for d in deltas if getattr(d, name) is not None]

@@ -218,3 +218,39 @@ def test_counters_off_is_the_models_reason(tmp_path: Path) -> None:
     _step(proc, sys_, clock, 1)
     snap = collector.collect()
     assert "full needs hardware counters (turned off (--counters off))" in snap.extra["model_reason"]
+
+
+class CountingActivity:
+    """An activity sampler that measures counters itself (as the eBPF probe does with a PMU)."""
+
+    name = "ebpf"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def sample(self) -> CpuActivity:
+        self.calls += 1
+        counted = self.calls > 1  # the probe's first read primes
+        cores = tuple(CoreSample(cpu=c, busy_s=0.5, total_s=1.0,
+                                 counters=CounterDelta(cycles=1e9, instructions=2e9) if counted else None)
+                      for c in (0, 1))
+        procs = (ProcessSample(pid=7, name="w", cmd="w", cpu_s=1.0, per_cpu_s={0: 0.5, 1: 0.5},
+                               counters={0: CounterDelta(cycles=1e9, instructions=2e9)} if counted else None),)
+        return CpuActivity(SourceStatus("ebpf", "ok"), 1.0 if self.calls > 1 else 0.0, procs, cores,
+                           per_cpu_exact=True)
+
+
+def test_per_cpu_events_are_closed_where_the_activity_sampler_counts_itself() -> None:
+    fake = FakeCounters({0: CounterDelta(cycles=5.0)})
+    collector = Collector(activity=CountingActivity(), grouper=make_grouper(), host="n1", counters=fake,
+                          config=AttributionConfig(model="auto"), clock=FakeClock(), state_dir=None)
+    collector.prime()
+    assert fake.calls == 1 and not fake.closed  # the probe has not counted yet
+    snap = collector.collect()
+    assert fake.closed and fake.calls == 1 and collector.counters is None
+    status = snap.source("counters")
+    assert status.ok and "from the ebpf sampler" in status.detail
+    assert [e["cpu"] for e in status.extra["per_core"]] == [0, 1]
+    assert snap.root.instructions == pytest.approx(4e9) and snap.root.ipc == pytest.approx(2.0)
+    proc = next(r for _, r in snap.root.walk() if r.pid == 7)
+    assert proc.instructions == pytest.approx(2e9)  # the probe's own, not a time share of the core's
