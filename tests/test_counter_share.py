@@ -33,7 +33,8 @@ count = st.floats(min_value=0.0, max_value=1e10, allow_nan=False)
 @st.composite
 def activities(draw):
     ncpu = draw(st.integers(1, 4))
-    cores = tuple(CoreSample(cpu=c, busy_s=1.0, total_s=1.0, irq_s=draw(seconds) * 0.2) for c in range(ncpu))
+    cores = tuple(CoreSample(cpu=c, busy_s=draw(st.floats(0.2, 1.2)), total_s=1.2, irq_s=draw(seconds) * 0.2)
+                  for c in range(ncpu))
     procs = []
     for pid in range(1, draw(st.integers(0, 6)) + 1):
         per = {c: draw(seconds) for c in draw(st.sets(st.integers(0, ncpu - 1), max_size=ncpu))}
@@ -60,10 +61,16 @@ def test_shares_conserve_every_cores_counts_exactly(pair) -> None:
                 assert all(x is None for x in parts)  # a counter the PMU lacks stays None, never 0
                 continue
             shared = math.fsum(parts) + whole * irq_fraction(core, seen)
-            if seen.get(core.cpu, 0.0) > 0:
+            on_core = core.irq_s + math.fsum(p.per_cpu_s.get(core.cpu, 0.0) for p in out.processes)
+            if on_core >= core.busy_s:  # the time seen covers the core's busy time: exactly its counts
                 assert shared == pytest.approx(whole, rel=1e-9, abs=1e-6)
-            else:
-                assert not parts  # nothing ran there: nobody gets its counts
+            else:  # busy time no sample holds keeps its counts, like its watts
+                assert shared == pytest.approx(whole * on_core / core.busy_s, rel=1e-9, abs=1e-6)
+            rate = whole / core.busy_s  # no share runs faster than the core did
+            for p in out.processes:
+                s = p.per_cpu_s.get(core.cpu, 0.0)
+                if s > 0:
+                    assert getattr(p.counters[core.cpu], name) <= rate * s * (1 + 1e-9) + 1e-6
 
 
 def test_shares_follow_time_and_keep_the_cores_rate() -> None:

@@ -4,10 +4,14 @@ Without eBPF the PMU is read per core (samplers/perfcounters.py), not per task. 
 process then gets, on each core it ran on, the core's counts in proportion to its
 on-CPU seconds there; the core's interrupt time (irq + softirq) gets its share the
 same way (attribution/features.py asks :func:`irq_fraction`). The fractions on a
-core are taken over the time seen on it (processes + interrupts), so the shares add
-up exactly to the core's counts. With procfs's per-core split (the last CPU a
-process ran on, not a measurement) a process's per-core counts are as good as
-that split; the node's totals stay exact.
+core are taken over the larger of its busy time and the time seen on it (processes +
+interrupts): where the seen time covers the busy time — always with eBPF's measured
+per-core times — the shares add up exactly to the core's counts; where it does not
+(a process that ran and exited between two procfs reads, unseen), the unseen time's
+counts stay unattributed, like its watts, rather than inflating the rate (cycles ÷
+on-CPU time: the effective frequency) of the processes that were seen. With procfs's
+per-core split (the last CPU a process ran on, not a measurement) a process's
+per-core counts are only as good as that split; the node's totals stay exact.
 """
 from __future__ import annotations
 
@@ -28,12 +32,15 @@ def scale(d: CounterDelta, fraction: float) -> CounterDelta:
 
 
 def seen_seconds(activity: CpuActivity) -> dict[int, float]:
-    """Per core: the on-CPU seconds of every process there plus the core's interrupt time."""
+    """Per core, the seconds its counts are shared over: the on-CPU seconds of every process
+    there plus the core's interrupt time, or the core's busy time where that is larger."""
     seen: dict[int, float] = {c.cpu: max(0.0, c.irq_s) for c in activity.cores}
     for p in activity.processes:
         for cpu, s in p.per_cpu_s.items():
             if s > 0:
                 seen[cpu] = seen.get(cpu, 0.0) + s
+    for c in activity.cores:
+        seen[c.cpu] = max(seen[c.cpu], c.busy_s)
     return seen
 
 
