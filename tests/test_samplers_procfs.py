@@ -243,6 +243,19 @@ def test_pss_refreshed_when_rss_moves(tmp_path):
     assert by_pid(s.sample())[800].pss_bytes == 3600 * 1024
 
 
+def test_pss_of_a_process_whose_rss_keeps_moving_is_read_on_its_tier(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=1000, pss_top=0, pss_moved_every=3)
+    proc.add_process(810, comm="grower", rss_pages=1000, pss_kb=1000)
+    s.sample()  # cycle 0 reads it
+    seen = []
+    for cycle in range(1, 7):
+        proc.update_process(810, rss_pages=1000 * 2 ** cycle, pss_kb=1000 * 2 ** cycle)  # doubles every sample
+        step(proc, clock)
+        seen.append(by_pid(s.sample())[810].pss_bytes // 1024)
+    # re-read 3 samples after the last read (cycles 3 and 6), cached in between
+    assert seen == [1000, 1000, 8000, 8000, 8000, 64000]
+
+
 def test_pss_reads_stop_at_the_budget(tmp_path):
     proc, clock, s = setup(tmp_path, pss_every=1, pss_budget_s=0.0, pss_prime_factor=0.0)
     for pid in range(900, 905):

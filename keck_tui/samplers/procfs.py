@@ -13,7 +13,8 @@ global state, and its per-process objects cost more than the parsing itself):
 - on first sight and then every ``refresh_every`` samples (staggered by pid): ``cmdline``,
   ``cgroup`` and the owner uid (the owner of ``/proc/<pid>``: the effective uid);
 - PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
-  sight, when RSS moved by > 10 %, and on a slow tier every ``pss_every`` samples
+  sight, when RSS moved by > 10 % (at most every ``pss_moved_every`` samples: a busy
+  process's RSS moves every second), and on a slow tier every ``pss_every`` samples
   staggered by pid (and every sample for the ``pss_top`` busiest processes, 0 by
   default) — all within a time budget per sample (``pss_budget_s``); cached in between
   (see ``_update_pss``). ``pss=False`` reads none (RSS stands in).
@@ -95,6 +96,7 @@ class ProcfsSampler:
 
     def __init__(self, procfs_root: Path | str = "/proc", clock: Clock | None = None,
                  pss_every: int = 30, *, pss_top: int = 0, pss_budget_s: float = 0.005,
+                 pss_moved_every: int = 1,
                  pss_prime_factor: float = 40.0, refresh_every: int = 30,
                  per_thread: bool = True, clock_ticks: int | None = None,
                  page_size: int | None = None, pss: bool = True,
@@ -106,6 +108,8 @@ class ProcfsSampler:
         self.pss = pss
         self.pss_every = max(1, int(pss_every))
         self.pss_top = max(0, int(pss_top))
+        # A process whose RSS keeps moving is re-read at most every this many samples.
+        self.pss_moved_every = max(1, int(pss_moved_every))
         self.pss_budget_s = pss_budget_s  # wall time per sample for smaps_rollup reads
         self.pss_prime_factor = pss_prime_factor  # the priming sample may spend this many budgets
         self.refresh_every = max(1, int(refresh_every))
@@ -382,10 +386,12 @@ class ProcfsSampler:
         with 1 GiB resident (measured, see docs/samplers.md). So each sample reads, in
         this order and until ``pss_budget_s`` is spent: processes never read yet, the
         ``pss_top`` busiest of the interval, those whose RSS moved by > 10 % since
-        their last read, and the staggered 1/``pss_every`` due this cycle (or overdue).
+        their last read (read ``pss_moved_every`` samples ago or longer), and the
+        staggered 1/``pss_every`` due this cycle (or overdue).
         Everything else keeps its cached value.
         """
         every = self.pss_every
+        moved_every = self.pss_moved_every
         top: set[int] = set()
         if self.pss_top and not first:
             busy = [r for r in rows if r[1] > 0 and not r[3]]
@@ -400,7 +406,8 @@ class ProcfsSampler:
                 prio = 0
             elif p.pid in top:
                 prio = 1
-            elif p.pss_rss and abs(rss * page - p.pss_rss) * 10 > p.pss_rss:
+            elif p.pss_rss and abs(rss * page - p.pss_rss) * 10 > p.pss_rss \
+                    and cycle - p.pss_cycle >= moved_every:
                 prio = 2
             elif (p.pid + cycle) % every == 0 or cycle - p.pss_cycle > every:
                 prio = 3
