@@ -22,8 +22,15 @@ def start_tui(feed: SnapshotFeed, settings: Settings, title: str | None = None) 
     recorder = Recorder()
     pump = RecordPump(feed, recorder)
     pump.start()
+    toggle = record_toggle(recorder)
+
+    def on_record_toggle(want: bool) -> bool:
+        active = toggle(want)
+        pump.wake()
+        return active
+
     try:
-        return run_tui(feed, settings=settings, title=title, on_record_toggle=record_toggle(recorder))
+        return run_tui(feed, settings=settings, title=title, on_record_toggle=on_record_toggle)
     finally:
         pump.stop()
         recorder.stop()
@@ -33,27 +40,38 @@ class RecordPump:
     """Hands each new snapshot of a feed to a recorder while it records.
 
     Works for every feed (local, remote, Prometheus) through ``latest()`` alone;
-    it only polls while the recorder is active.
+    it only polls while the recorder is active, and sleeps until ``wake()`` (the ``r``
+    key) otherwise: ten idle wake-ups a second were a measurable part of an idle TUI.
     """
 
     def __init__(self, feed: SnapshotFeed, recorder, poll_s: float = 0.1) -> None:
         self._feed, self._recorder, self._poll_s = feed, recorder, poll_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keck-record-pump", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """The recorder may have started: look again."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=2)
 
     def _run(self) -> None:
         last = None
-        while not self._stop.wait(self._poll_s):
+        while not self._stop.is_set():
             if not self._recorder.active:
                 last = None
+                self._wake.wait()
+                self._wake.clear()
                 continue
+            if self._stop.wait(self._poll_s):
+                break
             snap = self._feed.latest()
             if snap is not None and snap is not last:
                 self._recorder(snap)
