@@ -33,7 +33,7 @@ from keck_tui.attribution.power import Component, NodePower, resolve_node_power
 from keck_tui.attribution.rows import (IDLE_PROPORTIONAL, idle_row, kernel_row, node_row, node_watts,
                                        platform_row, residual_row)
 from keck_tui.attribution.selection import ModelChoice, choose_model
-from keck_tui.attribution.tree import ProcessSplit, SmallDram, TreeNode, add_process
+from keck_tui.attribution.tree import GroupRows, ProcessSplit, SmallDram, TreeNode, add_process
 from keck_tui.attribution.uncertainty import CpuBounds, sensor_error, tick_share
 from keck_tui.attribution.weights import has_live_frequency, model_shares, model_weights, shares_of
 from keck_tui.common.ids import safe_id
@@ -148,8 +148,9 @@ def attribute(inp: AttributionInput, config: AttributionConfig = AttributionConf
                          dram_row_min_share=config.dram_row_min_share)
     root = TreeNode("node", safe_id(inp.host), inp.host)
     small_dram = SmallDram()
+    group_rows = GroupRows(root)
     for p in users:
-        add_process(root, p, inp.groups.get(p.pid, ()), split, small_dram)
+        add_process(group_rows, p, inp.groups.get(p.pid, ()), split, small_dram)
     small_dram.add_rows(split)
 
     # 6. synthetic rows, (residual), the node

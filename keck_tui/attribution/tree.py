@@ -147,6 +147,31 @@ class ProcessSplit:
     dram_row_min_share: float = 0.005  # an idle process's own row needs this share of the DRAM
 
 
+class GroupRows:
+    """The group rows under a root by group path: the grouper hands out the same tuple for
+    the same cgroup, so 1,000 processes in a few groups walk the levels a few times."""
+
+    def __init__(self, root: TreeNode) -> None:
+        self.root = root
+        # id(group path) -> (the path, its row); the path is kept so its id is not reused
+        self._rows: dict[int, tuple[GroupPath, TreeNode]] = {}
+
+    def row_of(self, groups: GroupPath) -> TreeNode:
+        """The row of ``groups``, created level by level on first use."""
+        known = self._rows.get(id(groups))
+        if known is not None and known[0] is groups:
+            return known[1]
+        parent = self.root
+        for level in groups:
+            parent = parent.child(level.level, safe_id(level.id), level.name,
+                                  pod_uid=level.pod_uid, namespace=level.namespace,
+                                  container_id=level.container_id,
+                                  labels=dict(level.labels) or None,
+                                  extra=dict(level.extra) or None)
+        self._rows[id(groups)] = (groups, parent)
+        return parent
+
+
 class SmallDram:
     """DRAM of idle processes with a small share, summed per group into one ``(dram)`` row."""
 
@@ -167,7 +192,7 @@ class SmallDram:
             d.estimated = split.dram.estimated
 
 
-def add_process(root: TreeNode, p: ProcessSample, groups: GroupPath, split: ProcessSplit,
+def add_process(rows: GroupRows, p: ProcessSample, groups: GroupPath, split: ProcessSplit,
                 small_dram: SmallDram) -> None:
     """The process's row under its group path, with its core, DRAM and GPU children."""
     share = split.shares.process.get(p.pid, 0.0)
@@ -176,23 +201,17 @@ def add_process(root: TreeNode, p: ProcessSample, groups: GroupPath, split: Proc
     gpus = split.gpus.per_process.get(p.pid, {})
     if cpu_part <= 0 and dram_part <= 0 and not gpus and p.cpu_s <= 0:
         return
-    # The CPU reading's error (and the idle baseline's, which moves watts between
-    # (idle) and the processes) lands on the processes in proportion to their share.
-    terms = split.bounds.row_terms(share, split.features.process(p.pid),
-                                   [s.process.get(p.pid, 0.0) for s in split.model_shares], ran=p.cpu_s > 0)
-    cpu_err = terms.half_width
-    parent = root
-    for level in groups:
-        parent = parent.child(level.level, safe_id(level.id), level.name,
-                              pod_uid=level.pod_uid, namespace=level.namespace,
-                              container_id=level.container_id,
-                              labels=dict(level.labels) or None,
-                              extra=dict(level.extra) or None)
+    parent = rows.row_of(groups)
     if cpu_part <= 0 and not gpus and p.cpu_s <= 0 and dram_part < split.dram_row_min_share * split.dram.watts:
         # Idle this interval and a small share of DRAM: summed per group, not a row each
         # (with a DRAM figure every process would be a row: 1,000 rows where 20 are busy).
         small_dram.add(parent, dram_part)
         return
+    # The CPU reading's error (and the idle baseline's, which moves watts between
+    # (idle) and the processes) lands on the processes in proportion to their share.
+    terms = split.bounds.row_terms(share, split.features.process(p.pid),
+                                   [s.process.get(p.pid, 0.0) for s in split.model_shares], ran=p.cpu_s > 0)
+    cpu_err = terms.half_width
     proc = parent.child("process", f"pid-{p.pid}", f"{p.name} ({p.pid})", pid=p.pid,
                         cmd=p.cmd or p.name)
     proc.cpu_s = p.cpu_s
