@@ -493,6 +493,59 @@ def test_max_open_caps_the_kept_files():
         s.close()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="no schedstat on this system")
+def test_a_sleeper_whose_run_time_did_not_move_is_not_read_again(busy_child):
+    sleeper = _sleeper()
+    s = ProcfsSampler("/proc", refresh_every=1000)
+    read: list[str] = []
+    real_read = s._read_stat
+
+    def counting(p, name):
+        read.append(name)
+        return real_read(p, name)
+
+    s._read_stat = counting
+    try:
+        for _ in range(3):  # first sight, schedstat opened, schedstat read before the stat line
+            s.sample()
+            time.sleep(0.05)
+        assert s._procs[sleeper.pid].sfd >= 0 and s._sched_open > 0
+        read.clear()
+        time.sleep(0.3)
+        a = by_pid(s.sample())
+        assert str(sleeper.pid) not in read and a[sleeper.pid].cpu_s == 0  # asleep: stat not read
+        assert str(busy_child.pid) in read and a[busy_child.pid].cpu_s > 0  # it ran: read, never stale
+        sleeper.kill()
+        sleeper.wait()
+        time.sleep(0.05)
+        assert sleeper.pid not in by_pid(s.sample())  # the kept schedstat says ESRCH: gone
+        assert sleeper.pid not in s._procs
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+        s.close()
+    assert s._sched_open == 0 and s._open == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="no schedstat on this system")
+def test_a_sleeper_is_read_in_full_on_the_refresh_tier():
+    sleeper = _sleeper()
+    s = ProcfsSampler("/proc", refresh_every=1)  # every sample is the sleeper's refresh
+    try:
+        for _ in range(3):
+            s.sample()
+        p = s._procs[sleeper.pid]
+        assert p.sfd >= 0
+        p.raw, p.fields = b"", (0, False, 1, 0, 0)  # as if it had reparented and grown meanwhile
+        sample = by_pid(s.sample())[sleeper.pid]
+        assert sample.ppid == os.getpid() and sample.rss_bytes > 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        s.close()
+
+
 def test_fake_trees_are_never_kept_open(tmp_path):
     """A deleted fake file still reads its old text: only the real procfs says ESRCH."""
     proc, clock, s = setup(tmp_path)

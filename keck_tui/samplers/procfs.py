@@ -9,7 +9,11 @@ global state, and its per-process objects cost more than the parsing itself):
   num_threads, start time, RSS and the CPU it last ran on (field 39). On the real procfs
   the file of a known process stays open and is re-read with ``pread`` (a third cheaper
   than open+read+close; a process that exited answers ESRCH, so a reused pid is never
-  read through the old file), up to ``max_open`` files;
+  read through the old file), up to ``max_open`` files. A known single-threaded process
+  also keeps ``/proc/<pid>/schedstat`` open (a third of the kernel's cost of ``stat``): while
+  its run time there has not moved, the process has not run, so its ``stat`` line is not
+  read at all; it is read anyway every ``refresh_every`` samples (staggered by pid), for
+  what moves without running (RSS under reclaim, the parent after a reparenting);
 - on first sight and then every ``refresh_every`` samples (staggered by pid): ``cmdline``,
   ``cgroup`` and the owner uid (the owner of ``/proc/<pid>``: the effective uid);
 - PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
@@ -58,7 +62,7 @@ class _Proc:
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
                  "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw",
-                 "detail", "split", "fd", "raw", "fields")
+                 "detail", "split", "fd", "raw", "fields", "sfd", "sched")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
@@ -83,6 +87,8 @@ class _Proc:
         self.fd = -1  # /proc/<pid>/stat kept open (-1: none)
         self.raw = b""  # the stat line last parsed
         self.fields: tuple[int, bool, int, int, int] = (0, False, 0, 0, 0)  # its ppid, kernel, threads, cpu, rss
+        self.sfd = -1  # /proc/<pid>/schedstat kept open while single-threaded (-1: none)
+        self.sched = b""  # its text read just before ``raw`` (b"": none yet)
 
 
 # One scanned process: (proc, delta ticks, ppid, kernel, nthreads, processor, rss pages)
@@ -127,6 +133,8 @@ class ProcfsSampler:
             keep_open = os.path.realpath(self._root) == "/proc"
         self.max_open = (max_open if max_open is not None else default_max_open()) if keep_open else 0
         self._open = 0  # stat files kept open now
+        self.max_sched_open = default_max_sched_open(self.max_open) if keep_open else 0
+        self._sched_open = 0  # schedstat files kept open now
 
     def close(self) -> None:
         """Close the kept-open stat files (the collector calls this on exit)."""
@@ -134,7 +142,9 @@ class ProcfsSampler:
             if p.fd >= 0:
                 _close(p.fd)
                 p.fd = -1
+            self._drop_sched(p)
         self._open = 0
+        self._sched_open = 0
 
     def __del__(self) -> None:
         try:
@@ -193,6 +203,10 @@ class ProcfsSampler:
                 continue
             pid = int(name)
             p = old.get(pid)
+            if p is not None and p.sfd >= 0 and self._has_not_run(p, cycle):
+                seen[pid] = p
+                rows.append((p, 0, *p.fields))
+                continue
             fd = -1
             try:
                 fd, data = self._read_stat(p, name)
@@ -249,6 +263,7 @@ class ProcfsSampler:
             p.ticks = ticks
             p.raw = data
             p.fields = (ppid, kernel, nthreads, processor, rss)
+            self._keep_sched(p, name, nthreads)
             seen[pid] = p
             rows.append((p, delta, ppid, kernel, nthreads, processor, rss))
         self._close_gone(old, seen)
@@ -284,6 +299,41 @@ class ProcfsSampler:
                 _close(new_fd)
         return fd, data
 
+    def _has_not_run(self, p: _Proc, cycle: int) -> bool:
+        """Whether a single-threaded process's run time (schedstat, pread from its kept
+        file) is what it was when its stat line was last read, and no full read is due.
+        Otherwise its new schedstat text is kept (read before the stat line that follows,
+        so a run in between shows next time) and False says: read the stat line."""
+        try:
+            data = os.pread(p.sfd, 256, 0)
+        except OSError:  # exited (ESRCH): the stat read that follows says so
+            self._drop_sched(p)
+            return False
+        if data == p.sched and (p.pid + cycle) % self.refresh_every:
+            return True
+        p.sched = data
+        return False
+
+    def _keep_sched(self, p: _Proc, name: str, nthreads: int) -> None:
+        """Keep schedstat open for a single-threaded process (its leader's run time is the
+        whole process's), within ``max_sched_open``; close it once it has more threads."""
+        if nthreads != 1:
+            self._drop_sched(p)
+        elif p.sfd < 0 and self._sched_open < self.max_sched_open:
+            try:
+                p.sfd = os.open(f"{self._root}/{name}/schedstat", os.O_RDONLY)
+            except OSError:
+                return
+            self._sched_open += 1
+            p.sched = b""  # nothing read before the stat line yet: the next sample reads both
+
+    def _drop_sched(self, p: _Proc) -> None:
+        if p.sfd >= 0:
+            _close(p.sfd)
+            self._sched_open -= 1
+            p.sfd = -1
+            p.sched = b""
+
     def _release(self, fd: int, p: _Proc | None) -> None:
         """Close ``fd`` (if open) unless it is ``p``'s kept-open file, which is closed with
         the others that left (_close_gone)."""
@@ -294,6 +344,8 @@ class ProcfsSampler:
     def _new_proc(self, old: _Proc | None, pid: int, start: int, fd: int) -> _Proc:
         """A fresh record for a new process (or a reused pid); the old record's kept-open
         file is closed unless it is the one just read (which moves to the new record)."""
+        if old is not None:
+            self._drop_sched(old)
         if old is not None and old.fd >= 0:
             if old.fd != fd:
                 _close(old.fd)
@@ -303,12 +355,15 @@ class ProcfsSampler:
 
     def _close_gone(self, old: dict[int, _Proc], seen: dict[int, _Proc]) -> None:
         """Close the kept-open files of processes that left."""
-        if self._open:
+        if self._open or self._sched_open:
             for pid, gone in old.items():
-                if gone.fd >= 0 and seen.get(pid) is not gone:
+                if seen.get(pid) is gone:
+                    continue
+                if gone.fd >= 0:
                     _close(gone.fd)
                     self._open -= 1
                     gone.fd = -1
+                self._drop_sched(gone)
 
     def _samples(self, rows: list[_Row], first: bool, cycle: int,
                  born_after: float | None) -> list[ProcessSample]:
@@ -545,6 +600,18 @@ def default_max_open() -> int:
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20
     return max(0, min(4096, soft - 512))
+
+
+def default_max_sched_open(max_open: int) -> int:
+    """How many schedstat files a sampler may keep open besides ``max_open`` stat files:
+    what RLIMIT_NOFILE leaves after those and 512 for everything else, at most 4096."""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return 0
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(0, min(4096, soft - 512 - max_open))
 
 
 def _close(fd: int) -> None:
