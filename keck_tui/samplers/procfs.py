@@ -203,13 +203,12 @@ class ProcfsSampler:
                 continue
             pid = int(name)
             p = old.get(pid)
-            if p is not None and p.sfd >= 0 and self._has_not_run(p, cycle):
-                seen[pid] = p
-                rows.append((p, 0, *p.fields))
-                continue
             fd = -1
             try:
-                fd, data = self._read_stat(p, name)
+                if p is not None and p.sfd >= 0 and self._has_not_run(p, cycle):
+                    fd, data = p.fd, p.raw  # it has not run: its line is the one parsed last
+                else:
+                    fd, data = self._read_stat(p, name)
                 if p is not None and data == p.raw:
                     # Byte for byte the line parsed last time (a sleeper): nothing moved.
                     if (pid + cycle) % refresh_every == 0 and not self._refresh(p, name, p.fields[1]):
@@ -218,15 +217,7 @@ class ProcfsSampler:
                     seen[pid] = p
                     rows.append((p, 0, *p.fields))
                     continue
-                rp = data.rindex(b")")
-                rest = data[rp + 2:].split(None, 37)  # up to field 39 (processor)
-                ppid = int(rest[1])
-                flags = int(rest[6])
-                ticks = int(rest[11]) + int(rest[12])
-                nthreads = int(rest[17])
-                start = int(rest[19])
-                rss = int(rest[21])
-                processor = int(rest[36])
+                rp, ppid, flags, ticks, nthreads, start, rss, processor = _parse_stat(data)
             except (OSError, ValueError, IndexError):
                 skipped += 1  # gone, or a partial line from an exiting process
                 self._release(fd, p)
@@ -649,6 +640,15 @@ def best_cgroup_path(text: str) -> str:
         if path != "/":
             return path
     return v2 if v2 is not None else ("/" if v1 else "")
+
+
+def _parse_stat(data: bytes) -> tuple[int, int, int, int, int, int, int, int]:
+    """(index of the ``)`` closing comm, ppid, flags, utime+stime, threads, start time, RSS
+    pages, last CPU) of a stat line. Raises ValueError/IndexError on a partial line."""
+    rp = data.rindex(b")")
+    rest = data[rp + 2:].split(None, 37)  # up to field 39 (processor)
+    return (rp, int(rest[1]), int(rest[6]), int(rest[11]) + int(rest[12]), int(rest[17]), int(rest[19]),
+            int(rest[21]), int(rest[36]))
 
 
 def _parse_pss(data: bytes) -> int | None:
