@@ -256,6 +256,23 @@ def test_pss_of_a_process_whose_rss_keeps_moving_is_read_on_its_tier(tmp_path):
     assert seen == [1000, 1000, 8000, 8000, 8000, 64000]
 
 
+def test_pss_of_a_process_that_has_not_run_is_read_on_the_idle_tier(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=2, pss_idle_every=6, pss_top=0)
+    proc.add_process(820, comm="sleeper", pss_kb=100)
+    proc.add_process(821, comm="worker", pss_kb=100)
+    s.sample()  # cycle 0 reads both
+    seen = []
+    for cycle in range(1, 7):
+        proc.update_process(820, pss_kb=100 + cycle)  # others map and unmap what it shares
+        proc.update_process(821, pss_kb=100 + cycle, utime=10 * cycle)  # it runs
+        step(proc, clock)
+        p = by_pid(s.sample())
+        seen.append((p[820].pss_bytes // 1024, p[821].pss_bytes // 1024))
+    # the worker on the slow tier ((pid + cycle) % 2 == 0: cycles 1, 3, 5), the sleeper only
+    # when (pid + cycle) % 6 == 0 (cycle 2; on the slow tier it would be 2, 4 and 6)
+    assert seen == [(100, 101), (102, 101), (102, 103), (102, 103), (102, 105), (102, 105)]
+
+
 def test_pss_reads_stop_at_the_budget(tmp_path):
     proc, clock, s = setup(tmp_path, pss_every=1, pss_budget_s=0.0, pss_prime_factor=0.0)
     for pid in range(900, 905):

@@ -19,6 +19,7 @@ global state, and its per-process objects cost more than the parsing itself):
 - PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
   sight, when RSS moved by > 10 % (at most every ``pss_moved_every`` samples: a busy
   process's RSS moves every second), and on a slow tier every ``pss_every`` samples
+  (``pss_idle_every`` for one that has not run since its last read)
   staggered by pid (and every sample for the ``pss_top`` busiest processes, 0 by
   default) — all within a time budget per sample (``pss_budget_s``); cached in between
   (see ``_update_pss``). ``pss=False`` reads none (RSS stands in).
@@ -62,7 +63,7 @@ class _Proc:
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
                  "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw",
-                 "detail", "split", "fd", "raw", "fields", "sfd", "sched")
+                 "detail", "split", "fd", "raw", "fields", "sfd", "sched", "pss_ticks")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
@@ -82,6 +83,7 @@ class _Proc:
         self.dirty = True
         self.pss_cycle = -1  # sample number of the last smaps_rollup read (-1: never)
         self.pss_rss = 0  # RSS bytes when PSS was last read
+        self.pss_ticks = -1  # CPU ticks when PSS was last read
         self.detail = False  # report per-thread times (a VM process: its vCPU threads)
         self.split: list[tuple[int, str, int]] = []  # (tid, comm, ticks) of the last thread split
         self.fd = -1  # /proc/<pid>/stat kept open (-1: none)
@@ -102,7 +104,7 @@ class ProcfsSampler:
 
     def __init__(self, procfs_root: Path | str = "/proc", clock: Clock | None = None,
                  pss_every: int = 30, *, pss_top: int = 0, pss_budget_s: float = 0.005,
-                 pss_moved_every: int = 1,
+                 pss_moved_every: int = 1, pss_idle_every: int | None = None,
                  pss_prime_factor: float = 40.0, refresh_every: int = 30,
                  per_thread: bool = True, clock_ticks: int | None = None,
                  page_size: int | None = None, pss: bool = True,
@@ -116,6 +118,9 @@ class ProcfsSampler:
         self.pss_top = max(0, int(pss_top))
         # A process whose RSS keeps moving is re-read at most every this many samples.
         self.pss_moved_every = max(1, int(pss_moved_every))
+        # The slow tier of a process that has not run since its last read (only other
+        # processes mapping or unmapping what it shares move its PSS); default pss_every.
+        self.pss_idle_every = self.pss_every if pss_idle_every is None else max(1, int(pss_idle_every))
         self.pss_budget_s = pss_budget_s  # wall time per sample for smaps_rollup reads
         self.pss_prime_factor = pss_prime_factor  # the priming sample may spend this many budgets
         self.refresh_every = max(1, int(refresh_every))
@@ -433,10 +438,11 @@ class ProcfsSampler:
         this order and until ``pss_budget_s`` is spent: processes never read yet, the
         ``pss_top`` busiest of the interval, those whose RSS moved by > 10 % since
         their last read (read ``pss_moved_every`` samples ago or longer), and the
-        staggered 1/``pss_every`` due this cycle (or overdue).
+        staggered 1/``pss_every`` due this cycle (or overdue; 1/``pss_idle_every`` for a
+        process that has not run since its last read).
         Everything else keeps its cached value.
         """
-        every = self.pss_every
+        every, idle_every = self.pss_every, self.pss_idle_every
         moved_every = self.pss_moved_every
         top: set[int] = set()
         if self.pss_top and not first:
@@ -455,10 +461,11 @@ class ProcfsSampler:
             elif p.pss_rss and abs(rss * page - p.pss_rss) * 10 > p.pss_rss \
                     and cycle - p.pss_cycle >= moved_every:
                 prio = 2
-            elif (p.pid + cycle) % every == 0 or cycle - p.pss_cycle > every:
-                prio = 3
             else:
-                continue
+                tier = idle_every if p.ticks == p.pss_ticks else every
+                if (p.pid + cycle) % tier and cycle - p.pss_cycle <= tier:
+                    continue
+                prio = 3
             due.append((prio, p.pss_cycle, p))
             p.pss_rss = rss * page
         if not due:
@@ -474,6 +481,7 @@ class ProcfsSampler:
             except (OSError, ValueError, IndexError):
                 pss = None  # gone, or not ours to read (non-root)
             p.pss_cycle = cycle
+            p.pss_ticks = p.ticks
             if pss != p.pss:
                 p.pss = pss
                 p.dirty = True

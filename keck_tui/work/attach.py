@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 from keck_tui.cost import J_PER_KWH, Tariff
 from keck_tui.model import STATUS_ERROR, STATUS_OK, Row, Snapshot, SourceStatus
 from keck_tui.work.exposition import CounterValue
-from keck_tui.work.presets import PresetFinder, ProcessInfo
+from keck_tui.work.presets import PresetFinder
 from keck_tui.work.rate import ERROR, OK, CounterTrack, Step
 from keck_tui.work.spec import CounterSpec, WorkSpec
 
@@ -120,8 +120,8 @@ class WorkMonitor:
     def sources(self, activity: ActivityLike | None) -> list[WorkSpec]:
         specs = list(self.specs)
         if self.presets is not None and activity is not None:
-            specs.extend(self.presets.find(ProcessInfo(p.pid, p.ppid, p.cmd, p.start_time)
-                                           for p in activity.processes if not p.kernel))
+            # the samples themselves: a ProcessInfo each was most of this, every interval
+            specs.extend(self.presets.find(p for p in activity.processes if not p.kernel))
         return specs
 
     def annotate(self, snap: Snapshot, activity: ActivityLike | None) -> Snapshot:

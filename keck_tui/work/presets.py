@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from keck_tui.work.spec import CounterSpec, RowMatch, WorkSpec
 
@@ -150,6 +150,22 @@ def detect(cmd: str) -> Server | None:
     return None
 
 
+class ProcessFacts(Protocol):
+    """What the finder reads of a process: a ProcessInfo, or the sampler's ProcessSample itself."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def ppid(self) -> int: ...
+
+    @property
+    def cmd(self) -> str: ...
+
+    @property
+    def start_time(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class ProcessInfo:
     pid: int
@@ -169,7 +185,7 @@ class PresetFinder:
     def __init__(self) -> None:
         self._seen: dict[tuple[int, float, str], Server | None] = {}
 
-    def find(self, processes: Iterable[ProcessInfo]) -> list[WorkSpec]:
+    def find(self, processes: Iterable[ProcessFacts]) -> list[WorkSpec]:
         procs = list(processes)
         found: dict[int, Server] = {}
         seen: dict[tuple[int, float, str], Server | None] = {}
