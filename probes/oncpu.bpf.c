@@ -26,7 +26,10 @@
 // Macros set by the loader: SLOTS (a power of two), MAP_ENTRIES, EXIT_ENTRIES, task_struct offsets
 // TASK_PID_OFF (tgid follows pid), TASK_SUM_OFF (se.sum_exec_runtime, followed
 // by se.prev_sum_exec_runtime), TASK_FLAGS_OFF, TASK_PRIO_OFF, and WITH_FREQ
-// (power:cpu_frequency residency, which reads the clock) with MAX_CPUS.
+// (power:cpu_frequency residency, which reads the clock) with MAX_CPUS; CTR_MASK
+// (hardware counters, bit k for counter slot k: 0 cycles, 1 instructions, 2 LLC
+// misses, 3 ref-cycles; only the slots whose perf events opened) with MAX_CPUS and
+// CTR_ENTRIES. Without CTR_MASK no counter code is compiled in (no cost).
 
 #include <uapi/linux/ptrace.h>
 
@@ -109,6 +112,108 @@ RAW_TRACEPOINT_PROBE(cpu_frequency)
 }
 #endif
 
+
+#ifdef CTR_MASK
+// Hardware counters per (process, CPU). User space (the long-lived process, which
+// must keep the map fd it inserted through open: the kernel drops a perf array's
+// entries when that fd is closed) opens one counting event per CPU and slot and puts
+// it in ctr_<slot> at the CPU's index. At every switch on a CPU each slot is read
+// once (bpf_perf_event_read_value: count, time enabled, time running): that reading
+// ends prev's span and starts next's. prev's (tgid, CPU) entry adds the raw deltas
+// of all three; user space scales count x enabled / running (multiplexing) and
+// reports running / enabled. A slot whose read fails (no event installed yet, or
+// not on this CPU) is absent from both ends of the span, never a 0.
+#define NCTR 4
+struct ctr_cpu {
+    u64 v[NCTR];      // each slot's reading at the last switch on this CPU
+    u64 en[NCTR];
+    u64 run[NCTR];
+    u32 ok;           // bit k: slot k's reading above is valid
+    u32 pad;
+    u64 lost;         // spans not stored: the ctr map was full
+};
+struct ctr_key {
+    u32 tgid;
+    u32 cpu;
+};
+struct ctr_val {
+    u64 v[NCTR];      // cumulative raw count of the process on this CPU, per slot
+    u64 en[NCTR];     // cumulative time enabled over its spans (0: slot never read)
+    u64 run[NCTR];    // cumulative time running (counting) over its spans
+};
+BPF_PERCPU_ARRAY(ctr_state, struct ctr_cpu, 1);
+BPF_HASH(ctr, struct ctr_key, struct ctr_val, CTR_ENTRIES);
+#if CTR_MASK & 1
+BPF_PERF_ARRAY(ctr_cycles, MAX_CPUS);
+#endif
+#if CTR_MASK & 2
+BPF_PERF_ARRAY(ctr_instructions, MAX_CPUS);
+#endif
+#if CTR_MASK & 4
+BPF_PERF_ARRAY(ctr_llc_misses, MAX_CPUS);
+#endif
+#if CTR_MASK & 8
+BPF_PERF_ARRAY(ctr_ref_cycles, MAX_CPUS);
+#endif
+
+// prev (tgid; 0 for the idle task) leaves this CPU: add its span's counts, and
+// keep the readings as the start of next's span.
+static __always_inline void ctr_switch(u32 tgid)
+{
+    u32 zero = 0;
+    struct ctr_cpu *c = ctr_state.lookup(&zero);
+    if (!c)
+        return;
+    struct bpf_perf_event_value pv[NCTR] = {};
+    u32 ok = 0;
+#if CTR_MASK & 1
+    if (ctr_cycles.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[0], sizeof(pv[0])) == 0)
+        ok |= 1;
+#endif
+#if CTR_MASK & 2
+    if (ctr_instructions.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[1], sizeof(pv[1])) == 0)
+        ok |= 2;
+#endif
+#if CTR_MASK & 4
+    if (ctr_llc_misses.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[2], sizeof(pv[2])) == 0)
+        ok |= 4;
+#endif
+#if CTR_MASK & 8
+    if (ctr_ref_cycles.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[3], sizeof(pv[3])) == 0)
+        ok |= 8;
+#endif
+    u32 both = ok & c->ok;
+    if (tgid && both) {
+        struct ctr_key key = {.tgid = tgid, .cpu = bpf_get_smp_processor_id()};
+        struct ctr_val *a = ctr.lookup(&key);
+        if (!a) {
+            struct ctr_val init = {};
+            ctr.insert(&key, &init);
+            a = ctr.lookup(&key);
+        }
+        if (a) {
+#pragma unroll
+            for (int k = 0; k < NCTR; k++) {
+                if (both & (1 << k)) {
+                    a->v[k] += pv[k].counter - c->v[k];
+                    a->en[k] += pv[k].enabled - c->en[k];
+                    a->run[k] += pv[k].running - c->run[k];
+                }
+            }
+        } else {
+            c->lost++;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < NCTR; k++) {
+        c->v[k] = pv[k].counter;
+        c->en[k] = pv[k].enabled;
+        c->run[k] = pv[k].running;
+    }
+    c->ok = ok;
+}
+#endif
+
 RAW_TRACEPOINT_PROBE(sched_switch)
 {
     // TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next, ...)
@@ -128,6 +233,9 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     st->cur_pid = (u32)next_ids;
     st->cur_tgid = (u32)(next_ids >> 32);
     st->switches++;
+#ifdef CTR_MASK
+    ctr_switch((u32)id ? (u32)(id >> 32) : 0);
+#endif
 #ifdef WITH_FREQ
     u64 now = bpf_ktime_get_ns();
     u32 cpu = bpf_get_smp_processor_id();

@@ -18,10 +18,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from keck_tui.bcc_import import INSTALL_HINT, load_bcc
 from keck_tui.probes.btf import BtfError, task_offsets
+from keck_tui.probes.perfevent import PerfEventError, read_counter
 
 PROGRAM = "oncpu.bpf.c"
 
@@ -40,6 +41,8 @@ def program_path(name: str = PROGRAM, package_dir: Path = Path(__file__).parent)
 SOURCE = program_path()
 DEFAULT_MAP_ENTRIES = 10240
 DEFAULT_EXIT_ENTRIES = 4096
+DEFAULT_COUNTER_ENTRIES = 10240  # (process, CPU) pairs with hardware counters (oncpu.bpf.c ctr)
+COUNTER_SLOTS = ("cycles", "instructions", "llc_misses", "ref_cycles")  # bit k of CTR_MASK
 SLOTS = 4  # per-CPU cache of recent processes (oncpu.bpf.c); a power of two
 CFLAGS = ("-Wno-ignored-attributes", "-Wno-unused-function", "-Wno-macro-redefined",
           "-Wno-compare-distinct-pointer-types")
@@ -91,6 +94,28 @@ class FreqCounters:
 
 
 @dataclass(frozen=True)
+class CounterValue:
+    """One counter slot's raw totals: count, time enabled and time running (ns)."""
+
+    count: int
+    enabled: int
+    running: int
+
+
+#: Per counter slot (COUNTER_SLOTS order): the totals, or None where the slot was never read.
+CounterValues = tuple["CounterValue | None", ...]
+
+
+@dataclass(frozen=True)
+class CounterCpu:
+    """One CPU's counter readings at its last switch (``ctr_state``), and its map-full count."""
+
+    cpu: int
+    values: CounterValues  # the readings that start the current task's span
+    lost: int  # spans the full ctr map could not store
+
+
+@dataclass(frozen=True)
 class ExitInfo:
     ts: int
     cgid: int
@@ -112,6 +137,10 @@ class ProbeRead:
     map_entries: int = 0
     cached: frozenset[int] = frozenset()  # tgids with time in a per-CPU slot (not deletable yet)
     map_used: int | None = None  # entries in the oncpu hash (None: len(oncpu))
+    counter_slots: tuple[str, ...] = ()  # counters the probe reads (empty: none installed)
+    counters: Mapping[tuple[int, int], CounterValues] = field(default_factory=dict)  # (tgid, cpu)
+    counter_cpus: tuple[CounterCpu, ...] = ()
+    counter_entries: int = 0
 
 
 def _cap_effective() -> int:
@@ -257,20 +286,28 @@ class OnCpuProbe:
     with_freq: bool
     load_s: float
     notes: list[str] = field(default_factory=list)
+    counter_slots: tuple[str, ...] = ()  # compiled in (CTR_MASK)
+    counter_entries: int = 0
+    counters: Any = None  # the perf events (probes/counters.ProbeCounters), closed with the probe
     _closed: bool = False
+    _counter_keys: dict[int, list[int]] = field(default_factory=dict)  # tgid -> CPUs with a ctr entry
 
     @classmethod
     def open(cls, *, map_entries: int = DEFAULT_MAP_ENTRIES,
              exit_entries: int = DEFAULT_EXIT_ENTRIES, freq: bool | None = None,
-             bcc: ModuleType | None = None) -> "OnCpuProbe":
-        """Load and attach, or raise ``ProbeUnavailable`` saying why."""
+             bcc: ModuleType | None = None, counter_slots: Sequence[str] = (),
+             counter_entries: int = DEFAULT_COUNTER_ENTRIES) -> "OnCpuProbe":
+        """Load and attach, or raise ``ProbeUnavailable`` saying why. ``counter_slots``:
+        compile in the hardware-counter reads for these slots (their perf events are
+        installed afterwards by the process that keeps the maps open, probes/counters.py)."""
         with warnings.catch_warnings():  # bcc 0.26 warns about its own str/bytes use
             warnings.simplefilter("ignore", DeprecationWarning)
-            return cls._open(map_entries, exit_entries, freq, bcc)
+            return cls._open(map_entries, exit_entries, freq, bcc, tuple(counter_slots), counter_entries)
 
     @classmethod
     def _open(cls, map_entries: int, exit_entries: int, freq: bool | None,
-              bcc: ModuleType | None) -> "OnCpuProbe":
+              bcc: ModuleType | None, counter_slots: tuple[str, ...] = (),
+              counter_entries: int = DEFAULT_COUNTER_ENTRIES) -> "OnCpuProbe":
         check_privileges()
         if bcc is None:
             bcc, why = load_bcc()
@@ -304,9 +341,14 @@ class OnCpuProbe:
                                    "not adjacent)", "use --probes procfs")
         defines.update(TASK_PID_OFF=offs["pid"], TASK_SUM_OFF=offs["sum"],
                        TASK_FLAGS_OFF=offs["flags"], TASK_PRIO_OFF=offs["prio"])
+        if freq or counter_slots:
+            defines["MAX_CPUS"] = max(cpus) + 1
         if freq:
             defines["WITH_FREQ"] = 1
-            defines["MAX_CPUS"] = max(cpus) + 1
+        slots = tuple(s for s in COUNTER_SLOTS if s in counter_slots)
+        if slots:
+            defines["CTR_MASK"] = sum(1 << COUNTER_SLOTS.index(s) for s in slots)
+            defines["CTR_ENTRIES"] = max(1, int(counter_entries))
         cflags = list(CFLAGS) + [f"-D{k}={v}" for k, v in defines.items()]
         t0 = time.monotonic()
         result, log = _capture_fd2(lambda: bcc.BPF(src_file=str(SOURCE).encode(), cflags=cflags))
@@ -320,7 +362,8 @@ class OnCpuProbe:
             raise ProbeUnavailable(_summarise_compile_error(text), FIX_SETUP)
         probe = cls(bpf=result, map_entries=defines["MAP_ENTRIES"],
                     exit_entries=defines["EXIT_ENTRIES"], cpus=cpus, with_freq=bool(freq),
-                    load_s=time.monotonic() - t0, notes=notes)
+                    load_s=time.monotonic() - t0, notes=notes, counter_slots=slots,
+                    counter_entries=defines.get("CTR_ENTRIES", 0))
         if freq:
             probe._seed_freq()
         visit_cpus(cpus)
@@ -401,10 +444,40 @@ class OnCpuProbe:
             ftab = bpf[b"freq"]
             freq = tuple(FreqCounters(cpu, f.last, f.f3, f.f1, f.khz, f.cube, f.fmax_khz)
                          for cpu in self.cpus for f in [ftab[ct.c_int(cpu)]])
+        counters, counter_cpus = self.read_counters() if self.counter_slots else ({}, ())
         return ProbeRead(ktime_ns=ktime, oncpu=oncpu, cpus=cpus, exited=exited,
                          exit_lost=exit_lost, prog_misses=self.prog_misses(), freq=freq,
                          map_entries=self.map_entries, cached=frozenset(cached),
-                         map_used=hash_entries)
+                         map_used=hash_entries, counter_slots=self.counter_slots, counters=counters,
+                         counter_cpus=counter_cpus, counter_entries=self.counter_entries)
+
+    def read_counters(self) -> tuple[dict[tuple[int, int], CounterValues], tuple[CounterCpu, ...]]:
+        """The ``ctr`` hash ((tgid, cpu) -> per-slot totals) and each CPU's last readings."""
+        out: dict[tuple[int, int], CounterValues] = {}
+        keys: dict[int, list[int]] = {}
+        for key, val in _items(self.bpf[b"ctr"]):
+            out[(key.tgid, key.cpu)] = _counter_values(val.v, val.en, val.run, 0xF)
+            keys.setdefault(key.tgid, []).append(key.cpu)
+        self._counter_keys = keys
+        per_cpu = self.bpf[b"ctr_state"][ct.c_int(0)]
+        cpus = tuple(CounterCpu(cpu, _counter_values(v.v, v.en, v.run, v.ok), v.lost)
+                     for cpu, v in zip(self.cpus, per_cpu))
+        return out, cpus
+
+    def counters_now(self, cpu: int) -> CounterValues | None:
+        """Each slot's running total on ``cpu`` now, from this process's own perf fds
+        (for the in-flight span of the task on it); None without counters."""
+        fds = getattr(self.counters, "fds", None)
+        if not fds or not self.counter_slots:
+            return None
+        out: list[CounterValue | None] = []
+        for slot in COUNTER_SLOTS:
+            fd = fds.get(slot, {}).get(cpu)
+            try:
+                out.append(None if fd is None else CounterValue(*read_counter(fd)))
+            except PerfEventError:
+                out.append(None)
+        return tuple(out)
 
     def cpu_states(self) -> tuple[CpuCounters, ...]:
         per_cpu = self.bpf[b"state"][ct.c_int(0)]
@@ -422,10 +495,18 @@ class OnCpuProbe:
     def forget(self, tgids: list[int]) -> None:
         """Delete processes that are gone (their last time has been read)."""
         oncpu, exited = self.bpf[b"oncpu"], self.bpf[b"exited"]
+        ctr = self.bpf[b"ctr"] if self.counter_slots else None
         for tgid in tgids:
             for table in (oncpu, exited):
                 try:
                     del table[table.Key(tgid)]
+                except KeyError:
+                    pass
+            for cpu in self._counter_keys.pop(tgid, []) if ctr is not None else ():
+                key = ctr.Key()
+                key.tgid, key.cpu = tgid, cpu
+                try:
+                    del ctr[key]
                 except KeyError:
                     pass
 
@@ -439,6 +520,14 @@ class OnCpuProbe:
                 self.bpf.cleanup()
             except Exception:
                 pass
+            if self.counters is not None:
+                self.counters.close()
+
+
+def _counter_values(v: Any, en: Any, run: Any, ok: int) -> CounterValues:
+    """Per slot: the totals, or None where the slot was never read (enabled time 0) or not ``ok``."""
+    return tuple(CounterValue(v[k], en[k], run[k]) if ok & (1 << k) and en[k] else None
+                 for k in range(len(COUNTER_SLOTS)))
 
 
 def _int(key: object) -> int:

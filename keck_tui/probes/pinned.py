@@ -22,10 +22,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from keck_tui.probes import bpfsys
-from keck_tui.probes.loader import SOURCE, OnCpuProbe, ProbeUnavailable, check_privileges
+from keck_tui.probes.loader import (DEFAULT_COUNTER_ENTRIES, SOURCE, OnCpuProbe, ProbeUnavailable,
+                                    check_privileges)
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "keck-top"
@@ -255,7 +256,8 @@ def pin_probe(probe: OnCpuProbe, pin_dir: Path) -> dict[str, Any]:
         links.append(tp)
     return {"maps": maps, "progs": progs, "links": links, "ncpu": len(probe.cpus), "cpus": probe.cpus,
             "map_entries": probe.map_entries, "exit_entries": probe.exit_entries,
-            "with_freq": probe.with_freq, "load_s": probe.load_s, "notes": probe.notes}
+            "with_freq": probe.with_freq, "load_s": probe.load_s, "notes": probe.notes,
+            "counter_slots": list(probe.counter_slots), "counter_entries": probe.counter_entries}
 
 
 _MAP_DECL = re.compile(r"^\s*BPF_[A-Z_]+\(\s*(\w+)\s*,", re.M)
@@ -271,11 +273,15 @@ def map_names(source: str) -> list[str]:
 
 
 def helper_main(argv: list[str]) -> int:
-    """``python -m keck_tui.probes.pinned DIR MAP_ENTRIES EXIT_ENTRIES FREQ(auto|on|off)``."""
+    """``python -m keck_tui.probes.pinned DIR MAP_ENTRIES EXIT_ENTRIES FREQ(auto|on|off)
+    [COUNTER_SLOTS(comma-separated, '-' for none) COUNTER_ENTRIES]``."""
     pin_dir = Path(argv[0])
     freq = {"auto": None, "on": True, "off": False}[argv[3]]
+    slots = [s for s in (argv[4] if len(argv) > 4 else "-").split(",") if s and s != "-"]
+    entries = int(argv[5]) if len(argv) > 5 else DEFAULT_COUNTER_ENTRIES
     try:
-        probe = OnCpuProbe.open(map_entries=int(argv[1]), exit_entries=int(argv[2]), freq=freq)
+        probe = OnCpuProbe.open(map_entries=int(argv[1]), exit_entries=int(argv[2]), freq=freq,
+                                counter_slots=slots, counter_entries=entries)
     except ProbeUnavailable as exc:
         print(json.dumps({"why": str(exc), "fix": exc.fix}))
         return 3
@@ -294,9 +300,12 @@ def helper_main(argv: list[str]) -> int:
 
 def open_pinned(*, map_entries: int, exit_entries: int, freq: bool | None,
                 root: Path = PIN_ROOT, timeout: float = HELPER_TIMEOUT_S,
-                helper: list[str] | None = None) -> OnCpuProbe:
+                helper: list[str] | None = None, counter_slots: Sequence[str] = (),
+                counter_entries: int = DEFAULT_COUNTER_ENTRIES) -> OnCpuProbe:
     """Compile and attach in a helper process, then read its pins from here.
 
+    ``counter_slots``: compile in these hardware-counter reads; the caller installs the
+    perf events afterwards through the maps opened here (probes/counters.py).
     ``helper``: the command before the helper's arguments (default: this Python running
     this module); tests give a stand-in."""
     if not bpfsys.supported():
@@ -314,7 +323,9 @@ def open_pinned(*, map_entries: int, exit_entries: int, freq: bool | None,
     arg_freq = "auto" if freq is None else ("on" if freq else "off")
     try:
         command = helper or [sys.executable, "-m", "keck_tui.probes.pinned"]
-        done = subprocess.run([*command, str(pin_dir), str(map_entries), str(exit_entries), arg_freq],
+        args = [str(pin_dir), str(map_entries), str(exit_entries), arg_freq,
+                ",".join(counter_slots) or "-", str(counter_entries)]
+        done = subprocess.run([*command, *args],
                               capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     except subprocess.TimeoutExpired:
@@ -341,7 +352,9 @@ def open_pinned(*, map_entries: int, exit_entries: int, freq: bool | None,
     notes = list(meta.get("notes", [])) + [f"compiled by a helper process, pinned in {pin_dir}"]
     return OnCpuProbe(bpf=tables, map_entries=int(meta["map_entries"]), exit_entries=int(meta["exit_entries"]),
                       cpus=[int(c) for c in meta["cpus"]], with_freq=bool(meta["with_freq"]),
-                      load_s=float(meta["load_s"]), notes=notes)
+                      load_s=float(meta["load_s"]), notes=notes,
+                      counter_slots=tuple(meta.get("counter_slots", ())),
+                      counter_entries=int(meta.get("counter_entries", 0)))
 
 
 if __name__ == "__main__":

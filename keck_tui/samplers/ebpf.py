@@ -17,7 +17,11 @@ sampler turns them into per-interval ``ProcessSample``s:
 - cmd, ppid, cgroup, PSS/RSS, uid, the kernel-thread flag and per-core busy/irq
   come from the procfs sampler (``ProcfsSampler``), whose CPU times are replaced;
 - with ``power:cpu_frequency`` (cpufreq present): per-core time-weighted MHz and
-  ``freq_cubed_weight`` = ∫busy·(f/fmax)³ dt.
+  ``freq_cubed_weight`` = ∫busy·(f/fmax)³ dt;
+- with hardware counters installed in the probe (probes/counters.py): per (process,
+  core) cycles, instructions, LLC misses and ref-cycles over the interval
+  (``ProcessSample.counters``, arithmetic in samplers/ebpf_counters.py); without them
+  (no PMU) the status says why, and the probe runs on without counters.
 
 Map overflow (time that found the map full), lost events (kernel-skipped program
 runs, switches that found another task than the one switched in) and a full exit
@@ -32,6 +36,7 @@ from typing import Callable, Mapping, Protocol
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
+from keck_tui.samplers.ebpf_counters import CounterDeltas, Totals
 from keck_tui.samplers.fileio import read_bytes
 from keck_tui.samplers.types import (ActivitySampler, CoreSample, CpuActivity, ProcessSample, ThreadSample,
                                      error_activity, safe_sample)
@@ -51,7 +56,7 @@ class ProbeLike(Protocol):
     load_s: float
     notes: list[str]
 
-    def read(self): ...  # -> keck_tui.probes.loader.ProbeRead
+    def read(self): ...  # -> keck_tui.probes.loader.ProbeRead (counters: optional fields)
     def cpu_states(self): ...  # -> tuple[CpuCounters, ...]
     def forget(self, tgids: list[int]) -> None: ...
     def close(self) -> None: ...
@@ -152,6 +157,9 @@ class EbpfSampler:
         self._forget_next: set[int] = set()
         self._vanished: set[int] = set()
         self._gen = 0
+        self._ctr = CounterDeltas()
+        #: why the probe has no hardware counters ('' when it has them, or was not asked)
+        self.counters_why = ""
 
     def close(self) -> None:
         self.probe.close()
@@ -167,7 +175,7 @@ class EbpfSampler:
         base_act = safe_sample(self.enrich, error_activity)  # its trouble is a note, not ours
         read = self.probe.read()
         cpu_ids = [c.cpu for c in read.cpus]
-        inflight = self._inflight(read)
+        inflight, ctr_inflight = self._inflight(read)
         first = self._prev_t is None
         interval = 0.0 if self._prev_t is None else now - self._prev_t
 
@@ -189,8 +197,11 @@ class EbpfSampler:
                         per_tgid.setdefault(tgid, {})[i] = cum - before
                     base[i] = cum
         live = {p.pid: p for p in base_act.processes}
-        for tgid in [t for t in self._base if t not in oncpu and t not in live]:
+        ctrs = self._ctr.step(getattr(read, "counters", {}), ctr_inflight, first)
+        gone = [t for t in self._base if t not in oncpu and t not in live]
+        for tgid in gone:
             del self._base[tgid]  # gone, and no time of it left in the maps
+        self._ctr.forget(set(gone))
         procs: list[ProcessSample] = []
         for p in base_act.processes:
             got = per_tgid.pop(p.pid, None)
@@ -198,12 +209,13 @@ class EbpfSampler:
                 per_cpu = {cpu_ids[i]: ns / 1e9 for i, ns in got.items()}
                 cpu_s = sum(per_cpu.values())
                 p = replace(p, cpu_s=cpu_s, per_cpu_s=per_cpu, exited=p.pid in read.exited,
-                            threads=_scaled_threads(p.threads, cpu_s))
+                            threads=_scaled_threads(p.threads, cpu_s), counters=ctrs.get(p.pid))
             elif p.cpu_s or p.per_cpu_s:
                 p = replace(p, cpu_s=0.0, per_cpu_s={})
             procs.append(p)
         for tgid, got in per_tgid.items():  # gone before procfs saw it (or just now)
-            procs.append(self._gone_process(tgid, got, cpu_ids, read, cgids.get(tgid, 0)))
+            gone_p = self._gone_process(tgid, got, cpu_ids, read, cgids.get(tgid, 0))
+            procs.append(replace(gone_p, counters=ctrs.get(tgid)))
 
         self._collect(read, live, first)
         cores = self._cores(base_act.cores, read)
@@ -211,23 +223,39 @@ class EbpfSampler:
         self._prev_t = now
         self._prev_read = read
         return CpuActivity(status, interval_s=interval, processes=tuple(procs), cores=cores,
-                           per_cpu_exact=True)
+                           per_cpu_exact=True, per_process_counters=self._has_counters(read))
 
-    def _inflight(self, read) -> dict[tuple[int, int], int]:
-        """(tgid, cpu index) -> ns run since switch-in by the task on each CPU now."""
+    def _has_counters(self, read) -> bool:
+        return bool(getattr(read, "counter_slots", ())) and not self.counters_why
+
+    def _inflight(self, read) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], Totals]]:
+        """(tgid, cpu index) -> ns run since switch-in by the task on each CPU now; and
+        (tgid, cpu) -> its counters since switch-in (where the probe has counters)."""
         out: dict[tuple[int, int], int] = {}
+        ctr: dict[tuple[int, int], Totals] = {}
+        at_in = {c.cpu: c.values for c in getattr(read, "counter_cpus", ())}
+        now_fn = getattr(self.probe, "counters_now", None)
         for i, c in enumerate(read.cpus):
             if not c.cur_pid or not c.cur_tgid:
                 continue
             rt = self.runtime(c.cur_tgid, c.cur_pid)
             if rt is not None and rt > c.sum_at_in:
                 out[(c.cur_tgid, i)] = rt - c.sum_at_in
-        if out:  # drop CPUs that switched while we looked: the pair may not match
+            if c.cpu in at_in and now_fn is not None:
+                since = _since(at_in[c.cpu], now_fn(c.cpu))
+                if since is not None:
+                    ctr[(c.cur_tgid, c.cpu)] = since
+        if out or ctr:  # drop CPUs that switched while we looked: the pair may not match
             again = self.probe.cpu_states()
             for (tgid, i) in list(out):
                 if again[i].switches != read.cpus[i].switches:
                     del out[(tgid, i)]
-        return out
+            index = {c.cpu: i for i, c in enumerate(read.cpus)}
+            for (tgid, cpu) in list(ctr):
+                i = index[cpu]
+                if again[i].switches != read.cpus[i].switches:
+                    del ctr[(tgid, cpu)]
+        return out, ctr
 
     def _gone_process(self, tgid: int, got: Mapping[int, int], cpu_ids: list[int], read,
                       cgid: int) -> ProcessSample:
@@ -280,6 +308,7 @@ class EbpfSampler:
             self.probe.forget(forget)
             for t in forget:  # a reused PID starts from zero
                 self._base.pop(t, None)
+            self._ctr.forget(set(forget))
         nxt = (set(read.exited) | (self._forget_next & cached)) - set(forget)
         if not first and self._gen % self.gc_every == 0 and live:
             # Entries with no exit record whose process is gone (exit map full, or a
@@ -342,12 +371,36 @@ class EbpfSampler:
         if not base_act.source.ok:
             notes.append(f"procfs: {base_act.source.detail}")
         notes.extend(self.probe.notes)
+        self._counter_status(read, extra, notes)
         if fixes:
             extra["fix"] = "; ".join(fixes)
         if not notes:
-            notes.append(f"exact per-core on-CPU time (sched_switch), map {extra['map_used']}"
+            what = f" and counters ({extra['counters']})" if self._has_counters(read) else ""
+            notes.append(f"exact per-core on-CPU time{what} (sched_switch), map {extra['map_used']}"
                          f"/{read.map_entries}")
         return SourceStatus(NAME, STATUS_OK, "; ".join(notes), extra=extra)
+
+
+    def _counter_status(self, read, extra: dict, notes: list[str]) -> None:
+        """Hardware counters in the status: which, their multiplexing and map use, or why none."""
+        slots = tuple(getattr(read, "counter_slots", ()))
+        if not slots or self.counters_why:
+            if self.counters_why:
+                extra["counters"] = "none"
+                notes.append(f"no hardware counters: {self.counters_why}")
+            return
+        events = getattr(getattr(self.probe, "counters", None), "events", {}) or {}
+        extra["counters"] = ",".join(f"{s}={events[s]}" if events.get(s, s) != s else s for s in slots)
+        lost = sum(c.lost for c in getattr(read, "counter_cpus", ()))
+        used = len(getattr(read, "counters", {}))
+        extra.update(counter_entries=read.counter_entries, counter_used=used, counter_overflow=lost)
+        ratio = self._ctr.running_ratio
+        if ratio is not None:
+            extra["counter_running_ratio"] = round(ratio, 4)
+        if lost:
+            notes.append(f"counter map full: {lost} spans without counters")
+        if ratio is not None and ratio < 0.999:
+            notes.append(f"counters multiplexed (running {ratio:.0%} of the time, scaled)")
 
 
 def _is_this_kernels_procfs(root: str) -> bool:
@@ -370,6 +423,19 @@ def _is_this_kernels_procfs(root: str) -> bool:
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _since(at_in, now) -> Totals | None:
+    """Per slot, the counters between the probe's switch-in reading and ``now`` (None: unknown)."""
+    if now is None:
+        return None
+    out = []
+    for a, b in zip(at_in, now):
+        if a is None or b is None or b.enabled < a.enabled or b.count < a.count:
+            out.append(None)
+        else:
+            out.append((b.count - a.count, b.enabled - a.enabled, max(0, b.running - a.running)))
+    return tuple(out) if any(t is not None for t in out) else None
+
+
 def _f1_at(f, ktime: int) -> int:
     dt = ktime - f.last if f.last and ktime > f.last else 0
     return f.f1 + dt * f.khz
@@ -389,50 +455,113 @@ def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
                       map_entries: int = DEFAULT_MAP_ENTRIES, exit_entries: int | None = None,
                       freq: bool | None = None,
                       thread_detail: Callable[[str, str], bool] | None = None,
-                      pinned: bool = True) -> tuple[ActivitySampler | None, SourceStatus]:
+                      pinned: bool = True, counters: bool = True,
+                      counter_events: Mapping[str, object] | None = None,
+                      counter_entries: int | None = None) -> tuple[ActivitySampler | None, SourceStatus]:
     """(sampler, ok status) when root + bcc + tracepoints work, else (None, why). Never raises.
 
     ``pinned``: compile and attach in a helper process and read the maps from bpffs pins
     (keck_tui/probes/pinned.py: no bcc/LLVM in this process, ~140 MiB less); when pinning
-    is impossible the probe is loaded here and the status says why."""
+    is impossible the probe is loaded here and the status says why.
+    ``counters``: per (process, core) hardware counters (probes/counters.py), opened here
+    before the probe is compiled so that only the slots that opened are compiled in;
+    ``counter_events``: slot -> perf EventSpec instead of the hardware events (tests and
+    benchmarks put software clocks there on machines without a PMU)."""
     if not _is_this_kernels_procfs(str(procfs_root)):
         return None, SourceStatus(
             NAME, STATUS_UNAVAILABLE,
             f"procfs root {procfs_root} is not this kernel's /proc (eBPF sees the real kernel)",
             extra={"fix": "use --probes procfs with a re-rooted procfs"})
     try:
-        from keck_tui.probes.loader import DEFAULT_EXIT_ENTRIES, OnCpuProbe, ProbeUnavailable, check_privileges
+        from keck_tui.probes.loader import (DEFAULT_COUNTER_ENTRIES, DEFAULT_EXIT_ENTRIES, OnCpuProbe,
+                                            ProbeUnavailable, check_privileges)
     except Exception as exc:  # noqa: BLE001
         return None, SourceStatus(NAME, STATUS_UNAVAILABLE, f"probe loader failed to import: {exc}")
     pin_note = None
+    ctrs = None
+    kw = dict(map_entries=map_entries, exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
     try:
+        check_privileges()  # before opening counters or importing more: the same "needs root" everywhere
+        if counters:
+            ctrs = _open_counters(counter_events)
+            kw.update(counter_slots=ctrs.slots, counter_entries=counter_entries or DEFAULT_COUNTER_ENTRIES)
         probe = None
         if pinned:
-            check_privileges()  # before importing more: the same "needs root" as in-process
             from keck_tui.probes.pinned import PinningUnavailable, open_pinned
             try:
-                probe = open_pinned(map_entries=map_entries,
-                                    exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
+                probe = open_pinned(**kw)
             except PinningUnavailable as exc:
                 pin_note = f"loaded in this process ({exc})"
         if probe is None:
-            probe = OnCpuProbe.open(map_entries=map_entries,
-                                    exit_entries=exit_entries or DEFAULT_EXIT_ENTRIES, freq=freq)
+            probe = OnCpuProbe.open(**kw)
             if pin_note:
                 probe.notes.append(pin_note)
     except ProbeUnavailable as exc:
+        _close(ctrs)
         extra = {"fix": exc.fix} if exc.fix else {}
         return None, SourceStatus(NAME, STATUS_UNAVAILABLE, str(exc), extra=extra)
     except Exception as exc:  # noqa: BLE001 - never a traceback
+        _close(ctrs)
         return None, SourceStatus(NAME, STATUS_UNAVAILABLE,
                                   f"probe failed to load: {type(exc).__name__}: {exc}")
+    why = _install_counters(probe, ctrs)
     try:
         sampler = EbpfSampler(probe, procfs_root, clock, thread_detail=thread_detail)
     except Exception as exc:  # noqa: BLE001
         probe.close()
         return None, SourceStatus(NAME, STATUS_ERROR, f"{type(exc).__name__}: {exc}")
+    sampler.counters_why = why
     detail = f"sched_switch probe loaded in {probe.load_s:.2f} s"
     if probe.notes:
         detail += "; " + "; ".join(probe.notes)
+    if why:
+        detail += f"; no hardware counters: {why}"
     return sampler, SourceStatus(NAME, STATUS_OK, detail,
-                                 extra={"map_entries": probe.map_entries, "freq": probe.with_freq})
+                                 extra={"map_entries": probe.map_entries, "freq": probe.with_freq,
+                                        "counters": ",".join(probe.counter_slots) if not why else "none"})
+
+
+def _open_counters(events: Mapping[str, object] | None):
+    """The per-CPU perf events for the probe (probes/counters.py); never raises."""
+    from keck_tui.probes.counters import ProbeCounters, open_counters
+    from keck_tui.probes.loader import possible_cpus
+    try:
+        return open_counters(_online_cpus(possible_cpus()), events)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - counters are optional; the probe runs without
+        return ProbeCounters(why={"cycles": f"{type(exc).__name__}: {exc}"})
+
+
+def _install_counters(probe, ctrs) -> str:
+    """Put the perf events into the loaded probe (the probe then owns them); '' or why there are none."""
+    if ctrs is None:
+        return ""  # not asked for: nothing to explain
+    if not ctrs.slots:
+        return ctrs.reason() or "no counter opened"
+    try:
+        ctrs.install(probe.bpf)
+    except Exception as exc:  # noqa: BLE001
+        ctrs.close()
+        return f"could not install the perf events in the probe: {type(exc).__name__}: {exc}"
+    probe.counters = ctrs
+    missing = ctrs.reason()
+    if missing:
+        probe.notes.append(f"some counters missing: {missing}")
+    return ""
+
+
+def _close(ctrs) -> None:
+    if ctrs is not None:
+        ctrs.close()
+
+
+def _online_cpus(possible: list[int], path: str = "/sys/devices/system/cpu/online") -> list[int]:
+    """The possible CPUs that are online now (perf events open only there)."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return possible
+    online: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        online.update(range(int(lo), int(hi or lo) + 1))
+    return [c for c in possible if c in online] or possible

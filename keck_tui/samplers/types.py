@@ -188,6 +188,7 @@ class CpuActivity:
     processes: tuple[ProcessSample, ...] = ()
     cores: tuple[CoreSample, ...] = ()
     per_cpu_exact: bool = False  # per_cpu_s measured (eBPF), not the last-CPU guess
+    per_process_counters: bool = False  # ProcessSample.counters measured per process (eBPF), not shared by time
 
 
 class ActivitySampler(Protocol):
