@@ -1,8 +1,10 @@
 """Overhead of keck-top's eBPF probes, and the sampler's own CPU cost.
 
 1. Context-switch cost: ``perf bench sched pipe`` (two tasks ping-ponging over a
-   pipe: 2 context switches per op) with the probe unloaded and loaded,
-   alternating in the same run; reported as the ratio of median usecs/op.
+   pipe: 2 context switches per op) with no probe, the probe, and the probe with
+   hardware counters (per-CPU perf events read at every switch; software clocks
+   stand in where there is no PMU, ``--counter-events``), rotating in the same run;
+   reported as the median of the per-rep ratios against no probe, with their spread.
    The default run puts both tasks on one CPU at SCHED_FIFO: every op is two
    switches and nothing else, the worst case for a sched_switch probe. ``--no-pin`` lets
    them cross CPUs (dominated by wake-up IPIs and idle exits on a VM).
@@ -28,7 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keck_tui.probes.loader import OnCpuProbe, ProbeUnavailable  # noqa: E402
+from keck_tui.probes.counters import open_counters  # noqa: E402
+from keck_tui.probes.loader import OnCpuProbe, ProbeUnavailable, possible_cpus  # noqa: E402
+from keck_tui.probes.perfevent import CPU_CLOCK  # noqa: E402
 
 
 PIN_CPU = "1"
@@ -67,35 +71,80 @@ def set_attached(probe: OnCpuProbe, on: bool) -> None:
         bpf.detach_raw_tracepoint(tp=b"sched_switch")
 
 
-def bench_switch(reps: int, loops: int, pin: bool, **probe_kw) -> dict:
-    """Alternate unloaded/loaded runs (order flipped every rep, the probe's
-    sched_switch program detached/attached in between); the slowdown is the
-    median of the per-pair ratios, which cancels slow drifts in machine load."""
-    off: list[float] = []
-    on: list[float] = []
-    ratios: list[float] = []
-    probe = OnCpuProbe.open(**probe_kw)
+#: Stand-ins for the four hardware slots where there is no PMU: the software cpu-clock,
+#: opened and read exactly like the hardware group (the leader with its times, the members
+#: count only). Each software read is a clock read (pmu->read), where a hardware one is rdpmc.
+SOFTWARE_STANDINS = {slot: CPU_CLOCK for slot in ("cycles", "instructions", "llc_misses", "ref_cycles")}
+
+
+def open_counter_probe(kind: str, **probe_kw) -> tuple[OnCpuProbe | None, str]:
+    """The probe with counters installed (``kind``: hardware, software or auto), and which."""
+    cpus = possible_cpus()
+    ctrs = None
+    if kind in ("hardware", "auto"):
+        ctrs = open_counters(cpus)
+        if not ctrs.slots:
+            why = ctrs.reason()
+            ctrs.close()
+            ctrs = None
+            if kind == "hardware":
+                return None, f"no hardware counters: {why}"
+    label = "hardware"
+    if ctrs is None:
+        ctrs = open_counters(cpus, SOFTWARE_STANDINS)
+        label = "software stand-ins"
+    probe = OnCpuProbe.open(counter_slots=ctrs.slots, **probe_kw)
+    ctrs.install(probe.bpf)
+    probe.counters = ctrs
+    return probe, f"{label}: " + ", ".join(f"{s}={ctrs.events[s]}" for s in ctrs.slots)
+
+
+def _spread(values: list[float]) -> dict:
+    q = statistics.quantiles(values, n=4) if len(values) >= 2 else [values[0]] * 3
+    return {"median": statistics.median(values), "q1": q[0], "q3": q[2], "min": min(values), "max": max(values)}
+
+
+def bench_switch(reps: int, loops: int, pin: bool, counter_events: str = "auto", **probe_kw) -> dict:
+    """Rotate no probe / probe / probe + counters (order rotated every rep, each probe's
+    sched_switch program attached only for its own runs); the slowdown of each is the
+    median of its per-rep ratios to the rep's no-probe run, which cancels slow drifts
+    in machine load."""
+    probes: dict[str, OnCpuProbe | None] = {"off": None, "probe": OnCpuProbe.open(**probe_kw)}
+    counters, label = (None, "skipped") if counter_events == "none" else open_counter_probe(counter_events, **probe_kw)
+    if counters is not None:
+        probes["probe+counters"] = counters
+    runs: dict[str, list[float]] = {name: [] for name in probes}
     try:
+        for p in probes.values():
+            if p is not None:
+                set_attached(p, False)
         pipe_usecs(loops // 4, pin)  # warm-up
-        attached = True
+        names = list(probes)
         for rep in range(reps):
-            pair = {}
-            for state in ((False, True) if rep % 2 == 0 else (True, False)):
-                if state != attached:
-                    set_attached(probe, state)
-                    attached = state
-                pair[state] = pipe_usecs(loops, pin)
-            off.append(pair[False])
-            on.append(pair[True])
-            ratios.append(pair[True] / pair[False])
-        misses = probe.prog_misses()
+            k = rep % len(names)
+            for name in names[k:] + names[:k]:
+                p = probes[name]
+                if p is not None:
+                    set_attached(p, True)
+                try:
+                    runs[name].append(pipe_usecs(loops, pin))
+                finally:
+                    if p is not None:
+                        set_attached(p, False)
+        misses = sum(p.prog_misses() for p in probes.values() if p is not None)
     finally:
-        probe.close()
-    mo, mn = statistics.median(off), statistics.median(on)
-    return {"pin": pin, "loops": loops, "reps": reps, "off_usecs_op": off, "on_usecs_op": on,
-            "median_off": mo, "median_on": mn, "slowdown": statistics.median(ratios),
-            "slowdown_of_medians": mn / mo,
-            "added_ns_per_switch": (mn - mo) * 1000 / 2, "prog_misses": misses}
+        for p in probes.values():
+            if p is not None:
+                p.close()
+    off = runs["off"]
+    out: dict = {"pin": pin, "loops": loops, "reps": reps, "counters": label, "usecs_op": runs,
+                 "median_off": statistics.median(off), "prog_misses": misses, "variants": {}}
+    for name in names[1:]:
+        ratios = [v / o for v, o in zip(runs[name], off)]
+        med = statistics.median(runs[name])
+        out["variants"][name] = {"median_usecs_op": med, "slowdown": _spread(ratios),
+                                 "added_ns_per_switch": (med - out["median_off"]) * 1000 / 2}
+    return out
 
 
 def _prog_stats(bpf) -> tuple[int, int]:
@@ -111,13 +160,20 @@ def _prog_stats(bpf) -> tuple[int, int]:
     return rt, cnt
 
 
-def bench_prog_ns(loops: int) -> dict:
+def bench_prog_ns(loops: int, counter_events: str = "auto") -> dict:
     """Mean run time of the sched_switch program per event (kernel BPF stats,
-    enabled only for this measurement), for keck-top's probe and references.
-    Stats add two clock reads per run to every figure; compare the differences."""
+    enabled only for this measurement), for keck-top's probe (with and without
+    counters) and references. Stats add two clock reads per run to every figure;
+    compare the differences."""
     from keck_tui.bcc_import import load_bcc
     bcc, _ = load_bcc()
     progs = {"keck-top": OnCpuProbe.open().bpf}
+    holders = []
+    if counter_events != "none":
+        with_counters, _label = open_counter_probe(counter_events)
+        if with_counters is not None:
+            holders.append(with_counters)  # keeps the perf events (closed with it)
+            progs["keck-top+counters"] = with_counters.bpf
     for name, text in REFERENCES.items():
         progs[name] = bcc.BPF(text=text.encode(), cflags=["-Wno-ignored-attributes"])
     was = STATS.read_text().strip()
@@ -134,6 +190,8 @@ def bench_prog_ns(loops: int) -> dict:
         STATS.write_text(was or "0")
         for b in progs.values():
             b.cleanup()
+        for h in holders:
+            h.close()
     return out
 
 
@@ -182,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hz", type=float, default=1.0)
     ap.add_argument("--skip-samplers", action="store_true")
     ap.add_argument("--skip-switch", action="store_true", help="only the sampler CPU cost")
+    ap.add_argument("--counter-events", choices=("auto", "hardware", "software", "none"), default="auto",
+                    help="counters for the probe+counters variant: the PMU's (auto falls back to software "
+                         "clocks as stand-ins where there is no PMU), software only, or none")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -191,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results: dict = {}
     if not args.skip_switch:
-        results["prog_ns"] = bench_prog_ns(args.loops)
-        results["pinned"] = bench_switch(args.reps, args.loops, pin=True)
+        results["prog_ns"] = bench_prog_ns(args.loops, args.counter_events)
+        results["pinned"] = bench_switch(args.reps, args.loops, pin=True, counter_events=args.counter_events)
     if args.no_pin and not args.skip_switch:
-        results["unpinned"] = bench_switch(args.reps, max(1000, args.loops // 20), pin=False)
+        results["unpinned"] = bench_switch(args.reps, max(1000, args.loops // 20), pin=False,
+                                           counter_events=args.counter_events)
     if not args.skip_samplers:
         results["samplers"] = bench_samplers(args.sampler_seconds, args.hz)
     if args.json:
@@ -207,13 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("pinned", "unpinned"):
         r = results.get(name)
         if r:
-            print(f"perf bench sched pipe ({name}, -l {r['loops']}, {r['reps']} alternating reps): "
-                  f"off {r['median_off']:.3f} us/op, on {r['median_on']:.3f} us/op, "
-                  f"slowdown x{r['slowdown']:.3f} (median of pair ratios; of medians "
-                  f"x{r['slowdown_of_medians']:.3f}, {r['added_ns_per_switch']:+.0f} ns/switch), "
-                  f"missed runs {r['prog_misses']}")
-            print(f"  off: {' '.join(f'{v:.3f}' for v in r['off_usecs_op'])}")
-            print(f"  on:  {' '.join(f'{v:.3f}' for v in r['on_usecs_op'])}")
+            print(f"perf bench sched pipe ({name}, -l {r['loops']}, {r['reps']} rotating reps; "
+                  f"counters: {r['counters']}): no probe {r['median_off']:.3f} us/op; missed runs {r['prog_misses']}")
+            for variant, v in r["variants"].items():
+                sp = v["slowdown"]
+                print(f"  {variant:<15} {v['median_usecs_op']:.3f} us/op  slowdown x{sp['median']:.3f} "
+                      f"(per-rep ratios: IQR {sp['q1']:.3f}-{sp['q3']:.3f}, range {sp['min']:.3f}-{sp['max']:.3f}), "
+                      f"{v['added_ns_per_switch']:+.0f} ns/switch")
+            for variant, values in r["usecs_op"].items():
+                print(f"  {variant + ':':<15} {' '.join(f'{x:.3f}' for x in values)}")
     s = results.get("samplers")
     if s:
         if "ebpf" in s:

@@ -28,8 +28,9 @@
 // by se.prev_sum_exec_runtime), TASK_FLAGS_OFF, TASK_PRIO_OFF, and WITH_FREQ
 // (power:cpu_frequency residency, which reads the clock) with MAX_CPUS; CTR_MASK
 // (hardware counters, bit k for counter slot k: 0 cycles, 1 instructions, 2 LLC
-// misses, 3 ref-cycles; only the slots whose perf events opened) with MAX_CPUS and
-// CTR_ENTRIES. Without CTR_MASK no counter code is compiled in (no cost).
+// misses, 3 ref-cycles; only the slots whose perf events opened), CTR_LEADER (the
+// slot that leads the perf group) with MAX_CPUS and CTR_ENTRIES. Without CTR_MASK
+// no counter code is compiled in (no cost).
 
 #include <uapi/linux/ptrace.h>
 
@@ -116,19 +117,23 @@ RAW_TRACEPOINT_PROBE(cpu_frequency)
 #ifdef CTR_MASK
 // Hardware counters per (process, CPU). User space (the long-lived process, which
 // must keep the map fd it inserted through open: the kernel drops a perf array's
-// entries when that fd is closed) opens one counting event per CPU and slot and puts
-// it in ctr_<slot> at the CPU's index. At every switch on a CPU each slot is read
-// once (bpf_perf_event_read_value: count, time enabled, time running): that reading
-// ends prev's span and starts next's. prev's (tgid, CPU) entry adds the raw deltas
-// of all three; user space scales count x enabled / running (multiplexing) and
-// reports running / enabled. A slot whose read fails (no event installed yet, or
-// not on this CPU) is absent from both ends of the span, never a 0.
+// entries when that fd is closed) opens the slots' events on each CPU as one perf
+// group, leader slot CTR_LEADER, and puts them in ctr_<slot> at the CPU's index. A
+// group is scheduled on the PMU as a whole, so its members share the leader's time
+// enabled and running: the leader is read with bpf_perf_event_read_value (count and
+// both times), the members with bpf_perf_event_read (count only, no clock read:
+// each clock read costs ~60 ns on the development VM). At every switch on a CPU the
+// readings end prev's span and start next's; prev's (tgid, CPU) entry adds the
+// deltas. User space scales count x enabled / running (multiplexing) and reports
+// running / enabled. A slot whose read fails (not installed yet: members are put in
+// before the leader) adds nothing and reads as absent, never as 0.
 #define NCTR 4
+#define CTR_FAILED(x) ((s64)(x) < 0 && (s64)(x) > -4096)  // bpf_perf_event_read's -errno
 struct ctr_cpu {
-    u64 v[NCTR];      // each slot's reading at the last switch on this CPU
-    u64 en[NCTR];
-    u64 run[NCTR];
-    u32 ok;           // bit k: slot k's reading above is valid
+    u64 v[NCTR];      // each slot's count at the last switch on this CPU
+    u64 en;           // the group's time enabled and running then
+    u64 run;
+    u32 ok;           // bit k: slot k's count above is valid (the times: bit CTR_LEADER)
     u32 pad;
     u64 lost;         // spans not stored: the ctr map was full
 };
@@ -137,9 +142,9 @@ struct ctr_key {
     u32 cpu;
 };
 struct ctr_val {
-    u64 v[NCTR];      // cumulative raw count of the process on this CPU, per slot
-    u64 en[NCTR];     // cumulative time enabled over its spans (0: slot never read)
-    u64 run[NCTR];    // cumulative time running (counting) over its spans
+    u64 v[NCTR];      // cumulative count of the process on this CPU, per slot
+    u64 en[NCTR];     // cumulative time the group was enabled over the spans the slot counted
+    u64 run[NCTR];    // ... and running (a slot that could not be read gains no time: absent)
 };
 BPF_PERCPU_ARRAY(ctr_state, struct ctr_cpu, 1);
 BPF_HASH(ctr, struct ctr_key, struct ctr_val, CTR_ENTRIES);
@@ -164,24 +169,59 @@ static __always_inline void ctr_switch(u32 tgid)
     struct ctr_cpu *c = ctr_state.lookup(&zero);
     if (!c)
         return;
-    struct bpf_perf_event_value pv[NCTR] = {};
+    struct bpf_perf_event_value lead = {};
+    u64 v[NCTR] = {};
     u32 ok = 0;
 #if CTR_MASK & 1
-    if (ctr_cycles.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[0], sizeof(pv[0])) == 0)
+#if CTR_LEADER == 0
+    if (ctr_cycles.perf_counter_value(CUR_CPU_IDENTIFIER, &lead, sizeof(lead)) == 0) {
+        v[0] = lead.counter;
+        ok |= 1;
+    }
+#else
+    v[0] = ctr_cycles.perf_read(CUR_CPU_IDENTIFIER);
+    if (!CTR_FAILED(v[0]))
         ok |= 1;
 #endif
+#endif
 #if CTR_MASK & 2
-    if (ctr_instructions.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[1], sizeof(pv[1])) == 0)
+#if CTR_LEADER == 1
+    if (ctr_instructions.perf_counter_value(CUR_CPU_IDENTIFIER, &lead, sizeof(lead)) == 0) {
+        v[1] = lead.counter;
+        ok |= 2;
+    }
+#else
+    v[1] = ctr_instructions.perf_read(CUR_CPU_IDENTIFIER);
+    if (!CTR_FAILED(v[1]))
         ok |= 2;
 #endif
+#endif
 #if CTR_MASK & 4
-    if (ctr_llc_misses.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[2], sizeof(pv[2])) == 0)
+#if CTR_LEADER == 2
+    if (ctr_llc_misses.perf_counter_value(CUR_CPU_IDENTIFIER, &lead, sizeof(lead)) == 0) {
+        v[2] = lead.counter;
+        ok |= 4;
+    }
+#else
+    v[2] = ctr_llc_misses.perf_read(CUR_CPU_IDENTIFIER);
+    if (!CTR_FAILED(v[2]))
         ok |= 4;
 #endif
+#endif
 #if CTR_MASK & 8
-    if (ctr_ref_cycles.perf_counter_value(CUR_CPU_IDENTIFIER, &pv[3], sizeof(pv[3])) == 0)
+#if CTR_LEADER == 3
+    if (ctr_ref_cycles.perf_counter_value(CUR_CPU_IDENTIFIER, &lead, sizeof(lead)) == 0) {
+        v[3] = lead.counter;
+        ok |= 8;
+    }
+#else
+    v[3] = ctr_ref_cycles.perf_read(CUR_CPU_IDENTIFIER);
+    if (!CTR_FAILED(v[3]))
         ok |= 8;
 #endif
+#endif
+    if (!(ok & (1 << CTR_LEADER)))
+        ok = 0;                 // no times: the span cannot be scaled, so it is not counted
     u32 both = ok & c->ok;
     if (tgid && both) {
         struct ctr_key key = {.tgid = tgid, .cpu = bpf_get_smp_processor_id()};
@@ -192,12 +232,13 @@ static __always_inline void ctr_switch(u32 tgid)
             a = ctr.lookup(&key);
         }
         if (a) {
+            u64 den = lead.enabled - c->en, drun = lead.running - c->run;
 #pragma unroll
             for (int k = 0; k < NCTR; k++) {
                 if (both & (1 << k)) {
-                    a->v[k] += pv[k].counter - c->v[k];
-                    a->en[k] += pv[k].enabled - c->en[k];
-                    a->run[k] += pv[k].running - c->run[k];
+                    a->v[k] += v[k] - c->v[k];
+                    a->en[k] += den;
+                    a->run[k] += drun;
                 }
             }
         } else {
@@ -205,11 +246,10 @@ static __always_inline void ctr_switch(u32 tgid)
         }
     }
 #pragma unroll
-    for (int k = 0; k < NCTR; k++) {
-        c->v[k] = pv[k].counter;
-        c->en[k] = pv[k].enabled;
-        c->run[k] = pv[k].running;
-    }
+    for (int k = 0; k < NCTR; k++)
+        c->v[k] = v[k];
+    c->en = lead.enabled;
+    c->run = lead.running;
     c->ok = ok;
 }
 #endif

@@ -1,8 +1,11 @@
 """Hardware counters for the on-CPU probe: per-CPU perf events in its perf event arrays.
 
 The probe (probes/oncpu.bpf.c, compiled with ``CTR_MASK``) reads one counting event
-per CPU and counter slot at every ``sched_switch`` (``bpf_perf_event_read_value``) and
-adds the outgoing task's span per (process, CPU). The events are opened here, in the
+per CPU and counter slot at every ``sched_switch`` and adds the outgoing task's span per
+(process, CPU). On each CPU the slots' events are one perf group (the first slot that
+opens leads it): a group is on the PMU as a whole, so one ``bpf_perf_event_read_value``
+of the leader gives the times enabled/running for all, and the members are read with
+the cheaper ``bpf_perf_event_read`` (no clock read). The events are opened here, in the
 long-lived process, with :mod:`keck_tui.probes.perfevent`, and put into the probe's
 ``ctr_<slot>`` arrays through the map fd this process keeps open: the kernel removes
 a perf event array's entries when the map fd they were inserted through is closed
@@ -11,9 +14,9 @@ when that fd closes, even with other fds to the map and the perf fds still open;
 closing the perf fds themselves does not remove them). So a short-lived helper could
 not insert them, and a crashed keck-top leaves no counting events behind.
 
-A slot opens only if its event opens on every CPU it is asked for on (an offline CPU
-excepted); otherwise it is absent, with the ``perf_event_open`` error as its reason
-(no PMU on most VMs).
+A slot opens only if its event opens (in the group) on every CPU it is asked for on
+(an offline CPU excepted); otherwise it is absent, with the ``perf_event_open`` error as
+its reason (no PMU on most VMs).
 """
 from __future__ import annotations
 
@@ -75,8 +78,10 @@ class ProbeCounters:
 
     def install(self, bpf: Any) -> None:
         """Put every fd into the probe's arrays through the map fds ``bpf`` keeps open
-        (a bcc ``BPF`` or :class:`~keck_tui.probes.pinned.PinnedTables`)."""
-        for slot, per_cpu in self.fds.items():
+        (a bcc ``BPF`` or :class:`~keck_tui.probes.pinned.PinnedTables`). The members go
+        in before the leader: the probe counts a span only once the leader reads."""
+        for slot in reversed(self.slots):
+            per_cpu = self.fds[slot]
             table = bpf[table_name(slot)]
             for cpu, fd in per_cpu.items():
                 bpfsys.update(table.map_fd, ct.c_int(cpu), ct.c_int(fd))
@@ -108,6 +113,7 @@ def open_counters(cpus: Iterable[int], events: Mapping[str, EventSpec] | None = 
     chosen = HARDWARE if events is None else events
     cpus = list(cpus)
     out = ProbeCounters()
+    leader: dict[int, int] = {}  # cpu -> the group leader's fd
     for slot in SLOTS:
         spec = chosen.get(slot)
         if spec is None:
@@ -116,8 +122,10 @@ def open_counters(cpus: Iterable[int], events: Mapping[str, EventSpec] | None = 
         offline = ""
         try:
             for cpu in cpus:
+                if leader and cpu not in leader:
+                    continue  # no group there (the leader's CPU was offline)
                 try:
-                    fds[cpu] = open_counter(spec, cpu)
+                    fds[cpu] = open_counter(spec, cpu, group_fd=leader.get(cpu, -1))
                 except PerfEventError as exc:
                     if exc.errno != errno.ENODEV:
                         raise
@@ -133,4 +141,6 @@ def open_counters(cpus: Iterable[int], events: Mapping[str, EventSpec] | None = 
             continue
         out.fds[slot] = fds
         out.events[slot] = spec.name
+        if not leader:
+            leader = dict(fds)
     return out

@@ -22,7 +22,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 from keck_tui.bcc_import import INSTALL_HINT, load_bcc
 from keck_tui.probes.btf import BtfError, task_offsets
-from keck_tui.probes.perfevent import PerfEventError, read_counter
 
 PROGRAM = "oncpu.bpf.c"
 
@@ -113,6 +112,7 @@ class CounterCpu:
     cpu: int
     values: CounterValues  # the readings that start the current task's span
     lost: int  # spans the full ctr map could not store
+    now: CounterValues | None = None  # the CPU's events' totals at read time (perf fds)
 
 
 @dataclass(frozen=True)
@@ -348,6 +348,7 @@ class OnCpuProbe:
         slots = tuple(s for s in COUNTER_SLOTS if s in counter_slots)
         if slots:
             defines["CTR_MASK"] = sum(1 << COUNTER_SLOTS.index(s) for s in slots)
+            defines["CTR_LEADER"] = COUNTER_SLOTS.index(slots[0])  # the perf group's leader (counters.py)
             defines["CTR_ENTRIES"] = max(1, int(counter_entries))
         cflags = list(CFLAGS) + [f"-D{k}={v}" for k, v in defines.items()]
         t0 = time.monotonic()
@@ -452,32 +453,35 @@ class OnCpuProbe:
                          counter_cpus=counter_cpus, counter_entries=self.counter_entries)
 
     def read_counters(self) -> tuple[dict[tuple[int, int], CounterValues], tuple[CounterCpu, ...]]:
-        """The ``ctr`` hash ((tgid, cpu) -> per-slot totals) and each CPU's last readings."""
+        """The ``ctr`` hash ((tgid, cpu) -> per-slot totals), then each CPU's readings at
+        its last switch with its events' totals now (this process's own perf fds, read
+        last: the in-flight span of the task on each CPU is the difference).
+
+        A group member that never counted while its leader did (the PMU could not take
+        it) is absent on that CPU, not 0: its BPF counts carry the leader's times."""
         out: dict[tuple[int, int], CounterValues] = {}
         keys: dict[int, list[int]] = {}
+        mask = sum(1 << COUNTER_SLOTS.index(s) for s in self.counter_slots)
         for key, val in _items(self.bpf[b"ctr"]):
-            out[(key.tgid, key.cpu)] = _counter_values(val.v, val.en, val.run, 0xF)
+            out[(key.tgid, key.cpu)] = _counter_values(val.v, val.en, val.run, mask)  # per-slot times
             keys.setdefault(key.tgid, []).append(key.cpu)
         self._counter_keys = keys
         per_cpu = self.bpf[b"ctr_state"][ct.c_int(0)]
-        cpus = tuple(CounterCpu(cpu, _counter_values(v.v, v.en, v.run, v.ok), v.lost)
+        now = self._counters_now()
+        dead = {cpu: _not_counting(values) for cpu, values in now.items()}
+        if any(dead.values()):
+            out = {k: _without(v, dead.get(k[1], 0)) for k, v in out.items()}
+        cpus = tuple(CounterCpu(cpu, _without(_counter_values(v.v, [v.en] * 4, [v.run] * 4, v.ok), dead.get(cpu, 0)),
+                                v.lost, _without(now[cpu], dead[cpu]) if cpu in now else None)
                      for cpu, v in zip(self.cpus, per_cpu))
         return out, cpus
 
-    def counters_now(self, cpu: int) -> CounterValues | None:
-        """Each slot's running total on ``cpu`` now, from this process's own perf fds
-        (for the in-flight span of the task on it); None without counters."""
-        fds = getattr(self.counters, "fds", None)
-        if not fds or not self.counter_slots:
-            return None
-        out: list[CounterValue | None] = []
-        for slot in COUNTER_SLOTS:
-            fd = fds.get(slot, {}).get(cpu)
-            try:
-                out.append(None if fd is None else CounterValue(*read_counter(fd)))
-            except PerfEventError:
-                out.append(None)
-        return tuple(out)
+    def _counters_now(self) -> dict[int, CounterValues]:
+        """Per CPU, each slot's (count, enabled, running) now from the perf fds (None: unread)."""
+        got = self.counters.read() if self.counters is not None else {}
+        cpus = {cpu for per_cpu in got.values() for cpu in per_cpu}
+        return {cpu: tuple(None if got.get(slot, {}).get(cpu) is None else CounterValue(*got[slot][cpu])
+                           for slot in COUNTER_SLOTS) for cpu in sorted(cpus)}
 
     def cpu_states(self) -> tuple[CpuCounters, ...]:
         per_cpu = self.bpf[b"state"][ct.c_int(0)]
@@ -525,9 +529,20 @@ class OnCpuProbe:
 
 
 def _counter_values(v: Any, en: Any, run: Any, ok: int) -> CounterValues:
-    """Per slot: the totals, or None where the slot was never read (enabled time 0) or not ``ok``."""
+    """Per slot: the count with its times, or None where the slot is not ``ok`` or was
+    never read (enabled time 0)."""
     return tuple(CounterValue(v[k], en[k], run[k]) if ok & (1 << k) and en[k] else None
                  for k in range(len(COUNTER_SLOTS)))
+
+
+def _not_counting(now: CounterValues) -> int:
+    """Bits of the slots whose event has never run while another one in its group has."""
+    ran = any(v is not None and v.running > 0 for v in now)
+    return sum(1 << k for k, v in enumerate(now) if ran and v is not None and v.running == 0)
+
+
+def _without(values: CounterValues, bits: int) -> CounterValues:
+    return tuple(None if bits & (1 << k) else v for k, v in enumerate(values)) if bits else values
 
 
 def _int(key: object) -> int:

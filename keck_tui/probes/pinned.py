@@ -3,7 +3,7 @@
 bcc's compiler (LLVM) costs ~140 MiB of resident memory for as long as a process
 lives. So a helper process (``python -m keck_tui.probes.pinned DIR ...``) compiles
 and attaches the probe with bcc, pins its maps, programs and the raw-tracepoint
-links under ``DIR`` (``/sys/fs/bpf/keck-top/<pid>/``), prints the maps' ctypes layouts as
+links under ``DIR`` (``/sys/fs/bpf/keck-top/<pid>_<n>/``, the n-th probe of process pid), prints the maps' ctypes layouts as
 bcc generated them (with the CPUs and sizes) on its standard output and exits; the
 pinned links keep the programs attached. The long-lived process opens the pins
 with the ``bpf()`` system call (:mod:`keck_tui.probes.bpfsys`) and reads them
@@ -15,6 +15,7 @@ by the next start (:func:`remove_stale`).
 from __future__ import annotations
 
 import ctypes as ct
+import itertools
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from keck_tui.probes.loader import (DEFAULT_COUNTER_ENTRIES, SOURCE, OnCpuProbe,
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "keck-top"
 HELPER_TIMEOUT_S = 120.0
+_PROBE_SEQ = itertools.count(1)
 
 
 class PinningUnavailable(Exception):
@@ -212,7 +214,8 @@ def remove_stale(root: Path = PIN_ROOT, alive: Any = None) -> list[Path]:
     except OSError:
         return removed
     for d in entries:
-        if d.name.isdigit() and not check(int(d.name)):
+        owner = d.name.split("_", 1)[0]  # <pid>_<n> (<pid> from older versions)
+        if owner.isdigit() and not check(int(owner)):
             remove_pins(d)
             removed.append(d)
     return removed
@@ -316,7 +319,7 @@ def open_pinned(*, map_entries: int, exit_entries: int, freq: bool | None,
     except ProbeUnavailable as exc:
         raise PinningUnavailable(str(exc)) from None
     remove_stale(root)
-    pin_dir = root / str(os.getpid())
+    pin_dir = root / f"{os.getpid()}_{next(_PROBE_SEQ)}"  # several probes in one process keep apart
     remove_pins(pin_dir)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     pin_dir.mkdir(mode=0o700)

@@ -218,12 +218,20 @@ class EbpfSampler:
             procs.append(replace(gone_p, counters=ctrs.get(tgid)))
 
         self._collect(read, live, first)
-        cores = self._cores(base_act.cores, read)
+        cores = self._core_counters(self._cores(base_act.cores, read), read, first)
         status = self._status(read, base_act, first)
         self._prev_t = now
         self._prev_read = read
         return CpuActivity(status, interval_s=interval, processes=tuple(procs), cores=cores,
                            per_cpu_exact=True, per_process_counters=self._has_counters(read))
+
+    def _core_counters(self, cores: tuple[CoreSample, ...], read, first: bool) -> tuple[CoreSample, ...]:
+        """Each core's counters over the interval, from the probe's own perf events."""
+        now = {c.cpu: c.now for c in getattr(read, "counter_cpus", ())}
+        if not now or not self._has_counters(read):
+            return cores
+        per_core = self._ctr.cores(now, first)
+        return tuple(replace(c, counters=per_core[c.cpu]) if c.cpu in per_core else c for c in cores)
 
     def _has_counters(self, read) -> bool:
         return bool(getattr(read, "counter_slots", ())) and not self.counters_why
@@ -233,16 +241,15 @@ class EbpfSampler:
         (tgid, cpu) -> its counters since switch-in (where the probe has counters)."""
         out: dict[tuple[int, int], int] = {}
         ctr: dict[tuple[int, int], Totals] = {}
-        at_in = {c.cpu: c.values for c in getattr(read, "counter_cpus", ())}
-        now_fn = getattr(self.probe, "counters_now", None)
+        at_in = {c.cpu: c for c in getattr(read, "counter_cpus", ())}
         for i, c in enumerate(read.cpus):
             if not c.cur_pid or not c.cur_tgid:
                 continue
             rt = self.runtime(c.cur_tgid, c.cur_pid)
             if rt is not None and rt > c.sum_at_in:
                 out[(c.cur_tgid, i)] = rt - c.sum_at_in
-            if c.cpu in at_in and now_fn is not None:
-                since = _since(at_in[c.cpu], now_fn(c.cpu))
+            if c.cpu in at_in:
+                since = _since(at_in[c.cpu].values, at_in[c.cpu].now)
                 if since is not None:
                     ctr[(c.cur_tgid, c.cpu)] = since
         if out or ctr:  # drop CPUs that switched while we looked: the pair may not match

@@ -64,6 +64,7 @@ class CounterDeltas:
 
     def __init__(self) -> None:
         self._base: dict[tuple[int, int], list[Triple | None]] = {}
+        self._core_base: dict[int, list[Triple | None]] = {}
         self.enabled_ns = 0  # this interval's sums over every delta (the node's multiplexing ratio)
         self.running_ns = 0
 
@@ -100,6 +101,27 @@ class CounterDeltas:
             delta.append((max(0, t[0] - b[0]), t[1] - b[1], max(0, t[2] - b[2])))
             base[k] = t
         return tuple(delta) if any(d is not None for d in delta) else None
+
+    def cores(self, now: Mapping[int, Sequence[object | None] | None], first: bool) -> dict[int, CounterDelta]:
+        """cpu -> the whole CPU's counters since the previous step (the same events the
+        probe reads, so a core's counts are its processes' plus the idle task's)."""
+        out: dict[int, CounterDelta] = {}
+        for cpu, values in now.items():
+            if values is None:
+                continue
+            base = self._core_base.setdefault(cpu, [None] * len(FIELDS))
+            delta: list[Triple | None] = []
+            for k, t in enumerate(_triples(values)):
+                b = base[k]
+                if t is None or b is None or t[1] < b[1] or t[0] < b[0]:
+                    delta.append(None)
+                else:
+                    delta.append((t[0] - b[0], t[1] - b[1], max(0, t[2] - b[2])))
+                base[k] = t
+            got = to_delta(tuple(delta))
+            if got is not None and not first:
+                out[cpu] = got
+        return out
 
     def forget(self, tgids: set[int]) -> None:
         """Drop baselines of processes that are gone (a reused PID starts from zero)."""
