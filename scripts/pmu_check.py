@@ -124,6 +124,20 @@ def status_of(snap: Any, name: str) -> Any:
     return next((s for s in snap.sources if s.name == name), None)
 
 
+def probe_counters(activity: Any) -> str:
+    """Where each process's counters come from: the eBPF probe (read at every context switch)
+    or the cores' counters shared by on-CPU time."""
+    extra = (activity.extra or {}) if activity is not None else {}
+    got = extra.get("counters")
+    if activity is None or activity.name != "ebpf":
+        return "none measured per process (no eBPF probe: --probes ebpf as root with bcc); cores' counters shared by time"
+    if not got or got == "none":
+        return "none: the eBPF probe has no hardware counters (the activity line says why); cores' counters shared by time"
+    ratio = extra.get("counter_running_ratio")
+    mux = f", running {ratio:.0%} of the time (multiplexed, scaled)" if isinstance(ratio, float) and ratio < 0.999 else ""
+    return f"eBPF probe at every sched_switch: {got}{mux}"
+
+
 def process_row(snap: Any, pid: int) -> Any:
     return next((r for _, r in snap.root.walk() if r.level == "process" and r.pid == pid), None)
 
@@ -161,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     counters = status_of(probe, "counters")
     activity = probe.sources[0] if probe.sources else None
     say(f"  activity: {activity.name if activity else '?'} ({activity.detail if activity else ''})")
+    say(f"  per-process counters: {probe_counters(activity)}")
     say(f"  RAPL:     {'ok' if rapl and rapl.ok else 'MISSING'} — {rapl.detail if rapl else 'no RAPL sampler'}")
     say(f"  counters: {'ok' if counters and counters.ok else 'MISSING'} — "
         f"{counters.detail if counters else 'this keck-top has no hardware-counter sampler'}")

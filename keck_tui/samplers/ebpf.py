@@ -530,12 +530,27 @@ def open_ebpf_sampler(procfs_root: str = "/proc", clock: Clock | None = None, *,
 
 def _open_counters(events: Mapping[str, object] | None):
     """The per-CPU perf events for the probe (probes/counters.py); never raises."""
-    from keck_tui.probes.counters import ProbeCounters, open_counters
     from keck_tui.probes.loader import possible_cpus
     try:
+        from keck_tui.probes.counters import open_counters
         return open_counters(_online_cpus(possible_cpus()), events)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - counters are optional; the probe runs without
-        return ProbeCounters(why={"cycles": f"{type(exc).__name__}: {exc}"})
+        return _NoCounters(f"{type(exc).__name__}: {exc}")
+
+
+class _NoCounters:
+    """No counter set at all (its module failed): the probe runs without, and says why."""
+
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def reason(self) -> str:
+        return self.why
+
+    def close(self) -> None:
+        pass
 
 
 def _install_counters(probe, ctrs) -> str:
