@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keck_tui.probes.counters import open_counters  # noqa: E402
+from keck_tui.probes.counters import PROBE_DEFAULT, open_counters  # noqa: E402
 from keck_tui.probes.loader import OnCpuProbe, ProbeUnavailable, possible_cpus  # noqa: E402
 from keck_tui.probes.perfevent import CPU_CLOCK  # noqa: E402
 
@@ -71,10 +71,10 @@ def set_attached(probe: OnCpuProbe, on: bool) -> None:
         bpf.detach_raw_tracepoint(tp=b"sched_switch")
 
 
-#: Stand-ins for the four hardware slots where there is no PMU: the software cpu-clock,
+#: Stand-ins for the probe's hardware counters where there is no PMU: the software cpu-clock,
 #: opened and read exactly like the hardware group (the leader with its times, the members
 #: count only). Each software read is a clock read (pmu->read), where a hardware one is rdpmc.
-SOFTWARE_STANDINS = {slot: CPU_CLOCK for slot in ("cycles", "instructions", "llc_misses", "ref_cycles")}
+SOFTWARE_STANDINS = {slot: CPU_CLOCK for slot in PROBE_DEFAULT}
 
 
 def open_counter_probe(kind: str, **probe_kw) -> tuple[OnCpuProbe | None, str]:
@@ -174,6 +174,16 @@ def bench_prog_ns(loops: int, counter_events: str = "auto") -> dict:
         if with_counters is not None:
             holders.append(with_counters)  # keeps the perf events (closed with it)
             progs["keck-top+counters"] = with_counters.bpf
+            # the breakdown: the counter code with one event (the leader, read with its times),
+            # and with four slots compiled in but no event installed (every read fails at once)
+            one = open_counters(possible_cpus(), {"cycles": SOFTWARE_STANDINS["cycles"]})
+            single = OnCpuProbe.open(counter_slots=one.slots)
+            one.install(single.bpf)
+            single.counters = one
+            empty = OnCpuProbe.open(counter_slots=("cycles", "instructions", "llc_misses", "ref_cycles"))
+            holders += [single, empty]
+            progs["keck-top+1 software event"] = single.bpf
+            progs["keck-top+counter code, no event"] = empty.bpf
     for name, text in REFERENCES.items():
         progs[name] = bcc.BPF(text=text.encode(), cflags=["-Wno-ignored-attributes"])
     was = STATS.read_text().strip()

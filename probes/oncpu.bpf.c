@@ -123,28 +123,38 @@ RAW_TRACEPOINT_PROBE(cpu_frequency)
 // enabled and running: the leader is read with bpf_perf_event_read_value (count and
 // both times), the members with bpf_perf_event_read (count only, no clock read:
 // each clock read costs ~60 ns on the development VM). At every switch on a CPU the
-// readings end prev's span and start next's; prev's (tgid, CPU) entry adds the
-// deltas. User space scales count x enabled / running (multiplexing) and reports
-// running / enabled. A slot whose read fails (not installed yet: members are put in
-// before the leader) adds nothing and reads as absent, never as 0.
+// readings end prev's span and start next's. prev's span goes where its time goes:
+// into the per-CPU cache slot that holds prev (ctr_cpu.slot_*, a few adds), and
+// with the victim of a miss into the (tgid, CPU) hash; a span whose time is not
+// slotted (an RT task's resync) goes to the hash directly. User space adds hash and
+// slots, scales count x enabled / running (multiplexing) and reports running /
+// enabled. A counter whose read fails (not installed yet: members are put in before
+// the leader) gains no time and reads as absent, never as 0.
 #define NCTR 4
 #define CTR_FAILED(x) ((s64)(x) < 0 && (s64)(x) > -4096)  // bpf_perf_event_read's -errno
 struct ctr_cpu {
-    u64 v[NCTR];      // each slot's count at the last switch on this CPU
+    u64 v[NCTR];      // each counter's count at the last switch on this CPU
     u64 en;           // the group's time enabled and running then
     u64 run;
-    u32 ok;           // bit k: slot k's count above is valid (the times: bit CTR_LEADER)
+    u32 ok;           // bit k: counter k's count above is valid (the times: bit CTR_LEADER)
     u32 pad;
     u64 lost;         // spans not stored: the ctr map was full
+    // Counts of the processes in the time path's SLOTS cache slots (same index; the
+    // tgid is kept here too, so that one read of this array is self-consistent). Flat
+    // [SLOTS * NCTR] arrays, slot-major: bcc's ctypes layouts lose a second dimension.
+    u32 slot_tgid[SLOTS];
+    u64 slot_v[SLOTS * NCTR];
+    u64 slot_en[SLOTS * NCTR];
+    u64 slot_run[SLOTS * NCTR];
 };
 struct ctr_key {
     u32 tgid;
     u32 cpu;
 };
 struct ctr_val {
-    u64 v[NCTR];      // cumulative count of the process on this CPU, per slot
-    u64 en[NCTR];     // cumulative time the group was enabled over the spans the slot counted
-    u64 run[NCTR];    // ... and running (a slot that could not be read gains no time: absent)
+    u64 v[NCTR];      // cumulative count of the process on this CPU, per counter
+    u64 en[NCTR];     // cumulative time the group was enabled over the spans the counter counted
+    u64 run[NCTR];    // ... and running (a counter that could not be read gains no time: absent)
 };
 BPF_PERCPU_ARRAY(ctr_state, struct ctr_cpu, 1);
 BPF_HASH(ctr, struct ctr_key, struct ctr_val, CTR_ENTRIES);
@@ -161,14 +171,10 @@ BPF_PERF_ARRAY(ctr_llc_misses, MAX_CPUS);
 BPF_PERF_ARRAY(ctr_ref_cycles, MAX_CPUS);
 #endif
 
-// prev (tgid; 0 for the idle task) leaves this CPU: add its span's counts, and
-// keep the readings as the start of next's span.
-static __always_inline void ctr_switch(u32 tgid)
+// Read the counters now: prev's span (when tgid is not the idle task's 0) into
+// *span, and the readings kept as the start of next's span.
+static __always_inline void ctr_read(struct ctr_cpu *c, struct ctr_val *span, u32 tgid)
 {
-    u32 zero = 0;
-    struct ctr_cpu *c = ctr_state.lookup(&zero);
-    if (!c)
-        return;
     struct bpf_perf_event_value lead = {};
     u64 v[NCTR] = {};
     u32 ok = 0;
@@ -222,35 +228,44 @@ static __always_inline void ctr_switch(u32 tgid)
 #endif
     if (!(ok & (1 << CTR_LEADER)))
         ok = 0;                 // no times: the span cannot be scaled, so it is not counted
-    u32 both = ok & c->ok;
-    if (tgid && both) {
-        struct ctr_key key = {.tgid = tgid, .cpu = bpf_get_smp_processor_id()};
-        struct ctr_val *a = ctr.lookup(&key);
-        if (!a) {
-            struct ctr_val init = {};
-            ctr.insert(&key, &init);
-            a = ctr.lookup(&key);
-        }
-        if (a) {
-            u64 den = lead.enabled - c->en, drun = lead.running - c->run;
+    u32 both = tgid ? ok & c->ok : 0;
+    u64 den = lead.enabled - c->en, drun = lead.running - c->run;
 #pragma unroll
-            for (int k = 0; k < NCTR; k++) {
-                if (both & (1 << k)) {
-                    a->v[k] += v[k] - c->v[k];
-                    a->en[k] += den;
-                    a->run[k] += drun;
-                }
-            }
-        } else {
-            c->lost++;
+    for (int k = 0; k < NCTR; k++) {
+        if (both & (1 << k)) {
+            span->v[k] = v[k] - c->v[k];
+            span->en[k] = den;
+            span->run[k] = drun;
         }
-    }
-#pragma unroll
-    for (int k = 0; k < NCTR; k++)
         c->v[k] = v[k];
+    }
     c->en = lead.enabled;
     c->run = lead.running;
     c->ok = ok;
+}
+
+// Add counts to (tgid, this CPU)'s hash entry; a full map is counted.
+static __always_inline void ctr_hash_add(struct ctr_cpu *c, u32 tgid, u64 *v, u64 *en, u64 *run)
+{
+    if (!tgid || !(en[0] | en[1] | en[2] | en[3]))
+        return;
+    struct ctr_key key = {.tgid = tgid, .cpu = bpf_get_smp_processor_id()};
+    struct ctr_val *a = ctr.lookup(&key);
+    if (!a) {
+        struct ctr_val init = {};
+        ctr.insert(&key, &init);
+        a = ctr.lookup(&key);
+    }
+    if (!a) {
+        c->lost++;
+        return;
+    }
+#pragma unroll
+    for (int k = 0; k < NCTR; k++) {
+        a->v[k] += v[k];
+        a->en[k] += en[k];
+        a->run[k] += run[k];
+    }
 }
 #endif
 
@@ -274,7 +289,10 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     st->cur_tgid = (u32)(next_ids >> 32);
     st->switches++;
 #ifdef CTR_MASK
-    ctr_switch((u32)id ? (u32)(id >> 32) : 0);
+    struct ctr_cpu *cs = ctr_state.lookup(&zero);
+    struct ctr_val span = {};
+    if (cs)
+        ctr_read(cs, &span, (u32)id ? (u32)(id >> 32) : 0);
 #endif
 #ifdef WITH_FREQ
     u64 now = bpf_ktime_get_ns();
@@ -298,6 +316,10 @@ RAW_TRACEPOINT_PROBE(sched_switch)
         bpf_probe_read_kernel(&prio, 4, (void *)ctx->args[1] + TASK_PRIO_OFF);
         if (prio < 100 || prev_sums[1] > prev_sums[0]) {  // RT/deadline: no mark
             st->resyncs++;
+#ifdef CTR_MASK
+            if (cs)             // its counts are known all the same
+                ctr_hash_add(cs, id >> 32, span.v, span.en, span.run);
+#endif
             return 0;
         }
         delta = prev_sums[0] - prev_sums[1];
@@ -307,11 +329,43 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     for (int i = 0; i < SLOTS; i++) {
         if (st->slot_tgid[i] == tgid) {
             st->slot_ns[i] += delta;
+#ifdef CTR_MASK
+            if (cs) {
+                if (cs->slot_tgid[i] != tgid) {  // kept in step with the time slots: never, but cheap to rule out
+                    ctr_hash_add(cs, cs->slot_tgid[i], &cs->slot_v[i * NCTR], &cs->slot_en[i * NCTR], &cs->slot_run[i * NCTR]);
+                    cs->slot_tgid[i] = tgid;
+#pragma unroll
+                    for (int k = 0; k < NCTR; k++) {
+                        cs->slot_v[i * NCTR + k] = 0;
+                        cs->slot_en[i * NCTR + k] = 0;
+                        cs->slot_run[i * NCTR + k] = 0;
+                    }
+                }
+#pragma unroll
+                for (int k = 0; k < NCTR; k++) {
+                    cs->slot_v[i * NCTR + k] += span.v[k];
+                    cs->slot_en[i * NCTR + k] += span.en[k];
+                    cs->slot_run[i * NCTR + k] += span.run[k];
+                }
+            }
+#endif
             return 0;
         }
     }
     // Miss: flush the victim slot into the hash, then take it.
     u32 e = st->evict++ & (SLOTS - 1);
+#ifdef CTR_MASK
+    if (cs) {
+        ctr_hash_add(cs, cs->slot_tgid[e], &cs->slot_v[e * NCTR], &cs->slot_en[e * NCTR], &cs->slot_run[e * NCTR]);
+        cs->slot_tgid[e] = tgid;
+#pragma unroll
+        for (int k = 0; k < NCTR; k++) {
+            cs->slot_v[e * NCTR + k] = span.v[k];
+            cs->slot_en[e * NCTR + k] = span.en[k];
+            cs->slot_run[e * NCTR + k] = span.run[k];
+        }
+    }
+#endif
     u32 old = st->slot_tgid[e];
     u64 old_ns = st->slot_ns[e];
     u64 old_cgid = st->slot_cgid[e];

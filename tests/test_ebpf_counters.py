@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,16 +21,25 @@ from tests.test_ebpf import SPINNER, find
 
 pytestmark = [pytest.mark.root]
 
-# cpu-clock counts a span's wall time on the CPU, interrupts included; the scheduler's
-# runtime leaves interrupt time out (IRQ time accounting), so the counters run a little
-# ahead. Measured on the development VM (2 vCPUs, Linux 6.18, load average 3.3 from other
-# test runs): counters / on-CPU time - 1 over 20 per-core spans of 1 s spins, -0.06 % to
-# +1.74 % (median +0.5 %); in flight (mid-spin, 6 reads) +0.2 % to +2.1 %.
-BELOW, ABOVE = 0.005, 0.03
+# cpu-clock counts a span's wall time on the CPU; the scheduler's runtime leaves out the
+# time the VM's host took from the vCPU meanwhile (steal, CONFIG_PARAVIRT_TIME_ACCOUNTING),
+# so the counters run ahead by the steal. Measured on the development VM (2 vCPUs, Linux
+# 6.18, other test runs alongside): counters / on-CPU time - 1 over 20 per-core spans of
+# 1 s spins, -0.06 % to +1.74 % at load average 3.3 (steal ~1 %), up to +3.4 % at 5.6.
+# So the bound above is 1 % plus the steal measured on the CPUs during the spin (/proc/stat,
+# in 10 ms ticks: one tick of slack).
+BELOW, ABOVE = 0.005, 0.01
 
 
-def close_to(counted: float, seconds: float) -> bool:
-    return seconds * (1 - BELOW) <= counted <= seconds * (1 + ABOVE)
+def steal_s() -> float:
+    """Seconds stolen from all CPUs so far (/proc/stat, USER_HZ ticks)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def close_to(counted: float, seconds: float, stolen: float = 0.0) -> bool:
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    return seconds * (1 - BELOW) <= counted <= seconds * (1 + ABOVE) + stolen + tick
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +60,13 @@ def stand_in():
 
 def spin(sampler, secs: float, cpu: int | None = None, mid: float | None = None):
     """Samples around a child's spin of ``secs`` CPU seconds; (the child's sample, the activity,
-    its sample mid-spin when ``mid`` seconds are given)."""
+    its sample mid-spin when ``mid`` seconds are given, and the seconds stolen from the CPUs meanwhile)."""
     args = [sys.executable, "-c", SPINNER, str(secs)] + ([str(cpu)] if cpu is not None else [])
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         p.stdout.readline()
         sampler.sample()  # the child is blocked on stdin: baseline
+        stolen0 = steal_s()
         p.stdin.write("go\n")
         p.stdin.flush()
         during = None
@@ -65,15 +76,16 @@ def spin(sampler, secs: float, cpu: int | None = None, mid: float | None = None)
         p.stdout.readline()
         time.sleep(0.02)  # let it block again (switch out)
         act = sampler.sample()
+        stolen = steal_s() - stolen0
     finally:
         p.stdin.write("x\n")
         p.stdin.flush()
         p.wait(timeout=10)
-    return find(act, p.pid), act, during
+    return find(act, p.pid), act, during, stolen
 
 
 def test_counters_per_process_and_core_match_its_on_cpu_time(stand_in):
-    p, act, _ = spin(stand_in, 1.0)
+    p, act, _, stolen = spin(stand_in, 1.0)
     assert act.per_process_counters and p is not None and p.counters
     assert p.cpu_s == pytest.approx(1.0, rel=0.01)
     assert set(p.counters) == {cpu for cpu, s in p.per_cpu_s.items() if s > 0.001} | set(p.counters)
@@ -81,8 +93,8 @@ def test_counters_per_process_and_core_match_its_on_cpu_time(stand_in):
         if seconds < 0.01:
             continue  # a few ms: a stray span, dominated by where exactly the switch fell
         d = p.counters[cpu]
-        assert close_to(d.cycles / 1e9, seconds), (cpu, d, seconds)
-        assert close_to(d.instructions / 1e9, seconds), (cpu, d, seconds)  # a member of the group
+        assert close_to(d.cycles / 1e9, seconds, stolen), (cpu, d, seconds, stolen)
+        assert close_to(d.instructions / 1e9, seconds, stolen), (cpu, d, seconds)  # a group member
         assert d.llc_misses is None and d.ref_cycles is None  # not installed: absent, never 0
         assert d.running_ratio == pytest.approx(1.0, abs=0.01)  # software events are never multiplexed
     extra = act.source.extra
@@ -92,18 +104,20 @@ def test_counters_per_process_and_core_match_its_on_cpu_time(stand_in):
 
 def test_counters_of_a_pinned_process_are_on_its_core(stand_in):
     cpu = max(os.sched_getaffinity(0))
-    p, _, _ = spin(stand_in, 0.5, cpu=cpu)
-    assert close_to(p.counters[cpu].cycles / 1e9, p.per_cpu_s[cpu]), (p.counters, p.per_cpu_s)
+    p, _, _, stolen = spin(stand_in, 0.5, cpu=cpu)
+    assert close_to(p.counters[cpu].cycles / 1e9, p.per_cpu_s[cpu], stolen), (p.counters, p.per_cpu_s)
     other = sum(d.cycles for c, d in p.counters.items() if c != cpu)
     assert other < 0.005 * p.counters[cpu].cycles
 
 
 def test_a_running_task_has_its_counters_in_flight(stand_in):
-    _, _, during = spin(stand_in, 1.5, mid=0.6)
+    _, _, during, stolen = spin(stand_in, 1.5, mid=0.6)
     assert during is not None and during.cpu_s > 0.2
     counted = sum(d.cycles for d in during.counters.values()) / 1e9
-    # the time's in-flight part is the scheduler's runtime, up to a tick behind; the counters' is exact
-    assert during.cpu_s * (1 - BELOW) <= counted <= during.cpu_s * 1.05 + 0.005, (during.counters, during.cpu_s)
+    # the time's in-flight part is the scheduler's runtime, up to a tick (4 ms at HZ=250) behind;
+    # the counters' is exact
+    assert during.cpu_s * (1 - BELOW) <= counted <= during.cpu_s * (1 + ABOVE) + stolen + 0.01, \
+        (during.counters, during.cpu_s, stolen)
 
 
 def test_core_counters_come_from_the_same_events(stand_in):
@@ -154,17 +168,15 @@ def test_perf_array_entries_go_with_the_fd_they_were_inserted_through(stand_in):
     if pin is None:
         pytest.skip("probe loaded in-process (no pins): nothing to open a second fd from")
     cpu = max(os.sched_getaffinity(0))
-    second = bpfsys.obj_get(str(pin / "maps" / "ctr_ref_cycles")) if (pin / "maps" / "ctr_ref_cycles").exists() \
-        else None
-    if second is None:
-        # the stand-in probe has no ref_cycles slot: use instructions' array, restoring it after
-        second = bpfsys.obj_get(str(pin / "maps" / "ctr_instructions"))
+    second = bpfsys.obj_get(str(pin / "maps" / "ctr_instructions"))  # a second fd of a pinned array
     fd = open_counter(CPU_CLOCK, cpu)
     try:
         bpfsys.update(second, ct.c_int(cpu), ct.c_int(fd))
+        p, _, _, _ = spin(stand_in, 0.3, cpu=cpu)
+        assert p.counters[cpu].instructions > 0  # the event put in through the second fd counts
         os.close(second)  # the entry goes with it ...
         second = -1
-        p, _, _ = spin(stand_in, 0.3, cpu=cpu)
+        p, _, _, _ = spin(stand_in, 0.3, cpu=cpu)
         assert p.counters[cpu].cycles > 0
         assert p.counters[cpu].instructions is None  # ... so that slot reads as absent on that CPU
     finally:

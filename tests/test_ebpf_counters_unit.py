@@ -130,7 +130,13 @@ class Obj:
 def test_loader_reads_counter_maps_with_the_groups_times_and_drops_a_member_that_never_counted():
     ctr = Table({Obj(tgid=100, cpu=0): Obj(v=[500, 900, 0, 0], en=[40, 40, 0, 0], run=[20, 20, 0, 0]),
                  Obj(tgid=100, cpu=1): Obj(v=[1, 2, 0, 0], en=[30, 0, 0, 0], run=[30, 0, 0, 0])})
-    state = Table({0: [Obj(v=[7, 8, 0, 0], en=4, run=2, ok=0b11, lost=5), Obj(v=[0] * 4, en=0, run=0, ok=0, lost=0)]})
+    z4 = [0] * 4
+    empty = dict(slot_tgid=[0] * 4, slot_v=z4 * 4, slot_en=z4 * 4, slot_run=z4 * 4)
+    # CPU 0's cache slots (flat, slot-major) hold recent counts of 100 (slot 1) and of 200 (slot 3)
+    slots0 = dict(slot_tgid=[0, 100, 0, 200], slot_v=z4 + [5, 9, 0, 0] + z4 + [3, 3, 0, 0],
+                  slot_en=z4 + [2, 2, 0, 0] + z4 + [6, 6, 0, 0], slot_run=z4 + [1, 1, 0, 0] + z4 + [6, 6, 0, 0])
+    state = Table({0: [Obj(v=[7, 8, 0, 0], en=4, run=2, ok=0b11, lost=5, **slots0),
+                       Obj(v=[0] * 4, en=0, run=0, ok=0, lost=0, **empty)]})
 
     class Fds:
         fds = {"cycles": {0: 10}, "instructions": {0: 11}}
@@ -145,7 +151,9 @@ def test_loader_reads_counter_maps_with_the_groups_times_and_drops_a_member_that
                               with_freq=False, load_s=0.0, counter_slots=("cycles", "instructions"),
                               counters=Fds())
     totals, per_cpu = probe.read_counters()
-    assert totals[(100, 0)] == (CounterValue(500, 40, 20), None, None, None)
+    assert totals[(100, 0)] == (CounterValue(505, 42, 21), None, None, None)  # hash + slot
+    assert totals[(200, 0)] == (CounterValue(3, 6, 6), None, None, None)  # only in a slot so far
+    assert probe.counter_cached == {100, 200}  # not deletable yet
     assert totals[(100, 1)] == (CounterValue(1, 30, 30), None, None, None)  # never read: absent, not 0
     assert per_cpu[0].values == (CounterValue(7, 4, 2), None, None, None) and per_cpu[0].lost == 5
     assert per_cpu[0].now == (CounterValue(70, 50, 30), None, None, None)

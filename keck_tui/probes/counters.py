@@ -32,9 +32,13 @@ from keck_tui.probes.perfevent import (CYCLES, INSTRUCTIONS, LLC_MISSES, REF_CYC
 
 #: Counter slots in the probe's order (bit k of CTR_MASK), named like CounterDelta's fields.
 SLOTS = ("cycles", "instructions", "llc_misses", "ref_cycles")
-#: What each slot counts unless told otherwise (tests and benchmarks put software events in).
+#: What each slot counts (tests and benchmarks put software events in instead).
 HARDWARE: Mapping[str, EventSpec] = {"cycles": CYCLES, "instructions": INSTRUCTIONS,
                                      "llc_misses": LLC_MISSES, "ref_cycles": REF_CYCLES}
+#: The slots the probe reads by default. Each costs one counter read at every context switch;
+#: ref-cycles is left out because no model uses it (effective frequency is cycles / on-CPU
+#: time): pass ``events=HARDWARE`` to count it too.
+PROBE_DEFAULT = ("cycles", "instructions", "llc_misses")
 
 
 def table_name(slot: str) -> bytes:
@@ -107,10 +111,11 @@ class ProbeCounters:
 
 
 def open_counters(cpus: Iterable[int], events: Mapping[str, EventSpec] | None = None) -> ProbeCounters:
-    """One counting event per CPU for each slot in ``events`` (default: the hardware ones).
+    """One counting event per CPU for each slot in ``events`` (default: the hardware
+    events of :data:`PROBE_DEFAULT`).
 
     Never raises for a missing event: the slot is absent and ``why`` says why."""
-    chosen = HARDWARE if events is None else events
+    chosen = {s: HARDWARE[s] for s in PROBE_DEFAULT} if events is None else events
     cpus = list(cpus)
     out = ProbeCounters()
     leader: dict[int, int] = {}  # cpu -> the group leader's fd

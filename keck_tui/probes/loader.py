@@ -291,6 +291,7 @@ class OnCpuProbe:
     counters: Any = None  # the perf events (probes/counters.ProbeCounters), closed with the probe
     _closed: bool = False
     _counter_keys: dict[int, list[int]] = field(default_factory=dict)  # tgid -> CPUs with a ctr entry
+    counter_cached: frozenset[int] = frozenset()  # tgids with counts in a per-CPU slot at the last read
 
     @classmethod
     def open(cls, *, map_entries: int = DEFAULT_MAP_ENTRIES,
@@ -446,6 +447,7 @@ class OnCpuProbe:
             freq = tuple(FreqCounters(cpu, f.last, f.f3, f.f1, f.khz, f.cube, f.fmax_khz)
                          for cpu in self.cpus for f in [ftab[ct.c_int(cpu)]])
         counters, counter_cpus = self.read_counters() if self.counter_slots else ({}, ())
+        cached |= self.counter_cached if self.counter_slots else set()
         return ProbeRead(ktime_ns=ktime, oncpu=oncpu, cpus=cpus, exited=exited,
                          exit_lost=exit_lost, prog_misses=self.prog_misses(), freq=freq,
                          map_entries=self.map_entries, cached=frozenset(cached),
@@ -453,25 +455,47 @@ class OnCpuProbe:
                          counter_cpus=counter_cpus, counter_entries=self.counter_entries)
 
     def read_counters(self) -> tuple[dict[tuple[int, int], CounterValues], tuple[CounterCpu, ...]]:
-        """The ``ctr`` hash ((tgid, cpu) -> per-slot totals), then each CPU's readings at
-        its last switch with its events' totals now (this process's own perf fds, read
-        last: the in-flight span of the task on each CPU is the difference).
+        """(tgid, cpu) -> per-counter totals (the ``ctr`` hash plus the per-CPU cache slots),
+        and each CPU's readings at its last switch with its events' totals now (this
+        process's own perf fds, read last: the in-flight span of the task on each CPU
+        is the difference).
 
-        A group member that never counted while its leader did (the PMU could not take
-        it) is absent on that CPU, not 0: its BPF counts carry the leader's times."""
-        out: dict[tuple[int, int], CounterValues] = {}
-        keys: dict[int, list[int]] = {}
+        Like the time: slots, hash, slots again; a slot flushed meanwhile (its tgid
+        changed, or its time went down) has its process's hash entry read again, so a
+        flush between the reads is neither missed nor counted twice. A group member that
+        never counted while its leader did (the PMU could not take it) is absent on that
+        CPU, not 0: its BPF counts carry the leader's times."""
+        n = len(COUNTER_SLOTS)
         mask = sum(1 << COUNTER_SLOTS.index(s) for s in self.counter_slots)
-        for key, val in _items(self.bpf[b"ctr"]):
-            out[(key.tgid, key.cpu)] = _counter_values(val.v, val.en, val.run, mask)  # per-slot times
+        table = self.bpf[b"ctr"]
+        before = self.bpf[b"ctr_state"][ct.c_int(0)]
+        raw: dict[tuple[int, int], list[list[int]]] = {}  # (tgid, cpu) -> [counts, enabled, running]
+        keys: dict[int, list[int]] = {}
+        for key, val in _items(table):
+            raw[(key.tgid, key.cpu)] = [list(val.v), list(val.en), list(val.run)]
             keys.setdefault(key.tgid, []).append(key.cpu)
-        self._counter_keys = keys
         per_cpu = self.bpf[b"ctr_state"][ct.c_int(0)]
+        for cpu, c0, c1 in zip(self.cpus, before, per_cpu):
+            for i, tgid in enumerate(c0.slot_tgid):
+                flushed = c1.slot_tgid[i] != tgid or any(c1.slot_en[i * n + k] < c0.slot_en[i * n + k]
+                                                         for k in range(n))
+                if tgid and flushed:
+                    key = table.Key()
+                    key.tgid, key.cpu = tgid, cpu
+                    try:
+                        val = table[key]
+                    except KeyError:
+                        continue  # the flush found the map full (counted in lost)
+                    raw[(tgid, cpu)] = [list(val.v), list(val.en), list(val.run)]
+                    keys.setdefault(tgid, []).append(cpu)
+        self._counter_keys = keys
+        self.counter_cached = frozenset(_add_slots(raw, self.cpus, per_cpu, n))
+        out = {key: _counter_values(*row, mask) for key, row in raw.items()}  # per-counter times
         now = self._counters_now()
         dead = {cpu: _not_counting(values) for cpu, values in now.items()}
         if any(dead.values()):
             out = {k: _without(v, dead.get(k[1], 0)) for k, v in out.items()}
-        cpus = tuple(CounterCpu(cpu, _without(_counter_values(v.v, [v.en] * 4, [v.run] * 4, v.ok), dead.get(cpu, 0)),
+        cpus = tuple(CounterCpu(cpu, _without(_counter_values(v.v, [v.en] * n, [v.run] * n, v.ok), dead.get(cpu, 0)),
                                 v.lost, _without(now[cpu], dead[cpu]) if cpu in now else None)
                      for cpu, v in zip(self.cpus, per_cpu))
         return out, cpus
@@ -533,6 +557,20 @@ def _counter_values(v: Any, en: Any, run: Any, ok: int) -> CounterValues:
     never read (enabled time 0)."""
     return tuple(CounterValue(v[k], en[k], run[k]) if ok & (1 << k) and en[k] else None
                  for k in range(len(COUNTER_SLOTS)))
+
+
+def _add_slots(raw: dict[tuple[int, int], list[list[int]]], cpus: list[int], per_cpu: Any, n: int) -> set[int]:
+    """Add each CPU's cache slots (flat, slot-major) to ``raw``; the tgids they hold."""
+    cached: set[int] = set()
+    for cpu, c in zip(cpus, per_cpu):
+        for i, tgid in enumerate(c.slot_tgid):
+            if tgid and any(c.slot_en[i * n:(i + 1) * n]):
+                cached.add(tgid)
+                row = raw.setdefault((tgid, cpu), [[0] * n, [0] * n, [0] * n])
+                for part, src in zip(row, (c.slot_v, c.slot_en, c.slot_run)):
+                    for k in range(n):
+                        part[k] += src[i * n + k]
+    return cached
 
 
 def _not_counting(now: CounterValues) -> int:

@@ -309,8 +309,9 @@ class EbpfSampler:
         """Delete map entries of processes that are gone, one read after we saw them go
         (and once no per-CPU slot holds their time, or a later flush would revive them)."""
         cached = getattr(read, "cached", frozenset())
+        in_maps = set(read.oncpu) | {tgid for tgid, _cpu in getattr(read, "counters", {})}
         forget = [t for t in self._forget_next
-                  if (t in read.oncpu or t in read.exited) and t not in cached]
+                  if (t in in_maps or t in read.exited) and t not in cached]
         if forget:
             self.probe.forget(forget)
             for t in forget:  # a reused PID starts from zero
@@ -320,7 +321,7 @@ class EbpfSampler:
         if not first and self._gen % self.gc_every == 0 and live:
             # Entries with no exit record whose process is gone (exit map full, or a
             # leader that exited before its threads): collected if still gone next time.
-            gone = {t for t in read.oncpu if t not in live and t not in read.exited}
+            gone = {t for t in in_maps if t not in live and t not in read.exited}
             nxt |= gone & self._vanished
             self._vanished = gone - nxt
         self._forget_next = nxt
