@@ -81,7 +81,8 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
 
                 sampler, status = opener(procfs_root=settings.procfs_root, clock=clock,
                                          thread_detail=is_vm_process,
-                                         map_entries=profile_named(settings.profile).ebpf_map_entries)
+                                         map_entries=profile_named(settings.profile).ebpf_map_entries,
+                                         counters=settings.counters != "off")
             except Exception as exc:  # noqa: BLE001
                 sampler, status = None, SourceStatus("ebpf", "error", f"{type(exc).__name__}: {exc}")
         if sampler is not None:
@@ -97,11 +98,18 @@ def build_activity(settings: Settings, clock: Clock) -> tuple[ActivitySampler, l
     return make_activity_sampler(settings.procfs_root, clock, thread_detail=is_vm_process), notes
 
 
-def build_counters(settings: Settings, clock: Clock) -> tuple[CounterSampler | None, list[SourceStatus]]:
-    """Per-core hardware counters (``--counters auto``), or the status saying why there are none."""
+def build_counters(settings: Settings, clock: Clock,
+                   activity: object = None) -> tuple[CounterSampler | None, list[SourceStatus]]:
+    """Per-core hardware counters (``--counters auto``), or the status saying why there are none.
+    Where the eBPF probe counts (per process, at every switch), its own events give the cores'
+    counters too: opening a second set would make the PMU multiplex."""
     if settings.counters == "off":
         return None, [SourceStatus("counters", "unavailable", "turned off (--counters off, or counters = \"off\")",
                                    extra={"fix": "--counters auto (or counters = \"auto\" in the config)"})]
+    from_probe = getattr(activity, "counter_sampler", None)
+    probe_counters = from_probe() if callable(from_probe) else None
+    if probe_counters is not None:
+        return probe_counters, []
     from keck_tui.probes.perfevent import supported
     from keck_tui.samplers.perfcounters import PerfCounterSampler
 
@@ -189,7 +197,7 @@ def build_collector(settings: Settings, sources: LocalSources = LocalSources(),
         check_kubelet_url(sources.kubelet.url)
     sampling = profile_named(settings.profile)
     activity, notes = build_activity(settings, clock)
-    counters, counter_notes = build_counters(settings, clock)
+    counters, counter_notes = build_counters(settings, clock, activity)
     profile, memory = build_estimate(settings)
     apply_tiers(activity, sampling)
     grouper = make_grouper(sources.kubelet, settings.procfs_root)

@@ -127,6 +127,9 @@ def test_core_counters_come_from_the_same_events(stand_in):
     for core in act.cores:
         # cpu-clock counts every nanosecond the CPU exists, idle included
         assert core.counters is not None and core.counters.cycles / 1e9 == pytest.approx(act.interval_s, rel=0.1)
+    reading = stand_in.counter_sampler().sample()  # the counters source, from the same events
+    assert reading.source.ok and reading.cores == {c.cpu: c.counters for c in act.cores}
+    assert "per process at every context switch" in reading.source.detail
 
 
 def test_without_a_pmu_the_status_says_the_kernels_reason_and_the_probe_runs_on():

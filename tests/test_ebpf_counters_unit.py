@@ -7,7 +7,12 @@ import errno
 
 import pytest
 
+from keck_tui.attribution.features import COUNTERS_PROCESS, counter_source
+from keck_tui.clock import FakeClock
+from keck_tui.config import Settings
 from keck_tui.probes import loader
+from keck_tui.samplers.counter_share import with_counters
+from keck_tui.wiring import build_counters
 from keck_tui.probes.counters import SLOTS, ProbeCounters, mask
 from keck_tui.probes.loader import CounterCpu, CounterValue, ProbeRead
 from keck_tui.samplers.ebpf_counters import CounterDeltas, add, to_delta
@@ -97,6 +102,23 @@ def test_sampler_gives_process_and_core_counters_and_the_status_says_which():
     assert extra["counters"] == "cycles" and extra["counter_used"] == 1 and extra["counter_entries"] == 32
     assert extra["counter_overflow"] == 3 and "counter map full: 3 spans" in act.source.detail
     assert extra["counter_running_ratio"] == 1.0
+    # the features see per-process counters; the counters source is the probe's own events
+    assert counter_source(act) == COUNTERS_PROCESS
+    reading = s.counter_sampler().sample()
+    assert reading.source.ok and reading.source.name == "counters" and reading.source.extra["per_process"]
+    assert reading.cores[0].cycles == pytest.approx(3_500_000_000 - 10_000) and reading.interval_s == 1.0
+    merged = with_counters(act, reading)  # what the collector does: processes keep their own
+    assert by_pid(merged)[100].counters == p.counters and merged.cores[0].counters == reading.cores[0]
+
+
+def test_wiring_takes_the_cores_counters_from_the_probe_when_it_counts():
+    class Activity:
+        def counter_sampler(self):
+            return "the probe's"
+
+    assert build_counters(Settings(), FakeClock(), Activity())[0] == "the probe's"
+    off, notes = build_counters(Settings(counters="off"), FakeClock(), Activity())
+    assert off is None and "turned off" in notes[0].detail
 
 
 def test_without_counters_the_sampler_says_why_and_processes_carry_none():

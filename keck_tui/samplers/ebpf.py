@@ -38,8 +38,8 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.ebpf_counters import CounterDeltas, Totals
 from keck_tui.samplers.fileio import read_bytes
-from keck_tui.samplers.types import (ActivitySampler, CoreSample, CpuActivity, ProcessSample, ThreadSample,
-                                     error_activity, safe_sample)
+from keck_tui.samplers.types import (ActivitySampler, CoreSample, CounterDelta, CounterReading, CpuActivity,
+                                     ProcessSample, ThreadSample, error_activity, safe_sample)
 
 NAME = "ebpf"
 PF_KTHREAD = 0x00200000
@@ -160,6 +160,9 @@ class EbpfSampler:
         self._ctr = CounterDeltas()
         #: why the probe has no hardware counters ('' when it has them, or was not asked)
         self.counters_why = ""
+        self.core_counters: dict[int, CounterDelta] = {}  # the last interval's, per core
+        self.counter_slots: tuple[str, ...] = tuple(getattr(probe, "counter_slots", ()))
+        self.interval_s = 0.0
 
     def close(self) -> None:
         self.probe.close()
@@ -222,6 +225,8 @@ class EbpfSampler:
         status = self._status(read, base_act, first)
         self._prev_t = now
         self._prev_read = read
+        self.interval_s = interval
+        self.counter_slots = tuple(getattr(read, "counter_slots", ()))
         return CpuActivity(status, interval_s=interval, processes=tuple(procs), cores=cores,
                            per_cpu_exact=True, per_process_counters=self._has_counters(read))
 
@@ -231,7 +236,17 @@ class EbpfSampler:
         if not now or not self._has_counters(read):
             return cores
         per_core = self._ctr.cores(now, first)
+        self.core_counters = per_core
         return tuple(replace(c, counters=per_core[c.cpu]) if c.cpu in per_core else c for c in cores)
+
+    @property
+    def has_counters(self) -> bool:
+        """Hardware counters are installed in the probe (per process at every switch)."""
+        return bool(self.counter_slots) and not self.counters_why
+
+    def counter_sampler(self) -> "ProbeCounterSampler | None":
+        """The ``counters`` source over the probe's own events, when it has counters."""
+        return ProbeCounterSampler(self) if self.has_counters else None
 
     def _has_counters(self, read) -> bool:
         return bool(getattr(read, "counter_slots", ())) and not self.counters_why
@@ -409,6 +424,40 @@ class EbpfSampler:
             notes.append(f"counter map full: {lost} spans without counters")
         if ratio is not None and ratio < 0.999:
             notes.append(f"counters multiplexed (running {ratio:.0%} of the time, scaled)")
+
+
+class ProbeCounterSampler:
+    """The ``counters`` source when the eBPF probe counts: each core's counters over the
+    interval, from the probe's own perf events (read once per interval). Opening a second
+    set (samplers/perfcounters.py) would count the same thing twice on the PMU and make
+    it multiplex; the probe owns and closes the events."""
+
+    name = "counters"
+
+    def __init__(self, ebpf: EbpfSampler) -> None:
+        self.ebpf = ebpf
+
+    def sample(self) -> CounterReading:
+        from keck_tui.samplers.perfcounters import per_core_json
+        deltas = dict(self.ebpf.core_counters)
+        events = getattr(getattr(self.ebpf.probe, "counters", None), "events", {}) or {}
+        opened = list(self.ebpf.counter_slots)
+        ratio = min((d.running_ratio for d in deltas.values()), default=1.0)
+        what = f"the eBPF probe's perf events: {', '.join(opened)} per process at every context switch and per core"
+        if not deltas:
+            what += "; warming up"
+        elif ratio < 1.0:
+            what += f"; multiplexed: counted {100 * ratio:.0f} % of the time (scaled)"
+        stand_ins = {s: e for s, e in events.items() if e != s}
+        if stand_ins:
+            what += "; stand-ins: " + ", ".join(f"{s}={e}" for s, e in stand_ins.items())
+        return CounterReading(SourceStatus("counters", STATUS_OK, what,
+                                           extra={"events": opened, "cpus": len(deltas), "running_ratio": round(ratio, 4),
+                                                  "per_core": per_core_json(deltas), "per_process": True}),
+                              interval_s=self.ebpf.interval_s, cores=deltas)
+
+    def close(self) -> None:
+        """Nothing: the events are the probe's (closed with the activity sampler)."""
 
 
 def _is_this_kernels_procfs(root: str) -> bool:
