@@ -16,7 +16,7 @@ from keck_tui.attribution.components import learned_miss_weight
 from keck_tui.attribution.engine import Attribution, AttributionConfig, AttributionInput, attribute
 from keck_tui.attribution.estimate import ESTIMATE_RELATIVE_ERROR
 from keck_tui.attribution.features import (COUNTERS_PROCESS, MISS_UNIT, ModelFeatures, core_infos,
-                                           counter_source, extract)
+                                           counter_source, effective_mhz, extract)
 from keck_tui.attribution.idle import IdleLearner
 from keck_tui.attribution.ledger import EnergyLedger
 from keck_tui.attribution.power import NodePower, resolve_node_power
@@ -29,7 +29,7 @@ from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Row, Snapshot, SourceStatu
 from keck_tui.samplers.counter_share import with_counters
 from keck_tui.samplers.perfcounters import per_core_json
 from keck_tui.samplers.sanity import sane_gpu, sane_power
-from keck_tui.samplers.types import (ActivitySampler, CounterReading, CounterSampler, CpuActivity,
+from keck_tui.samplers.types import (ActivitySampler, CounterDelta, CounterReading, CounterSampler, CpuActivity,
                                      FrequencyReading, FrequencySampler, GpuReading, GpuSampler, PowerReading,
                                      PowerSampler, error_activity, safe_sample)
 
@@ -351,8 +351,11 @@ def with_node_counters(root: Row, activity: CpuActivity) -> Row:
         return math.fsum(values) if values else None
 
     insn, cycles = total("instructions"), total("cycles")
-    return replace(root, instructions=insn, llc_misses=total("llc_misses"),
+    root = replace(root, instructions=insn, llc_misses=total("llc_misses"),
                    ipc=insn / cycles if insn is not None and cycles else None)
+    busy = math.fsum(c.busy_s for c in activity.cores if c.counters is not None and c.counters.cycles is not None)
+    mhz = effective_mhz(CounterDelta(cycles=cycles), busy)  # the node's cycles ÷ its busy time
+    return replace(root, freq_mhz=mhz, freq_nominal=False, freq_source="cycles") if mhz is not None else root
 
 
 def _round(x: float) -> float:

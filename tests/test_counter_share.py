@@ -165,6 +165,8 @@ def test_collector_gives_core_and_process_rows_their_counters(tmp_path: Path) ->
     assert group.instructions == pytest.approx(5.0e9) and group.llc_misses == pytest.approx(1e4 + 4e7)
     # the node row: its cores' totals (idle and kernel time included), from the per-core reading
     assert snap.root.instructions == pytest.approx(5.0e9) and snap.root.ipc == pytest.approx(2.0)
+    # and its MHz: every core's cycles ÷ their busy time (2.5e9 cycles in 1.0 busy second)
+    assert snap.root.freq_mhz == pytest.approx(2500.0) and snap.root.freq_source == "cycles"
     per_core = snap.source("counters").extra.get("per_core")
     assert per_core is None  # the fake reports none; the real sampler's per_core feeds /metrics
     back = Snapshot.loads(snap.dumps())
@@ -259,5 +261,6 @@ def test_per_cpu_events_are_closed_where_the_activity_sampler_counts_itself() ->
     assert status.ok and "from the ebpf sampler" in status.detail
     assert [e["cpu"] for e in status.extra["per_core"]] == [0, 1]
     assert snap.root.instructions == pytest.approx(4e9) and snap.root.ipc == pytest.approx(2.0)
+    assert snap.root.freq_mhz == pytest.approx(2000.0) and not snap.root.freq_nominal
     proc = next(r for _, r in snap.root.walk() if r.pid == 7)
     assert proc.instructions == pytest.approx(2e9)  # the probe's own, not a time share of the core's

@@ -52,7 +52,8 @@ ORDER = ("watts", "bound", "range", "trend", "share", "cpu", "mhz", "insn", "ipc
 WORK_KEYS = ("wrate", "jpu", "wcost")
 COUNTER_KEYS = ("insn", "ipc", "llc")
 #: Dropped first to last when the terminal is narrow; WATTS and ± never are.
-DROP_ORDER = ("energy", "gpu", "llc", "insn", "mhz", "range", "co2", "cost", "wcost", "cpu", "share", "ipc", "wrate", "jpu")
+DROP_ORDER = ("energy", "gpu", "llc", "insn", "mhz", "range", "co2", "cost", "wcost", "cpu", "share", "ipc",
+              "wrate", "jpu")
 #: Short unit names for the WORK/s column.
 UNIT_ABBREV = {"token": "tok", "prompt token": "ptok", "request": "req", "frame": "frm", "byte": "B"}
 
