@@ -17,7 +17,9 @@ def serve_in_thread(app: web.Application, ssl_context=None) -> Iterator[str]:
     box: dict[str, object] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(app)
+        # A handler still running when the block ends (a peer that hangs on purpose) is cancelled
+        # after a second, not waited for (aiohttp's default is 60 s; the join below gives up at 10).
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
