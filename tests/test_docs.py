@@ -88,3 +88,57 @@ def test_design_names_every_field_a_snapshot_carries() -> None:
     levels = {r.level for s in snaps for _, r in s.root.walk()}
     assert not [lv for lv in levels if f"`{lv}`" not in text]
     assert not [i for i in SYNTHETIC_IDS if f"`{i}`" not in text]
+
+
+def _flags(parser: Any) -> tuple[set[str], dict[str, set[str]]]:
+    """The top-level parser's flags, and each subcommand's (nested ones by their own name)."""
+    import argparse
+
+    subs: dict[str, set[str]] = {}
+
+    def walk(p: argparse.ArgumentParser) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    subs[name] = {f for a in sub._actions for f in a.option_strings}
+                    walk(sub)
+
+    walk(parser)
+    return {f for a in parser._actions for f in a.option_strings}, subs
+
+
+#: A keck-top command as the docs write it: at the start of a code span or line, after a prompt,
+#: sudo or a venv path (not the "keck-top" of a namespace or a secret's name).
+COMMAND = re.compile(r"(?:^|`|\$ |sudo |\.venv/bin/|make run ARGS=\")keck-top((?: [^`|;&\"]*)?)")
+
+
+def test_every_flag_the_docs_give_a_command_is_one_it_has() -> None:
+    """`keck-top SUB … --flag` in README.md and docs/*.md: SUB (or keck-top itself) has --flag."""
+    from keck_tui.cli import build_parser
+
+    top, subs = _flags(build_parser())
+    bad = []
+    for page in PAGES:
+        for n, line in enumerate(page.read_text().splitlines(), 1):
+            for args in COMMAND.findall(line.strip()):
+                words = args.split()
+                sub = next((w for w in reversed(words[:2]) if w in subs), None)  # debug parse-…: the inner one
+                allowed = subs[sub] if sub else top
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", args):
+                    if flag not in allowed:
+                        bad.append(f"{page.name}:{n}: keck-top {sub or ''} has no {flag}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_readmes_example_configuration_loads(tmp_path: Path) -> None:
+    """The README's config.toml example is a valid configuration (unknown keys are errors)."""
+    from keck_tui.config import load_config
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Configuration"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert block is not None
+    path = tmp_path / "config.toml"
+    path.write_text(block.group(1))
+    settings = load_config(path, explicit=True)
+    assert settings.interval == 1.0 and settings.idle == "separate"
