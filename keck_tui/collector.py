@@ -27,7 +27,7 @@ from keck_tui.clock import Clock, SystemClock
 from keck_tui.hierarchy.types import GroupPath, Grouper
 from keck_tui.model import KIND_ESTIMATED, STATUS_OK, Row, Snapshot, SourceStatus
 from keck_tui.samplers.counter_share import with_counters
-from keck_tui.samplers.perfcounters import per_core_json
+from keck_tui.samplers.perfcounters import PerfCounterSampler, per_core_json
 from keck_tui.samplers.sanity import sane_gpu, sane_power
 from keck_tui.samplers.types import (ActivitySampler, CounterDelta, CounterReading, CounterSampler, CpuActivity,
                                      FrequencyReading, FrequencySampler, GpuReading, GpuSampler, PowerReading,
@@ -174,10 +174,11 @@ class Collector:
         return self._counters_of(activity), power, gpus, freq
 
     def _counters_of(self, activity: CpuActivity) -> CpuActivity:
-        """``activity`` with the per-CPU counters' core counts and processes' time shares. Where
-        the activity sampler measures counters itself (the eBPF probe, at every switch), the
-        per-CPU events are closed: the same PMU counters opened twice would only multiplex."""
-        if self.counters is not None and counted_by_activity(activity):
+        """``activity`` with the counter source's core counts and processes' time shares. Where
+        the activity sampler measures counters itself (the eBPF probe, at every switch) but
+        per-CPU events of our own were opened (wiring could not know yet), those are closed:
+        the same PMU counters opened twice would only multiplex."""
+        if isinstance(self.counters, PerfCounterSampler) and counted_by_activity(activity):
             counters, self.counters = self.counters, None
             close = getattr(counters, "close", None)
             if callable(close):

@@ -250,13 +250,23 @@ class CountingActivity:
 
 
 def test_per_cpu_events_are_closed_where_the_activity_sampler_counts_itself() -> None:
-    fake = FakeCounters({0: CounterDelta(cycles=5.0)})
-    collector = Collector(activity=CountingActivity(), grouper=make_grouper(), host="n1", counters=fake,
+    from keck_tui.samplers.perfcounters import PerfCounterSampler
+
+    opened: list[int] = []
+    closed: list[int] = []
+
+    def opener(spec, cpu):
+        opened.append(len(opened) + 3)
+        return opened[-1]
+
+    own = PerfCounterSampler(cpus=lambda: [0, 1], opener=opener, reader=lambda fd: (fd, 1, 1),
+                             closer=closed.append, clock=FakeClock())
+    collector = Collector(activity=CountingActivity(), grouper=make_grouper(), host="n1", counters=own,
                           config=AttributionConfig(model="auto"), clock=FakeClock(), state_dir=None)
     collector.prime()
-    assert fake.calls == 1 and not fake.closed  # the probe has not counted yet
+    assert len(opened) == 8 and not closed  # the probe has not counted yet
     snap = collector.collect()
-    assert fake.closed and fake.calls == 1 and collector.counters is None
+    assert sorted(closed) == opened and collector.counters is None
     status = snap.source("counters")
     assert status.ok and "from the ebpf sampler" in status.detail
     assert [e["cpu"] for e in status.extra["per_core"]] == [0, 1]
@@ -264,3 +274,16 @@ def test_per_cpu_events_are_closed_where_the_activity_sampler_counts_itself() ->
     assert snap.root.freq_mhz == pytest.approx(2000.0) and not snap.root.freq_nominal
     proc = next(r for _, r in snap.root.walk() if r.pid == 7)
     assert proc.instructions == pytest.approx(2e9)  # the probe's own, not a time share of the core's
+
+
+def test_a_counter_source_that_reads_the_activity_samplers_own_events_is_kept() -> None:
+    """The eBPF sampler's counters source (no events of its own) stays: nothing is opened twice."""
+    fake = FakeCounters({0: CounterDelta(cycles=1e9, instructions=2e9), 1: CounterDelta(cycles=1e9)})
+    collector = Collector(activity=CountingActivity(), grouper=make_grouper(), host="n1", counters=fake,
+                          config=AttributionConfig(model="auto"), clock=FakeClock(), state_dir=None)
+    collector.prime()
+    snap = collector.collect()
+    assert collector.counters is fake and not fake.closed and fake.calls == 2
+    assert snap.source("counters").detail == "perf_event_open per CPU"  # its own status, not ours
+    proc = next(r for _, r in snap.root.walk() if r.pid == 7)
+    assert proc.instructions == pytest.approx(2e9)  # measured per process: not replaced by a time share
