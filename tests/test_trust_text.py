@@ -109,7 +109,8 @@ def test_a_process_with_a_huge_command_line_is_shown_and_read_back(tmp_path: Pat
     from keck_tui.model import MAX_DETAIL
     from keck_tui.recording import read_recording
 
-    code = "import time\nt = time.time() + 30\nwhile time.time() < t: time.sleep(0.05)\n"
+    # busy, so that it has a row of its own (an idle small process is summed into its group's (dram) row)
+    code = "import time\nt = time.time() + 30\nwhile time.time() < t: pass\n"
     proc = subprocess.Popen([sys.executable, "-c", code, "A" * 120_000])
     try:
         r = subprocess.run([sys.executable, "-m", "keck_tui", "--once", "--json", "--interval", "0.3",
