@@ -191,3 +191,35 @@ def test_counter_set_reason_groups_slots_that_failed_alike_with_the_errno():
     one = ProbeCounters(fds={"cycles": {0: 3}}, why={"ref_cycles": "busy"}, errnos={"ref_cycles": errno.EBUSY})
     assert one.slots == ("cycles",) and one.reason() == "busy (perf_event_open: EBUSY, Device or resource busy)"
     assert mask(("instructions", "cycles")) == 0b11 and mask(("ref_cycles",)) == 0b1000
+
+
+def test_entries_a_process_no_longer_adds_to_are_collected_and_restart_from_zero():
+    c = CounterDeltas()
+    tot = {(7, 0): vals(cv(100, 10)), (7, 1): vals(cv(50, 5)), (8, 0): vals(cv(9, 1))}
+    c.step(tot, {}, first=True)
+    stale = []
+    for _ in range(3):  # unchanged for 3 reads; 7 runs on CPU 1 now (in flight), 8 sits in a cache slot
+        c.step(tot, {}, first=False)
+        stale = c.idle_keys(tot, busy={(7, 1): True}, cached={8}, reads=3)
+    assert stale == [] or stale == [(7, 0)]
+    assert c.idle_keys(tot, busy={(7, 1): True}, cached={8}, reads=3) == [(7, 0)]
+    c.drop([(7, 0)])  # the sampler deleted the entry: the process ran there again, from 0
+    got = c.step({(7, 0): vals(cv(30, 2)), (7, 1): vals(cv(50, 5))}, {}, first=False)
+    assert got[7][0].cycles == 30 and 1 not in got[7]
+
+
+def test_sampler_deletes_idle_counter_entries_and_keeps_counting():
+    cpu0 = CounterCpu(0, vals(cv(0, 0)), 0, vals(cv(0, 0)))
+    same = {(100, 0): vals(cv(2_000, S)), (100, 1): vals(cv(7_000, S))}
+    reads = [ctr_read({100: (7, (S, S))}, same, (cpu0,)) for _ in range(3)]
+    reads.append(ctr_read({100: (7, (S, 2 * S))}, {(100, 1): vals(cv(500, S // 2))}, (cpu0,)))
+    s, probe, clock = make(reads, procs=[proc(100)], cores=[CoreSample(0, 1.0, 1.0)])
+    s.gc_every = 2
+    dropped = []
+    probe.forget_counters = dropped.extend
+    for _ in range(3):
+        s.sample()
+        clock.advance(1.0)
+    assert sorted(dropped) == [(100, 0), (100, 1)]  # unchanged for two reads: counted in full
+    act = s.sample()  # deleted from the map, (100, 1) restarted from 0 there
+    assert by_pid(act)[100].counters[1].cycles == 500

@@ -523,20 +523,26 @@ class OnCpuProbe:
     def forget(self, tgids: list[int]) -> None:
         """Delete processes that are gone (their last time has been read)."""
         oncpu, exited = self.bpf[b"oncpu"], self.bpf[b"exited"]
-        ctr = self.bpf[b"ctr"] if self.counter_slots else None
         for tgid in tgids:
             for table in (oncpu, exited):
                 try:
                     del table[table.Key(tgid)]
                 except KeyError:
                     pass
-            for cpu in self._counter_keys.pop(tgid, []) if ctr is not None else ():
-                key = ctr.Key()
-                key.tgid, key.cpu = tgid, cpu
-                try:
-                    del ctr[key]
-                except KeyError:
-                    pass
+            self.forget_counters([(tgid, cpu) for cpu in self._counter_keys.pop(tgid, [])])
+
+    def forget_counters(self, keys: list[tuple[int, int]]) -> None:
+        """Delete (tgid, cpu) entries of the counter map (their counts have been read)."""
+        if not self.counter_slots:
+            return
+        ctr = self.bpf[b"ctr"]
+        for tgid, cpu in keys:
+            key = ctr.Key()
+            key.tgid, key.cpu = tgid, cpu
+            try:
+                del ctr[key]
+            except KeyError:
+                pass
 
     def prog_misses(self) -> int:
         return sum(_fdinfo_misses(fn.fd) for fn in getattr(self.bpf, "funcs", {}).values())

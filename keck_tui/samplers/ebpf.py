@@ -201,6 +201,7 @@ class EbpfSampler:
                     base[i] = cum
         live = {p.pid: p for p in base_act.processes}
         ctrs = self._ctr.step(getattr(read, "counters", {}), ctr_inflight, first)
+        self._collect_counters(read, ctr_inflight)
         gone = [t for t in self._base if t not in oncpu and t not in live]
         for tgid in gone:
             del self._base[tgid]  # gone, and no time of it left in the maps
@@ -340,6 +341,18 @@ class EbpfSampler:
             nxt |= gone & self._vanished
             self._vanished = gone - nxt
         self._forget_next = nxt
+
+    def _collect_counters(self, read, inflight: Mapping[tuple[int, int], object]) -> None:
+        """Delete (process, CPU) counter entries the process has not added to for gc_every
+        reads (it lives on, elsewhere): the map holds an entry per CPU a process ever ran on."""
+        totals = getattr(read, "counters", {})
+        if not totals:
+            return
+        stale = self._ctr.idle_keys(totals, inflight, getattr(read, "cached", frozenset()), self.gc_every)
+        forget = getattr(self.probe, "forget_counters", None)
+        if stale and callable(forget):
+            forget(stale)
+            self._ctr.drop(stale)
 
     def _cores(self, cores: tuple[CoreSample, ...], read) -> tuple[CoreSample, ...]:
         prev = self._prev_read

@@ -11,7 +11,11 @@ each span read at its switch-in and switch-out. Here:
   dropped if the CPU switched while we looked, which the caller tells);
 - scaled for multiplexing: count × enabled / running per slot; ``running_ratio`` is the
   smallest running / enabled of the slots present. A slot never read in the interval,
-  or that never ran, is None: absent, never 0.
+  or that never ran, is None: absent, never 0;
+- the map holds one entry per (process, CPU) it ever ran on, for as long as the process
+  lives: an entry unchanged for a number of reads (the process has not run there since),
+  not in flight and not in a cache slot, is fully counted; :meth:`idle_keys` names it so
+  that it can be deleted, and :meth:`drop` forgets its baseline (it restarts from 0).
 """
 from __future__ import annotations
 
@@ -65,6 +69,7 @@ class CounterDeltas:
     def __init__(self) -> None:
         self._base: dict[tuple[int, int], list[Triple | None]] = {}
         self._core_base: dict[int, list[Triple | None]] = {}
+        self._unchanged: dict[tuple[int, int], tuple[Totals, int]] = {}  # last totals, reads unchanged
         self.enabled_ns = 0  # this interval's sums over every delta (the node's multiplexing ratio)
         self.running_ns = 0
 
@@ -125,8 +130,30 @@ class CounterDeltas:
 
     def forget(self, tgids: set[int]) -> None:
         """Drop baselines of processes that are gone (a reused PID starts from zero)."""
-        for key in [k for k in self._base if k[0] in tgids]:
-            del self._base[key]
+        self.drop([k for k in self._base if k[0] in tgids])
+
+    def idle_keys(self, totals: Mapping[tuple[int, int], Sequence[object | None]],
+                  busy: Mapping[tuple[int, int], object], cached: set[int] | frozenset[int],
+                  reads: int) -> list[tuple[int, int]]:
+        """(tgid, cpu) entries unchanged for ``reads`` reads, not in flight (``busy``) and
+        not in a cache slot (``cached`` tgids): counted in full, safe to delete."""
+        out = []
+        seen: dict[tuple[int, int], tuple[Totals, int]] = {}
+        for key, values in totals.items():
+            t = _triples(values)
+            last = self._unchanged.get(key)
+            n = last[1] + 1 if last is not None and last[0] == t else 0
+            seen[key] = (t, n)
+            if n >= reads and key not in busy and key[0] not in cached:
+                out.append(key)
+        self._unchanged = seen
+        return out
+
+    def drop(self, keys: Sequence[tuple[int, int]]) -> None:
+        """Forget (tgid, cpu) baselines whose map entries are deleted: they restart from 0."""
+        for key in keys:
+            self._base.pop(key, None)
+            self._unchanged.pop(key, None)
 
     @property
     def running_ratio(self) -> float | None:
