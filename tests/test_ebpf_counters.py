@@ -132,30 +132,33 @@ def test_core_counters_come_from_the_same_events(stand_in):
     assert "per process at every context switch" in reading.source.detail
 
 
-def test_without_a_pmu_the_status_says_the_kernels_reason_and_the_probe_runs_on():
+def test_hardware_counters_where_a_pmu_answers_else_the_kernels_reason_and_the_probe_runs_on():
     if os.geteuid() != 0:
         pytest.skip("eBPF tests need root")
     from keck_tui.probes.counters import open_counters
     from keck_tui.samplers.ebpf import open_ebpf_sampler
+    probe_only = open_counters([0])
+    pmu = bool(probe_only.slots)
+    probe_only.close()
     s, status = open_ebpf_sampler()
     if s is None:
         pytest.skip(f"eBPF unavailable here: {status.detail}")
     try:
         s.sample()
-        time.sleep(0.2)
-        act = s.sample()
-        probe_only = open_counters([0])
-        pmu = bool(probe_only.slots)
-        probe_only.close()
+        p, act, _, _ = spin(s, 0.5)
+        assert p is not None and p.cpu_s == pytest.approx(0.5, rel=0.05)  # the probe runs on either way
         if not pmu:  # this VM: perf_event_open(cycles) fails with ENOENT
             assert not act.per_process_counters
             assert "no hardware counters: " in status.detail and "perf_event_open: E" in status.detail
             assert act.source.ok and act.source.extra["counters"] == "none"
-            assert any(p.cpu_s > 0 for p in act.processes) and all(p.counters is None for p in act.processes)
-        else:  # only a machine with a PMU gets here
+            assert all(q.counters is None for q in act.processes)
+        else:  # only a machine with a PMU gets here: a spinner's real counts
             assert act.per_process_counters and "cycles" in act.source.extra["counters"]
-            counted = [p for p in act.processes if p.counters]
-            assert counted and all(d.cycles is None or d.cycles >= 0 for p in counted for d in p.counters.values())
+            cycles = sum(d.cycles for d in p.counters.values() if d.cycles)
+            insns = sum(d.instructions for d in p.counters.values() if d.instructions)
+            assert 200 <= cycles / p.cpu_s / 1e6 <= 10_000  # an effective clock in MHz a CPU can have
+            assert 0.05 <= insns / cycles <= 8  # an IPC a CPU can have
+            assert all(0 < d.running_ratio <= 1 for d in p.counters.values())
     finally:
         s.close()
 
