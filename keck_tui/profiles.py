@@ -26,6 +26,7 @@ class Profile:
     pss_every: int  # slow tier: samples between PSS re-reads of a process whose RSS is steady
     pss_moved_every: int  # at most this often (samples) a process whose RSS moved is re-read
     pss_idle_every: int  # slow tier of a process that has not run since its last PSS read
+    pss_new_after: int  # samples a new process waits for its first PSS read (the short-lived never do)
     pss_top: int  # the busiest N processes get PSS every sample
     ebpf_map_entries: int  # per-process slots of the eBPF hash (fixed when the probe loads)
     per_core_rows: bool  # core rows under processes in served snapshots
@@ -37,14 +38,17 @@ class Profile:
 
 PROFILES: tuple[Profile, ...] = (
     Profile("minimal", min_interval=5.0, refresh_every=60, pss=False, pss_every=60, pss_moved_every=60, pss_idle_every=60,
+            pss_new_after=0,
             pss_top=0,
             ebpf_map_entries=4096, per_core_rows=False, process_rows=False, model="cpu-time",
             budget_cpu_pct=1.0, budget_mem_mib=64.0),
     Profile("standard", min_interval=0.0, refresh_every=30, pss=True, pss_every=30, pss_moved_every=5, pss_idle_every=120,
+            pss_new_after=3,
             pss_top=0,
             ebpf_map_entries=10240, per_core_rows=True, process_rows=True, model="auto",
             budget_cpu_pct=5.0, budget_mem_mib=128.0),
     Profile("full", min_interval=0.0, refresh_every=10, pss=True, pss_every=10, pss_moved_every=1, pss_idle_every=30,
+            pss_new_after=0,
             pss_top=8,
             ebpf_map_entries=32768, per_core_rows=True, process_rows=True, model="full",
             budget_cpu_pct=10.0, budget_mem_mib=256.0),
@@ -93,6 +97,7 @@ def apply_tiers(sampler: object, profile: Profile) -> None:
         target.pss_top = profile.pss_top  # type: ignore[attr-defined]
         target.pss_moved_every = profile.pss_moved_every  # type: ignore[attr-defined]
         target.pss_idle_every = profile.pss_idle_every  # type: ignore[attr-defined]
+        target.pss_new_after = profile.pss_new_after  # type: ignore[attr-defined]
         target.refresh_every = profile.refresh_every  # type: ignore[attr-defined]
 
 

@@ -273,6 +273,23 @@ def test_pss_of_a_process_that_has_not_run_is_read_on_the_idle_tier(tmp_path):
     assert seen == [(100, 101), (102, 101), (102, 103), (102, 103), (102, 105), (102, 105)]
 
 
+def test_a_new_process_waits_for_its_first_pss_read(tmp_path):
+    proc, clock, s = setup(tmp_path, pss_every=1000, pss_new_after=2)
+    proc.add_process(830, comm="old", pss_kb=100)
+    s.sample()  # the priming sample reads everybody at once
+    proc.add_process(831, comm="new", pss_kb=200)
+    proc.add_process(832, comm="brief", pss_kb=300)
+    seen = []
+    for cycle in range(1, 4):
+        step(proc, clock)
+        if cycle == 2:
+            proc.remove_process(832)  # lived two samples: never read
+        p = by_pid(s.sample())
+        seen.append((p[830].pss_bytes, p[831].pss_bytes, 832 in p and p[832].pss_bytes))
+    # first seen in sample 1: read in sample 3, two samples later
+    assert seen == [(100 * 1024, None, None), (100 * 1024, None, False), (100 * 1024, 200 * 1024, False)]
+
+
 def test_pss_reads_stop_at_the_budget(tmp_path):
     proc, clock, s = setup(tmp_path, pss_every=1, pss_budget_s=0.0, pss_prime_factor=0.0)
     for pid in range(900, 905):

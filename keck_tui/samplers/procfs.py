@@ -17,7 +17,7 @@ global state, and its per-process objects cost more than the parsing itself):
 - on first sight and then every ``refresh_every`` samples (staggered by pid): ``cmdline``,
   ``cgroup`` and the owner uid (the owner of ``/proc/<pid>``: the effective uid);
 - PSS from ``smaps_rollup`` (expensive: the kernel walks the page tables) on first
-  sight, when RSS moved by > 10 % (at most every ``pss_moved_every`` samples: a busy
+  sight (after ``pss_new_after`` samples), when RSS moved by > 10 % (at most every ``pss_moved_every`` samples: a busy
   process's RSS moves every second), and on a slow tier every ``pss_every`` samples
   (``pss_idle_every`` for one that has not run since its last read)
   staggered by pid (and every sample for the ``pss_top`` busiest processes, 0 by
@@ -63,7 +63,7 @@ class _Proc:
 
     __slots__ = ("pid", "start", "ticks", "comm", "cmd", "cgroup_line", "cgroup", "uid", "pss",
                  "rss", "threads", "threads_cycle", "last", "dirty", "pss_cycle", "pss_rss", "comm_raw",
-                 "detail", "split", "fd", "raw", "fields", "sfd", "sched", "pss_ticks")
+                 "detail", "split", "fd", "raw", "fields", "sfd", "sched", "pss_ticks", "seen")
 
     def __init__(self, pid: int, start: int) -> None:
         self.pid = pid
@@ -84,6 +84,7 @@ class _Proc:
         self.pss_cycle = -1  # sample number of the last smaps_rollup read (-1: never)
         self.pss_rss = 0  # RSS bytes when PSS was last read
         self.pss_ticks = -1  # CPU ticks when PSS was last read
+        self.seen = 0  # the sample it was first seen in
         self.detail = False  # report per-thread times (a VM process: its vCPU threads)
         self.split: list[tuple[int, str, int]] = []  # (tid, comm, ticks) of the last thread split
         self.fd = -1  # /proc/<pid>/stat kept open (-1: none)
@@ -104,7 +105,7 @@ class ProcfsSampler:
 
     def __init__(self, procfs_root: Path | str = "/proc", clock: Clock | None = None,
                  pss_every: int = 30, *, pss_top: int = 0, pss_budget_s: float = 0.005,
-                 pss_moved_every: int = 1, pss_idle_every: int | None = None,
+                 pss_moved_every: int = 1, pss_idle_every: int | None = None, pss_new_after: int = 0,
                  pss_prime_factor: float = 40.0, refresh_every: int = 30,
                  per_thread: bool = True, clock_ticks: int | None = None,
                  page_size: int | None = None, pss: bool = True,
@@ -121,6 +122,9 @@ class ProcfsSampler:
         # The slow tier of a process that has not run since its last read (only other
         # processes mapping or unmapping what it shares move its PSS); default pss_every.
         self.pss_idle_every = self.pss_every if pss_idle_every is None else max(1, int(pss_idle_every))
+        # A new process's first read waits until it has been seen this many samples more:
+        # short-lived ones (a build's compilers, a test run's helpers) never cost a page walk.
+        self.pss_new_after = max(0, int(pss_new_after))
         self.pss_budget_s = pss_budget_s  # wall time per sample for smaps_rollup reads
         self.pss_prime_factor = pss_prime_factor  # the priming sample may spend this many budgets
         self.refresh_every = max(1, int(refresh_every))
@@ -244,6 +248,7 @@ class ProcfsSampler:
                     continue
             else:  # new, or the pid was reused
                 p = self._new_proc(p, pid, start, fd)
+                p.seen = cycle
                 if first:
                     delta = 0
                 elif born_after is None or start / hz >= born_after:
@@ -435,7 +440,8 @@ class ProcfsSampler:
 
         smaps_rollup walks the page tables: ~20 µs for a small process, ~4 ms for one
         with 1 GiB resident (measured, see docs/samplers.md). So each sample reads, in
-        this order and until ``pss_budget_s`` is spent: processes never read yet, the
+        this order and until ``pss_budget_s`` is spent: processes never read yet (seen
+        ``pss_new_after`` samples ago or more, or in the priming sample), the
         ``pss_top`` busiest of the interval, those whose RSS moved by > 10 % since
         their last read (read ``pss_moved_every`` samples ago or longer), and the
         staggered 1/``pss_every`` due this cycle (or overdue; 1/``pss_idle_every`` for a
@@ -443,6 +449,7 @@ class ProcfsSampler:
         Everything else keeps its cached value.
         """
         every, idle_every = self.pss_every, self.pss_idle_every
+        new_after = 0 if first else self.pss_new_after
         moved_every = self.pss_moved_every
         top: set[int] = set()
         if self.pss_top and not first:
@@ -455,6 +462,8 @@ class ProcfsSampler:
             if kernel:
                 continue
             if p.pss_cycle < 0:
+                if cycle - p.seen < new_after:
+                    continue
                 prio = 0
             elif p.pid in top:
                 prio = 1
