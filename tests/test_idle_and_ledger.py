@@ -67,6 +67,18 @@ def test_ledger_accumulates_per_id_path_and_forgets():
     assert len(ledger) == 1  # pid-1 forgotten
 
 
+def test_ledger_rows_are_the_rows_with_their_session_joules():
+    from dataclasses import replace
+    leaf = Row(level="process", id="pid-7", name="a\x1b[31m", cmd="x" * 50_000, watts=2, watts_lo=1, watts_hi=3,
+               pid=7, extra={"bound": {"tick_w": 0.1}})
+    root = Row(level="node", id="n", name="n", watts=2, watts_lo=1, watts_hi=3, children=(leaf,))
+    out = EnergyLedger().apply(root, 3.0)
+    assert out == replace(root, joules=6.0, children=(replace(leaf, joules=6.0),))
+    assert out.to_json() == replace(root, joules=6.0, children=(replace(leaf, joules=6.0),)).to_json()
+    assert root.joules == 0.0 and leaf.joules == 0.0  # the input is left as it was
+    assert out.children[0].name == leaf.name and "\x1b" not in out.children[0].name  # checked text kept
+
+
 def test_bootstrap_at_full_load_is_not_a_certain_zero():
     # A busy measured node (u ≈ 1): watts·(1-u) is ~0 W, but idle is not known to be 0 W:
     # under dynamic ≥ idle at full load, idle can be up to P / (1 + u) = 38 W here.

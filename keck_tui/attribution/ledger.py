@@ -1,8 +1,6 @@
 """Session energy per row: joules accumulated under each row's stable id path."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 from keck_tui.model import Row
 
 
@@ -39,4 +37,16 @@ class EnergyLedger:
         self._joules[path] = total
         self._seen[path] = self._tick
         children = tuple(self._apply(c, path, interval_s) for c in row.children)
-        return replace(row, joules=total, children=children)
+        return _with_joules(row, total, children)
+
+
+def _with_joules(row: Row, joules: float, children: tuple[Row, ...]) -> Row:
+    """``dataclasses.replace(row, joules=joules, children=children)`` without building the
+    row anew: its text was checked when it was built (Row.__post_init__) and neither field
+    is text. Every row of every snapshot goes through here; replace() was most of apply()."""
+    new = object.__new__(Row)
+    fields = new.__dict__
+    fields.update(row.__dict__)
+    fields["joules"] = joules
+    fields["children"] = children
+    return new
