@@ -48,3 +48,29 @@ def test_pmu_check_from_a_copy_says_where_process_counters_come_from(tmp_path):
         assert "none measured per process (no eBPF probe" in line, line
     if done.returncode == 3:
         assert "this machine lacks" in out
+
+
+def test_pmu_check_py_runs_directly_from_a_copy(tmp_path):
+    """``python3 scripts/pmu_check.py`` (without the shell wrapper's PYTHONPATH) finds its own tree."""
+    python = getattr(sys, "_base_executable", "") or sys.executable
+    root = copy_tree(tmp_path / "tree")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    done = subprocess.run([python, str(root / "scripts" / "pmu_check.py"), "--probes", "procfs", "--calibrate-s", "0",
+                           "--measure-s", "1", "--mem-mb", "8"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    assert done.stdout.startswith("pmu-check: "), done.stdout
+    if done.returncode == 3:  # says which prerequisite is missing, why, and what to do
+        assert "MISSING — " in done.stdout and "this machine lacks " in done.stdout, done.stdout
+
+
+def test_pmu_check_bad_arguments_are_usage_errors(tmp_path):
+    python = getattr(sys, "_base_executable", "") or sys.executable
+    root = copy_tree(tmp_path / "tree")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHON"] = python
+    done = subprocess.run(["bash", str(root / "scripts" / "pmu-check.sh"), "--measure-s", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
