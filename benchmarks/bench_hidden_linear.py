@@ -131,7 +131,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=80.0)
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds not scored at the start")
     ap.add_argument("--tick", type=float, default=0.01, help="driver period (s)")
+    ap.add_argument("--show-misses", action="store_true", help="print every row whose bound missed the truth")
     opts = ap.parse_args()
+    load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="keck-hidden-"))
     fakesys = FakeSys(tmp / "sys")
     fakesys.add_rapl_zone(ZONE, "package-0", energy_uj=0, max_power_uw=200_000_000)
@@ -154,6 +156,7 @@ def main() -> int:
     rows: list[tuple[float, float, float, float]] = []  # (truth, watts, lo, hi)
     terms: list[dict] = []  # the bound's terms of each scored row
     cal_status: list[str | None] = []
+    stamps: list[float] = []
     snap = None
     start = time.monotonic()
     try:
@@ -170,6 +173,7 @@ def main() -> int:
                         rows.append((true_w, row.watts, row.watts_lo, row.watts_hi))
                         terms.append((row.extra or {}).get("bound") or {})
                         cal_status.append((snap.extra.get("calibration") or {}).get("status"))
+                        stamps.append(now - start)
             prev_truth, prev_t = truth, now
     finally:
         driver.stop_flag.set()
@@ -179,7 +183,13 @@ def main() -> int:
     if not rows or snap is None:
         print("no rows scored")
         return 1
+    load_end = os.getloadavg()[0]
     covered = sum(lo - 1e-9 <= t <= hi + 1e-9 for t, _, lo, hi in rows)
+    if opts.show_misses:
+        for i, (t, w, lo, hi) in enumerate(rows):
+            if not lo - 1e-9 <= t <= hi + 1e-9:
+                print(f"  miss at {stamps[i]:.0f} s ({cal_status[i]}): truth {t:.3f} W, row {w:.3f} W "
+                      f"[{lo:.3f}, {hi:.3f}], terms {terms[i]}")
     errors = [abs(w - t) / t for t, w, _, _ in rows]
     widths = [(hi - lo) / 2 / w for t, w, lo, hi in rows if w > 0]
     if any(terms):
@@ -193,11 +203,13 @@ def main() -> int:
             cc = sum(rows[i][2] - 1e-9 <= rows[i][0] <= rows[i][3] + 1e-9 for i in calibrated)
             for i in calibrated[-4:]:
                 print("   ", [round(x, 3) for x in rows[i]], terms[i])
+            ce = [abs(rows[i][1] - rows[i][0]) / rows[i][0] for i in calibrated]
             print(f"  once calibrated ({len(calibrated)} worker-intervals): coverage {100 * cc / len(calibrated):.1f} %, "
-                  f"median half-width ±{100 * statistics.median(cw):.1f} %")
+                  f"median |error| {100 * statistics.median(ce):.1f} %, median half-width ±{100 * statistics.median(cw):.1f} %")
     idle = snap.extra.get("idle_watts")
     print(f"hidden model: P = {HIDDEN_IDLE_W} W + {HIDDEN_K} W × busy CPU-s/s; {len(rows)} worker-intervals "
-          f"scored over {opts.seconds:.0f} s (first {opts.warmup:.0f} s not scored); model {snap.model}")
+          f"scored over {opts.seconds:.0f} s (first {opts.warmup:.0f} s not scored); model {snap.model}; "
+          f"load average (1 min) {load_start:.2f} at the start, {load_end:.2f} at the end")
     print(f"coverage (truth inside [lo, hi]): {100 * covered / len(rows):.1f} %")
     print(f"median |error|: {100 * statistics.median(errors):.1f} %   (p90 {100 * _q(errors, 0.9):.1f} %)")
     print(f"median bound half-width: ±{100 * statistics.median(widths):.1f} %   (p90 ±{100 * _q(widths, 0.9):.1f} %)")
