@@ -601,25 +601,24 @@ def default_max_open() -> int:
     Leaves 512 descriptors to everything else, and never passes 4096 (a process with
     more than ~4,000 processes to watch pays open+close for the rest).
     """
-    try:
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (OSError, ValueError):
-        return 0
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(0, min(4096, soft - 512))
+    return _descriptors_left(0)
 
 
 def default_max_sched_open(max_open: int) -> int:
     """How many schedstat files a sampler may keep open besides ``max_open`` stat files:
     what RLIMIT_NOFILE leaves after those and 512 for everything else, at most 4096."""
+    return _descriptors_left(max_open)
+
+
+def _descriptors_left(taken: int) -> int:
+    """RLIMIT_NOFILE's soft limit less ``taken`` and 512 for everything else; 0 to 4096."""
     try:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (OSError, ValueError):
         return 0
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20
-    return max(0, min(4096, soft - 512 - max_open))
+    return max(0, min(4096, soft - 512 - taken))
 
 
 def _close(fd: int) -> None:
