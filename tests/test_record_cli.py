@@ -10,14 +10,21 @@ from keck_tui.recording import read_recording
 
 
 def test_record_count_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
     path = tmp_path / "live.jsonl.zst"
+    t0 = time.monotonic()
     assert main(["record", str(path), "--count", "2", "--interval", "0.1", "--no-gpu", "--probes", "procfs"]) == 0
+    elapsed = time.monotonic() - t0
     err = capsys.readouterr().err
     assert "2 snapshots written" in err
     snaps, stats = read_recording(path)
     assert len(snaps) == 2 and stats.skipped == 0
     assert snaps[0].root.level == "node" and snaps[1].time > snaps[0].time
-    assert all(0.05 <= s.interval_s <= 1.0 for s in snaps)
+    # measured intervals: about the one asked for at least, and within the command's own run
+    # (a loaded machine stretches them: the sampling itself takes longer)
+    assert all(0.05 <= s.interval_s < elapsed for s in snaps), ([s.interval_s for s in snaps], elapsed)
+    assert snaps[0].interval_s + snaps[1].interval_s < elapsed
     assert main(["report", str(path), "--by", "node", "--format", "csv"]) == 0
     assert capsys.readouterr().out.count("\n") == 3  # header, the node, the total
 

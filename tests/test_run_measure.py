@@ -16,6 +16,7 @@ import pytest
 
 from fakesys import FakeSys
 from keck_tui.attribution.engine import AttributionConfig
+from keck_tui.clock import SystemClock
 from keck_tui.collector import Collector
 from keck_tui.cost import Tariff
 from keck_tui.hierarchy.grouping import make_grouper
@@ -122,36 +123,76 @@ class SimulatedRapl:
     """A RAPL sampler over a fake powercap tree whose package counter follows a known truth:
     idle watts plus a fixed energy per busy CPU-second of the whole machine (/proc/stat).
 
-    The counter is brought up to date right before each read, in the sampling thread: the
-    collector reads /proc first and power a moment later, so the simulated energy covers the
-    interval the busy time was measured over (a background writer falls behind when the
-    machine is loaded, and the simulation would then disagree with itself)."""
+    Real RAPL and /proc/stat are read microseconds apart; in a test on a loaded machine a
+    separate read of /proc/stat came a procfs scan later (100 ms and more), and the simulated
+    energy then covered another window than the busy time it is split by. So the truth is
+    built from the collector's own reading: :meth:`activity` wraps the procfs sampler, each
+    of its samples adds idle watts × its interval + energy per CPU-second × its cores' busy
+    seconds, and the RAPL sampler's clock is that sample's own instant (its interval is the
+    same one)."""
 
     name = "rapl"
 
     def __init__(self, sys_: FakeSys, idle_w: float, j_per_cpu_s: float) -> None:
         self.sys_, self.idle_w, self.k = sys_, idle_w, j_per_cpu_s
-        self.hz = os.sysconf("SC_CLK_TCK")
-        self.t0 = time.monotonic()
-        self.busy0 = self.busy()
-        self.inner = RaplSampler(sys_.root)
+        self.joules = 0.0
+        self.at = 0.0  # monotonic time of the activity sample the counter is up to date with
+        self.inner = RaplSampler(sys_.root, clock=_At(self))
 
-    def busy(self) -> float:
-        line = Path("/proc/stat").read_text().splitlines()[0].split()
-        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in line[1:8])
-        return (user + nice + system + irq + softirq) / self.hz
+    def activity(self) -> "_Feeding":
+        """The procfs sampler (on a clock that keeps its sample's instant) feeding this meter."""
+        clock = _Recording()
+        return _Feeding(ProcfsSampler("/proc", clock=clock), clock, self)
 
     def sample(self):
-        joules = self.idle_w * (time.monotonic() - self.t0) + self.k * (self.busy() - self.busy0)
-        self.sys_.set_energy("intel-rapl:0", int(joules * 1e6))
+        self.sys_.set_energy("intel-rapl:0", int(self.joules * 1e6))
         return self.inner.sample()
+
+
+class _At(SystemClock):
+    """A clock whose monotonic time is the simulated meter's last reading instant."""
+
+    def __init__(self, meter: SimulatedRapl) -> None:
+        self.meter = meter
+
+    def monotonic(self) -> float:
+        return self.meter.at
+
+
+class _Feeding:
+    """The procfs sampler, feeding each sample's interval and busy CPU seconds to the meter."""
+
+    def __init__(self, inner: ProcfsSampler, clock: "_Recording", meter: SimulatedRapl) -> None:
+        self.inner, self.clock, self.meter, self.name = inner, clock, meter, inner.name
+
+    def sample(self):
+        act = self.inner.sample()
+        self.meter.at = self.clock.last
+        self.meter.joules += self.meter.idle_w * act.interval_s + self.meter.k * sum(c.busy_s for c in act.cores)
+        return act
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+class _Recording(SystemClock):
+    """The system clock, remembering its last monotonic reading (the procfs sample's instant)."""
+
+    last = 0.0
+
+    def monotonic(self) -> float:
+        self.last = super().monotonic()
+        return self.last
 
 
 @pytest.mark.slow
 def test_with_a_fake_powercap_tree_the_energy_is_measured_and_the_bound_holds_the_truth(tmp_path):
     sys_ = FakeSys(tmp_path / "sys")
     sys_.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
-    collector = _collector("procfs", power=[SimulatedRapl(sys_, idle_w=8.0, j_per_cpu_s=12.0)], idle_watts=8.0)
+    meter = SimulatedRapl(sys_, idle_w=8.0, j_per_cpu_s=12.0)
+    collector = Collector(activity=meter.activity(), grouper=make_grouper(), host="test-node",
+                          power=[meter], config=AttributionConfig(model="cpu-time", idle="separate", tick_s=0.0,
+                                                                  idle_watts=8.0))
     before = _children_cpu()
     m = measure(RunRequest((PY, "-c", WORKLOAD, "1.0", "10", "0.05"), interval=0.1), lambda: collector,
                 choose=_choose("auto"))
