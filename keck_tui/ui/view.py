@@ -60,20 +60,28 @@ def sort_children(children: Iterable[Row], key: str) -> list[Row]:
         i = c.id  # Row.synthetic, inlined: this runs for every row of a 5,000-row rebuild
         (synth if i[:1] == "(" and i[-1:] == ")" else real).append(c)
     # Two stable C-level sorts (by id, then by the key) instead of tuple keys:
-    # sorting is most of a 5,000-row rebuild.
-    real.sort(key=_BY_ID)
-    if key == "name":
-        real.sort(key=_casefold_name)
-    elif key == "cpu":
-        real.sort(key=_by_watts, reverse=True)
-        real.sort(key=_cpu_or_minus_one, reverse=True)
-    elif key == "energy":
-        real.sort(key=_by_watts, reverse=True)
-        real.sort(key=_BY_JOULES, reverse=True)
-    else:
-        real.sort(key=_by_watts, reverse=True)
-    synth.sort(key=lambda r: (_SYNTH_ORDER.get(r.id, len(_SYNTH_ORDER)), r.id))
+    # sorting is most of a 5,000-row rebuild (none for one row: a process's one core).
+    if len(real) > 1:
+        real.sort(key=_BY_ID)
+        if key == "name":
+            real.sort(key=_casefold_name)
+        elif key == "cpu":
+            real.sort(key=_by_watts, reverse=True)
+            real.sort(key=_cpu_or_minus_one, reverse=True)
+        elif key == "energy":
+            real.sort(key=_by_watts, reverse=True)
+            real.sort(key=_BY_JOULES, reverse=True)
+        else:
+            real.sort(key=_by_watts, reverse=True)
+    if not synth:
+        return real
+    if len(synth) > 1:
+        synth.sort(key=_synth_key)
     return real + synth
+
+
+def _synth_key(r: Row) -> tuple[int, str]:
+    return _SYNTH_ORDER.get(r.id, len(_SYNTH_ORDER)), r.id
 
 
 class TreeView:
