@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from keck_tui.clock import SystemClock
 from keck_tui.commands.base import (CliError, add_output_options, add_sampling_options, local_sources_from_args,
                                     print_snapshot, settings_from_args)
-from keck_tui.commands.tui import start_tui
+from keck_tui.commands.tui import require_terminal, start_tui
 from keck_tui.config import Settings
 from keck_tui.model import Snapshot
 from keck_tui.textout import render_table
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_batch(args, settings)
     from keck_tui.wiring import build_local_feed
 
+    require_terminal()
     return start_tui(build_local_feed(settings, local_sources_from_args(args, settings)), settings)
 
 

@@ -9,10 +9,16 @@ from keck_tui.config import Settings
 from keck_tui.feed import SnapshotFeed
 
 
-def start_tui(feed: SnapshotFeed, settings: Settings, title: str | None = None) -> int:
-    """Run the TUI over any feed, with `r` recording what it shows to a timestamped file."""
+def require_terminal() -> None:
+    """A usage error unless stdout is a terminal: said before any source is opened (a pipe
+    used to wait for the local samplers, eBPF probe included, to be set up first)."""
     if not sys.stdout.isatty():
         raise CliError("the TUI needs a terminal; use --once --json or --batch for pipes")
+
+
+def start_tui(feed: SnapshotFeed, settings: Settings, title: str | None = None) -> int:
+    """Run the TUI over any feed, with `r` recording what it shows to a timestamped file."""
+    require_terminal()
     try:
         from keck_tui.ui.app import run_tui
     except ImportError as exc:
