@@ -204,7 +204,7 @@ class Calibrator:
     # ---- learning ---------------------------------------------------------------------------
     def observe(self, y: float, features: ModelFeatures, utilisation: float, wall: float | None = None) -> Residual | None:
         """Add one interval's measurement; returns its out-of-sample residual (None before a fit)."""
-        x = tuple(features.node)
+        x = tuple(features.regressor)
         if (len(x) != len(self.names) or not math.isfinite(y) or not 0.0 <= y < _MAX_WATTS
                 or not all(math.isfinite(v) and 0.0 <= v < _MAX_FEATURE for v in x)
                 or not math.isfinite(utilisation)):
