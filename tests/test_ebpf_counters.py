@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ebpf import SPINNER, find
+from tests.test_ebpf import SPINNER, _runtime, find
 
 pytestmark = [pytest.mark.root]
 
@@ -58,29 +58,49 @@ def stand_in():
     s.close()
 
 
+def wait_for(what: str, cond, timeout: float = 60.0, every: float = 0.005) -> None:
+    """Poll ``cond`` until it holds: on a loaded machine a child gets its CPU time late, never
+    a fixed share of the wall clock."""
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"{what}: not within {timeout} s"
+        time.sleep(every)
+
+
+def blocked(pid: int) -> bool:
+    """The kernel has the process asleep (on its stdin here): off every CPU, nothing in flight."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
+
+
 def spin(sampler, secs: float, cpu: int | None = None, mid: float | None = None):
     """Samples around a child's spin of ``secs`` CPU seconds; (the child's sample, the activity,
-    its sample mid-spin when ``mid`` seconds are given, and the seconds stolen from the CPUs meanwhile)."""
+    its sample mid-spin once it has had ``mid`` CPU seconds of the spin, with the kernel's count
+    of the child's spin CPU seconds just before and just after that sample, and the seconds
+    stolen from the CPUs meanwhile)."""
     args = [sys.executable, "-c", SPINNER, str(secs)] + ([str(cpu)] if cpu is not None else [])
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         p.stdout.readline()
+        wait_for("the spinner blocking on its stdin", lambda: blocked(p.pid))
+        ran0 = _runtime(p.pid)  # before the baseline (which should not see it run again)
         sampler.sample()  # the child is blocked on stdin: baseline
         stolen0 = steal_s()
         p.stdin.write("go\n")
         p.stdin.flush()
         during = None
         if mid is not None:
-            time.sleep(mid)
-            during = find(sampler.sample(), p.pid)
+            wait_for(f"{mid} s of CPU for the spinner", lambda: _runtime(p.pid) - ran0 >= mid)
+            before = _runtime(p.pid) - ran0
+            sample = find(sampler.sample(), p.pid)
+            during = (sample, before, _runtime(p.pid) - ran0)
         p.stdout.readline()
-        time.sleep(0.02)  # let it block again (switch out)
+        wait_for("the spinner blocking again", lambda: blocked(p.pid))  # switched out
         act = sampler.sample()
         stolen = steal_s() - stolen0
     finally:
         p.stdin.write("x\n")
         p.stdin.flush()
-        p.wait(timeout=10)
+        p.wait(timeout=60)
     return find(act, p.pid), act, during, stolen
 
 
@@ -111,22 +131,40 @@ def test_counters_of_a_pinned_process_are_on_its_core(stand_in):
 
 
 def test_a_running_task_has_its_counters_in_flight(stand_in):
-    _, _, during, stolen = spin(stand_in, 1.5, mid=0.6)
+    secs = 1.5
+    _, _, (during, before, after), stolen = spin(stand_in, secs, mid=0.3)
+    assert after < secs, "the spin ended before the mid sample: nothing was in flight"
     assert during is not None and during.cpu_s > 0.2
+    # the time's in-flight part is the scheduler's runtime, up to a tick (4 ms at HZ=250) behind
+    # (and both sides are sums of ns / 1e9: a rounding's slack)
+    assert before - 0.01 <= during.cpu_s <= after + 1e-9, (during.cpu_s, before, after)
     counted = sum(d.cycles for d in during.counters.values()) / 1e9
-    # the time's in-flight part is the scheduler's runtime, up to a tick (4 ms at HZ=250) behind;
-    # the counters' is exact
+    # the counters' in-flight part is exact
     assert during.cpu_s * (1 - BELOW) <= counted <= during.cpu_s * (1 + ABOVE) + stolen + 0.01, \
         (during.counters, during.cpu_s, stolen)
 
 
-def test_core_counters_come_from_the_same_events(stand_in):
+def test_core_counters_come_from_the_same_events(stand_in, monkeypatch):
+    read, spans = stand_in.probe.read, []
+
+    def timed_read():  # the probe reads the events inside: the wall clock around each read
+        t0 = time.monotonic()
+        got = read()
+        spans.append((t0, time.monotonic()))
+        return got
+
+    monkeypatch.setattr(stand_in.probe, "read", timed_read)
     stand_in.sample()
     time.sleep(0.3)
     act = stand_in.sample()
+    (a0, a1), (b0, b1) = spans[-2:]
     for core in act.cores:
-        # cpu-clock counts every nanosecond the CPU exists, idle included
-        assert core.counters is not None and core.counters.cycles / 1e9 == pytest.approx(act.interval_s, rel=0.1)
+        # cpu-clock counts every nanosecond the CPU exists, idle included: the wall time
+        # between the two reads (the sampler's own interval starts before its procfs scan,
+        # which a loaded machine stretches)
+        assert core.counters is not None
+        assert (b0 - a1) * (1 - BELOW) <= core.counters.cycles / 1e9 <= (b1 - a0) * (1 + ABOVE), \
+            (core.cpu, core.counters.cycles, b0 - a1, b1 - a0, act.interval_s)
     reading = stand_in.counter_sampler().sample()  # the counters source, from the same events
     assert reading.source.ok and reading.cores == {c.cpu: c.counters for c in act.cores}
     assert "per process at every context switch" in reading.source.detail
