@@ -98,51 +98,43 @@ def map_info(fd: int) -> MapInfo:
                    info.name.decode(errors="replace"))
 
 
-def lookup(fd: int, key: ct.Array | ct._SimpleCData | ct.Structure, value: object) -> bool:
-    """Fill ``value`` (a ctypes buffer) with the value at ``key``; False when there is none."""
+def _map_op(cmd: int, fd: int, key: object | None, value: object | None = None, flags: int = 0,
+            missing: bool | None = None) -> bool:
+    """One element command on map ``fd``: ``key`` and ``value`` are ctypes buffers (a None key:
+    address 0). ENOENT returns ``missing`` when one is given (no such key, or no next one), else
+    raises like every other error; success returns True."""
     attr = _Attr()
     attr.w[0] = fd
-    attr.w[1] = ct.addressof(key)
-    attr.w[2] = ct.addressof(value)  # type: ignore[arg-type]
+    attr.w[1] = 0 if key is None else ct.addressof(key)  # type: ignore[arg-type]
+    if value is not None:
+        attr.w[2] = ct.addressof(value)  # type: ignore[arg-type]
+    attr.w[3] = flags
     try:
-        _bpf(BPF_MAP_LOOKUP_ELEM, attr)
+        _bpf(cmd, attr)
     except FileNotFoundError:
-        return False
+        if missing is None:
+            raise
+        return missing
     return True
 
 
+def lookup(fd: int, key: ct.Array | ct._SimpleCData | ct.Structure, value: object) -> bool:
+    """Fill ``value`` (a ctypes buffer) with the value at ``key``; False when there is none."""
+    return _map_op(BPF_MAP_LOOKUP_ELEM, fd, key, value, missing=False)
+
+
 def update(fd: int, key: object, value: object, flags: int = 0) -> None:
-    attr = _Attr()
-    attr.w[0] = fd
-    attr.w[1] = ct.addressof(key)  # type: ignore[arg-type]
-    attr.w[2] = ct.addressof(value)  # type: ignore[arg-type]
-    attr.w[3] = flags
-    _bpf(BPF_MAP_UPDATE_ELEM, attr)
+    _map_op(BPF_MAP_UPDATE_ELEM, fd, key, value, flags)
 
 
 def delete(fd: int, key: object) -> bool:
     """Delete ``key``; False when it was not there."""
-    attr = _Attr()
-    attr.w[0] = fd
-    attr.w[1] = ct.addressof(key)  # type: ignore[arg-type]
-    try:
-        _bpf(BPF_MAP_DELETE_ELEM, attr)
-    except FileNotFoundError:
-        return False
-    return True
+    return _map_op(BPF_MAP_DELETE_ELEM, fd, key, missing=False)
 
 
 def next_key(fd: int, key: object | None, out: object) -> bool:
     """Fill ``out`` with the key after ``key`` (the first key when None); False at the end."""
-    attr = _Attr()
-    attr.w[0] = fd
-    attr.w[1] = 0 if key is None else ct.addressof(key)  # type: ignore[arg-type]
-    attr.w[2] = ct.addressof(out)  # type: ignore[arg-type]
-    try:
-        _bpf(BPF_MAP_GET_NEXT_KEY, attr)
-    except FileNotFoundError:
-        return False
-    return True
+    return _map_op(BPF_MAP_GET_NEXT_KEY, fd, key, out, missing=False)
 
 
 def lookup_batch(fd: int, key_type: Any, value_type: Any, max_entries: int) -> list[tuple[Any, Any]]:
