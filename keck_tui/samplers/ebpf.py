@@ -39,7 +39,7 @@ from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceSt
 from keck_tui.samplers.ebpf_counters import CounterDeltas, Totals
 from keck_tui.samplers.fileio import read_bytes
 from keck_tui.samplers.types import (ActivitySampler, CoreSample, CounterDelta, CounterReading, CpuActivity,
-                                     ProcessSample, ThreadSample, error_activity, safe_sample)
+                                     ProcessSample, ThreadSample, counting_state, error_activity, safe_sample)
 
 NAME = "ebpf"
 PF_KTHREAD = 0x00200000
@@ -455,12 +455,9 @@ class ProbeCounterSampler:
         deltas = dict(self.ebpf.core_counters)
         events = getattr(getattr(self.ebpf.probe, "counters", None), "events", {}) or {}
         opened = list(self.ebpf.counter_slots)
-        ratio = min((d.running_ratio for d in deltas.values()), default=1.0)
+        ratio, state = counting_state(deltas)
         what = f"the eBPF probe's perf events: {', '.join(opened)} per process at every context switch and per core"
-        if not deltas:
-            what += "; warming up"
-        elif ratio < 1.0:
-            what += f"; multiplexed: counted {100 * ratio:.0f} % of the time (scaled)"
+        what += state
         stand_ins = {s: e for s, e in events.items() if e != s}
         if stand_ins:
             what += "; stand-ins: " + ", ".join(f"{s}={e}" for s, e in stand_ins.items())

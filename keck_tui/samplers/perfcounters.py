@@ -23,7 +23,7 @@ from keck_tui.common.bounded import BoundedInputError, read_file
 from keck_tui.model import STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.probes import perfevent
 from keck_tui.probes.perfevent import EventSpec, PerfEventError
-from keck_tui.samplers.types import CounterDelta, CounterReading
+from keck_tui.samplers.types import CounterDelta, CounterReading, counting_state
 
 NAME = "counters"
 _WRAP = 1 << 64
@@ -183,12 +183,8 @@ class PerfCounterSampler:
         return CounterReading(self._status(opened, deltas), interval_s=interval, cores=deltas)
 
     def _status(self, opened: list[str], deltas: dict[int, CounterDelta]) -> SourceStatus:
-        ratio = min((d.running_ratio for d in deltas.values()), default=1.0)
-        what = f"perf_event_open per CPU: {', '.join(opened)} on {len(self.cores)} CPUs"
-        if not deltas:
-            what += "; warming up"
-        elif ratio < 1.0:
-            what += f"; multiplexed: counted {100 * ratio:.0f} % of the time (scaled)"
+        ratio, state = counting_state(deltas)
+        what = f"perf_event_open per CPU: {', '.join(opened)} on {len(self.cores)} CPUs" + state
         absent = [f"no {n} ({why})" for n, why in self.missing.items() if n not in opened]
         detail = "; ".join([what, *absent])
         return SourceStatus(NAME, STATUS_OK, detail,

@@ -126,6 +126,18 @@ class CounterReading:
     cores: Mapping[int, CounterDelta] = field(default_factory=dict)  # cpu -> deltas
 
 
+def counting_state(deltas: Mapping[int, CounterDelta]) -> tuple[float, str]:
+    """The cores' lowest running ratio over the interval and what it means for a ``counters``
+    status, as a suffix: "; warming up" before any interval, "; multiplexed: ..." when a core's
+    events shared the PMU (their counts are scaled), else ''. One wording for every counters source."""
+    ratio = min((d.running_ratio for d in deltas.values()), default=1.0)
+    if not deltas:
+        return ratio, "; warming up"
+    if ratio < 1.0:
+        return ratio, f"; multiplexed: counted {100 * ratio:.0f} % of the time (scaled)"
+    return ratio, ""
+
+
 class CounterSampler(Protocol):
     name: str
 
