@@ -235,6 +235,47 @@ def visit_cpus(cpus: list[int]) -> None:
         pass
 
 
+def prepare_bcc(bcc: ModuleType | None = None) -> ModuleType:
+    """The checks before compiling any probe program, one by one so that the first failure
+    says exactly why (``ProbeUnavailable``): privileges, bcc itself (``bcc`` given: that
+    module), kernel lockdown, kernel headers. Returns the bcc module."""
+    check_privileges()
+    if bcc is None:
+        bcc, why = load_bcc()
+        if bcc is None:
+            raise ProbeUnavailable(why, "apt install python3-bpfcc")
+    check_lockdown()
+    check_headers()
+    return bcc
+
+
+def btf_task_offsets() -> dict[str, int]:
+    """``task_struct`` field offsets from the kernel's BTF (probes/btf.py), or ``ProbeUnavailable``."""
+    try:
+        return task_offsets()
+    except BtfError as exc:
+        raise ProbeUnavailable(f"{exc} (needs CONFIG_DEBUG_INFO_BTF)",
+                               "use a kernel with BTF, or --probes procfs") from exc
+
+
+def compile_program(bcc: ModuleType, source: Path, defines: Mapping[str, object]) -> object:
+    """``bcc.BPF`` of ``source`` compiled with CFLAGS and ``-Dk=v`` per define, clang's
+    diagnostics captured; or ``ProbeUnavailable`` with the one line that says why."""
+    cflags = list(CFLAGS) + [f"-D{k}={v}" for k, v in defines.items()]
+    with warnings.catch_warnings():  # bcc 0.26 warns about its own str/bytes use
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result, log = _capture_fd2(lambda: bcc.BPF(src_file=str(source).encode(), cflags=cflags))
+    if isinstance(result, Exception):
+        text = f"{result}\n{log}"
+        if "Operation not permitted" in text or "EPERM" in text:
+            raise ProbeUnavailable("BPF load refused (EPERM: locked-down kernel or missing capability)",
+                                   "run as root without kernel lockdown, or use --probes procfs")
+        if "kernel headers" in text.lower() or "linux/kconfig.h" in text:
+            raise ProbeUnavailable("kernel headers missing", FIX_SETUP)
+        raise ProbeUnavailable(_summarise_compile_error(text), FIX_SETUP)
+    return result
+
+
 def _summarise_compile_error(log: str) -> str:
     for line in log.splitlines():
         if "error:" in line:
@@ -309,13 +350,7 @@ class OnCpuProbe:
     def _open(cls, map_entries: int, exit_entries: int, freq: bool | None,
               bcc: ModuleType | None, counter_slots: tuple[str, ...] = (),
               counter_entries: int = DEFAULT_COUNTER_ENTRIES) -> "OnCpuProbe":
-        check_privileges()
-        if bcc is None:
-            bcc, why = load_bcc()
-            if bcc is None:
-                raise ProbeUnavailable(why, "apt install python3-bpfcc")
-        check_lockdown()
-        check_headers()
+        bcc = prepare_bcc(bcc)
         notes: list[str] = []
         if tracefs_dir() is None:
             notes.append("tracefs not mounted (raw tracepoints work without it)")
@@ -332,11 +367,7 @@ class OnCpuProbe:
             freq = any(cpufreq_max_khz(c) for c in cpus)
         defines = {"SLOTS": SLOTS, "MAP_ENTRIES": max(1, int(map_entries)),
                    "EXIT_ENTRIES": max(1, int(exit_entries))}
-        try:
-            offs = task_offsets()
-        except BtfError as exc:
-            raise ProbeUnavailable(f"{exc} (needs CONFIG_DEBUG_INFO_BTF)",
-                                   "use a kernel with BTF, or --probes procfs") from exc
+        offs = btf_task_offsets()
         if offs["tgid"] != offs["pid"] + 4 or offs["prev_sum"] != offs["sum"] + 8:
             raise ProbeUnavailable("unexpected task_struct layout (pid/tgid or runtime fields "
                                    "not adjacent)", "use --probes procfs")
@@ -351,17 +382,8 @@ class OnCpuProbe:
             defines["CTR_MASK"] = sum(1 << COUNTER_SLOTS.index(s) for s in slots)
             defines["CTR_LEADER"] = COUNTER_SLOTS.index(slots[0])  # the perf group's leader (counters.py)
             defines["CTR_ENTRIES"] = max(1, int(counter_entries))
-        cflags = list(CFLAGS) + [f"-D{k}={v}" for k, v in defines.items()]
         t0 = time.monotonic()
-        result, log = _capture_fd2(lambda: bcc.BPF(src_file=str(SOURCE).encode(), cflags=cflags))
-        if isinstance(result, Exception):
-            text = f"{result}\n{log}"
-            if "Operation not permitted" in text or "EPERM" in text:
-                raise ProbeUnavailable("BPF load refused (EPERM: locked-down kernel or missing capability)",
-                                       "run as root without kernel lockdown, or use --probes procfs")
-            if "kernel headers" in text.lower() or "linux/kconfig.h" in text:
-                raise ProbeUnavailable("kernel headers missing", FIX_SETUP)
-            raise ProbeUnavailable(_summarise_compile_error(text), FIX_SETUP)
+        result = compile_program(bcc, SOURCE, defines)
         probe = cls(bpf=result, map_entries=defines["MAP_ENTRIES"],
                     exit_entries=defines["EXIT_ENTRIES"], cpus=cpus, with_freq=bool(freq),
                     load_s=time.monotonic() - t0, notes=notes, counter_slots=slots,

@@ -9,7 +9,6 @@ processes with ``--probes ebpf``) and, at the end, from ``wait4``'s rusage.
 from __future__ import annotations
 
 import ctypes as ct
-import warnings
 from typing import Sequence
 
 from keck_tui.runmeter.unavailable import TrackingUnavailable
@@ -82,29 +81,14 @@ class ForkTracker:
 
 
 def open_fork_tracker(max_members: int = DEFAULT_MAX_MEMBERS) -> ForkTracker:
-    from keck_tui.bcc_import import load_bcc
-    from keck_tui.probes.btf import BtfError, task_offsets
-    from keck_tui.probes.loader import (CFLAGS, ProbeUnavailable, _capture_fd2, _summarise_compile_error,
-                                        check_headers, check_lockdown, check_privileges, program_path)
+    from keck_tui.probes.loader import (ProbeUnavailable, btf_task_offsets, compile_program, prepare_bcc,
+                                        program_path)
 
     try:
-        check_privileges()
-        check_lockdown()
-        check_headers()
+        bcc = prepare_bcc()  # the on-CPU probe's checks, in its order and words
+        offs = btf_task_offsets()
+        bpf = compile_program(bcc, program_path(PROGRAM),
+                              {"TASK_TGID_OFF": offs["tgid"], "MAX_MEMBERS": int(max_members)})
     except ProbeUnavailable as exc:
         raise TrackingUnavailable(str(exc)) from None
-    bcc, why = load_bcc()
-    if bcc is None:
-        raise TrackingUnavailable(why)
-    try:
-        offs = task_offsets()
-    except BtfError as exc:
-        raise TrackingUnavailable(f"{exc} (needs CONFIG_DEBUG_INFO_BTF)") from None
-    cflags = list(CFLAGS) + [f"-DTASK_TGID_OFF={offs['tgid']}", f"-DMAX_MEMBERS={int(max_members)}"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        result, log = _capture_fd2(lambda: bcc.BPF(src_file=str(program_path(PROGRAM)).encode(),
-                                                           cflags=cflags))
-    if isinstance(result, Exception):
-        raise TrackingUnavailable(_summarise_compile_error(f"{result}\n{log}"))
-    return ForkTracker(result, max_members)
+    return ForkTracker(bpf, max_members)
