@@ -13,7 +13,8 @@ import pytest
 from keck_tui.clock import FakeClock
 from keck_tui.probes import perfevent as pe
 from keck_tui.probes.perfevent import EventSpec, PerfEventError
-from keck_tui.samplers.perfcounters import PerfCounterSampler, delta, online_cpus, parse_cpu_list, scaled
+from keck_tui.samplers.fileio import online_cpus, parse_cpu_list
+from keck_tui.samplers.perfcounters import PerfCounterSampler, delta, scaled
 
 S = 1_000_000_000
 

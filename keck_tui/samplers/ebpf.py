@@ -37,7 +37,7 @@ from typing import Callable, Mapping, Protocol
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.samplers.ebpf_counters import CounterDeltas, Totals
-from keck_tui.samplers.fileio import read_bytes
+from keck_tui.samplers.fileio import online_cpus, read_bytes
 from keck_tui.samplers.types import (ActivitySampler, CoreSample, CounterDelta, CounterReading, CpuActivity,
                                      ProcessSample, ThreadSample, counting_state, error_activity, safe_sample)
 
@@ -636,14 +636,7 @@ def _close(ctrs) -> None:
         ctrs.close()
 
 
-def _online_cpus(possible: list[int], path: str = "/sys/devices/system/cpu/online") -> list[int]:
+def _online_cpus(possible: list[int]) -> list[int]:
     """The possible CPUs that are online now (perf events open only there)."""
-    try:
-        text = Path(path).read_text().strip()
-    except OSError:
-        return possible
-    online: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        online.update(range(int(lo), int(hi or lo) + 1))
+    online = set(online_cpus())
     return [c for c in possible if c in online] or possible

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from keck_tui.samplers.types import CounterDelta
+from keck_tui.samplers.types import CounterDelta, multiplexed
 
 #: CounterDelta's fields in the probe's slot order (probes/loader.py COUNTER_SLOTS).
 FIELDS = ("cycles", "instructions", "llc_misses", "ref_cycles")
@@ -52,12 +52,10 @@ def to_delta(d: Totals) -> CounterDelta | None:
     values: dict[str, float | None] = {}
     ratios: list[float] = []
     for name, t in zip(FIELDS, d):
-        if t is None or t[1] <= 0 or t[2] <= 0:
-            values[name] = None
-            continue
-        count, enabled, running = t
-        values[name] = count * enabled / running if running < enabled else float(count)
-        ratios.append(min(1.0, running / enabled))
+        got = None if t is None else multiplexed(*t)
+        values[name] = None if got is None else got[0]
+        if got is not None:
+            ratios.append(got[1])
     if not ratios:
         return None
     return CounterDelta(running_ratio=min(ratios), **values)

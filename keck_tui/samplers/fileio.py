@@ -36,6 +36,29 @@ def read_file(path: str) -> str:
     return read_bytes(path).decode("utf-8", "replace")
 
 
+def parse_cpu_list(text: str) -> list[int]:
+    """A kernel CPU list (``0-3,8``) → [0, 1, 2, 3, 8]; nonsense → []."""
+    cpus: list[int] = []
+    try:
+        for part in text.strip().split(","):
+            if not part:
+                continue
+            lo, _, hi = part.partition("-")
+            cpus.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    except ValueError:
+        return []
+    return sorted(set(c for c in cpus if 0 <= c < 65536))
+
+
+def online_cpus(sysfs_root: str | os.PathLike[str] = "/sys") -> list[int]:
+    """The online CPUs (``devices/system/cpu/online``); [] where it cannot be read."""
+    try:
+        raw = read_bytes(os.path.join(sysfs_root, "devices", "system", "cpu", "online"), 4096)
+    except OSError:
+        return []
+    return parse_cpu_list(raw.decode("ascii", "replace"))
+
+
 def read_opt_int(read: ReadFile, path: str) -> int | None:
     """An integer file, or None when it is absent, unreadable or not an integer."""
     try:

@@ -19,41 +19,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from keck_tui.clock import Clock, SystemClock
-from keck_tui.common.bounded import BoundedInputError, read_file
 from keck_tui.model import STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
 from keck_tui.probes import perfevent
 from keck_tui.probes.perfevent import EventSpec, PerfEventError
-from keck_tui.samplers.types import CounterDelta, CounterReading, counting_state
+from keck_tui.samplers.fileio import online_cpus
+from keck_tui.samplers.types import CounterDelta, CounterReading, counting_state, multiplexed
 
 NAME = "counters"
 _WRAP = 1 << 64
-_SMALL = 4096
 
 Opener = Callable[[EventSpec, int], int]
 Reader = Callable[[int], tuple[int, int, int]]
-
-
-def parse_cpu_list(text: str) -> list[int]:
-    """``0-3,8`` → [0, 1, 2, 3, 8]; nonsense → []."""
-    cpus: list[int] = []
-    try:
-        for part in text.strip().split(","):
-            if not part:
-                continue
-            lo, _, hi = part.partition("-")
-            cpus.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
-    except ValueError:
-        return []
-    return sorted(set(c for c in cpus if 0 <= c < 65536))
-
-
-def online_cpus(sysfs_root: str | Path = "/sys") -> list[int]:
-    """The online CPUs (``devices/system/cpu/online``); [] where it cannot be read."""
-    try:
-        raw = read_file(Path(sysfs_root, "devices", "system", "cpu", "online"), _SMALL, "cpu online list")
-    except (OSError, BoundedInputError):
-        return []
-    return parse_cpu_list(raw.decode("ascii", "replace"))
 
 
 def delta(now: int, before: int) -> int | None:
@@ -78,10 +54,8 @@ def scaled(now: tuple[int, int, int], before: tuple[int, int, int]) -> tuple[flo
     """(count scaled for multiplexing, running ratio) over one interval; (None, None) when
     the event never ran in it or its counter went backwards."""
     dv, de, dr = (delta(a, b) for a, b in zip(now, before))
-    if dv is None or de is None or dr is None or de <= 0 or dr <= 0:
-        return None, None
-    ratio = min(1.0, dr / de)
-    return dv * (de / dr if dr < de else 1.0), ratio
+    got = None if dv is None or de is None or dr is None else multiplexed(dv, de, dr)
+    return (None, None) if got is None else got
 
 
 class PerfCounterSampler:

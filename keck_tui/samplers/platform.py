@@ -22,6 +22,7 @@ from pathlib import Path
 from keck_tui.common.bounded import BoundedInputError, read_file
 from keck_tui.estimate.cpuinfo import parse_cpuinfo_identity
 from keck_tui.estimate.profile import PlatformFacts
+from keck_tui.samplers.fileio import parse_cpu_list
 
 CPUINFO_LIMIT = 8 * 1024 * 1024  # 512 logical CPUs × ~1.5 KiB, with room
 SMALL_LIMIT = 4096
@@ -50,16 +51,7 @@ def _read_capped(path: Path, limit: int) -> str | None:
 
 def _online_cpus(text: str | None) -> int | None:
     """``0-3,8-11`` → 8."""
-    if not text or not text.strip():
-        return None
-    count = 0
-    try:
-        for part in text.strip().split(","):
-            lo, _, hi = part.partition("-")
-            count += (int(hi) - int(lo) + 1) if hi else 1
-    except ValueError:
-        return None
-    return count if count > 0 else None
+    return len(parse_cpu_list(text or "")) or None
 
 
 def _mem_total(text: str | None) -> int | None:

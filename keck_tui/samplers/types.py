@@ -126,6 +126,17 @@ class CounterReading:
     cores: Mapping[int, CounterDelta] = field(default_factory=dict)  # cpu -> deltas
 
 
+def multiplexed(count: float, enabled: float, running: float) -> tuple[float, float] | None:
+    """A counter's ``count`` over a span scaled for PMU multiplexing (× enabled / running, when
+    the event was on the PMU only part of the time it was enabled) and its running ratio; None
+    when it never ran. One rule for every counters source (per core and per process)."""
+    if enabled <= 0 or running <= 0:
+        return None
+    if running < enabled:
+        return count * enabled / running, running / enabled
+    return float(count), 1.0
+
+
 def counting_state(deltas: Mapping[int, CounterDelta]) -> tuple[float, str]:
     """The cores' lowest running ratio over the interval and what it means for a ``counters``
     status, as a suffix: "; warming up" before any interval, "; multiplexed: ..." when a core's
