@@ -437,6 +437,37 @@ async def test_fetch_errors_say_what_went_wrong() -> None:
         await plain.stop()
 
 
+async def test_a_reset_connection_says_connection_lost() -> None:
+    """A peer that resets the connection (e.g. a pooled keep-alive connection it dropped) said
+    'ClientOSError: [Errno 104] Connection reset by peer'."""
+    import socket
+    import struct
+
+    from keck_tui.common.http import CONNECT, HttpError, get_json
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the whole request, then an RST instead of an answer
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            seen = set()
+            for _ in range(5):  # the RST may arrive before or after the client's read begins
+                with pytest.raises(HttpError) as e:
+                    await get_json(session, f"http://127.0.0.1:{port}/api/v1/snapshot", timeout=2, peer="agent")
+                assert e.value.kind == CONNECT, str(e.value)
+                seen.add(str(e.value))
+            assert seen <= {"connection lost (Connection reset by peer)",
+                            "server disconnected (is it an https:// agent?)"}, seen
+            assert not any("Errno" in text or "ClientOSError" in text for text in seen)
+    finally:
+        server.close()
+
+
 def test_attach_batch_iterations_must_be_positive(tmp_path) -> None:
     """QA: attach --batch -n 0 printed nothing and exited 0 (keck-top --batch -n 0 is an error)."""
     cfg = tmp_path / "none.toml"

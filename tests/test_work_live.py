@@ -193,7 +193,7 @@ def test_counter_reset_and_dead_endpoint_are_said_and_the_sampler_never_waits(bu
         w = _work_row(snap, busy_vllm.pid).extra["work"]
         deadline = time.monotonic() + 30
         # until the failed scrape has finished: the first may be the pooled connection's reset
-        # ("Connection reset by peer"), the dead endpoint's state is then "cannot connect"
+        # ("connection lost (Connection reset by peer)"), the dead endpoint's state is then "cannot connect"
         while not (w["status"] == "error" and "cannot connect" in (w["why"] or "")) and time.monotonic() < deadline:
             time.sleep(0.5)
             snap = collector.collect()

@@ -214,6 +214,9 @@ def _client_error(exc: aiohttp.ClientError, url: str, peer: str, secrets: frozen
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         hint = f" (is it an https:// {peer}?)" if url.startswith("http://") else ""
         return HttpError(f"server disconnected{hint}", CONNECT)
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+        # e.g. a pooled keep-alive connection the peer dropped, or a peer restarting
+        return HttpError(f"connection lost ({os.strerror(exc.errno)})", CONNECT)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return HttpError("the answer broke off (" + _scrub(str(exc), secrets)[:120] + ")", PROTOCOL)
     return HttpError(_scrub(f"{type(exc).__name__}: {exc}", secrets)[:200], PROTOCOL)
