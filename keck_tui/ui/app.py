@@ -93,6 +93,7 @@ class KeckApp(App[int]):
         self.snapshot: Snapshot | None = None
         self._last_from_feed: Snapshot | None = None
         self._poll_error: str | None = None
+        self._header_drawn: tuple[object, ...] | None = None  # what the header shows (refresh_header)
         self.session_start: float | None = None
         self.paused = False
         self.recording = False
@@ -244,8 +245,16 @@ class KeckApp(App[int]):
         if panel is None:
             return
         state = self.header_state()
+        styles = self._styles(panel)
+        # The timer asks four times a second; the lines change at most once a second
+        # between samples (the age), so most calls build nothing.
+        drawn = (state.snapshot, styles, self.size.width, state.shown())
+        last = self._header_drawn
+        if last is not None and last[0] is drawn[0] and last[1] is drawn[1] and last[2:] == drawn[2:]:
+            return
+        self._header_drawn = drawn
         panel.set_class(state.stale, "-stale")
-        panel.show_lines(header_lines(state, self._styles(panel), width=self.size.width))
+        panel.show_lines(header_lines(state, styles, width=self.size.width))
 
     def refresh_breadcrumb(self) -> None:
         from rich.text import Text

@@ -7,7 +7,7 @@ a glyph.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from rich.style import Style
@@ -40,6 +40,12 @@ class HeaderState:
     @property
     def age(self) -> float | None:
         return None if self.snapshot is None else self.now - self.snapshot.time
+
+    def shown(self) -> tuple[object, ...]:
+        """Everything the lines show except the snapshot, with the clock reduced to the age
+        text and staleness: equal values (and the same snapshot) draw the same lines."""
+        age = self.age
+        return (replace(self, snapshot=None, now=0.0), None if age is None else fmt.fmt_age(age), self.stale)
 
     @property
     def stale(self) -> bool:

@@ -6,6 +6,7 @@ flatten plus ~one screenful of lines, never a widget per row.
 """
 from __future__ import annotations
 
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -366,6 +367,7 @@ class TextPanel(Widget):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.auto_links = False  # the lines hold no links (see line_strip)
         self._text = Text()
         self._lines: list[Text] = []
         self._styles: dict[str, Style] | None = None
@@ -433,13 +435,32 @@ class TextPanel(Widget):
             return cached[3]
         if line is None:
             strip = Strip.blank(width, style.rich_style)
+        elif self.styles.content_align != ("left", "top"):
+            strip = Visual.to_strips(self, visualize(self, _one_line(line)), width, 1, style)[0]
         else:
-            text = line.copy()
-            text.no_wrap = True
-            text.overflow = "ellipsis"
-            strip = Visual.to_strips(self, visualize(self, text), width, 1, style)[0]
+            strip = line_strip(line, width, style.rich_style, self.app.console, y)
         self._strips[y] = (line, width, style, strip)
         return strip
+
+
+def _one_line(line: Text) -> Text:
+    text = line.copy()
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
+
+
+def line_strip(line: Text, width: int, base: Style, console: Console, y: int = 0) -> Strip:
+    """Line ``y`` of a panel, rich Text, as a Strip of ``width`` cells on ``base``: the cells
+    and styles Textual's ``Visual.to_strips`` makes of it, without converting it to Textual
+    ``Content`` first (a sixth of the idle TUI's CPU went into that conversion for the header
+    and detail lines that change each second). Cut with an ellipsis, never wrapped; each
+    segment carries its text offset, so a mouse selection starts where it was pressed."""
+    text = _one_line(line)
+    text.truncate(width, overflow="ellipsis")
+    segments = [Segment(seg.text, base + seg.style if seg.style else base)
+                for seg in text.render(console) if seg.text]
+    return Strip(segments).apply_offsets(0, y).extend_cell_length(width, base)
 
 
 class Breadcrumb(TextPanel):

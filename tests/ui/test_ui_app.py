@@ -433,3 +433,37 @@ async def test_cost_follows_the_price_schedule(clock):
         await pilot.pause()
         assert app.rates_now() == (0.90, 400.0)
         assert "€0.33/h · 146 gCO2e/h" in screen_text(app)
+
+
+async def test_panel_lines_are_the_cells_and_styles_textual_would_render(clock):
+    """The header/detail/breadcrumb lines skip Textual's Content conversion (line_strip); each
+    line must be what Textual's own rendering of the panel makes of it: text, styles, the
+    ellipsis when cut, and each segment's text offset (where a mouse selection starts)."""
+    from textual.widget import Widget
+
+    from keck_tui.ui.widgets import TextPanel
+
+    snaps = [ff.snapshot(step, clock=clock, fleet=fleet) for step in range(2) for fleet in (False, True)]
+    compared = 0
+    for size in ((120, 45), (70, 45), (25, 45)):
+        app, _ = make_app(clock, auto_poll=False)
+        async with app.run_test(size=size) as pilot:
+            for theme in ("textual-dark", "textual-light"):
+                app.theme = theme
+                for snap in snaps:
+                    app.show_snapshot(snap)
+                    await pilot.pause()
+                    for name in ("header", "detail", "breadcrumb"):
+                        panel = app._panels[name]
+                        if not panel.display:
+                            continue
+                        panel._strips.clear()
+                        width, base = panel.size.width, panel.visual_style.rich_style
+                        for y in range(len(panel._lines)):
+                            textual = Widget.render_line(panel, y).extend_cell_length(width, base)
+                            ours = TextPanel.render_line(panel, y)
+                            assert ours.cell_length == textual.cell_length == width
+                            assert [(s.text, s.style) for s in ours.simplify() if s.text] == \
+                                   [(s.text, s.style) for s in textual.simplify() if s.text], (size, name, y)
+                            compared += 1
+    assert compared > 100
