@@ -7,7 +7,7 @@ import pytest
 
 from fakesys import DEFAULT_MAX_RANGE_UJ, FakeSys, deny_reads
 from keck_tui.clock import FakeClock
-from keck_tui.samplers.rapl import RaplSampler
+from keck_tui.samplers.rapl import REDISCOVER_S, RaplSampler
 from keck_tui.samplers.types import (
     DOMAIN_CORE, DOMAIN_DRAM, DOMAIN_PACKAGE, DOMAIN_PSYS, DOMAIN_UNCORE, PowerSampler,
 )
@@ -339,6 +339,10 @@ def test_zones_appearing_later_are_found(tmp_path):
     rapl = RaplSampler(sys.root, clock)
     assert rapl.sample().source.status == "unavailable"
     sys.add_rapl_zone("intel-rapl:0", "package-0", energy_uj=0)
+    # not searched for at every sample (a VM has none): found at the next search
+    clock.advance(REDISCOVER_S - 1)
+    assert rapl.sample().source.status == "unavailable"
+    clock.advance(1)
     assert rapl.sample().source.detail == "warming up"
 
 

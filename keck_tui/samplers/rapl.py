@@ -57,6 +57,10 @@ NO_RAPL_FIX = (
 )
 
 
+#: Seconds between searches for RAPL zones where there were none.
+REDISCOVER_S = 30.0
+
+
 @dataclass(frozen=True)
 class RaplZone:
     """Static facts about one powercap zone (read once)."""
@@ -84,13 +88,21 @@ class RaplSampler:
         self._zones: tuple[RaplZone, ...] = ()
         self._mmio_ignored = 0
         self._prev: dict[str, tuple[int, float]] = {}
+        self._next_search: float | None = None  # when to look for zones again (none found)
+        self._absent: SourceStatus | None = None  # why there are none, until the next search
 
     # -- discovery ---------------------------------------------------------------------
 
     @property
     def zones(self) -> tuple[RaplZone, ...]:
+        """The zones, found once; where there are none, looked for again every
+        ``REDISCOVER_S`` (a driver loaded later is found, a VM is not searched each sample)."""
         if not self._zones:
-            self._zones = self._discover()
+            now = self.clock.monotonic()
+            if self._next_search is None or now >= self._next_search:
+                self._zones = self._discover()
+                self._next_search = None if self._zones else now + REDISCOVER_S
+                self._absent = None
         return self._zones
 
     def _discover(self) -> tuple[RaplZone, ...]:
@@ -166,7 +178,9 @@ class RaplSampler:
     def sample(self) -> PowerReading:
         zones = self.zones
         if not zones:
-            return PowerReading(self._no_rapl())
+            if self._absent is None:
+                self._absent = self._no_rapl()
+            return PowerReading(self._absent)
         denied: list[str] = []
         failed: list[str] = []
         notes: list[str] = []

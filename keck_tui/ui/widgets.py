@@ -6,6 +6,8 @@ flatten plus ~one screenful of lines, never a widget per row.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
@@ -374,6 +376,7 @@ class TextPanel(Widget):
         self._styles_key: tuple[str, str] | None = None
         # y -> (the Text it came from, width, base style, strip): see render_line.
         self._strips: dict[int, tuple[Text | None, int, object, Strip]] = {}
+        self._offsets: dict[tuple[int, int], Style] = {}  # (x, y) -> selection offset style
 
     def styles_map(self) -> dict[str, Style]:
         """Rich styles of the header--* classes, by short name; cached until the theme
@@ -417,6 +420,15 @@ class TextPanel(Widget):
     def render(self) -> Text:
         return self._text
 
+    def _offset_style(self, x: int, y: int) -> Style:
+        """Made once per position (``Style.from_meta`` serialises its meta each time)."""
+        style = self._offsets.get((x, y))
+        if style is None:
+            if len(self._offsets) > 4096:  # positions of lines long gone
+                self._offsets.clear()
+            style = self._offsets[(x, y)] = _offset_style(x, y)
+        return style
+
     def render_line(self, y: int) -> Strip:
         """Line ``y`` rendered on its own and kept until that line changes.
 
@@ -438,7 +450,7 @@ class TextPanel(Widget):
         elif self.styles.content_align != ("left", "top"):
             strip = Visual.to_strips(self, visualize(self, _one_line(line)), width, 1, style)[0]
         else:
-            strip = line_strip(line, width, style.rich_style, self.app.console, y)
+            strip = line_strip(line, width, style.rich_style, self.app.console, y, self._offset_style)
         self._strips[y] = (line, width, style, strip)
         return strip
 
@@ -450,7 +462,8 @@ def _one_line(line: Text) -> Text:
     return text
 
 
-def line_strip(line: Text, width: int, base: Style, console: Console, y: int = 0) -> Strip:
+def line_strip(line: Text, width: int, base: Style, console: Console, y: int = 0,
+               offset_style: Callable[[int, int], Style] | None = None) -> Strip:
     """Line ``y`` of a panel, rich Text, as a Strip of ``width`` cells on ``base``: the cells
     and styles Textual's ``Visual.to_strips`` makes of it, without converting it to Textual
     ``Content`` first (a sixth of the idle TUI's CPU went into that conversion for the header
@@ -458,9 +471,19 @@ def line_strip(line: Text, width: int, base: Style, console: Console, y: int = 0
     segment carries its text offset, so a mouse selection starts where it was pressed."""
     text = _one_line(line)
     text.truncate(width, overflow="ellipsis")
-    segments = [Segment(seg.text, base + seg.style if seg.style else base)
-                for seg in text.render(console) if seg.text]
-    return Strip(segments).apply_offsets(0, y).extend_cell_length(width, base)
+    offset = offset_style or _offset_style
+    segments: list[Segment] = []
+    x = 0
+    for seg in text.render(console):
+        if seg.text:
+            segments.append(Segment(seg.text, (base + seg.style if seg.style else base) + offset(x, y)))
+            x += len(seg.text)
+    return Strip(segments).extend_cell_length(width, base)
+
+
+def _offset_style(x: int, y: int) -> Style:
+    """The meta Textual's ``Strip.apply_offsets`` gives a segment starting at (x, y)."""
+    return Style.from_meta({"offset": (x, y)})
 
 
 class Breadcrumb(TextPanel):
