@@ -5,6 +5,7 @@ import pytest
 
 from fakesys import FakeSys, deny_reads
 from keck_tui.clock import FakeClock
+from keck_tui.samplers.discovery import REDISCOVER_S, Discovery
 from keck_tui.samplers.hwmon import HwmonSampler
 from keck_tui.samplers.types import DOMAIN_CORE, DOMAIN_GPU, DOMAIN_NODE, DOMAIN_OTHER, DOMAIN_PACKAGE
 
@@ -136,6 +137,21 @@ def test_no_hwmon_power_sensors(tmp_path):
     assert "fix" in r.source.extra
 
 
+def test_sensors_of_a_driver_loaded_later_are_found_at_the_next_search(tmp_path):
+    """Not searched for at every sample (a VM has no sensors): again every REDISCOVER_S."""
+    sys = FakeSys(tmp_path)
+    sys.add_hwmon("coretemp", {"temp1_input": 40000})
+    clock = FakeClock()
+    hwmon = HwmonSampler(sys.root, clock)
+    first = hwmon.sample().source
+    assert first.detail == "no hwmon power or energy sensors (devices: coretemp)"
+    sys.add_hwmon("amd_energy", {"energy1_input": 5_000_000}, {"energy1": "Esocket0"})
+    clock.advance(REDISCOVER_S - 1)
+    assert hwmon.sample().source == first  # the same why, without a search
+    clock.advance(1)
+    assert hwmon.sample().source.detail == "warming up"
+
+
 def test_no_hwmon_folder(tmp_path):
     r = HwmonSampler(tmp_path, FakeClock()).sample()
     assert r.source.status == "unavailable"
@@ -154,3 +170,24 @@ def test_energy_needs_root(tmp_path):
 def test_real_sysfs_does_not_raise():
     r = HwmonSampler("/sys").sample()
     assert r.source.status in ("ok", "unavailable", "error")
+
+
+def test_discovery_searches_once_when_found_and_every_interval_when_not():
+    clock = FakeClock()
+    results = [(), (), ("zone",), ("other",)]
+    calls = []
+
+    def find():
+        calls.append(clock.monotonic())
+        return results[len(calls) - 1]
+
+    d = Discovery(find, clock, every_s=10.0)
+    assert d.get() == () and d.searches == 1
+    clock.advance(9.9)
+    assert d.get() == () and d.searches == 1
+    clock.advance(0.1)
+    assert d.get() == () and d.searches == 2
+    clock.advance(10.0)
+    assert d.get() == ("zone",) and d.searches == 3
+    clock.advance(100.0)
+    assert d.get() == ("zone",) and d.searches == 3  # found: never searched again

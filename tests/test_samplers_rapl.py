@@ -7,7 +7,8 @@ import pytest
 
 from fakesys import DEFAULT_MAX_RANGE_UJ, FakeSys, deny_reads
 from keck_tui.clock import FakeClock
-from keck_tui.samplers.rapl import REDISCOVER_S, RaplSampler
+from keck_tui.samplers.discovery import REDISCOVER_S
+from keck_tui.samplers.rapl import RaplSampler
 from keck_tui.samplers.types import (
     DOMAIN_CORE, DOMAIN_DRAM, DOMAIN_PACKAGE, DOMAIN_PSYS, DOMAIN_UNCORE, PowerSampler,
 )

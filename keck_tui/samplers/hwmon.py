@@ -30,6 +30,7 @@ from pathlib import Path
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
+from keck_tui.samplers.discovery import Discovery
 from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_text
 from keck_tui.samplers.types import (
     DOMAIN_CORE, DOMAIN_GPU, DOMAIN_NODE, DOMAIN_OTHER, DOMAIN_PACKAGE, PowerDomain, PowerReading,
@@ -80,16 +81,16 @@ class HwmonSampler:
         self.sysfs_root = Path(sysfs_root)
         self.clock: Clock = clock or SystemClock()
         self._read = read_file
-        self._sensors: tuple[HwmonSensor, ...] = ()
+        self._sensors: Discovery[HwmonSensor] = Discovery(self._discover, self.clock)
+        self._absent: tuple[int, SourceStatus] | None = None  # (search, why there are no sensors)
         self._devices: list[str] = []
         self._prev: dict[str, tuple[int, float]] = {}
         self._deferred = False  # AMD socket energy demoted because RAPL reports it
 
     @property
     def sensors(self) -> tuple[HwmonSensor, ...]:
-        if not self._sensors:
-            self._sensors = self._discover()
-        return self._sensors
+        """The sensors; where there are none, looked for again every ``REDISCOVER_S``."""
+        return self._sensors.get()
 
     def _discover(self) -> tuple[HwmonSensor, ...]:
         base = self.sysfs_root / "class" / "hwmon"
@@ -163,7 +164,9 @@ class HwmonSampler:
     def sample(self) -> PowerReading:
         sensors = self.sensors
         if not sensors:
-            return PowerReading(self._no_sensors())
+            if self._absent is None or self._absent[0] != self._sensors.searches:
+                self._absent = (self._sensors.searches, self._no_sensors())
+            return PowerReading(self._absent[1])
         denied: list[str] = []
         failed: list[str] = []
         notes: list[str] = []

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from keck_tui.clock import Clock, SystemClock
 from keck_tui.model import STATUS_ERROR, STATUS_OK, STATUS_UNAVAILABLE, SourceStatus
+from keck_tui.samplers.discovery import Discovery
 from keck_tui.samplers.fileio import ReadFile, listdir, read_file, read_opt_int, read_opt_text
 from keck_tui.samplers.types import (
     DOMAIN_CORE, DOMAIN_DRAM, DOMAIN_OTHER, DOMAIN_PACKAGE, DOMAIN_PSYS, DOMAIN_UNCORE,
@@ -57,10 +58,6 @@ NO_RAPL_FIX = (
 )
 
 
-#: Seconds between searches for RAPL zones where there were none.
-REDISCOVER_S = 30.0
-
-
 @dataclass(frozen=True)
 class RaplZone:
     """Static facts about one powercap zone (read once)."""
@@ -85,25 +82,17 @@ class RaplSampler:
         self.sysfs_root = Path(sysfs_root)
         self.clock: Clock = clock or SystemClock()
         self._read = read_file
-        self._zones: tuple[RaplZone, ...] = ()
+        self._zones: Discovery[RaplZone] = Discovery(self._discover, self.clock)
         self._mmio_ignored = 0
         self._prev: dict[str, tuple[int, float]] = {}
-        self._next_search: float | None = None  # when to look for zones again (none found)
-        self._absent: SourceStatus | None = None  # why there are none, until the next search
+        self._absent: tuple[int, SourceStatus] | None = None  # (search, why there are no zones)
 
     # -- discovery ---------------------------------------------------------------------
 
     @property
     def zones(self) -> tuple[RaplZone, ...]:
-        """The zones, found once; where there are none, looked for again every
-        ``REDISCOVER_S`` (a driver loaded later is found, a VM is not searched each sample)."""
-        if not self._zones:
-            now = self.clock.monotonic()
-            if self._next_search is None or now >= self._next_search:
-                self._zones = self._discover()
-                self._next_search = None if self._zones else now + REDISCOVER_S
-                self._absent = None
-        return self._zones
+        """The zones; where there are none, looked for again every ``REDISCOVER_S``."""
+        return self._zones.get()
 
     def _discover(self) -> tuple[RaplZone, ...]:
         """MSR zones (``intel-rapl:*``); where there are none, TPMI zones (``intel-rapl-tpmi:*``,
@@ -178,9 +167,9 @@ class RaplSampler:
     def sample(self) -> PowerReading:
         zones = self.zones
         if not zones:
-            if self._absent is None:
-                self._absent = self._no_rapl()
-            return PowerReading(self._absent)
+            if self._absent is None or self._absent[0] != self._zones.searches:
+                self._absent = (self._zones.searches, self._no_rapl())
+            return PowerReading(self._absent[1])
         denied: list[str] = []
         failed: list[str] = []
         notes: list[str] = []
