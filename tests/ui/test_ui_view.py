@@ -161,3 +161,15 @@ def test_filter_matches_a_pid_exactly_and_enter_on_a_summary_shows_hidden_rows()
     i = next(i for i, ln in enumerate(v.lines) if ln.row is None)
     v.move_to(i)
     assert v.toggle() and not v.threshold_on
+
+
+def test_a_matching_leaf_line_is_marked_and_every_line_is_indexed():
+    v = TreeView()
+    v.set_root(ff.node_row())
+    v.set_filter("(idle)")
+    leaf = [ln for ln in v.lines if ln.path == ("node-7", "(idle)")]
+    assert len(leaf) == 1 and leaf[0].matched and not leaf[0].expandable and leaf[0].row.id == "(idle)"
+    assert leaf[0].depth == 1 and leaf[0].parent is v.root
+    v.set_filter("")
+    assert all(v.index[ln.path] == i for i, ln in enumerate(v.lines))
+    assert len(v.index) == len(v.lines)
