@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
@@ -469,8 +470,12 @@ def line_strip(line: Text, width: int, base: Style, console: Console, y: int = 0
     ``Content`` first (a sixth of the idle TUI's CPU went into that conversion for the header
     and detail lines that change each second). Cut with an ellipsis, never wrapped; each
     segment carries its text offset, so a mouse selection starts where it was pressed."""
-    text = _one_line(line)
-    text.truncate(width, overflow="ellipsis")
+    cells = cell_len(line.plain)
+    text = line
+    if cells > width:  # cut (a copy: the caller's line stays whole)
+        text = _one_line(line)
+        text.truncate(width, overflow="ellipsis")
+        cells = cell_len(text.plain)
     offset = offset_style or _offset_style
     segments: list[Segment] = []
     x = 0
@@ -478,7 +483,7 @@ def line_strip(line: Text, width: int, base: Style, console: Console, y: int = 0
         if seg.text:
             segments.append(Segment(seg.text, (base + seg.style if seg.style else base) + offset(x, y)))
             x += len(seg.text)
-    return Strip(segments).extend_cell_length(width, base)
+    return Strip(segments, cells).extend_cell_length(width, base)
 
 
 def _offset_style(x: int, y: int) -> Style:
