@@ -371,7 +371,7 @@ class TextPanel(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.auto_links = False  # the lines hold no links (see line_strip)
-        self._text = Text()
+        self._text: Text | None = Text()  # the lines joined, made on demand (render)
         self._lines: list[Text] = []
         self._styles: dict[str, Style] | None = None
         self._styles_key: tuple[str, str] | None = None
@@ -404,10 +404,7 @@ class TextPanel(Widget):
                 a.plain == b.plain and a.spans == b.spans and a.style == b.style
                 for a, b in zip(lines, old_lines)):
             return  # unchanged: a repaint would cost CPU several times a second for nothing
-        text = Text("\n").join(lines)
-        text.no_wrap = True
-        text.overflow = "ellipsis"
-        self._text = text
+        self._text = None  # joined when Textual asks for the whole text (render, selection)
         self._lines = list(lines)
         width = self.size.width
         if len(lines) != len(old_lines) or not self.is_mounted or width <= 0:
@@ -419,6 +416,11 @@ class TextPanel(Widget):
                 self.refresh(Region(0, y, width, 1))
 
     def render(self) -> Text:
+        if self._text is None:
+            text = Text("\n").join(self._lines)
+            text.no_wrap = True
+            text.overflow = "ellipsis"
+            self._text = text
         return self._text
 
     def _offset_style(self, x: int, y: int) -> Style:
