@@ -30,9 +30,10 @@ TREE_STYLE_KEYS = ("name", "marker", "synthetic", "stale", "match", "num", "hot"
                    "bar_lo", "bar_val", "bar_hi", "dim", "cursor", "title", "title_sorted", "trend")
 
 
-def _style_key(widget: Widget) -> tuple[str, str]:
-    """Changes when the theme's CSS has been applied to ``widget`` (cache key for styles)."""
-    return (widget.app.theme, str(widget.styles.background))
+def _style_key(widget: Widget) -> tuple[str, object]:
+    """Changes when the theme's CSS has been applied to ``widget`` (cache key for styles;
+    the Color itself, not its text: its repr cost more than the rest of a header update)."""
+    return (widget.app.theme, widget.styles.background)
 
 
 class PowerTree(ScrollView, can_focus=True):
@@ -97,7 +98,7 @@ class PowerTree(ScrollView, can_focus=True):
         self.currency = "€"
         self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] | None = None
-        self._styles_key: tuple[str, str] | None = None
+        self._styles_key: tuple[str, object] | None = None
         self._layout: Layout | None = None
         self._content_width: int | None = None  # cached: computing it is not free
         # What the last sync put on screen: (scroll y, width) and each screen
@@ -374,7 +375,7 @@ class TextPanel(Widget):
         self._text: Text | None = Text()  # the lines joined, made on demand (render)
         self._lines: list[Text] = []
         self._styles: dict[str, Style] | None = None
-        self._styles_key: tuple[str, str] | None = None
+        self._styles_key: tuple[str, object] | None = None
         # y -> (the Text it came from, width, base style, strip): see render_line.
         self._strips: dict[int, tuple[Text | None, int, object, Strip]] = {}
         self._offsets: dict[tuple[int, int], Style] = {}  # (x, y) -> selection offset style
