@@ -191,3 +191,20 @@ def test_discovery_searches_once_when_found_and_every_interval_when_not():
     assert d.get() == ("zone",) and d.searches == 3
     clock.advance(100.0)
     assert d.get() == ("zone",) and d.searches == 3  # found: never searched again
+
+
+def test_discovery_says_why_once_per_search():
+    clock = FakeClock()
+    d = Discovery(lambda: (), clock, every_s=5.0)
+    asked = []
+
+    def why():
+        asked.append(d.searches)
+        return f"none at search {d.searches}"
+
+    d.get()
+    assert d.absent(why) == "none at search 1" and d.absent(why) == "none at search 1"
+    clock.advance(5.0)
+    d.get()
+    assert d.absent(why) == "none at search 2"
+    assert asked == [1, 2]

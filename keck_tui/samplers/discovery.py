@@ -12,6 +12,7 @@ from typing import Callable, Generic, TypeVar
 from keck_tui.clock import Clock
 
 T = TypeVar("T")
+W = TypeVar("W")
 
 #: Seconds between searches while nothing was found.
 REDISCOVER_S = 30.0
@@ -26,7 +27,8 @@ class Discovery(Generic[T]):
         self.every_s = every_s
         self._found: tuple[T, ...] = ()
         self._next: float | None = None  # when to search again (nothing found)
-        self.searches = 0  # how many searches ran: a caller's notes on an empty result follow it
+        self.searches = 0  # how many searches ran
+        self._why: tuple[int, object] | None = None  # (search, why it found nothing)
 
     def get(self) -> tuple[T, ...]:
         if not self._found:
@@ -36,3 +38,9 @@ class Discovery(Generic[T]):
                 self.searches += 1
                 self._next = None if self._found else now + self.every_s
         return self._found
+
+    def absent(self, why: Callable[[], W]) -> W:
+        """Why nothing was found: ``why()`` made once per search and kept until the next."""
+        if self._why is None or self._why[0] != self.searches:
+            self._why = (self.searches, why())
+        return self._why[1]  # type: ignore[return-value]

@@ -82,7 +82,6 @@ class HwmonSampler:
         self.clock: Clock = clock or SystemClock()
         self._read = read_file
         self._sensors: Discovery[HwmonSensor] = Discovery(self._discover, self.clock)
-        self._absent: tuple[int, SourceStatus] | None = None  # (search, why there are no sensors)
         self._devices: list[str] = []
         self._prev: dict[str, tuple[int, float]] = {}
         self._deferred = False  # AMD socket energy demoted because RAPL reports it
@@ -164,9 +163,7 @@ class HwmonSampler:
     def sample(self) -> PowerReading:
         sensors = self.sensors
         if not sensors:
-            if self._absent is None or self._absent[0] != self._sensors.searches:
-                self._absent = (self._sensors.searches, self._no_sensors())
-            return PowerReading(self._absent[1])
+            return PowerReading(self._sensors.absent(self._no_sensors))
         denied: list[str] = []
         failed: list[str] = []
         notes: list[str] = []

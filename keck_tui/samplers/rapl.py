@@ -85,7 +85,6 @@ class RaplSampler:
         self._zones: Discovery[RaplZone] = Discovery(self._discover, self.clock)
         self._mmio_ignored = 0
         self._prev: dict[str, tuple[int, float]] = {}
-        self._absent: tuple[int, SourceStatus] | None = None  # (search, why there are no zones)
 
     # -- discovery ---------------------------------------------------------------------
 
@@ -167,9 +166,7 @@ class RaplSampler:
     def sample(self) -> PowerReading:
         zones = self.zones
         if not zones:
-            if self._absent is None or self._absent[0] != self._zones.searches:
-                self._absent = (self._zones.searches, self._no_rapl())
-            return PowerReading(self._absent[1])
+            return PowerReading(self._zones.absent(self._no_rapl))
         denied: list[str] = []
         failed: list[str] = []
         notes: list[str] = []
