@@ -352,11 +352,13 @@ def with_node_counters(root: Row, activity: CpuActivity) -> Row:
         return math.fsum(values) if values else None
 
     insn, cycles = total("instructions"), total("cycles")
-    root = replace(root, instructions=insn, llc_misses=total("llc_misses"),
-                   ipc=insn / cycles if insn is not None and cycles else None)
+    changes: dict[str, object] = {"instructions": insn, "llc_misses": total("llc_misses"),
+                                  "ipc": insn / cycles if insn is not None and cycles else None}
     busy = math.fsum(c.busy_s for c in activity.cores if c.counters is not None and c.counters.cycles is not None)
     mhz = effective_mhz(CounterDelta(cycles=cycles), busy)  # the node's cycles ÷ its busy time
-    return replace(root, freq_mhz=mhz, freq_nominal=False, freq_source="cycles") if mhz is not None else root
+    if mhz is not None:
+        changes.update(freq_mhz=mhz, freq_nominal=False, freq_source="cycles")
+    return replace(root, **changes)  # type: ignore[arg-type]
 
 
 def _round(x: float) -> float:
