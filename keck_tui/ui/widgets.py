@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from rich.cells import cell_len
+from rich.color import Color
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
@@ -24,6 +25,7 @@ from textual.visual import Visual, visualize
 from textual.widget import Widget
 
 from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cells, line_cells
+from keck_tui.ui.scrollbar import BAR_WIDTH, THUMB, UP, BarCache, BarRows, drag_position
 from keck_tui.ui.view import TreeView
 
 TREE_STYLE_KEYS = ("name", "marker", "synthetic", "stale", "match", "num", "hot", "warm",
@@ -46,7 +48,7 @@ class PowerTree(ScrollView, can_focus=True):
         height: 1fr;
         overflow-y: scroll;
         overflow-x: hidden;
-        scrollbar-size-vertical: 1;
+        scrollbar-size-vertical: 0;  /* the tree draws its own (keck_tui/ui/scrollbar.py) */
         background: $surface;
         & > .powertree--name { }
         & > .powertree--marker { color: $text-muted; }
@@ -96,22 +98,32 @@ class PowerTree(ScrollView, can_focus=True):
         self.work_cost = False  # with them, cost per million units (a price is configured)
         self.show_counters = False  # hardware-counter columns (e)
         self.currency = "€"
-        self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
+        self._cache: LRUCache[tuple[int, int, int, Segment], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] | None = None
         self._styles_key: tuple[str, object] | None = None
         self._layout: Layout | None = None
-        self._content_width: int | None = None  # cached: computing it is not free
+        self._area: Size | None = None  # the scrollable region's size, cached: computing it is not free
         # What the last sync put on screen: (scroll y, width) and each screen
         # line's strip. The next sync repaints only the lines whose strip changed.
         self._painted_key: tuple[int, int] | None = None
         self._painted: list[Strip] = []
+        self._bar = BarCache()
+        self._bar_colors: dict[str, tuple[Color, Color]] = {}  # per state, with the styles
+        self._bar_hover = False
+        self._bar_grab: tuple[int, float] | None = None  # (screen y, scroll y) where the thumb was taken
 
     # ---- layout and styles ---------------------------------------------
     @property
     def content_width(self) -> int:
-        if self._content_width is None:
-            self._content_width = self.scrollable_content_region.width
-        return self._content_width
+        """Cells for the tree's columns: the region less the scrollbar the tree draws."""
+        return max(0, self.area.width - BAR_WIDTH)
+
+    @property
+    def area(self) -> Size:
+        """The size of the scrollable region (the lines on screen, with the drawn scrollbar)."""
+        if self._area is None:
+            self._area = self.scrollable_content_region.size
+        return self._area
 
     def current_layout(self) -> Layout:
         width = self.content_width
@@ -137,8 +149,33 @@ class PowerTree(ScrollView, can_focus=True):
             styles["base"] = base
             self._styles = styles
             self._styles_key = key
+            self._bar_colors = self._scrollbar_colors()
             self._cache.clear()
         return self._styles
+
+    def _scrollbar_colors(self) -> dict[str, tuple[Color, Color]]:
+        """(back, thumb) colours of the drawn scrollbar per state, from the same CSS
+        (``scrollbar-*``) and composited the same way as Textual's ``ScrollBar``."""
+        st = self.styles
+        base, _ = self.background_colors
+        out: dict[str, tuple[Color, Color]] = {}
+        for state, back, thumb in (("", st.scrollbar_background, st.scrollbar_color),
+                                   ("hover", st.scrollbar_background_hover, st.scrollbar_color_hover),
+                                   ("grab", st.scrollbar_background_active, st.scrollbar_color_active)):
+            if back.a < 1:
+                back = base + back
+            out[state] = (back.rich_color, (back + thumb).rich_color)
+        return out
+
+    def bar_rows(self) -> BarRows:
+        """The drawn scrollbar for the current scroll state (one segment per screen row)."""
+        height = self.area.height
+        state = "grab" if self._bar_grab is not None else ("hover" if self._bar_hover else "")
+        back, thumb = self._bar_colors.get(state) or self._bar_colors.get("") or (None, None)
+        if back is None or thumb is None:
+            return BarRows((), ())
+        base = self._styles["base"] if self._styles else None
+        return self._bar.rows(height, self.virtual_size.height, height, self.scroll_y, back, thumb, base)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -149,7 +186,7 @@ class PowerTree(ScrollView, can_focus=True):
     def _on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
         self._layout = None
-        self._content_width = None
+        self._area = None
         self._painted_key = None
 
     # ---- data -----------------------------------------------------------
@@ -163,12 +200,12 @@ class PowerTree(ScrollView, can_focus=True):
         if columns_changed:
             self._layout = None
             self._painted_key = None
-        self._content_width = None
+        self._area = None
         self.styles_map()  # re-check the theme once per sync
         self._cache.clear()
         # Never below the visible height: a tree that fits on screen keeps the same virtual
         # size when rows come and go, so Textual does not lay out the screen again.
-        lines = max(len(self.view.lines), self.scrollable_content_region.height)
+        lines = max(len(self.view.lines), self.area.height)
         self.virtual_size = Size(self.content_width, lines)
         if anchor is not None:
             target = max(0, min(self.view.cursor - anchor, self.max_scroll_y))
@@ -185,7 +222,7 @@ class PowerTree(ScrollView, can_focus=True):
         full refresh makes Textual re-style and re-composite every line of the tree.
         Anything that moves all lines (scroll, width, theme, columns) repaints them all.
         """
-        height = self.scrollable_content_region.height
+        height = self.area.height
         key = (round(self.scroll_y), self.content_width)
         old = self._painted if self._painted_key == key else None
         new = [self.render_line(y) for y in range(height)]
@@ -205,11 +242,11 @@ class PowerTree(ScrollView, can_focus=True):
     def cursor_screen_row(self) -> int | None:
         """The cursor's row within the visible lines, or None when scrolled off screen."""
         row = self.view.cursor - round(self.scroll_y)
-        height = self.scrollable_content_region.height
+        height = self.area.height
         return row if 0 <= row < height else None
 
     def _scroll_to_cursor(self) -> None:
-        height = max(1, self.scrollable_content_region.height)
+        height = max(1, self.area.height)
         c = self.view.cursor
         y = round(self.scroll_y)
         if c < y:
@@ -218,16 +255,19 @@ class PowerTree(ScrollView, can_focus=True):
             self.scroll_to(y=c - height + 1, animate=False, immediate=True)
 
     def render_line(self, y: int) -> Strip:
-        _, scroll_y = self.scroll_offset
-        idx = scroll_y + y
+        idx = round(self.scroll_y) + y  # as scroll_offset, without building an Offset per line
         width = self.content_width
         # Validated once per sync (and after CSS/theme changes), not once per line.
         styles = self._styles if self._styles is not None else self.styles_map()
         lines = self.view.lines
-        if idx >= len(lines) or width <= 0:
-            return Strip.blank(width, styles["base"])
+        if width <= 0:
+            return Strip.blank(width + BAR_WIDTH, styles["base"])
+        bar = self.bar_rows().segments
+        bar_cell = bar[y] if y < len(bar) else Segment(" " * BAR_WIDTH, styles["base"])
+        if idx >= len(lines):
+            return Strip([Segment(" " * width, styles["base"]), bar_cell], width + BAR_WIDTH)
         cursor = idx == self.view.cursor
-        key = (idx, width, int(cursor))
+        key = (idx, width, int(cursor), bar_cell)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -254,10 +294,10 @@ class PowerTree(ScrollView, can_focus=True):
             segs = [Segment(seg.text, seg.style + cur) for seg in segs]  # type: ignore[operator]
         # line_cells fills exactly layout.width == width cells: no crop needed,
         # except on absurdly narrow terminals.
-        if total == width:
-            strip = Strip(segs, width)
-        else:
-            strip = Strip(segs).crop_extend(0, width, styles["base"])
+        if total != width:
+            segs = list(Strip(segs).crop_extend(0, width, styles["base"]))
+        segs.append(bar_cell)
+        strip = Strip(segs, width + BAR_WIDTH)
         self._cache[key] = strip
         return strip
 
@@ -271,7 +311,7 @@ class PowerTree(ScrollView, can_focus=True):
         self._changed(self.view.move(delta))
 
     def action_page(self, direction: int) -> None:
-        step = max(1, self.scrollable_content_region.height - 1)
+        step = max(1, self.area.height - 1)
         self._changed(self.view.move(direction * step))
 
     def action_jump(self, index: int) -> None:
@@ -288,7 +328,7 @@ class PowerTree(ScrollView, can_focus=True):
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
-        if offset is None:
+        if offset is None or offset.x >= self.content_width:  # the scrollbar: see on_mouse_down
             return
         idx = round(self.scroll_y) + offset.y
         if not 0 <= idx < len(self.view.lines):
@@ -300,6 +340,63 @@ class PowerTree(ScrollView, can_focus=True):
             self.view.toggle()
         self._changed(True)
 
+
+    # ---- the drawn scrollbar: Textual's behaviour, by the tree --------------
+    def _bar_row(self, event: events.MouseEvent) -> int | None:
+        """The scrollbar row under the pointer, or None when the pointer is elsewhere."""
+        offset = event.get_content_offset(self)
+        if offset is None or offset.x < self.content_width:
+            return None
+        return offset.y
+
+    def _repaint_bar(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        """Above or below the thumb: a page up or down; on the thumb: start dragging it."""
+        row = self._bar_row(event)
+        if row is None:
+            return
+        event.stop()
+        kinds = self.bar_rows().kinds
+        kind = kinds[row] if 0 <= row < len(kinds) else None
+        if kind == THUMB:
+            self._bar_grab = (event.screen_y, self.scroll_y)
+            self.capture_mouse()
+            self._repaint_bar()
+        elif kind == UP:
+            self.scroll_page_up(animate=False)
+        elif kind is not None:
+            self.scroll_page_down(animate=False)
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._bar_grab is not None:
+            start_y, start_position = self._bar_grab
+            window = self.area.height
+            self.scroll_to(y=drag_position(start_position, start_y, event.screen_y,
+                                           self.virtual_size.height, window), animate=False)
+            event.stop()
+            return
+        hover = self._bar_row(event) is not None
+        if hover != self._bar_hover:
+            self._bar_hover = hover
+            self._repaint_bar()
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._bar_grab is not None:
+            self.release_mouse()  # on_mouse_release ends the drag
+            event.stop()
+
+    def on_mouse_release(self, event: events.MouseRelease) -> None:
+        if self._bar_grab is not None:
+            self._bar_grab = None
+            self._repaint_bar()
+
+    def on_leave(self, event: events.Leave) -> None:
+        if self._bar_hover and self._bar_grab is None:
+            self._bar_hover = False
+            self._repaint_bar()
 
 class ColumnHeader(Widget):
     """Column titles, laid out exactly like the tree's lines."""
