@@ -103,7 +103,8 @@ class TreeView:
         self.threshold_on = False
         self.threshold_fraction = threshold_fraction
         self.lines: list[Line] = []
-        self.index: dict[Path, int] = {}
+        self._index: dict[Path, int] | None = {}
+        self._chain: dict[int, int] = {}  # rebuild: line index of each emitted prefix of the selection, by length
         self.cursor = 0
         self.pending_subtrees: list[Path] = []  # open lazy rows whose children must be fetched
         self._requested: set[Path] = set()
@@ -126,6 +127,14 @@ class TreeView:
     def threshold_w(self) -> float:
         z = self.zoom_row
         return 0.0 if z is None else max(0.0, z.watts) * self.threshold_fraction
+
+    @property
+    def index(self) -> dict[Path, int]:
+        """Line index by id path, built when first asked for after a rebuild (a rebuild
+        itself needs only where the selection's path is: see ``_chain``)."""
+        if self._index is None:
+            self._index = {line.path: i for i, line in enumerate(self.lines)}
+        return self._index
 
     @property
     def current(self) -> Line | None:
@@ -158,9 +167,10 @@ class TreeView:
     def rebuild(self) -> None:
         old_cursor = self.cursor
         self.lines = []
+        self._index = None
+        self._chain = {}
         zrow = self.zoom_row
         if zrow is None:
-            self.index = {}
             self.cursor = 0
             return
         needle = self.filter_text.casefold()
@@ -170,7 +180,6 @@ class TreeView:
             keep = set()
             self._mark_matches(zrow, self.zoom, needle, keep, matched)
         thr = self.threshold_w if self.threshold_on else None
-        self.index = {}
         self._emit(zrow, self.zoom, 0, None, keep, matched, thr, False)
         self._restore_cursor(old_cursor)
 
@@ -200,8 +209,13 @@ class TreeView:
             # While filtering, ancestors of matches open by themselves.
             expanded = (keep is not None and not under_match and not is_match and path in keep
                         and self.overrides.get(path) is not False) or self.is_expanded(path, row)
-        self.index[path] = len(self.lines)
-        self.lines.append(_NEW(Line, (path, row, depth, parent, expandable, expanded, is_match, 0, 0.0)))
+        lines = self.lines
+        sel = self.selected or ()
+        n = len(path)
+        on_chain = sel[:n] == path
+        if on_chain:
+            self._chain[n] = len(lines)
+        lines.append(_NEW(Line, (path, row, depth, parent, expandable, expanded, is_match, 0, 0.0)))
         if not expanded:
             return
         if row.has_children and not row.children:
@@ -214,7 +228,11 @@ class TreeView:
         hidden_n = 0
         hidden_w = 0.0
         emit = self._emit
-        lines, index = self.lines, self.index
+        # The selection's next id below this row, if this row is on its path: its line
+        # index is kept for the cursor without indexing every line.
+        target = sel[n] if on_chain and len(sel) > n else None
+        chain = self._chain
+        has_matches = bool(matched)
         for child in sort_children(children, self.sort_key):
             cpath = path + (child.id,)
             if keep is not None and not under and cpath not in keep:
@@ -226,26 +244,24 @@ class TreeView:
             if child.children or child.has_children:
                 emit(child, cpath, depth + 1, row, keep, matched, thr, under)
             else:  # a leaf (most rows: processes' cores, lone processes): its line, no recursion
-                index[cpath] = len(lines)
+                if target is not None and child.id == target:
+                    chain[n + 1] = len(lines)
                 lines.append(_NEW(Line, (cpath, child, depth + 1, row, False, False,
-                                        bool(matched) and cpath in matched, 0, 0.0)))
+                                        has_matches and cpath in matched, 0, 0.0)))
         if hidden_n:
-            hidden = path + (HIDDEN_ID,)
-            self.index[hidden] = len(self.lines)
-            self.lines.append(Line(hidden, None, depth + 1, row,
-                                   hidden_count=hidden_n, hidden_watts=hidden_w))
+            if target == HIDDEN_ID:
+                chain[n + 1] = len(lines)
+            lines.append(Line(path + (HIDDEN_ID,), None, depth + 1, row,
+                              hidden_count=hidden_n, hidden_watts=hidden_w))
 
     def _restore_cursor(self, old_cursor: int) -> None:
+        """The cursor on the selection's line, else on its nearest shown ancestor, else
+        where it was (within the lines)."""
         if not self.lines:
             self.cursor = 0
             return
-        sel = self.selected
-        while sel:
-            i = self.index.get(sel)
-            if i is not None:
-                self.cursor = i
-                break
-            sel = sel[:-1]
+        if self._chain:
+            self.cursor = self._chain[max(self._chain)]
         else:
             self.cursor = max(0, min(old_cursor, len(self.lines) - 1))
         self.selected = self.lines[self.cursor].path
