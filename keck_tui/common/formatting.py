@@ -32,14 +32,17 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+_FIXED = tuple(f".{d}f" for d in range(10))  # format specs by decimals (no nested f-string per call)
+
+
 def ladder(value: float, steps: Sequence[Step]) -> str:
     """``value`` at the first step whose rounded magnitude stays below the step's limit."""
     for limit, decimals, divisor, suffix in steps:
-        text = f"{value / divisor:.{decimals}f}"
+        text = format(value / divisor if divisor != 1 else value, _FIXED[decimals])
         if abs(float(text)) < limit:
             return text + suffix
     limit, decimals, divisor, suffix = steps[-1]
-    return f"{value / divisor:.{decimals}f}{suffix}"
+    return format(value / divisor if divisor != 1 else value, _FIXED[decimals]) + suffix
 
 
 def fmt_watts(watts: float | None, estimated: bool = False) -> str:

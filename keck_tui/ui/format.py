@@ -20,14 +20,19 @@ def range_bar(lo: float, value: float, hi: float, scale: float, width: int) -> t
     """
     if width <= 0 or scale <= 0 or not math.isfinite(scale):
         return (0, 0, 0)
-    def cells(x: float) -> int:
-        return max(0, min(width, int(round(max(0.0, x) / scale * width))))
-    c_lo, c_val, c_hi = cells(lo), cells(value), cells(hi)
-    c_val = max(c_val, c_lo)
-    c_hi = max(c_hi, c_val)
+    # Each end: round(x / scale * width), within 0..width (NaN and negatives are 0, x ≥ scale
+    # is the whole bar). Written out three times: this runs for every line on screen.
+    c_lo = (width if lo >= scale else round(lo / scale * width)) if lo > 0 else 0
+    c_val = (width if value >= scale else round(value / scale * width)) if value > 0 else 0
+    c_hi = (width if hi >= scale else round(hi / scale * width)) if hi > 0 else 0
+    if c_val < c_lo:
+        c_val = c_lo
+    if c_hi < c_val:
+        c_hi = c_val
     if value > lo and c_val == c_lo and c_hi < width:
         c_val += 1
-        c_hi = max(c_hi, c_val)
+        if c_hi < c_val:
+            c_hi = c_val
     if hi > value and c_hi == c_val and c_hi < width:
         c_hi += 1
     return (c_lo, c_val - c_lo, c_hi - c_val)
@@ -42,19 +47,18 @@ def sparkline(values: Sequence[float], width: int, top: float | None = None,
               bottom: float = 0.0) -> str:
     """A one-line sparkline of the last ``width`` values (NaN shows as a space)."""
     vals = list(values)[-width:] if width > 0 else []
-    finite = [v for v in vals if math.isfinite(v)]
+    isfinite = math.isfinite
+    finite = [v for v in vals if isfinite(v)]
     if not finite:
         return " " * len(vals)
     hi = max(finite) if top is None else top
     lo = bottom
     span = hi - lo
-    out = []
-    for v in vals:
-        if not math.isfinite(v):
-            out.append(" ")
-        elif span <= 0:
-            out.append(SPARK[0])
-        else:
-            i = int((v - lo) / span * (len(SPARK) - 1) + 0.5)
-            out.append(SPARK[max(0, min(len(SPARK) - 1, i))])
-    return "".join(out)
+    last = len(SPARK) - 1
+    if span <= 0:
+        return "".join(SPARK[0] if isfinite(v) else " " for v in vals)
+    if len(finite) == len(vals):  # the usual case: no gaps
+        return "".join([SPARK[0 if i < 0 else (last if i > last else i)]
+                        for i in [int((v - lo) / span * last + 0.5) for v in vals]])
+    return "".join([SPARK[max(0, min(last, int((v - lo) / span * last + 0.5)))] if isfinite(v) else " "
+                    for v in vals])

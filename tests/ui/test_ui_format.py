@@ -52,3 +52,65 @@ def test_sparkline():
     assert bars.sparkline([1, 2, 3], 2) == "▆█"  # last `width` values
     assert bars.sparkline([5, math.nan, 5], 3, top=10) == "▅ ▅"
     assert bars.sparkline([], 4) == ""
+
+
+# The bars are written for speed (every line on screen draws both, every second); these
+# plain references say what they must draw, and hypothesis compares the two.
+def _range_bar_reference(lo, value, hi, scale, width):
+    if width <= 0 or scale <= 0 or not math.isfinite(scale):
+        return (0, 0, 0)
+
+    def cells(x):
+        if x == math.inf:
+            return width
+        return max(0, min(width, int(round(max(0.0, x) / scale * width))))
+    c_lo, c_val, c_hi = cells(lo), cells(value), cells(hi)
+    c_val = max(c_val, c_lo)
+    c_hi = max(c_hi, c_val)
+    if value > lo and c_val == c_lo and c_hi < width:
+        c_val += 1
+        c_hi = max(c_hi, c_val)
+    if hi > value and c_hi == c_val and c_hi < width:
+        c_hi += 1
+    return (c_lo, c_val - c_lo, c_hi - c_val)
+
+
+def _sparkline_reference(values, width, top=None, bottom=0.0):
+    vals = list(values)[-width:] if width > 0 else []
+    finite = [v for v in vals if math.isfinite(v)]
+    if not finite:
+        return " " * len(vals)
+    hi = max(finite) if top is None else top
+    span = hi - bottom
+    out = []
+    for v in vals:
+        if not math.isfinite(v):
+            out.append(" ")
+        elif span <= 0:
+            out.append(bars.SPARK[0])
+        else:
+            out.append(bars.SPARK[max(0, min(7, int((v - bottom) / span * 7 + 0.5)))])
+    return "".join(out)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_watts = st.one_of(st.floats(min_value=-50, max_value=5000, allow_nan=False),
+                   st.sampled_from([math.nan, math.inf, 0.0, 100.0, 50.0, 25.0]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_watts, _watts, _watts, st.sampled_from([100.0, 0.5, 7.0, 0.0, -1.0, math.inf, 4000.0]),
+       st.integers(min_value=-1, max_value=30))
+def test_range_bar_matches_the_reference(lo, value, hi, scale, width):
+    assert bars.range_bar(lo, value, hi, scale, width) == _range_bar_reference(lo, value, hi, scale, width)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.floats(min_value=-100, max_value=1000, allow_nan=False),
+                          st.just(math.nan)), max_size=20),
+       st.integers(min_value=0, max_value=12),
+       st.one_of(st.none(), st.floats(min_value=-10, max_value=2000, allow_nan=False)),
+       st.floats(min_value=-10, max_value=100, allow_nan=False))
+def test_sparkline_matches_the_reference(values, width, top, bottom):
+    assert bars.sparkline(values, width, top=top, bottom=bottom) == _sparkline_reference(values, width, top, bottom)
