@@ -28,6 +28,8 @@ from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cell
 from keck_tui.ui.scrollbar import BAR_WIDTH, THUMB, UP, BarCache, BarRows, drag_position
 from keck_tui.ui.view import TreeView
 
+_NEW = tuple.__new__
+
 TREE_STYLE_KEYS = ("name", "marker", "synthetic", "stale", "match", "num", "hot", "warm",
                    "bar_lo", "bar_val", "bar_hi", "dim", "cursor", "title", "title_sorted", "trend")
 
@@ -275,6 +277,7 @@ class PowerTree(ScrollView, can_focus=True):
         # Neighbouring cells with the same style become one segment: fewer
         # segments make Textual's per-line filtering and cropping cheaper.
         segs: list[Segment] = []
+        add = segs.append
         run_text: list[str] = []
         run_key = None
         total = 0
@@ -282,13 +285,15 @@ class PowerTree(ScrollView, can_focus=True):
             if not text:
                 continue
             total += len(text)
-            if k != run_key and run_text:
-                segs.append(Segment("".join(run_text), styles[run_key]))  # type: ignore[index]
-                run_text = []
+            if k == run_key:
+                run_text.append(text)
+                continue
+            if run_text:  # Segment(text, style), without NamedTuple's keyword-handling __new__
+                add(_NEW(Segment, ("".join(run_text), styles[run_key], None)))  # type: ignore[index]
+            run_text = [text]
             run_key = k
-            run_text.append(text)
         if run_text:
-            segs.append(Segment("".join(run_text), styles[run_key]))  # type: ignore[index]
+            add(_NEW(Segment, ("".join(run_text), styles[run_key], None)))  # type: ignore[index]
         if cursor:
             cur = styles["cursor"]
             segs = [Segment(seg.text, seg.style + cur) for seg in segs]  # type: ignore[operator]
