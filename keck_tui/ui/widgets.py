@@ -110,6 +110,7 @@ class PowerTree(ScrollView, can_focus=True):
         self._painted_key: tuple[int, int] | None = None
         self._painted: list[Strip] = []
         self._bar = BarCache()
+        self._bar_now: BarRows | None = None  # see bar_rows
         self._bar_colors: dict[str, tuple[Color, Color]] = {}  # per state, with the styles
         self._bar_hover = False
         self._bar_grab: tuple[int, float] | None = None  # (screen y, scroll y) where the thumb was taken
@@ -152,6 +153,7 @@ class PowerTree(ScrollView, can_focus=True):
             self._styles = styles
             self._styles_key = key
             self._bar_colors = self._scrollbar_colors()
+            self._bar_now = None
             self._cache.clear()
         return self._styles
 
@@ -170,22 +172,39 @@ class PowerTree(ScrollView, can_focus=True):
         return out
 
     def bar_rows(self) -> BarRows:
-        """The drawn scrollbar for the current scroll state (one segment per screen row)."""
+        """The drawn scrollbar for the current scroll state (one segment per screen row).
+
+        Kept until something it depends on changes (scroll, virtual size, size, styles,
+        hover or grab: each of those forgets it), since every line asks for its row.
+        """
+        if self._bar_now is not None:
+            return self._bar_now
         height = self.area.height
         state = "grab" if self._bar_grab is not None else ("hover" if self._bar_hover else "")
         back, thumb = self._bar_colors.get(state) or self._bar_colors.get("") or (None, None)
         if back is None or thumb is None:
             return BarRows((), ())
         base = self._styles["base"] if self._styles else None
-        return self._bar.rows(height, self.virtual_size.height, height, self.scroll_y, back, thumb, base)
+        self._bar_now = self._bar.rows(height, self.virtual_size.height, height, self.scroll_y,
+                                       back, thumb, base)
+        return self._bar_now
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        self._bar_now = None
+        super().watch_scroll_y(old_value, new_value)
+
+    def watch_virtual_size(self) -> None:
+        self._bar_now = None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._bar_now = None
         self._styles = None
         self._cache.clear()
         self._painted_key = None
 
     def _on_resize(self, event: events.Resize) -> None:
+        self._bar_now = None
         self._cache.clear()
         self._layout = None
         self._area = None
@@ -203,6 +222,7 @@ class PowerTree(ScrollView, can_focus=True):
             self._layout = None
             self._painted_key = None
         self._area = None
+        self._bar_now = None  # (BarCache gives the same rows back when nothing moved)
         self.styles_map()  # re-check the theme once per sync
         self._cache.clear()
         # Never below the visible height: a tree that fits on screen keeps the same virtual
@@ -355,6 +375,7 @@ class PowerTree(ScrollView, can_focus=True):
         return offset.y
 
     def _repaint_bar(self) -> None:
+        self._bar_now = None
         self._cache.clear()
         self.refresh()
 
