@@ -7,86 +7,12 @@ the same ids looks the same, only the numbers move.
 """
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Iterable, NamedTuple
+from keck_tui.model import Row
+from keck_tui.ui.lines import HIDDEN_ID, FlatLines, Line, Node, Path, sort_children
 
-from keck_tui.model import SYNTHETIC_IDS, Row
-
-Path = tuple[str, ...]
 SORT_KEYS = ("watts", "cpu", "name", "energy")
-HIDDEN_ID = "…"  # last id of the path of a "N rows below threshold" line
 COLLAPSED_LEVELS = frozenset({"process"})  # closed until opened, whatever their depth
-#: Synthetic rows close their parent in this order: activity-like first, machine-level last.
-SYNTHETIC_ORDER = ("(kernel)", "(residual)", "(dram)", "(idle)", "(platform)")
-_SYNTH_ORDER = {sid: i for i, sid in enumerate(SYNTHETIC_ORDER + tuple(
-    s for s in SYNTHETIC_IDS if s not in SYNTHETIC_ORDER))}
-
-
-class Line(NamedTuple):
-    """One visible line of the tree: a row, or a summary of rows hidden by `t`.
-
-    A NamedTuple because a 5,000-row rebuild makes 5,000 of them per snapshot.
-    """
-
-    path: Path
-    row: Row | None  # None for a hidden-rows summary line
-    depth: int
-    parent: Row | None
-    expandable: bool = False
-    expanded: bool = False
-    matched: bool = False
-    hidden_count: int = 0
-    hidden_watts: float = 0.0
-
-
-#: A Line from all its fields in order, skipping NamedTuple's keyword-handling ``__new__``
-#: (a 5,000-row rebuild makes 5,000 of them): ``_NEW(Line, (path, row, …, hidden_watts))``.
-_NEW = tuple.__new__
-
-
-_BY_ID = attrgetter("id")
-_by_watts = attrgetter("watts")
-_BY_JOULES = attrgetter("joules")
-
-
-def _casefold_name(r: Row) -> str:
-    return r.name.casefold()
-
-
-def _cpu_or_minus_one(r: Row) -> float:
-    return r.cpu_util if r.cpu_util is not None else -1.0
-
-
-def sort_children(children: Iterable[Row], key: str) -> list[Row]:
-    """Children in display order: real rows by ``key``, synthetic rows last."""
-    real: list[Row] = []
-    synth: list[Row] = []
-    for c in children:
-        i = c.id  # Row.synthetic, inlined: this runs for every row of a 5,000-row rebuild
-        (synth if i[:1] == "(" and i[-1:] == ")" else real).append(c)
-    # Two stable C-level sorts (by id, then by the key) instead of tuple keys:
-    # sorting is most of a 5,000-row rebuild (none for one row: a process's one core).
-    if len(real) > 1:
-        real.sort(key=_BY_ID)
-        if key == "name":
-            real.sort(key=_casefold_name)
-        elif key == "cpu":
-            real.sort(key=_by_watts, reverse=True)
-            real.sort(key=_cpu_or_minus_one, reverse=True)
-        elif key == "energy":
-            real.sort(key=_by_watts, reverse=True)
-            real.sort(key=_BY_JOULES, reverse=True)
-        else:
-            real.sort(key=_by_watts, reverse=True)
-    if not synth:
-        return real
-    if len(synth) > 1:
-        synth.sort(key=_synth_key)
-    return real + synth
-
-
-def _synth_key(r: Row) -> tuple[int, str]:
-    return _SYNTH_ORDER.get(r.id, len(_SYNTH_ORDER)), r.id
+__all__ = ["COLLAPSED_LEVELS", "HIDDEN_ID", "SORT_KEYS", "Line", "Path", "TreeView", "sort_children"]
 
 
 class TreeView:
@@ -102,9 +28,8 @@ class TreeView:
         self.filter_text = ""
         self.threshold_on = False
         self.threshold_fraction = threshold_fraction
-        self.lines: list[Line] = []
+        self.lines: FlatLines = FlatLines(None, self.sort_key, set())
         self._index: dict[Path, int] | None = {}
-        self._chain: dict[int, int] = {}  # rebuild: line index of each emitted prefix of the selection, by length
         self.cursor = 0
         self.pending_subtrees: list[Path] = []  # open lazy rows whose children must be fetched
         self._requested: set[Path] = set()
@@ -130,11 +55,15 @@ class TreeView:
 
     @property
     def index(self) -> dict[Path, int]:
-        """Line index by id path, built when first asked for after a rebuild (a rebuild
-        itself needs only where the selection's path is: see ``_chain``)."""
+        """Line index by id path, for all lines (makes them all: ``find`` does not)."""
         if self._index is None:
             self._index = {line.path: i for i, line in enumerate(self.lines)}
         return self._index
+
+    def find(self, path: Path) -> int | None:
+        """The index of ``path``'s line, or None when it has none."""
+        depth, i = self.lines.locate(path)
+        return i if depth == len(path) and i >= 0 else None
 
     @property
     def current(self) -> Line | None:
@@ -165,12 +94,13 @@ class TreeView:
 
     # ---- flattening -----------------------------------------------------
     def rebuild(self) -> None:
+        """Count the lines of the open rows again (new data, or the view changed); the
+        lines themselves are made when asked for (see ``keck_tui.ui.lines``)."""
         old_cursor = self.cursor
-        self.lines = []
         self._index = None
-        self._chain = {}
         zrow = self.zoom_row
         if zrow is None:
+            self.lines = FlatLines(None, self.sort_key, set())
             self.cursor = 0
             return
         needle = self.filter_text.casefold()
@@ -180,7 +110,8 @@ class TreeView:
             keep = set()
             self._mark_matches(zrow, self.zoom, needle, keep, matched)
         thr = self.threshold_w if self.threshold_on else None
-        self._emit(zrow, self.zoom, 0, None, keep, matched, thr, False)
+        root = self._visit(zrow, self.zoom, 0, None, keep, matched, thr, False)
+        self.lines = FlatLines(root, self.sort_key, matched)
         self._restore_cursor(old_cursor)
 
     def _mark_matches(self, row: Row, path: Path, needle: str, keep: set[Path],
@@ -198,9 +129,10 @@ class TreeView:
             keep.add(path)
         return hit or below
 
-    def _emit(self, row: Row, path: Path, depth: int, parent: Row | None,
-              keep: set[Path] | None, matched: set[Path], thr: float | None,
-              under_match: bool) -> None:
+    def _visit(self, row: Row, path: Path, depth: int, parent: Row | None,
+               keep: set[Path] | None, matched: set[Path], thr: float | None,
+               under_match: bool) -> Node:
+        """``row``'s Node: whether it is open and, if so, its visible children and lines."""
         children = row.children
         expandable = bool(children) or bool(row.has_children)
         is_match = bool(matched) and path in matched
@@ -209,15 +141,9 @@ class TreeView:
             # While filtering, ancestors of matches open by themselves.
             expanded = (keep is not None and not under_match and not is_match and path in keep
                         and self.overrides.get(path) is not False) or self.is_expanded(path, row)
-        lines = self.lines
-        sel = self.selected or ()
-        n = len(path)
-        on_chain = sel[:n] == path
-        if on_chain:
-            self._chain[n] = len(lines)
-        lines.append(_NEW(Line, (path, row, depth, parent, expandable, expanded, is_match, 0, 0.0)))
+        node = Node(row, path, depth, parent, expandable, expanded, is_match)
         if not expanded:
-            return
+            return node
         if row.has_children and not row.children:
             if path not in self._requested:
                 self._requested.add(path)
@@ -225,34 +151,24 @@ class TreeView:
         elif path in self._requested:
             self._requested.discard(path)
         under = under_match or is_match
-        hidden_n = 0
-        hidden_w = 0.0
-        emit = self._emit
-        # The selection's next id below this row, if this row is on its path: its line
-        # index is kept for the cursor without indexing every line.
-        target = sel[n] if on_chain and len(sel) > n else None
-        chain = self._chain
-        has_matches = bool(matched)
-        for child in sort_children(children, self.sort_key):
-            cpath = path + (child.id,)
-            if keep is not None and not under and cpath not in keep:
+        kids, subs, hidden = node.kids, node.subs, node.hidden
+        size = 1
+        visit = self._visit
+        for child in children:
+            if keep is not None and not under and path + (child.id,) not in keep:
                 continue
             if thr is not None and child.watts < thr:
-                hidden_n += 1
-                hidden_w += child.watts
+                hidden.append(child)
                 continue
+            kids.append(child)
             if child.children or child.has_children:
-                emit(child, cpath, depth + 1, row, keep, matched, thr, under)
-            else:  # a leaf (most rows: processes' cores, lone processes): its line, no recursion
-                if target is not None and child.id == target:
-                    chain[n + 1] = len(lines)
-                lines.append(_NEW(Line, (cpath, child, depth + 1, row, False, False,
-                                        has_matches and cpath in matched, 0, 0.0)))
-        if hidden_n:
-            if target == HIDDEN_ID:
-                chain[n + 1] = len(lines)
-            lines.append(Line(path + (HIDDEN_ID,), None, depth + 1, row,
-                              hidden_count=hidden_n, hidden_watts=hidden_w))
+                sub = subs[id(child)] = visit(child, path + (child.id,), depth + 1, row, keep,
+                                             matched, thr, under)
+                size += sub.size
+            else:  # a leaf (most rows: processes' cores, lone processes): one line
+                size += 1
+        node.size = size + (1 if hidden else 0)
+        return node
 
     def _restore_cursor(self, old_cursor: int) -> None:
         """The cursor on the selection's line, else on its nearest shown ancestor, else
@@ -260,10 +176,8 @@ class TreeView:
         if not self.lines:
             self.cursor = 0
             return
-        if self._chain:
-            self.cursor = self._chain[max(self._chain)]
-        else:
-            self.cursor = max(0, min(old_cursor, len(self.lines) - 1))
+        _, i = self.lines.locate(self.selected or ())
+        self.cursor = i if i >= 0 else max(0, min(old_cursor, len(self.lines) - 1))
         self.selected = self.lines[self.cursor].path
 
     # ---- actions (each returns whether anything changed) ----------------
@@ -280,7 +194,7 @@ class TreeView:
         return changed
 
     def select(self, path: Path) -> bool:
-        i = self.index.get(path)
+        i = self.find(path)
         return False if i is None else (self.move_to(i) or True)
 
     def expand(self) -> bool:
@@ -307,7 +221,7 @@ class TreeView:
             self.rebuild()
             return True
         parent = line.path[:-1]
-        if parent in self.index:
+        if self.find(parent) is not None:
             return self.select(parent)
         return False
 

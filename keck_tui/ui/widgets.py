@@ -1,8 +1,9 @@
 """Widgets of the keck-top screen.
 
 ``PowerTree`` is a line-API ``ScrollView``: it renders only the lines that are
-on screen, straight from ``TreeView.lines``, so a 5,000-row snapshot costs one
-flatten plus ~one screenful of lines, never a widget per row.
+on screen, straight from ``TreeView.lines`` (which makes only the lines asked for),
+so a 5,000-row snapshot costs one count of the open rows plus ~one screenful of
+lines, never a widget per row; it draws its own scrollbar (``scrollbar.py``).
 """
 from __future__ import annotations
 
