@@ -12,7 +12,10 @@
    from /proc/<pid>/stat (all threads), and their ratio.
 
 Run: ``.venv/bin/python benchmarks/bench_ui.py [--runs 40] [--seconds 30] [--skip-cpu] [--skip-apply]``
-(``make bench-ui``). The CPU part runs twice: the real keck-top, then the TUI alone
+(``make bench-ui``). ``--baseline-tree DIR --rounds N`` (a checkout of another commit, e.g. from
+``git worktree add``) runs part 1 of that tree's bench_ui.py and of this one alternately, N
+rounds, and prints each round's medians and the ratio: on a noisy shared VM only ratios
+measured side by side mean anything. The CPU part runs twice: the real keck-top, then the TUI alone
 over the fake fleet (benchmarks/ui_fake_run.py) to separate UI cost from sampling cost.
 """
 from __future__ import annotations
@@ -198,13 +201,51 @@ def bench_cpu(seconds: float, ui_only: bool = False) -> dict[str, object]:
     return {"wall_s": wall, "cpu_s": used, "exit_status": status}
 
 
+def medians(output: str) -> dict[str, float]:
+    """The medians bench_ui prints for apply, repaint and their sum (any version's output)."""
+    out = {}
+    for line in output.splitlines():
+        for key, start in (("apply", "show_snapshot ("), ("repaint", "repaint ("), ("total", "apply + repaint, wall")):
+            if line.strip().startswith(start) and "median" in line:
+                out[key] = float(line.split("median")[1].split()[0])
+    return out
+
+
+def ab_rounds(baseline: Path, rounds: int, runs: int) -> None:
+    """Part 1 of the baseline tree's bench and of this one, alternately."""
+    trees = (("baseline", baseline), ("this tree", REPO))
+    totals: dict[str, list[float]] = {name: [] for name, _ in trees}
+    for i in range(rounds):
+        for name, tree in (trees if i % 2 == 0 else trees[::-1]):
+            script = tree / "benchmarks" / "bench_ui.py"
+            done = subprocess.run([sys.executable, str(script), "--skip-cpu", "--runs", str(runs)],
+                                  capture_output=True, text=True, timeout=900)
+            m = medians(done.stdout)
+            if "total" not in m:
+                raise SystemExit(f"{script}: no medians in its output:\n{done.stdout}{done.stderr}")
+            totals[name].append(m["total"])
+            print(f"round {i + 1} {name:9s} apply {m.get('apply', 0):6.1f}  repaint {m.get('repaint', 0):6.1f}"
+                  f"  apply + repaint {m['total']:6.1f} ms (medians of {runs})")
+    ratios = [a / b for a, b in zip(totals["this tree"], totals["baseline"])]
+    print(f"apply + repaint, this tree / baseline, per round: {' '.join(f'{r:.2f}' for r in ratios)}; "
+          f"median {statistics.median(ratios):.2f}; this tree's median of medians "
+          f"{statistics.median(totals['this tree']):.1f} ms (target ≤ 50)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("--skip-apply", action="store_true")
+    ap.add_argument("--baseline-tree", type=Path, help="another checkout to compare part 1 with, side by side")
+    ap.add_argument("--rounds", type=int, default=4, help="with --baseline-tree: alternations")
     args = ap.parse_args()
+    if args.baseline_tree is not None:
+        if not (args.baseline_tree / "benchmarks" / "bench_ui.py").is_file():
+            ap.error(f"{args.baseline_tree}: no benchmarks/bench_ui.py there")
+        ab_rounds(args.baseline_tree, args.rounds, args.runs)
+        return 0
     if not args.skip_apply:
         tune_gc()  # as run_tui does
         print(f"(GC thresholds {GC_THRESHOLDS}, as run_tui sets them)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from operator import attrgetter
-from typing import Iterator, NamedTuple, Sequence, overload
+from typing import Iterable, Iterator, NamedTuple, Sequence, overload
 
 from keck_tui.model import SYNTHETIC_IDS, Row
 
@@ -62,10 +62,10 @@ def sort_children(children: Iterable[Row], key: str) -> list[Row]:
     real: list[Row] = []
     synth: list[Row] = []
     for c in children:
-        i = c.id  # Row.synthetic, inlined: this runs for every row of a 5,000-row rebuild
+        i = c.id  # Row.synthetic, inlined: this runs for every child of every parent on screen
         (synth if i[:1] == "(" and i[-1:] == ")" else real).append(c)
-    # Two stable C-level sorts (by id, then by the key) instead of tuple keys:
-    # sorting is most of a 5,000-row rebuild (none for one row: a process's one core).
+    # Two stable C-level sorts (by id, then by the key) instead of tuple keys (and none
+    # for one row: a process's one core).
     if len(real) > 1:
         real.sort(key=_BY_ID)
         if key == "name":
@@ -114,7 +114,7 @@ class Node:
     def entries(self, sort_key: str) -> tuple[list["Node | Row | None"], list[int]]:
         """The children in display order (Node for expandable ones, the Row for leaves,
         None for the hidden-rows line last) and each one's first line, counted from this
-        row's own line (0)."""
+        row's own line (0). Sorted once: the view makes new Nodes when the sort changes."""
         if self._entries is None:
             subs = self.subs
             entries: list[Node | Row | None] = [subs.get(id(r), r) for r in sort_children(self.kids, sort_key)]

@@ -84,7 +84,7 @@ def all_paths(root: Row) -> list[tuple[str, ...]]:
     return [p for p, _ in root.walk()]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(trees(), st.data())
 def test_lazy_lines_equal_an_eager_flatten(root, data):
     paths = all_paths(root)
