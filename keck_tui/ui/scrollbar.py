@@ -46,19 +46,20 @@ def bar_rows(height: int, virtual: int, window: int, position: float,
     drawn = ScrollBarRender.render_bar(size=height, virtual_size=ceil(virtual), window_size=ceil(shown),
                                        position=int(position * 8) / 8, thickness=BAR_WIDTH,
                                        vertical=True, back_color=back, bar_color=color)
-    plain: dict[Segment, Segment] = {}
+    plain: dict[Segment, tuple[Segment, str]] = {}  # a handful of distinct segments
     segments: list[Segment] = []
     kinds: list[str] = []
     for seg in drawn.segments:
         if seg.text == "\n":
             continue
-        out = plain.get(seg)
-        if out is None:
+        done = plain.get(seg)
+        if done is None:
             style = seg.style or Style()
             own = Style(color=style.color, bgcolor=style.bgcolor, reverse=style.reverse)
-            out = plain[seg] = Segment(seg.text, base + own if base is not None else own)
-        segments.append(out)
-        kinds.append(_KINDS.get(str((seg.style.meta if seg.style else {}).get("@mouse.down", "")), DOWN))
+            done = plain[seg] = (Segment(seg.text, base + own if base is not None else own),
+                                 _KINDS.get(str(style.meta.get("@mouse.down", "")), DOWN))
+        segments.append(done[0])
+        kinds.append(done[1])
     return BarRows(tuple(segments[:height]), tuple(kinds[:height]))
 
 

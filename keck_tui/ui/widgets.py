@@ -366,7 +366,6 @@ class PowerTree(ScrollView, can_focus=True):
             self.view.toggle()
         self._changed(True)
 
-
     # ---- the drawn scrollbar: Textual's behaviour, by the tree --------------
     def _bar_row(self, event: events.MouseEvent) -> int | None:
         """The scrollbar row under the pointer, or None when the pointer is elsewhere."""
@@ -424,6 +423,7 @@ class PowerTree(ScrollView, can_focus=True):
         if self._bar_hover and self._bar_grab is None:
             self._bar_hover = False
             self._repaint_bar()
+
 
 class ColumnHeader(Widget):
     """Column titles, laid out exactly like the tree's lines."""
