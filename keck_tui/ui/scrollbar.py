@@ -69,19 +69,3 @@ def drag_position(start_position: float, start_y: int, y: int, virtual: int, win
     if window <= 0:
         return start_position
     return start_position + (y - start_y) * (virtual / window)
-
-
-class BarCache:
-    """The last bar drawn, reused until its inputs change (every line asks for its row)."""
-
-    def __init__(self) -> None:
-        self._key: tuple[object, ...] | None = None
-        self._rows = BarRows((), ())
-
-    def rows(self, height: int, virtual: int, window: int, position: float,
-             back: Color, color: Color, base: Style | None = None) -> BarRows:
-        key = (height, virtual, window, position, back, color, base)
-        if key != self._key:
-            self._key = key
-            self._rows = bar_rows(height, virtual, window, position, back, color, base)
-        return self._rows

@@ -26,7 +26,8 @@ from textual.visual import Visual, visualize
 from textual.widget import Widget
 
 from keck_tui.ui.columns import CellContext, Layout, compute_layout, header_cells, line_cells
-from keck_tui.ui.scrollbar import BAR_WIDTH, THUMB, UP, BarCache, BarRows, drag_position
+from keck_tui.ui.scrollbar import BAR_WIDTH, THUMB, UP, BarRows, drag_position
+from keck_tui.ui.scrollbar import bar_rows as scrollbar_rows
 from keck_tui.ui.view import TreeView
 
 _NEW = tuple.__new__
@@ -110,7 +111,6 @@ class PowerTree(ScrollView, can_focus=True):
         # line's strip. The next sync repaints only the lines whose strip changed.
         self._painted_key: tuple[int, int] | None = None
         self._painted: list[Strip] = []
-        self._bar = BarCache()
         self._bar_now: BarRows | None = None  # see bar_rows
         self._bar_colors: dict[str, tuple[Color, Color]] = {}  # per state, with the styles
         self._bar_hover = False
@@ -186,7 +186,7 @@ class PowerTree(ScrollView, can_focus=True):
         if back is None or thumb is None:
             return BarRows((), ())
         base = self._styles["base"] if self._styles else None
-        self._bar_now = self._bar.rows(height, self.virtual_size.height, height, self.scroll_y,
+        self._bar_now = scrollbar_rows(height, self.virtual_size.height, height, self.scroll_y,
                                        back, thumb, base)
         return self._bar_now
 
@@ -223,7 +223,6 @@ class PowerTree(ScrollView, can_focus=True):
             self._layout = None
             self._painted_key = None
         self._area = None
-        self._bar_now = None  # (BarCache gives the same rows back when nothing moved)
         self.styles_map()  # re-check the theme once per sync
         self._cache.clear()
         # Never below the visible height: a tree that fits on screen keeps the same virtual
