@@ -299,6 +299,41 @@ def test_compile_error_summary():
         "probe rejected by the kernel verifier: R2 invalid mem access 'scalar'"
 
 
+class _Bcc:
+    """bcc whose compile fails for the cflags ``refuse`` picks (clang's error on fd 2)."""
+
+    def __init__(self, refuse):
+        self.refuse, self.tries = refuse, []
+        bcc = self
+
+        class BPF:
+            def __init__(self, src_file, cflags):
+                bcc.tries.append(list(cflags))
+                if bcc.refuse(cflags):
+                    import os
+                    os.write(2, b"x.c:9:1: error: unknown map type task storage\n")
+                    raise Exception("Failed to compile BPF module")
+        self.BPF = BPF
+
+
+def test_task_storage_is_asked_for_and_dropped_with_a_note_where_refused():
+    ok = _Bcc(lambda flags: False)
+    notes: list[str] = []
+    loader.compile_with_task_storage(ok, {"SLOTS": 4}, notes)
+    assert len(ok.tries) == 1 and "-DTASK_STORAGE=1" in ok.tries[0] and notes == []
+    assert any(f.startswith("-DLOADED_NS=") for f in ok.tries[0])
+
+    old = _Bcc(lambda flags: "-DTASK_STORAGE=1" in flags)
+    loader.compile_with_task_storage(old, {"SLOTS": 4}, notes)
+    assert [("-DTASK_STORAGE=1" in t) for t in old.tries] == [True, False]
+    assert len(notes) == 1 and notes[0].startswith("no task storage (probe compile error: unknown map type")
+
+    broken = _Bcc(lambda flags: True)  # fails either way: the first (fuller) error is the one reported
+    with pytest.raises(loader.ProbeUnavailable, match="unknown map type task storage"):
+        loader.compile_with_task_storage(broken, {"SLOTS": 4}, [])
+    assert len(broken.tries) == 2
+
+
 def _btf_blob(members: dict[str, int], other_first: bool = True) -> bytes:
     """A minimal BTF: an int, an unrelated struct, then struct task_struct."""
     strings = b"\0int\0other\0task_struct\0x\0" + b"".join(m.encode() + b"\0" for m in members)

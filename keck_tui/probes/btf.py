@@ -78,13 +78,14 @@ def member_offsets(blob: bytes, struct_name: str, members: tuple[str, ...]) -> d
 
 def task_offsets(path: str = "/sys/kernel/btf/vmlinux") -> dict[str, int]:
     """Offsets in the running kernel's task_struct: ``pid``, ``tgid``, ``flags``,
-    ``prio``, ``sum`` (se.sum_exec_runtime) and ``prev_sum`` (se.prev_sum_exec_runtime)."""
+    ``prio``, ``start_time`` (monotonic ns at fork), ``sum`` (se.sum_exec_runtime) and
+    ``prev_sum`` (se.prev_sum_exec_runtime)."""
     try:
         blob = Path(path).read_bytes()
     except OSError as exc:
         raise BtfError(f"kernel BTF unreadable ({path}: {exc.strerror})") from exc
-    task = member_offsets(blob, "task_struct", ("pid", "tgid", "flags", "prio", "se"))
+    task = member_offsets(blob, "task_struct", ("pid", "tgid", "flags", "prio", "start_time", "se"))
     se = member_offsets(blob, "sched_entity", ("sum_exec_runtime", "prev_sum_exec_runtime"))
     return {"pid": task["pid"], "tgid": task["tgid"], "flags": task["flags"],
-            "prio": task["prio"], "sum": task["se"] + se["sum_exec_runtime"],
+            "prio": task["prio"], "start_time": task["start_time"], "sum": task["se"] + se["sum_exec_runtime"],
             "prev_sum": task["se"] + se["prev_sum_exec_runtime"]}

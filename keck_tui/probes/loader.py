@@ -276,6 +276,22 @@ def compile_program(bcc: ModuleType, source: Path, defines: Mapping[str, object]
     return result
 
 
+def compile_with_task_storage(bcc: ModuleType, defines: dict[str, object], notes: list[str]) -> object:
+    """The probe with per-task accounted runtime (exact when the kernel hides a switch-in);
+    on kernels whose verifier refuses task storage in tracing programs, without it (noted)."""
+    exact = {**defines, "TASK_STORAGE": 1, "LOADED_NS": time.clock_gettime_ns(time.CLOCK_MONOTONIC)}
+    try:
+        return compile_program(bcc, SOURCE, exact)
+    except ProbeUnavailable as exc:
+        try:
+            result = compile_program(bcc, SOURCE, defines)
+        except ProbeUnavailable:
+            raise exc from None
+        notes.append(f"no task storage ({exc}): a switch the kernel does not show costs that task's "
+                     "time since its last pick")
+        return result
+
+
 def _summarise_compile_error(log: str) -> str:
     for line in log.splitlines():
         if "error:" in line:
@@ -372,7 +388,8 @@ class OnCpuProbe:
             raise ProbeUnavailable("unexpected task_struct layout (pid/tgid or runtime fields "
                                    "not adjacent)", "use --probes procfs")
         defines.update(TASK_PID_OFF=offs["pid"], TASK_SUM_OFF=offs["sum"],
-                       TASK_FLAGS_OFF=offs["flags"], TASK_PRIO_OFF=offs["prio"])
+                       TASK_FLAGS_OFF=offs["flags"], TASK_PRIO_OFF=offs["prio"],
+                       TASK_START_OFF=offs["start_time"])
         if freq or counter_slots:
             defines["MAX_CPUS"] = max(cpus) + 1
         if freq:
@@ -383,7 +400,7 @@ class OnCpuProbe:
             defines["CTR_LEADER"] = COUNTER_SLOTS.index(slots[0])  # the perf group's leader (counters.py)
             defines["CTR_ENTRIES"] = max(1, int(counter_entries))
         t0 = time.monotonic()
-        result = compile_program(bcc, SOURCE, defines)
+        result = compile_with_task_storage(bcc, defines, notes)
         probe = cls(bpf=result, map_entries=defines["MAP_ENTRIES"],
                     exit_entries=defines["EXIT_ENTRIES"], cpus=cpus, with_freq=bool(freq),
                     load_s=time.monotonic() - t0, notes=notes, counter_slots=slots,

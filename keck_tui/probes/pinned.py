@@ -241,6 +241,8 @@ def pin_probe(probe: OnCpuProbe, pin_dir: Path) -> dict[str, Any]:
         (pin_dir / sub).mkdir(parents=True, exist_ok=True)
     maps: dict[str, Any] = {}
     for name in map_names(SOURCE.read_text()):
+        if name in PROGRAM_ONLY_MAPS:
+            continue  # the programs hold them; nothing here reads them
         try:
             table = bpf[name.encode()]
         except KeyError:
@@ -262,6 +264,9 @@ def pin_probe(probe: OnCpuProbe, pin_dir: Path) -> dict[str, Any]:
             "with_freq": probe.with_freq, "load_s": probe.load_s, "notes": probe.notes,
             "counter_slots": list(probe.counter_slots), "counter_entries": probe.counter_entries}
 
+
+#: Maps only the programs use (task storage: the loaded programs keep it alive).
+PROGRAM_ONLY_MAPS = frozenset({"accounted"})
 
 _MAP_DECL = re.compile(r"^\s*BPF_[A-Z_]+\(\s*(\w+)\s*,", re.M)
 
