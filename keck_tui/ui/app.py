@@ -13,12 +13,13 @@ footer; call ``show_snapshot(snap)`` to display any snapshot, and pass
 from __future__ import annotations
 
 import gc
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Type
 
 from rich.style import Style
 from textual.app import App, ComposeResult, SystemCommand
 from textual.notifications import SeverityLevel
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input
@@ -74,6 +75,18 @@ class KeckApp(App[int]):
         Binding("T", "toggle_theme", "theme", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
+
+    def get_driver_class(self) -> Type[Driver]:
+        """Textual's driver, but on Linux/macOS one whose input thread sleeps while nobody
+        types (keck_tui/ui/driver.py)."""
+        chosen = super().get_driver_class()
+        try:
+            from textual.drivers.linux_driver import LinuxDriver
+
+            from keck_tui.ui.driver import QuietLinuxDriver
+        except ImportError:  # no termios (Windows)
+            return chosen
+        return QuietLinuxDriver if chosen is LinuxDriver else chosen
 
     def __init__(self, feed: SnapshotFeed, *, settings: Settings | None = None,
                  title: str | None = None, clock: Clock | None = None,
