@@ -22,7 +22,9 @@ class SnapshotFeed(Protocol):
     def latest(self) -> Snapshot | None: ...
     def set_interval(self, seconds: float) -> None: ...
     def last_error(self) -> str | None: ...
-    # Optional: ``alive() -> bool``, False when the feed's thread ended without stop().
+    # Optional: ``alive() -> bool``, False when the feed's thread ended without stop();
+    # ``subscribe(fn)``: ``fn()`` is called on the feed's thread after each new snapshot
+    # (a screen then need not poll for them).
 
 
 class ThreadedFeed:
@@ -51,6 +53,7 @@ class ThreadedFeed:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._name = name
+        self._listeners: list[Callable[[], None]] = []
         self.produced = 0
 
     def start(self) -> None:
@@ -74,6 +77,10 @@ class ThreadedFeed:
 
     def last_error(self) -> str | None:
         return self._error
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` on this feed's thread after each new snapshot (it must not block)."""
+        self._listeners.append(listener)
 
     def alive(self) -> bool:
         """False once the thread has ended without ``stop()`` (it never should: see ``_loop``)."""
@@ -112,6 +119,11 @@ class ThreadedFeed:
             try:
                 self._on_snapshot(snap)
             except Exception as exc:  # noqa: BLE001
+                self._error = f"{type(exc).__name__}: {exc}"
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception as exc:  # noqa: BLE001 - a listener's trouble is noted, the feed goes on
                 self._error = f"{type(exc).__name__}: {exc}"
 
 

@@ -62,6 +62,32 @@ def test_a_feed_never_passes_an_unusable_timeout_to_wait(interval: float) -> Non
         assert time.monotonic() - started < 2.0  # stop() wakes it, whatever the interval
 
 
+def test_feed_listeners_hear_each_snapshot_on_its_thread_and_cannot_stop_it() -> None:
+    import threading
+
+    heard: list[tuple[int, str]] = []
+    feed = ThreadedFeed(lambda: fake_snapshot("n", 1.0, time=time.time()), interval=0.05, name="keck-feed-t")
+
+    def listener() -> None:
+        heard.append((feed.produced, threading.current_thread().name))
+
+    def broken() -> None:
+        raise RuntimeError("a screen that went away")
+
+    feed.subscribe(broken)
+    feed.subscribe(listener)
+    feed.start()
+    try:
+        assert _wait_until(lambda: len(heard) >= 3)
+        assert "RuntimeError: a screen that went away" in (feed.last_error() or "")
+        assert feed.alive()
+    finally:
+        feed.stop()
+    # once per snapshot, after it is the latest, on the feed's own thread
+    assert [n for n, _ in heard] == list(range(1, len(heard) + 1))
+    assert {name for _, name in heard} == {"keck-feed-t"}
+
+
 def test_a_feed_thread_that_ends_says_so() -> None:
     def produce() -> Snapshot:
         raise SystemExit("a library called sys.exit()")  # not an Exception: the loop can't go on

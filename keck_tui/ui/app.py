@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Type
 
 from rich.style import Style
 from textual.app import App, ComposeResult, SystemCommand
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.binding import Binding
 from textual.driver import Driver
@@ -39,12 +40,17 @@ from keck_tui.ui.widgets import Breadcrumb, ColumnHeader, PowerTree, TextPanel
 
 #: Refresh intervals that `+` and `-` step through (seconds).
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-#: Polling the feed is cheap; this bounds how late a new snapshot appears.
+#: A feed that cannot tell the app of new snapshots is polled this often (how late one appears).
 POLL_S = 0.25
+#: One that can (``subscribe``): polled only to bring the header's age (whole seconds) up to date.
+AGE_POLL_S = 1.0
 DETAIL_AUTO_MIN_HEIGHT = 30  # below this the detail pane starts hidden
 
 RecordToggle = Callable[[bool], "bool | None"]
 
+
+class SnapshotReady(Message):
+    """The feed has a new snapshot (posted from the feed's thread)."""
 
 
 class KeckApp(App[int]):
@@ -154,7 +160,12 @@ class KeckApp(App[int]):
         self._apply_detail_visibility()
         if self.auto_poll:
             self.poll_feed()
-            self.set_interval(POLL_S, self.poll_feed)
+            subscribe = getattr(self.feed, "subscribe", None)
+            if callable(subscribe):  # told of each snapshot: poll only for the header's age
+                subscribe(self._snapshot_ready)
+                self.set_interval(AGE_POLL_S, self.poll_feed)
+            else:
+                self.set_interval(POLL_S, self.poll_feed)
         self.refresh_all()
 
     def on_resize(self) -> None:
@@ -165,6 +176,14 @@ class KeckApp(App[int]):
     @property
     def interval(self) -> float:
         return float(getattr(self.feed, "interval", self.settings.interval))
+
+    def _snapshot_ready(self) -> None:
+        """On the feed's thread: have the app's loop take the new snapshot (post_message is
+        thread-safe and never blocks; it is dropped once the app is closing)."""
+        self.post_message(SnapshotReady())
+
+    def on_snapshot_ready(self, _message: "SnapshotReady") -> None:
+        self.poll_feed()
 
     def poll_feed(self) -> None:
         """Timer callback: apply the newest snapshot if there is one, else update the age."""

@@ -467,3 +467,36 @@ async def test_panel_lines_are_the_cells_and_styles_textual_would_render(clock):
                                    [(s.text, s.style) for s in textual.simplify() if s.text], (size, name, y)
                             compared += 1
     assert compared > 100
+
+
+async def test_a_feed_that_tells_of_snapshots_shows_them_at_once_and_is_polled_once_a_second(clock):
+    import asyncio
+    import threading
+
+    from keck_tui.feed import ThreadedFeed
+    from keck_tui.ui import app as app_module
+
+    snaps = iter(ff.series(3, clock))
+    feed = ThreadedFeed(lambda: next(snaps), interval=3600.0)  # never started: steps are ours
+    feed._step()
+    app = KeckApp(feed, settings=SETTINGS, clock=clock)
+    polls: list[float] = []
+    real_poll = app.poll_feed
+
+    def counting_poll() -> None:
+        polls.append(asyncio.get_running_loop().time())
+        real_poll()
+
+    app.poll_feed = counting_poll  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        first = app.snapshot
+        assert first is not None
+        worker = threading.Thread(target=feed._step)  # the feed's own thread produces the next one
+        worker.start()
+        worker.join()
+        await pilot.pause()
+        assert app.snapshot is feed.latest() and app.snapshot is not first  # no poll tick needed
+        polls.clear()
+        await asyncio.sleep(1.2)
+        assert 1 <= len(polls) <= 2  # the age in the header, once a second (a polling app: 4-5)
+    assert app_module.AGE_POLL_S == 1.0
