@@ -10,27 +10,29 @@
 // not the `next` of the CPU's previous switch), so a per-CPU mark alone lost time:
 // up to 30 ms of a 50 ms process, measured. A task's first switch-out after loading
 // (no stored value yet) counts all of its runtime when it was forked after the
-// probe was compiled (task->start_time > LOADED_NS), else the per-CPU mark: next's sum_exec_runtime at the
-// CPU's last switch, when prev is that next; else the fair class's own switch-in
-// mark, se.prev_sum_exec_runtime (which a re-pick of the same task moves, so it
-// can only under-count); for RT/deadline tasks, which keep no such mark, that
-// first span is counted as a lost event. Without task storage (kernels before
-// 5.11) every switch works that way.
+// probe was compiled (task->start_time > LOADED_NS); else the per-CPU mark:
+// next's sum_exec_runtime at the CPU's last switch, when prev is that next; else
+// the fair class's own switch-in mark, se.prev_sum_exec_runtime (which can come
+// out short); for RT/deadline tasks, which keep no such mark, that first span is
+// counted as a lost event. Without task storage (older kernels whose verifier
+// refuses it here) every switch works that way.
 // No clock is read on the hot path (bpf_ktime_get_ns costs ~60 ns per call on
 // the development VM), and time in interrupts is not charged to tasks.
 // Struct offsets come from the running kernel's BTF (the loader passes them),
 // never from the possibly mismatched headers; prev's identity and cgroup come
 // from the current-task helpers (prev == current at this tracepoint).
 //
-// Hot path per switch: one per-CPU array lookup (inlined by the JIT), three
-// probe reads, a scan of SLOTS per-CPU cache slots; on a miss one per-CPU hash
+// Hot path per switch: one per-CPU array lookup (inlined by the JIT), two probe
+// reads of next (prev, the current task, is read by direct loads through its BTF
+// pointer), one task-storage lookup, a scan of SLOTS per-CPU cache slots; on a miss one per-CPU hash
 // lookup keyed by tgid (threads fold into their process; per-CPU values give
 // exact per-core time without atomics). Switches
 // out of the idle task (pid 0) stop after the per-CPU state, which also says who
 // runs now and its runtime at switch-in (user space adds in-flight time).
 //
 // Macros set by the loader: SLOTS (a power of two), MAP_ENTRIES, EXIT_ENTRIES, task_struct offsets
-// TASK_STORAGE (per-task accounted runtime) with LOADED_NS and TASK_START_OFF, TASK_PID_OFF (tgid follows pid), TASK_SUM_OFF (se.sum_exec_runtime, followed
+// TASK_STORAGE (per-task accounted runtime) with LOADED_NS and TASK_START_OFF,
+// TASK_PID_OFF (tgid follows pid), TASK_SUM_OFF (se.sum_exec_runtime, followed
 // by se.prev_sum_exec_runtime), TASK_FLAGS_OFF, TASK_PRIO_OFF, and WITH_FREQ
 // (power:cpu_frequency residency, which reads the clock) with MAX_CPUS; CTR_MASK
 // (hardware counters, bit k for counter slot k: 0 cycles, 1 instructions, 2 LLC
