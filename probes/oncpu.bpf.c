@@ -24,7 +24,7 @@
 //
 // Hot path per switch: one per-CPU array lookup (inlined by the JIT), two probe
 // reads of next (prev, the current task, is read by direct loads through its BTF
-// pointer), one task-storage lookup, a scan of SLOTS per-CPU cache slots; on a miss one per-CPU hash
+// pointer: runtime pair, pid and tgid), one task-storage lookup, a scan of SLOTS per-CPU cache slots; on a miss one per-CPU hash
 // lookup keyed by tgid (threads fold into their process; per-CPU values give
 // exact per-core time without atomics). Switches
 // out of the idle task (pid 0) stop after the per-CPU state, which also says who
@@ -302,7 +302,11 @@ RAW_TRACEPOINT_PROBE(sched_switch)
 #endif
     bpf_probe_read_kernel(&next_sum, 8, (void *)ctx->args[2] + TASK_SUM_OFF);
     bpf_probe_read_kernel(&next_ids, 8, (void *)ctx->args[2] + TASK_PID_OFF);
+#ifdef TASK_STORAGE
+    u64 id = ((u64)*(u32 *)((void *)cur + TASK_PID_OFF + 4) << 32) | *(u32 *)((void *)cur + TASK_PID_OFF);
+#else
     u64 id = bpf_get_current_pid_tgid();
+#endif
     u32 was = st->cur_pid;
     u64 at_in = st->sum_at_in;
     st->sum_at_in = next_sum;
