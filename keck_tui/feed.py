@@ -27,6 +27,27 @@ class SnapshotFeed(Protocol):
     # (a screen then need not poll for them).
 
 
+class Listeners:
+    """Who asked to be told of new snapshots (``subscribe``): called on the feed's thread."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[], None]] = []
+
+    def add(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def notify(self) -> str | None:
+        """Call each listener; what the last one that raised said (a listener's trouble
+        is the feed's error to report, never the end of the feed)."""
+        error = None
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception as exc:  # noqa: BLE001
+                error = f"{type(exc).__name__}: {exc}"
+        return error
+
+
 class ThreadedFeed:
     """Runs ``produce()`` every ``interval`` seconds on a daemon thread.
 
@@ -53,7 +74,7 @@ class ThreadedFeed:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._name = name
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners = Listeners()
         self.produced = 0
 
     def start(self) -> None:
@@ -80,7 +101,7 @@ class ThreadedFeed:
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` on this feed's thread after each new snapshot (it must not block)."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def alive(self) -> bool:
         """False once the thread has ended without ``stop()`` (it never should: see ``_loop``)."""
@@ -120,11 +141,7 @@ class ThreadedFeed:
                 self._on_snapshot(snap)
             except Exception as exc:  # noqa: BLE001
                 self._error = f"{type(exc).__name__}: {exc}"
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception as exc:  # noqa: BLE001 - a listener's trouble is noted, the feed goes on
-                self._error = f"{type(exc).__name__}: {exc}"
+        self._error = self._listeners.notify() or self._error
 
 
 #: The interval a feed accepts (keck_tui.common.ranges "interval"); a wait is never longer.

@@ -5,6 +5,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import aiohttp
@@ -171,6 +172,8 @@ async def test_token_and_duplicate_names() -> None:
 async def test_remote_feed_lazy_drill_down() -> None:
     agents = await _fleet_of(2)
     feed = RemoteFeed(Fleet(AgentSource([AgentSpec(x.url) for x in agents], depth=1)), interval=0.2)
+    heard: list[tuple[object, str]] = []  # (the latest snapshot when told, the thread that told)
+    feed.subscribe(lambda: heard.append((feed.latest(), threading.current_thread().name)))
     feed.start()
     try:
         snap = None
@@ -199,6 +202,10 @@ async def test_remote_feed_lazy_drill_down() -> None:
     finally:
         feed.stop()
         await asyncio.gather(*(a.stop() for a in agents))
+    # a screen is told of each poll's snapshot and of the drill-down's, on the poller's thread
+    assert len(heard) >= feed.polls + 1 and all(s is not None for s, _ in heard)
+    assert {name for _, name in heard} == {"keck-remote"}
+    assert len({id(s) for s, _ in heard}) == len(heard)
 
 
 def test_fleet_file(tmp_path) -> None:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import aiohttp
 
 from keck_tui.common.bgloop import Poller, describe
 from keck_tui.common.http import client_session
+from keck_tui.feed import Listeners
 from keck_tui.model import Snapshot
 from keck_tui.sources.fleet.merge import Fleet
 
@@ -27,6 +29,7 @@ class RemoteFeed:
         self._latest: Snapshot | None = None
         self._error: str | None = None
         self._lock = threading.Lock()
+        self._listeners = Listeners()
         self._session: aiohttp.ClientSession | None = None
         self._poller = Poller("keck-remote", self._poll, lambda: self.interval,
                               on_start=self._open, on_stop=self._close)
@@ -57,6 +60,7 @@ class RemoteFeed:
         with self._lock:
             self._latest = snap
         self.polls += 1
+        self._error = self._listeners.notify()
         return snap
 
     def stop(self) -> None:
@@ -81,8 +85,13 @@ class RemoteFeed:
                 snap = self.fleet.snapshot()
                 with self._lock:
                     self._latest = snap
+                self._listeners.notify()
 
         self._poller.submit(go())
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` on the poller's thread after each new snapshot (it must not block)."""
+        self._listeners.add(listener)
 
 
 async def poll_once(fleet: Fleet, connections: int = 256) -> Snapshot:
