@@ -158,6 +158,9 @@ class KeckApp(App[int]):
         self.filter_box.display = False
         self.power_tree.focus()
         self._apply_detail_visibility()
+        # Back from SIGTSTP/SIGCONT the terminal holds someone else's screen: paint it all
+        # (the panels and the tree otherwise send only the lines that changed).
+        self.app_resume_signal.subscribe(self, self._repaint_after_resume)
         if self.auto_poll:
             self.poll_feed()
             subscribe = getattr(self.feed, "subscribe", None)
@@ -176,6 +179,9 @@ class KeckApp(App[int]):
     @property
     def interval(self) -> float:
         return float(getattr(self.feed, "interval", self.settings.interval))
+
+    def _repaint_after_resume(self, _app: object) -> None:
+        self.screen.refresh(layout=True)
 
     def _snapshot_ready(self) -> None:
         """On the feed's thread: have the app's loop take the new snapshot (post_message is

@@ -6,7 +6,8 @@ monitor left open all day that is a tenth of its idle CPU (measured: 1.7 of 11.3
 per second of the TUI at a 1 s refresh). This driver waits instead until input
 arrives, until the parser's own timeout (a lone ESC, an unfinished mouse report) is
 due, or until it is told to stop — ``exit_event.set()`` also writes to a pipe the
-thread waits on, so stopping (and suspending) is as prompt as before.
+thread waits on, so stopping (and suspending: Textual ends the thread on SIGTSTP and
+starts a new one on SIGCONT) is as prompt as before.
 
 Everything else is Textual's: reading, decoding and feeding the parser, and how
 events are dispatched (the loop below follows ``LinuxDriver.run_input_thread`` of
@@ -19,7 +20,7 @@ import os
 import selectors
 import time
 from codecs import getincrementaldecoder
-from threading import Event
+from threading import Event, Lock
 
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
@@ -28,19 +29,29 @@ POLL_S = 0.1  # Textual's own period, where the parser's deadline is unknown
 
 
 class _WakingEvent(Event):
-    """An Event whose ``set()`` also makes a byte readable on its pipe (``wake_fd``)."""
+    """An Event whose ``set()`` also makes a byte readable on a pipe (``wake_fd``) that the
+    input thread waits on. The pipe lives as long as one input thread (``open()`` …
+    ``close()``): Textual stops and starts the thread on suspend and resume."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._fds_lock = Lock()  # set() on the app's thread, close() on the input thread
+        self.wake_fd = self._wake_w = -1
+
+    def open(self) -> int:
+        with self._fds_lock:
+            if self.wake_fd < 0:
+                self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            return self.wake_fd
 
     def set(self) -> None:
         super().set()
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:  # full: the reader is awake already
-                pass
+        with self._fds_lock:
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"x")
+                except OSError:  # full: the reader is awake already
+                    pass
 
     def drain(self) -> None:
         """Empty the pipe (after waking)."""
@@ -52,7 +63,8 @@ class _WakingEvent(Event):
 
     def close(self) -> None:
         """Close the pipe; ``set()`` then only sets (no write to a reused descriptor)."""
-        fds, self.wake_fd, self._wake_w = (self.wake_fd, self._wake_w), -1, -1
+        with self._fds_lock:
+            fds, self.wake_fd, self._wake_w = (self.wake_fd, self._wake_w), -1, -1
         for fd in fds:
             if fd >= 0:
                 os.close(fd)
@@ -81,7 +93,7 @@ class QuietLinuxDriver(LinuxDriver):
         selector = selectors.SelectSelector()
         fileno = self.fileno
         selector.register(fileno, selectors.EVENT_READ)
-        selector.register(self.exit_event.wake_fd, selectors.EVENT_READ)
+        selector.register(self.exit_event.open(), selectors.EVENT_READ)
         parser = XTermParser(self._debug)
         decode = getincrementaldecoder("utf-8")().decode
 
@@ -108,13 +120,9 @@ class QuietLinuxDriver(LinuxDriver):
             dispatch(selector.select(POLL_S), final=True)
         finally:
             selector.close()
-            self.exit_event.drain()
+            self.exit_event.close()
             try:
                 for _event in parser.feed(""):
                     pass
             except Exception:  # EOFError / ParseError of an unfinished sequence at the end
                 pass
-
-    def close(self) -> None:
-        super().close()
-        self.exit_event.close()

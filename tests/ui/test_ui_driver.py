@@ -48,7 +48,6 @@ def running(monkeypatch):
     yield d, master, waits, thread
     d.exit_event.set()
     thread.join(2)
-    d.exit_event.close()
     os.close(master)
     os.close(slave)
     for s, h in saved.items():
@@ -95,9 +94,30 @@ def test_stop_wakes_the_sleeping_thread_at_once(running):
     d.exit_event.set()
     thread.join(1.0)
     assert not thread.is_alive() and time.monotonic() - t0 < 0.3
-    d.exit_event.close()
-    d.exit_event.set()  # after close: sets, writes nowhere
+    assert d.exit_event.wake_fd == -1  # the thread's pipe went with it
+    d.exit_event.set()  # no thread: sets, writes nowhere
     assert d.exit_event.is_set()
+
+
+def test_a_new_input_thread_after_suspend_works(running):
+    # Textual on SIGTSTP: exit_event.set(), join, clear() (disable_input), then close();
+    # on SIGCONT a new input thread.
+    d, master, waits, thread = running
+    d.exit_event.set()
+    thread.join(1.0)
+    d.exit_event.clear()
+    d.close()
+    again = threading.Thread(target=d.run_input_thread, daemon=True)
+    again.start()
+    try:
+        os.write(master, b"b")
+        _wait_for(lambda: _keys(d) == ["b"])
+        time.sleep(0.3)
+        assert waits.count(None) >= 2  # it sleeps again
+    finally:
+        d.exit_event.set()
+        again.join(1.0)
+    assert not again.is_alive()
 
 
 def test_input_timeout_follows_the_parser():

@@ -1,5 +1,6 @@
 """Smoke test: the real `keck-top` in a 120×40 tmux pane shows the header and
-process rows within seconds, and `q` exits with status 0."""
+process rows within seconds, and `q` exits with status 0; stopped and continued, it
+paints the whole screen again and still takes keys."""
 from __future__ import annotations
 
 import importlib.util
@@ -59,5 +60,46 @@ def test_keck_top_in_tmux_shows_processes_and_quits_cleanly(tmp_path, quit_key):
         _tmux(sock, "send-keys", quit_key)
         assert _wait(status.exists, 10.0), f"keck-top did not exit after {quit_key}"
         assert status.read_text().strip() == "0"
+    finally:
+        _tmux(sock, "kill-server")
+
+
+def test_keck_top_stopped_and_continued_takes_keys_and_quits_at_once(tmp_path):
+    # SIGTSTP makes Textual end its input thread and SIGCONT start a new one: the new one
+    # must read keys (here: the filter) and still wake at once for q; and the screen,
+    # which the shell had in between, must be painted whole again.
+    sock = f"keck-ui-test-{uuid.uuid4().hex[:8]}"
+    status, pid_file = tmp_path / "status", tmp_path / "pid"
+    cmd = f"cd {REPO} && echo $$ > {pid_file} && exec {KECK_TOP} --probes procfs"
+    env_prefix = "env -u NO_COLOR TERM=xterm-256color "
+    started = _tmux(sock, "new-session", "-d", "-x", "120", "-y", "40",
+                    env_prefix + f"sh -c '{cmd}'; echo $? > {status}")
+    assert started.returncode == 0, started.stderr
+    try:
+        def screen() -> str:
+            return _tmux(sock, "capture-pane", "-p").stdout
+
+        assert _wait(lambda: "NAME" in screen(), 15.0), screen()
+        import os
+        import signal
+
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTSTP)
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGCONT)
+        # the whole screen is painted again: lines that did not change too (header, titles)
+        assert _wait(lambda: "NAME" in screen() and "procfs ✓" in screen() and "keck-top" in screen(),
+                     10.0), screen()
+        _tmux(sock, "send-keys", "/")
+        time.sleep(0.5)
+        _tmux(sock, "send-keys", "zz")
+        assert _wait(lambda: "filter “zz”" in screen(), 5.0), screen()
+        _tmux(sock, "send-keys", "Escape")
+        assert _wait(lambda: "filter “" not in screen(), 5.0), screen()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        _tmux(sock, "send-keys", "q")
+        assert _wait(status.exists, 10.0), f"keck-top did not exit after q:\n{screen()}"
+        assert time.monotonic() - t0 < 3.0
     finally:
         _tmux(sock, "kill-server")
