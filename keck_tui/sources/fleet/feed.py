@@ -85,7 +85,7 @@ class RemoteFeed:
                 snap = self.fleet.snapshot()
                 with self._lock:
                     self._latest = snap
-                self._listeners.notify()
+                self._error = self._listeners.notify() or self._error
 
         self._poller.submit(go())
 
