@@ -24,11 +24,12 @@
 //
 // Hot path per switch: one per-CPU array lookup (inlined by the JIT), two probe
 // reads of next (prev, the current task, is read by direct loads through its BTF
-// pointer: runtime pair, pid and tgid), one task-storage lookup, a scan of SLOTS per-CPU cache slots; on a miss one per-CPU hash
-// lookup keyed by tgid (threads fold into their process; per-CPU values give
-// exact per-core time without atomics). Switches
-// out of the idle task (pid 0) stop after the per-CPU state, which also says who
-// runs now and its runtime at switch-in (user space adds in-flight time).
+// pointer: runtime pair, pid and tgid), one task-storage lookup, a scan of SLOTS
+// per-CPU cache slots; on a miss one per-CPU hash lookup keyed by tgid (threads
+// fold into their process; per-CPU values give exact per-core time without
+// atomics). Switches out of the idle task (pid 0) stop after the per-CPU state,
+// which also says who runs now and its runtime at switch-in (user space adds
+// in-flight time).
 //
 // Macros set by the loader: SLOTS (a power of two), MAP_ENTRIES, EXIT_ENTRIES, task_struct offsets
 // TASK_STORAGE (per-task accounted runtime) with LOADED_NS and TASK_START_OFF,
@@ -292,19 +293,16 @@ RAW_TRACEPOINT_PROBE(sched_switch)
         return 0;
     u64 prev_sums[2] = {0, 0};  // se.sum_exec_runtime, se.prev_sum_exec_runtime
     u64 next_sum = 0, next_ids = 0;
+    bpf_probe_read_kernel(&next_sum, 8, (void *)ctx->args[2] + TASK_SUM_OFF);
+    bpf_probe_read_kernel(&next_ids, 8, (void *)ctx->args[2] + TASK_PID_OFF);
 #ifdef TASK_STORAGE
     // prev is current: read through the BTF pointer (plain loads the verifier checks)
     struct task_struct *cur = bpf_get_current_task_btf();
     prev_sums[0] = *(u64 *)((void *)cur + TASK_SUM_OFF);
     prev_sums[1] = *(u64 *)((void *)cur + TASK_SUM_OFF + 8);
-#else
-    bpf_probe_read_kernel(prev_sums, 16, (void *)ctx->args[1] + TASK_SUM_OFF);
-#endif
-    bpf_probe_read_kernel(&next_sum, 8, (void *)ctx->args[2] + TASK_SUM_OFF);
-    bpf_probe_read_kernel(&next_ids, 8, (void *)ctx->args[2] + TASK_PID_OFF);
-#ifdef TASK_STORAGE
     u64 id = ((u64)*(u32 *)((void *)cur + TASK_PID_OFF + 4) << 32) | *(u32 *)((void *)cur + TASK_PID_OFF);
 #else
+    bpf_probe_read_kernel(prev_sums, 16, (void *)ctx->args[1] + TASK_SUM_OFF);
     u64 id = bpf_get_current_pid_tgid();
 #endif
     u32 was = st->cur_pid;
@@ -333,24 +331,23 @@ RAW_TRACEPOINT_PROBE(sched_switch)
 #endif
     if ((u32)id == 0)           // the idle task (swapper/N): not a process
         return 0;
-    u64 delta;
+    u64 delta = 0;
+    int known = 0;  // delta exact from the task's own record
 #ifdef TASK_STORAGE
     struct accounted_sum *acc = accounted.task_storage_get(cur, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (acc && acc->sum && acc->sum <= prev_sums[0]) {
-        delta = prev_sums[0] - acc->sum;
-        acc->sum = prev_sums[0];
-    } else {
-        if (acc)
-            acc->sum = prev_sums[0];  // exact from its next switch on
-        u64 born = 0;
-        if (acc)
-            born = *(u64 *)((void *)cur + TASK_START_OFF);
-        if (born > LOADED_NS) {
-            delta = prev_sums[0];     // forked after loading: all of its runtime is new
-        } else
-#else
-    {
+    if (acc) {
+        u64 last = acc->sum;
+        acc->sum = prev_sums[0];    // exact from its next switch on, whatever happens now
+        if (last && last <= prev_sums[0]) {
+            delta = prev_sums[0] - last;
+            known = 1;
+        } else if (*(u64 *)((void *)cur + TASK_START_OFF) > LOADED_NS) {
+            delta = prev_sums[0];   // forked after loading: all of its runtime is new
+            known = 1;
+        }
+    }
 #endif
+    if (!known) {
         if (was == (u32)id && at_in <= prev_sums[0]) {
             delta = prev_sums[0] - at_in;
         } else {

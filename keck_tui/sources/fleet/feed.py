@@ -56,11 +56,10 @@ class RemoteFeed:
         except Exception as exc:  # noqa: BLE001 - a feed must survive its sources
             self._error = describe(exc)
             return None
-        self._error = None
         with self._lock:
             self._latest = snap
         self.polls += 1
-        self._error = self._listeners.notify()
+        self._error = self._listeners.notify()  # None: this poll, and what it told, went well
         return snap
 
     def stop(self) -> None:
